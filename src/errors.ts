@@ -1,0 +1,48 @@
+// The gateway's one error type: a closed set of codes, each saying whether a
+// retry can help. Messages never carry caller data (numbers, names, URIs):
+// callers put identifiers and counts in them, nothing from an AMI value.
+export const ERROR_CODES = {
+  GW_CONFIG_INVALID: false,
+  GW_CONFIG_UNREADABLE: false,
+  GW_AMI_CONNECT: true,
+  GW_AMI_AUTH: true,
+  GW_AMI_TIMEOUT: true,
+  GW_AMI_CLOSED: true,
+  GW_AMI_FRAME: false,
+  GW_CAPTURE_UNREADABLE: false,
+  GW_PRIVACY_NO_KEY: false,
+  GW_PRIVACY_UNKNOWN_TENANT: false,
+  GW_PRIVACY_INVALID: false,
+  GW_SINK_UNAVAILABLE: true,
+  GW_SINK_WRITE: true,
+  GW_SINK_CLOSED: false,
+  GW_USAGE: false,
+} as const satisfies Record<string, boolean>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retriable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.retriable = options?.retriable ?? ERROR_CODES[code];
+  }
+}
+
+/** Walks the cause chain: retriable only if nothing on it says it is not. */
+export function isRetriable(err: unknown): boolean {
+  let cur: unknown = err;
+  let sawGateway = false;
+  for (let depth = 0; cur instanceof Error && depth < 10; depth++) {
+    if (cur instanceof GatewayError) {
+      if (!cur.retriable) return false;
+      sawGateway = true;
+    }
+    cur = cur.cause;
+  }
+  return sawGateway;
+}
