@@ -1,0 +1,205 @@
+// Per-call state from the live AMI event stream, and one RawCdr per Asterisk
+// `Cdr` event. The Cdr event has no Linkedid, so the UniqueID -> Linkedid
+// mapping learnt from channel events is what ties a CDR to its call. State is
+// bounded (LRU + TTL) so a lost Hangup cannot grow memory.
+import { LRUCache } from 'lru-cache';
+import { field, type AmiMessage } from '../source/ami-message.js';
+import type { RawCdr } from './raw-cdr.js';
+import { pbxTimeToIso } from './pbx-time.js';
+
+export type RecordingState = 'none' | 'mixmonitor' | 'monitor';
+
+export interface ChannelState {
+  readonly uniqueId: string;
+  linkedId: string;
+  tenantHint: string;
+  accountCode: string;
+  /** First Exten seen on the channel: the number it dialled or the DID it was called on. Raw. */
+  readonly dialled: string;
+  state: string;
+  answered: boolean;
+  hungUp: boolean;
+  /** Uniqueids this channel dialled (DialBegin DestUniqueid). */
+  readonly dialledLegs: Set<string>;
+  recording: RecordingState;
+  /** A MIXMONITOR_FILENAME/RECFILE was set; the path itself is never kept. */
+  recordingFileNamed: boolean;
+  cdrCount: number;
+  readonly createdAtMs: number;
+}
+
+export interface AssemblerOptions {
+  /** IANA zone Asterisk writes CDR times in. */
+  readonly timeZone: string;
+  readonly maxChannels: number;
+  /** A channel with no Hangup is forgotten after this long. */
+  readonly channelTtlMs: number;
+  /** After Hangup, how long a channel is kept for its Cdr event to arrive. */
+  readonly hangupGraceMs: number;
+  readonly now?: () => number;
+}
+
+export interface AssemblerStats {
+  events: number;
+  cdrs: number;
+  /** Cdr events for a channel never seen (e.g. started before we connected): Linkedid falls back to UniqueID. */
+  cdrWithoutChannel: number;
+  /** Cdr events skipped for a missing UniqueID or unreadable times. */
+  cdrMalformed: number;
+  /** Channels dropped by the bound or the TTL before their Hangup. */
+  channelsEvictedLive: number;
+}
+
+export interface Assembler {
+  handle(msg: AmiMessage): RawCdr | undefined;
+  channel(uniqueId: string): Readonly<ChannelState> | undefined;
+  liveChannelCount(): number;
+  stats(): Readonly<AssemblerStats>;
+}
+
+export const DEFAULT_ASSEMBLER_OPTIONS: AssemblerOptions = {
+  timeZone: 'UTC',
+  maxChannels: 100_000,
+  channelTtlMs: 6 * 3600_000,
+  hangupGraceMs: 120_000,
+};
+
+function toSeconds(v: string): number {
+  const n = Number.parseInt(v, 10);
+  return Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
+export function createAssembler(options: Partial<AssemblerOptions> = {}): Assembler {
+  const opts = { ...DEFAULT_ASSEMBLER_OPTIONS, ...options };
+  const now = opts.now ?? (() => performance.now());
+  const stats: AssemblerStats = { events: 0, cdrs: 0, cdrWithoutChannel: 0, cdrMalformed: 0, channelsEvictedLive: 0 };
+  const channels = new LRUCache<string, ChannelState>({
+    max: opts.maxChannels,
+    ttl: opts.channelTtlMs,
+    perf: { now },
+    dispose: (ch, _key, reason) => {
+      if (!ch.hungUp && (reason === 'evict' || reason === 'expire')) stats.channelsEvictedLive++;
+    },
+  });
+  // CDR ordinals for legs whose channel state is already gone, so ids stay distinct.
+  const orphanOrdinals = new LRUCache<string, number>({ max: 10_000 });
+
+  function touch(event: string, msg: AmiMessage, uniqueId: string): ChannelState {
+    let ch = channels.get(uniqueId);
+    if (ch === undefined) {
+      ch = {
+        uniqueId,
+        linkedId: field(msg, 'linkedid') || uniqueId,
+        tenantHint: '',
+        accountCode: '',
+        // Only Newchannel's Exten is what was dialled; a channel first seen mid-call has no known target.
+        dialled: event === 'Newchannel' ? field(msg, 'exten') : '',
+        state: '',
+        answered: false,
+        hungUp: false,
+        dialledLegs: new Set(),
+        recording: 'none',
+        recordingFileNamed: false,
+        cdrCount: 0,
+        createdAtMs: now(),
+      };
+      channels.set(uniqueId, ch);
+    }
+    const linked = field(msg, 'linkedid');
+    if (linked) ch.linkedId = linked;
+    const tenant = field(msg, 'tenantid');
+    if (tenant) ch.tenantHint = tenant;
+    const account = field(msg, 'accountcode');
+    if (account) ch.accountCode = account;
+    return ch;
+  }
+
+  function onChannelEvent(event: string, msg: AmiMessage, ch: ChannelState): void {
+    switch (event) {
+      case 'Newstate':
+        ch.state = field(msg, 'channelstatedesc');
+        if (ch.state === 'Up') ch.answered = true;
+        break;
+      case 'DialBegin': {
+        const dest = field(msg, 'destuniqueid');
+        if (dest) ch.dialledLegs.add(dest);
+        break;
+      }
+      case 'Hangup':
+        ch.hungUp = true;
+        channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
+        break;
+      case 'MixMonitorStart':
+        ch.recording = 'mixmonitor';
+        break;
+      case 'MonitorStart':
+        ch.recording = 'monitor';
+        break;
+      case 'MixMonitorStop':
+      case 'MonitorStop':
+        ch.recording = 'none';
+        break;
+      case 'VarSet': {
+        const variable = field(msg, 'variable');
+        if (variable === 'MIXMONITOR_FILENAME' || variable === 'RECFILE') ch.recordingFileNamed = true;
+        break;
+      }
+    }
+  }
+
+  function onCdr(msg: AmiMessage): RawCdr | undefined {
+    const legId = field(msg, 'uniqueid');
+    const startedAt = pbxTimeToIso(field(msg, 'starttime'), opts.timeZone);
+    const endedAt = pbxTimeToIso(field(msg, 'endtime'), opts.timeZone);
+    const answerTime = field(msg, 'answertime');
+    const answeredAt = answerTime === '' ? null : pbxTimeToIso(answerTime, opts.timeZone);
+    if (legId === '' || startedAt === null || endedAt === null || (answerTime !== '' && answeredAt === null)) {
+      stats.cdrMalformed++;
+      return undefined;
+    }
+    const ch = channels.get(legId);
+    let ordinal: number;
+    if (ch === undefined) {
+      stats.cdrWithoutChannel++;
+      ordinal = (orphanOrdinals.get(legId) ?? 0) + 1;
+      orphanOrdinals.set(legId, ordinal);
+    } else {
+      ordinal = ++ch.cdrCount;
+    }
+    stats.cdrs++;
+    return {
+      legId,
+      callId: ch?.linkedId ?? legId,
+      ordinal,
+      tenantHint: ch?.tenantHint ?? '',
+      accountCode: field(msg, 'accountcode') || (ch?.accountCode ?? ''),
+      source: field(msg, 'source'),
+      destination: field(msg, 'destination'),
+      dialled: ch?.dialled ?? '',
+      disposition: field(msg, 'disposition'),
+      durationSec: toSeconds(field(msg, 'duration')),
+      billSec: toSeconds(field(msg, 'billableseconds')),
+      startedAt,
+      answeredAt,
+      endedAt,
+    };
+  }
+
+  return {
+    handle(msg) {
+      stats.events++;
+      const event = field(msg, 'event');
+      if (event === 'Cdr') return onCdr(msg);
+      // CEL events carry UniqueID too, but duplicate what channel events say.
+      if (event === 'CEL') return undefined;
+      const uniqueId = field(msg, 'uniqueid');
+      if (uniqueId === '') return undefined;
+      // Any channel event creates state, so a call already up when we connected still maps to its Linkedid.
+      onChannelEvent(event, msg, touch(event, msg, uniqueId));
+      return undefined;
+    },
+    channel: (uniqueId) => channels.get(uniqueId),
+    liveChannelCount: () => channels.size,
+    stats: () => stats,
+  };
+}

@@ -1,0 +1,21 @@
+// What the assembler hands to privacy/: one Asterisk CDR with the call
+// context it needs. Holds raw personal data (numbers): memory only.
+export interface RawCdr {
+  readonly legId: string;
+  readonly callId: string;
+  /** 1 for the first CDR of this leg, 2 for the next (a failed Dial then Hangup() gives two). */
+  readonly ordinal: number;
+  readonly tenantHint: string;
+  readonly accountCode: string;
+  readonly source: string;
+  readonly destination: string;
+  /** The number first dialled on this leg (Newchannel Exten); inbound CDRs have destination `s`. */
+  readonly dialled: string;
+  readonly disposition: string;
+  readonly durationSec: number;
+  readonly billSec: number;
+  /** ISO-8601 UTC */
+  readonly startedAt: string;
+  readonly answeredAt: string | null;
+  readonly endedAt: string;
+}

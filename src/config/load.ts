@@ -1,0 +1,165 @@
+// Reads the config file (YAML or JSON) and the environment, validates both
+// against the one schema, and resolves tenant keys. Any problem refuses to
+// start with the file, the path inside it and what was expected.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { GatewayError } from '../errors.js';
+import type { TenantSpec } from '../privacy/tenants.js';
+import { Config } from './schema.js';
+
+export interface LoadedConfig {
+  readonly config: Readonly<Config>;
+  readonly tenants: readonly TenantSpec[];
+  /** Operator-facing notes (no secrets, no personal data). */
+  readonly warnings: readonly string[];
+  readonly source: string;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Path = readonly (string | number)[];
+
+/** Environment variables that override the file, and where they land. */
+export const ENV_OVERRIDES: ReadonlyArray<{ name: string; path: Path; kind: 'string' | 'int' | 'list' }> = [
+  { name: 'CALLVEIL_AMI_HOST', path: ['ami', 'host'], kind: 'string' },
+  { name: 'CALLVEIL_AMI_PORT', path: ['ami', 'port'], kind: 'int' },
+  { name: 'CALLVEIL_AMI_USERNAME', path: ['ami', 'username'], kind: 'string' },
+  { name: 'CALLVEIL_AMI_SECRET', path: ['ami', 'secret'], kind: 'string' },
+  { name: 'CALLVEIL_PBX_TIMEZONE', path: ['pbx', 'timeZone'], kind: 'string' },
+  { name: 'CALLVEIL_LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
+  { name: 'CALLVEIL_KAFKA_BROKERS', path: ['sink', 'brokers'], kind: 'list' },
+];
+
+function setIn(target: Record<string, unknown>, path: Path, value: unknown): void {
+  let cur: Record<string, unknown> = target;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key as string];
+    if (typeof next !== 'object' || next === null) cur[key as string] = {};
+    cur = cur[key as string] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1] as string] = value;
+}
+
+function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
+  const fromEnv = new Map<string, string>();
+  for (const o of ENV_OVERRIDES) {
+    const v = env[o.name];
+    if (v === undefined || v === '') continue;
+    const value = o.kind === 'int' ? (/^\d+$/.test(v) ? Number(v) : v) : o.kind === 'list' ? v.split(',').map((s) => s.trim()) : v;
+    if (o.name === 'CALLVEIL_KAFKA_BROKERS') {
+      const sink = raw.sink as Record<string, unknown> | undefined;
+      if (sink?.type !== 'kafka') raw.sink = { type: 'kafka' };
+    }
+    setIn(raw, o.path, value);
+    fromEnv.set(o.path.join('.'), o.name);
+  }
+  return fromEnv;
+}
+
+function formatIssues(file: string, issues: readonly z.core.$ZodIssue[], fromEnv: Map<string, string>, lineOf: (p: Path) => number | undefined): string {
+  const lines = issues.map((issue) => {
+    const path = issue.path as Path;
+    const dotted = path.length === 0 ? '(top level)' : path.join('.');
+    const envName = fromEnv.get(dotted);
+    const where = envName !== undefined ? `environment ${envName} (${dotted})` : `${file}${lineOf(path) !== undefined ? `:${lineOf(path)}` : ''}: ${dotted}`;
+    return `  ${where}: expected ${issue.message}`;
+  });
+  return `invalid configuration (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
+}
+
+function decodeKey(text: string): Buffer | null {
+  const t = text.trim();
+  const buf = /^[0-9a-fA-F]+$/.test(t) && t.length % 2 === 0 ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
+  return buf.length >= 32 ? buf : null;
+}
+
+function resolveKeys(config: Config, env: Env, file: string, warnings: string[]): TenantSpec[] {
+  const problems: string[] = [];
+  const specs = config.tenants.map((t, i): TenantSpec => {
+    let material: string | undefined;
+    let from: string;
+    if (t.keyEnv !== undefined) {
+      material = env[t.keyEnv];
+      from = `environment ${t.keyEnv}`;
+    } else {
+      from = `key file for tenant "${t.id}"`;
+      try {
+        material = readFileSync(t.keyFile!, 'utf8');
+      } catch {
+        material = undefined;
+      }
+    }
+    let key: TenantSpec['key'] = null;
+    if (material === undefined || material.trim() === '') {
+      warnings.push(`tenant "${t.id}": no key material in ${from}; its records will be withheld`);
+    } else {
+      const secret = decodeKey(material);
+      if (secret === null) problems.push(`  ${file}: tenants.${i}: expected ${from} to hold a key of at least 32 bytes (hex or base64)`);
+      else key = { keyId: t.keyId, secret };
+    }
+    return {
+      id: t.id,
+      key,
+      numbers: { defaultRegion: t.defaultRegion, fallbackRegions: t.fallbackRegions, extensionMaxDigits: t.extensionMaxDigits },
+      match: t.match,
+    };
+  });
+  if (problems.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${problems.join('\n')}`);
+  return specs;
+}
+
+export function parseConfig(raw: unknown, env: Env, file: string, lineOf: (p: Path) => number | undefined = () => undefined): LoadedConfig {
+  const base: Record<string, unknown> = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? structuredClone(raw as Record<string, unknown>) : {};
+  if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}: (top level): expected a mapping of settings`);
+  }
+  const fromEnv = applyEnv(base, env);
+  const parsed = Config.safeParse(base);
+  if (!parsed.success) throw new GatewayError('GW_CONFIG_INVALID', formatIssues(file, parsed.error.issues, fromEnv, lineOf));
+  const warnings: string[] = [];
+  const tenants = resolveKeys(parsed.data, env, file, warnings);
+  return { config: Object.freeze(parsed.data), tenants, warnings, source: file };
+}
+
+export function loadConfigFile(file: string, env: Env): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read configuration file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = e.linePos?.[0]?.line;
+    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}${line !== undefined ? `:${line}` : ''}: expected valid YAML or JSON (${e.code})`);
+  }
+  const lineOf = (p: Path): number | undefined => {
+    for (let n = p.length; n > 0; n--) {
+      const node = doc.getIn(p.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  return parseConfig(doc.toJS(), env, file, lineOf);
+}
+
+/** No config file: one tenant that takes every call, with a random key for this run only. */
+export function embeddedDefaults(env: Env, sink: Config['sink']): LoadedConfig {
+  const envName = 'CALLVEIL_EMBEDDED_KEY';
+  const loaded = parseConfig(
+    {
+      tenants: [{ id: 'default', keyId: `run-${randomBytes(4).toString('hex')}`, keyEnv: envName, defaultRegion: 'GB', fallbackRegions: ['US'] }],
+      defaultTenant: 'default',
+      sink,
+    },
+    { ...env, [envName]: randomBytes(32).toString('hex') },
+    '(embedded defaults)',
+  );
+  return {
+    ...loaded,
+    warnings: [...loaded.warnings, 'no --config given: embedded defaults, one tenant "default" with a random key for this run only (tokens will not match other runs)'],
+  };
+}

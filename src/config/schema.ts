@@ -1,0 +1,100 @@
+// One schema for the whole configuration (file + environment), parsed once at
+// start. Unknown keys are rejected; secrets have no defaults.
+import { z } from 'zod';
+import { assertTimeZone } from '../assemble/pbx-time.js';
+
+const timeZone = z.string().refine((tz) => {
+  try {
+    assertTimeZone(tz);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'an IANA time zone such as "UTC" or "Europe/London"');
+
+const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
+const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
+
+export const TenantConfig = z
+  .object({
+    id,
+    keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id of letters, digits, ".", "_" or "-"'),
+    /** Name of the environment variable that holds the key (hex or base64, at least 32 bytes). */
+    keyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').optional(),
+    /** File holding the key (hex or base64, at least 32 bytes). */
+    keyFile: z.string().min(1).optional(),
+    defaultRegion: region.default('GB'),
+    fallbackRegions: z.array(region).default([]),
+    extensionMaxDigits: z.number().int().min(1).max(8).default(6),
+    match: z
+      .object({ tenantIds: z.array(z.string().min(1)).default([]), accountCodes: z.array(z.string().min(1)).default([]) })
+      .strict()
+      .default({ tenantIds: [], accountCodes: [] }),
+  })
+  .strict()
+  .refine((t) => t.keyEnv !== undefined || t.keyFile !== undefined, { message: 'keyEnv or keyFile (where the tenant key comes from)', path: ['keyEnv'] });
+
+export const Config = z
+  .object({
+    pbx: z.object({ timeZone: timeZone.default('UTC') }).strict().default({ timeZone: 'UTC' }),
+    ami: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(1).max(65535).default(5038),
+        username: z.string().min(1).optional(),
+        secret: z.string().min(1).optional(),
+        pingIntervalMs: z.number().int().min(100).default(5000),
+        pingTimeoutMs: z.number().int().min(100).default(3000),
+        reconnectMinMs: z.number().int().min(10).default(100),
+        reconnectMaxMs: z.number().int().min(100).default(5000),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 5038, pingIntervalMs: 5000, pingTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 5000 }),
+    tenants: z.array(TenantConfig).min(1, 'at least one tenant'),
+    defaultTenant: id.optional(),
+    assemble: z
+      .object({
+        maxChannels: z.number().int().min(100).default(100_000),
+        channelTtlMs: z.number().int().min(1000).default(6 * 3600_000),
+        hangupGraceMs: z.number().int().min(1000).default(120_000),
+      })
+      .strict()
+      .default({ maxChannels: 100_000, channelTtlMs: 6 * 3600_000, hangupGraceMs: 120_000 }),
+    sink: z
+      .discriminatedUnion('type', [
+        z.object({ type: z.literal('jsonl'), path: z.string().min(1) }).strict(),
+        z.object({ type: z.literal('stdout') }).strict(),
+        z
+          .object({
+            type: z.literal('kafka'),
+            brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'host:port')).min(1),
+            clientId: z.string().min(1).default('callveil'),
+            topicPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').default('callveil'),
+            ssl: z.boolean().default(false),
+            sasl: z
+              .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string().min(1), passwordEnv: z.string().min(1) })
+              .strict()
+              .optional(),
+            lingerMs: z.number().int().min(0).max(1000).default(5),
+            maxBatchRecords: z.number().int().min(1).max(100_000).default(2000),
+            requestTimeoutMs: z.number().int().min(100).default(30_000),
+          })
+          .strict(),
+      ])
+      .default({ type: 'stdout' }),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const ids = new Set<string>();
+    c.tenants.forEach((t, i) => {
+      if (ids.has(t.id)) ctx.addIssue({ code: 'custom', message: `a unique tenant id ("${t.id}" appears twice)`, path: ['tenants', i, 'id'] });
+      ids.add(t.id);
+    });
+    if (c.defaultTenant !== undefined && !ids.has(c.defaultTenant)) {
+      ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['defaultTenant'] });
+    }
+  });
+
+export type Config = z.infer<typeof Config>;
+export type TenantConfig = z.infer<typeof TenantConfig>;

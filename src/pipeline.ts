@@ -1,0 +1,75 @@
+// source -> assemble -> privacy -> sink for one message at a time, with the
+// counts every stage reports. Withheld records are counted and logged with a
+// reason and a tenant id only.
+import type { Assembler } from './assemble/assembler.js';
+import type { Logger } from './observability/logger.js';
+import type { SanitiseResult, WithheldReason } from './privacy/sanitise.js';
+import type { RawCdr } from './assemble/raw-cdr.js';
+import type { RecordSink } from './sink/sink.js';
+import type { AmiMessage } from './source/ami-message.js';
+import type { CdrRecord } from './privacy/cdr-record.js';
+
+export interface PipelineCounts {
+  events: number;
+  cdrs: number;
+  published: number;
+  withheld: Record<WithheldReason, number>;
+  sinkFailures: number;
+}
+
+export interface Pipeline {
+  handle(msg: AmiMessage): void;
+  /** Resolves when every record handed to the sink so far is settled. */
+  drain(): Promise<void>;
+  counts(): Readonly<PipelineCounts>;
+  /** Called with each record once the sink took it (live feed, tests). */
+  onPublished(fn: (record: CdrRecord) => void): void;
+}
+
+export interface PipelineDeps {
+  readonly assembler: Pick<Assembler, 'handle'>;
+  readonly sanitise: (raw: RawCdr) => SanitiseResult;
+  readonly sink: Pick<RecordSink, 'write'>;
+  readonly log: Pick<Logger, 'warn' | 'error'>;
+}
+
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const counts: PipelineCounts = { events: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0 }, sinkFailures: 0 };
+  const inFlight = new Set<Promise<void>>();
+  const listeners: ((r: CdrRecord) => void)[] = [];
+
+  return {
+    handle(msg) {
+      counts.events++;
+      const raw = deps.assembler.handle(msg);
+      if (raw === undefined) return;
+      counts.cdrs++;
+      const result = deps.sanitise(raw);
+      if (!result.ok) {
+        counts.withheld[result.reason]++;
+        deps.log.warn({ stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId }, 'record withheld');
+        return;
+      }
+      const record = result.record;
+      const p = deps.sink.write(record).then(
+        () => {
+          counts.published++;
+          for (const fn of listeners) fn(record);
+        },
+        (err: unknown) => {
+          counts.sinkFailures++;
+          deps.log.error({ stage: 'sink', code: (err as { code?: string }).code, recordId: record.id }, 'record not delivered');
+        },
+      );
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    },
+    async drain() {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    },
+    counts: () => counts,
+    onPublished(fn) {
+      listeners.push(fn);
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// Kafka sink on kafkajs. No kafkajs type leaves this file. Idempotent
+// producer, acks=all; one topic per tenant; message key = record id; headers
+// carry the schema version and the tenant key id. Records are batched
+// (linger / max batch) and a write resolves when Kafka acknowledged its batch.
+import { CompressionTypes, Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
+import { GatewayError } from '../errors.js';
+import type { CdrRecord } from '../privacy/cdr-record.js';
+import { SCHEMA_VERSION } from '../version.js';
+import { serialise, type RecordSink } from './sink.js';
+
+export interface KafkaSinkOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly topicPrefix: string;
+  readonly ssl: boolean;
+  readonly sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  readonly lingerMs: number;
+  readonly maxBatchRecords: number;
+  readonly requestTimeoutMs: number;
+  readonly connectionTimeoutMs?: number;
+  readonly log: { warn(o: object, m: string): void; error(o: object, m: string): void; debug(o: object, m: string): void };
+}
+
+interface Pending {
+  readonly record: CdrRecord;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+export function topicFor(prefix: string, tenant: string): string {
+  return `${prefix}.${tenant}.cdr`;
+}
+
+const KAFKA_LEVELS: Record<number, 'error' | 'warn' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'debug',
+  [logLevel.DEBUG]: 'debug',
+};
+
+export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSink> {
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: [...opts.brokers],
+    ssl: opts.ssl,
+    ...(opts.sasl ? { sasl: opts.sasl as never } : {}),
+    requestTimeout: opts.requestTimeoutMs,
+    connectionTimeout: opts.connectionTimeoutMs ?? 3000,
+    // kafkajs log lines carry broker addresses and error texts, never message payloads.
+    logCreator: () => (entry: LogEntry) => {
+      const level = KAFKA_LEVELS[entry.level] ?? 'debug';
+      const { message, error, broker } = entry.log as { message?: string; error?: string; broker?: string };
+      opts.log[level]({ component: 'kafka', broker, error }, message ?? 'kafkajs');
+    },
+  });
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: true,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  try {
+    await producer.connect();
+  } catch (err) {
+    throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: cannot connect to ${opts.brokers.join(',')}`, { cause: err });
+  }
+
+  let queue: Pending[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let sending: Promise<void> = Promise.resolve();
+  let closed = false;
+
+  const sendBatch = async (batch: Pending[]): Promise<void> => {
+    const byTopic = new Map<string, { key: string; value: string; headers: Record<string, string> }[]>();
+    for (const { record } of batch) {
+      const topic = topicFor(opts.topicPrefix, record.tenant);
+      let list = byTopic.get(topic);
+      if (list === undefined) byTopic.set(topic, (list = []));
+      list.push({
+        key: record.id,
+        value: serialise(record),
+        headers: { 'schema-version': String(SCHEMA_VERSION), 'key-id': record.keyId, 'content-type': 'application/json' },
+      });
+    }
+    try {
+      await producer.sendBatch({
+        acks: -1,
+        compression: CompressionTypes.None,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      const e = new GatewayError('GW_SINK_WRITE', `kafka: batch of ${batch.length} not acknowledged`, { cause: err });
+      for (const p of batch) p.reject(e);
+    }
+  };
+
+  // Batches go out one after another, so records keep their order.
+  const flush = (): void => {
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
+    if (queue.length === 0) return;
+    const batch = queue;
+    queue = [];
+    sending = sending.then(() => sendBatch(batch));
+  };
+
+  return {
+    name: `kafka:${opts.brokers.join(',')}`,
+    write(record) {
+      if (closed) return Promise.reject(new GatewayError('GW_SINK_CLOSED', 'kafka: sink closed'));
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ record, resolve, reject });
+        if (queue.length >= opts.maxBatchRecords) flush();
+        else if (timer === undefined) timer = setTimeout(flush, opts.lingerMs);
+      });
+    },
+    async close() {
+      closed = true;
+      flush();
+      await sending;
+      await producer.disconnect();
+    },
+  };
+}
