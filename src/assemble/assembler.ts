@@ -77,6 +77,8 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     max: opts.maxChannels,
     ttl: opts.channelTtlMs,
     perf: { now },
+    // Read the clock on every check, so an injected clock is honoured exactly.
+    ttlResolution: 0,
     dispose: (ch, _key, reason) => {
       if (!ch.hungUp && (reason === 'evict' || reason === 'expire')) stats.channelsEvictedLive++;
     },

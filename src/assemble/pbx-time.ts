@@ -36,11 +36,13 @@ function offsetMs(timeZone: string, utcMs: number): number {
 export function pbxTimeToIso(wall: string, timeZone: string): string | null {
   const m = WALL_CLOCK.exec(wall);
   if (m === null) return null;
-  const guess = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
-  if (Number.isNaN(guess)) return null;
+  const [y, mo, d, h, mi, se] = [+m[1]!, +m[2]!, +m[3]!, +m[4]!, +m[5]!, +m[6]!];
+  const guess = Date.UTC(y, mo - 1, d, h, mi, se);
+  // Date.UTC rolls over out-of-range fields (month 13 is next January); reject them instead.
+  const check = new Date(guess);
+  if (check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) return null;
   // Two passes settle the offset across a DST change.
   let utc = guess - offsetMs(timeZone, guess);
   utc = guess - offsetMs(timeZone, utc);
-  const d = new Date(utc);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+  return new Date(utc).toISOString();
 }

@@ -133,7 +133,7 @@ export function loadConfigFile(file: string, env: Env): LoadedConfig {
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
+    const line = lineCounter.linePos(e.pos[0]).line;
     throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}${line !== undefined ? `:${line}` : ''}: expected valid YAML or JSON (${e.code})`);
   }
   const lineOf = (p: Path): number | undefined => {

@@ -1,0 +1,75 @@
+import t from 'tap';
+import { createAssembler } from '../../src/assemble/assembler.js';
+import type { AmiMessage } from '../../src/source/ami-message.js';
+
+const ev = (event: string, f: Record<string, string>): AmiMessage => ({ event, ...Object.fromEntries(Object.entries(f).map(([k, v]) => [k.toLowerCase(), v])) });
+
+const cdr = (uniqueid: string, over: Record<string, string> = {}) =>
+  ev('Cdr', {
+    AccountCode: 'acme', Source: '07700900123', Destination: 's', DestinationContext: 'from-trunk', CallerID: '"Sam" <07700900123>',
+    StartTime: '2026-11-18 10:00:00', AnswerTime: '2026-11-18 10:00:02', EndTime: '2026-11-18 10:00:10',
+    Duration: '10', BillableSeconds: '8', Disposition: 'ANSWERED', UniqueID: uniqueid, ...over,
+  });
+
+t.test('a Cdr is tied to its call through the Linkedid learnt from channel events', async (t) => {
+  const a = createAssembler();
+  t.equal(a.handle(ev('Newchannel', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1', Exten: '+442079460101', AccountCode: '' })), undefined);
+  a.handle(ev('Newchannel', { Uniqueid: 'pbx-1.2', Linkedid: 'pbx-1.1', Exten: '1001', AccountCode: 'acme' }));
+  a.handle(ev('VarSet', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1', Variable: 'X', Value: 'y', Tenantid: 'acme' }));
+  a.handle(ev('Newstate', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1', ChannelStateDesc: 'Up' }));
+  a.handle(ev('Hangup', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1' }));
+  const r = a.handle(cdr('pbx-1.1'));
+  t.match(r, {
+    legId: 'pbx-1.1', callId: 'pbx-1.1', ordinal: 1, tenantHint: 'acme', accountCode: 'acme', dialled: '+442079460101', disposition: 'ANSWERED',
+    durationSec: 10, billSec: 8, startedAt: '2026-11-18T10:00:00.000Z', answeredAt: '2026-11-18T10:00:02.000Z', endedAt: '2026-11-18T10:00:10.000Z',
+  });
+  t.equal(a.channel('pbx-1.1')?.answered, true);
+  t.equal(a.channel('pbx-1.2')?.linkedId, 'pbx-1.1');
+  const second = a.handle(cdr('pbx-1.1', { AnswerTime: '', BillableSeconds: '0', Disposition: 'NO ANSWER' }));
+  t.equal(second?.ordinal, 2, 'a second CDR of the same leg gets the next ordinal');
+  t.equal(second?.answeredAt, null);
+});
+
+t.test('a Cdr for a channel never seen falls back to its UniqueID and is counted', async (t) => {
+  const a = createAssembler();
+  const r = a.handle(cdr('pbx-9.9'));
+  t.equal(r?.callId, 'pbx-9.9');
+  t.equal(a.stats().cdrWithoutChannel, 1);
+});
+
+t.test('malformed Cdr events are counted and skipped', async (t) => {
+  const a = createAssembler();
+  t.equal(a.handle(cdr('')), undefined);
+  t.equal(a.handle(cdr('pbx-1.1', { StartTime: 'garbage' })), undefined);
+  t.equal(a.handle(cdr('pbx-1.1', { AnswerTime: 'garbage' })), undefined);
+  t.equal(a.stats().cdrMalformed, 3);
+  t.equal(a.handle(cdr('pbx-1.1', { Duration: '-4', BillableSeconds: 'x' }))?.durationSec, 0);
+});
+
+t.test('recording state follows MixMonitor and Monitor events; the file name is not kept', async (t) => {
+  const a = createAssembler();
+  a.handle(ev('Newchannel', { Uniqueid: 'u.1', Linkedid: 'u.1', Exten: '1004' }));
+  a.handle(ev('VarSet', { Uniqueid: 'u.1', Linkedid: 'u.1', Variable: 'MIXMONITOR_FILENAME', Value: '/var/spool/asterisk/monitor/x-07700900123-1004-u.1.wav' }));
+  a.handle(ev('MixMonitorStart', { Uniqueid: 'u.1', Linkedid: 'u.1' }));
+  t.equal(a.channel('u.1')?.recording, 'mixmonitor');
+  t.equal(a.channel('u.1')?.recordingFileNamed, true);
+  t.notOk(JSON.stringify(a.channel('u.1')).includes('07700900123'), 'path not in state');
+  a.handle(ev('MixMonitorStop', { Uniqueid: 'u.1', Linkedid: 'u.1' }));
+  t.equal(a.channel('u.1')?.recording, 'none');
+});
+
+t.test('state is bounded: a lost Hangup cannot grow memory', async (t) => {
+  let clock = 1; // lru-cache treats a start time of 0 as 'no TTL'
+  const a = createAssembler({ maxChannels: 100, channelTtlMs: 1000, hangupGraceMs: 100, now: () => clock });
+  for (let i = 0; i < 1000; i++) a.handle(ev('Newchannel', { Uniqueid: `c.${i}`, Linkedid: `c.${i}`, Exten: '1001' }));
+  t.equal(a.liveChannelCount(), 100, 'capped by maxChannels');
+  t.equal(a.stats().channelsEvictedLive, 900);
+  clock = 2001;
+  t.equal(a.channel('c.999'), undefined, 'expired after the TTL');
+  a.handle(ev('Newchannel', { Uniqueid: 'h.1', Linkedid: 'h.1', Exten: '1001' }));
+  a.handle(ev('Hangup', { Uniqueid: 'h.1', Linkedid: 'h.1' }));
+  clock = 2051;
+  t.ok(a.channel('h.1'), 'kept for its Cdr shortly after Hangup');
+  clock = 2201;
+  t.equal(a.channel('h.1'), undefined, 'gone after the hangup grace');
+});
