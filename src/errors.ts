@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   GW_AMI_TIMEOUT: true,
   GW_AMI_CLOSED: true,
   GW_AMI_FRAME: false,
+  GW_AMI_ACTION: false,
   GW_CAPTURE_UNREADABLE: false,
   GW_PRIVACY_NO_KEY: false,
   GW_PRIVACY_UNKNOWN_TENANT: false,

@@ -1,6 +1,9 @@
 // Which tenant a CDR belongs to, and with which key and number policy it is
-// cleaned. First match wins: the channel's tenantid, then the accountcode,
-// then the configured default tenant. No match: the record is withheld.
+// cleaned. First match wins: the CDR's accountcode (what Asterisk bills), then
+// the channel's tenantid, then the configured default tenant. No match: the
+// record is withheld. Accountcode comes first because a channel can carry
+// another tenant's tenantid (a globex phone calling acme's queue is tagged
+// acme by the queue's dialplan), and its caller is still globex's subscriber.
 import type { NumberPolicy } from './numbers.js';
 import type { TenantKey } from './pseudonymise.js';
 
@@ -23,5 +26,5 @@ export function createTenantResolver(specs: readonly TenantSpec[], defaultTenant
   }
   const fallback = defaultTenant === undefined ? undefined : specs.find((s) => s.id === defaultTenant);
   return (tenantHint, accountCode) =>
-    (tenantHint ? byTenantId.get(tenantHint) : undefined) ?? (accountCode ? byAccount.get(accountCode) : undefined) ?? fallback;
+    (accountCode ? byAccount.get(accountCode) : undefined) ?? (tenantHint ? byTenantId.get(tenantHint) : undefined) ?? fallback;
 }

@@ -40,8 +40,10 @@ t.test('two tenants get different tokens for the same number', async (t) => {
   t.equal(a.keyId, 'acme-1');
 });
 
-t.test('tenant resolution: channel tenantid first, then accountcode, then default, else withheld', async (t) => {
-  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'acme' }))).tenant, 'globex');
+t.test('tenant resolution: accountcode first, then channel tenantid, then default, else withheld', async (t) => {
+  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'acme' }))).tenant, 'acme', 'accountcode wins over tenantid');
+  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: '' }))).tenant, 'globex', 'tenantid when no accountcode');
+  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'initech' }))).tenant, 'globex', 'tenantid when the accountcode matches no tenant');
   t.same(sanitise(raw({ accountCode: 'initech' })), { ok: false, reason: 'unknown-tenant', tenant: null });
   const withDefault = createSanitiser(createTenantResolver([acme, globex], 'globex'));
   t.equal(ok(withDefault(raw({ accountCode: 'initech' }))).tenant, 'globex');

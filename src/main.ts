@@ -1,0 +1,137 @@
+// The composition root: wires source -> assemble -> privacy -> sink for the
+// live gateway and for replays. Nothing else constructs these parts.
+import { createAssembler } from './assemble/assembler.js';
+import type { LoadedConfig } from './config/load.js';
+import { GatewayError } from './errors.js';
+import type { Logger } from './observability/logger.js';
+import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.js';
+import { createSanitiser } from './privacy/sanitise.js';
+import { createTenantResolver } from './privacy/tenants.js';
+import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
+import { createKafkaSink } from './sink/kafka.js';
+import type { RecordSink } from './sink/sink.js';
+import { createAmiClient, type AmiClient } from './source/ami-client.js';
+import { readCapture } from './source/capture.js';
+import { startReplayServer } from './source/replay-server.js';
+import { randomBytes } from 'node:crypto';
+
+export function buildPipeline(loaded: LoadedConfig, sink: RecordSink, log: Logger): Pipeline {
+  const { config } = loaded;
+  const assembler = createAssembler({ timeZone: config.pbx.timeZone, ...config.assemble });
+  const sanitise = createSanitiser(createTenantResolver(loaded.tenants, config.defaultTenant));
+  return createPipeline({ assembler, sanitise, sink, log });
+}
+
+export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<RecordSink> {
+  const s = loaded.config.sink;
+  switch (s.type) {
+    case 'jsonl':
+      return createJsonlFileSink(s.path);
+    case 'stdout':
+      return createStdoutSink();
+    case 'kafka': {
+      let sasl;
+      if (s.sasl !== undefined) {
+        const password = env[s.sasl.passwordEnv];
+        if (!password) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: sink.sasl.passwordEnv: expected environment ${s.sasl.passwordEnv} to be set`);
+        sasl = { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
+      }
+      return createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
+    }
+  }
+}
+
+export interface ReplaySummary {
+  readonly events: number;
+  readonly cdrs: number;
+  readonly withheld: number;
+  readonly sinkFailures: number;
+  readonly ms: number;
+  readonly counts: PipelineCounts;
+}
+
+export interface ReplayOptions {
+  readonly capturePath: string;
+  readonly loaded: LoadedConfig;
+  readonly sink: RecordSink;
+  readonly log: Logger;
+  /** Called about every 250 ms with the events seen so far. */
+  readonly progress?: (events: number, records: number) => void;
+}
+
+/**
+ * Replays a recorded capture through the real path: a built-in AMI server on
+ * 127.0.0.1 serves the bytes, the AMI client logs in and consumes them.
+ */
+export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary> {
+  const started = performance.now();
+  const capture = await readCapture(opts.capturePath);
+  const username = 'callveil-replay';
+  const secret = randomBytes(12).toString('hex');
+  const server = await startReplayServer({ capture, username, secret });
+  const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log);
+  const client = createAmiClient({ host: '127.0.0.1', port: server.port, username, secret, reconnect: false, log: opts.log.child({ component: 'ami' }) });
+  const timer = opts.progress ? setInterval(() => opts.progress!(pipeline.counts().events, pipeline.counts().published), 250) : undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.onMessage((msg) => pipeline.handle(msg));
+      client.onState((state, info) => {
+        if (state === 'ended') resolve();
+        else if (state === 'disconnected' && info?.code === 'GW_AMI_AUTH') reject(new GatewayError('GW_AMI_AUTH', 'replay: login to the built-in AMI server failed'));
+      });
+      client.start();
+    });
+    await pipeline.drain();
+  } finally {
+    if (timer) clearInterval(timer);
+    await client.stop().catch(() => undefined);
+    await server.close();
+  }
+  const c = pipeline.counts();
+  const withheld = c.withheld['unknown-tenant'] + c.withheld['no-key'] + c.withheld.schema;
+  return { events: c.events, cdrs: c.published, withheld, sinkFailures: c.sinkFailures, ms: Math.round(performance.now() - started), counts: c };
+}
+
+export interface Gateway {
+  readonly client: AmiClient;
+  readonly pipeline: Pipeline;
+  /** Stops taking AMI events, drains in-flight records, closes the sink. */
+  stop(): Promise<void>;
+}
+
+/** The live gateway: AMI from config, reconnecting, into the configured sink. */
+export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<Gateway> {
+  const { ami } = loaded.config;
+  const missing = (['username', 'secret'] as const).filter((k) => ami[k] === undefined);
+  if (missing.length > 0) {
+    throw new GatewayError(
+      'GW_CONFIG_INVALID',
+      `invalid configuration:\n${missing.map((k) => `  ${loaded.source}: ami.${k}: expected a value (or environment CALLVEIL_AMI_${k.toUpperCase()})`).join('\n')}`,
+    );
+  }
+  const sink = await openSink(loaded, env, log);
+  const pipeline = buildPipeline(loaded, sink, log);
+  const client = createAmiClient({
+    host: ami.host,
+    port: ami.port,
+    username: ami.username!,
+    secret: ami.secret!,
+    reconnectMinMs: ami.reconnectMinMs,
+    reconnectMaxMs: ami.reconnectMaxMs,
+    pingIntervalMs: ami.pingIntervalMs,
+    pingTimeoutMs: ami.pingTimeoutMs,
+    log: log.child({ component: 'ami' }),
+  });
+  client.onMessage((msg) => pipeline.handle(msg));
+  client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
+  client.start();
+  return {
+    client,
+    pipeline,
+    async stop() {
+      await client.stop();
+      await pipeline.drain();
+      await sink.close();
+    },
+  };
+}

@@ -1,0 +1,392 @@
+// The live AMI connection: asterisk-manager for the socket and its parsing,
+// our own login (Events: on), reconnection with jittered backoff and a Ping
+// watchdog. No asterisk-manager type, log line or console output leaves here.
+import { createRequire } from 'node:module';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { AmiMessage } from './ami-message.js';
+
+export type AmiState = 'connecting' | 'connected' | 'disconnected' | 'ended';
+
+export interface AmiStateInfo {
+  /** Connection attempt this state belongs to, counted since the last successful login. */
+  attempt: number;
+  /** Wait before the next attempt (disconnected, when one is scheduled). */
+  delayMs?: number;
+  /** Why the link went down (disconnected). */
+  code?: string;
+}
+
+export interface AmiLog {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+}
+
+export interface AmiClientOptions {
+  host: string;
+  port: number;
+  username: string;
+  secret: string;
+  /** Default true; false = one connection, end when it closes (replay). */
+  reconnect?: boolean;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  actionTimeoutMs?: number;
+  /** TCP connect plus login response. */
+  connectTimeoutMs?: number;
+  random?: () => number;
+  log?: AmiLog;
+}
+
+export interface AmiClientStats {
+  connects: number;
+  disconnects: number;
+  loginFailures: number;
+  pingTimeouts: number;
+  messages: number;
+}
+
+export interface AmiClient {
+  start(): void;
+  /** Sends Logoff if connected, closes, stops reconnecting. */
+  stop(): Promise<void>;
+  /** Every event (msg.event set) in arrival order; responses are not delivered here. */
+  onMessage(fn: (msg: AmiMessage) => void): void;
+  onState(fn: (s: AmiState, info?: AmiStateInfo) => void): void;
+  /** Resolves with the response; rejects GatewayError on Response: Error, timeout (GW_AMI_TIMEOUT), or no connection (GW_AMI_CLOSED). */
+  action(fields: Record<string, string>): Promise<AmiMessage>;
+  readonly connected: boolean;
+  stats(): AmiClientStats;
+}
+
+const DEFAULTS = {
+  reconnectMinMs: 100,
+  reconnectMaxMs: 5_000,
+  pingIntervalMs: 10_000,
+  pingTimeoutMs: 5_000,
+  actionTimeoutMs: 10_000,
+  connectTimeoutMs: 5_000,
+} as const;
+const LOGOFF_TIMEOUT_MS = 2_000;
+
+// asterisk-manager ships no types; this is the part of it used here.
+type LibCallback = (err: unknown, res?: unknown) => void;
+interface Manager {
+  connect(port: number, host: string, callback: () => void): void;
+  login(callback?: () => void): void;
+  action(action: Record<string, string>, callback: LibCallback): string;
+  disconnect(): void;
+  on(event: string, fn: (...args: never[]) => void): void;
+  removeListener(event: string, fn: (...args: never[]) => void): void;
+  removeAllListeners(): void;
+}
+type ManagerFactory = (port?: number, host?: string, username?: string, password?: string, events?: boolean) => Manager;
+const createManager = createRequire(import.meta.url)('asterisk-manager') as ManagerFactory;
+
+/** The Response: Error behind an action's rejection (may hold caller data: never log it). */
+export function actionErrorResponse(err: unknown): AmiMessage | undefined {
+  return err instanceof GatewayError ? (RESPONSES.get(err) ?? undefined) : undefined;
+}
+const RESPONSES = new WeakMap<GatewayError, AmiMessage>();
+
+interface Pending {
+  readonly reject: (err: GatewayError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+// One connection attempt with its own Manager; once down it never comes back.
+interface Link {
+  readonly manager: Manager;
+  readonly attempt: number;
+  tcpUp: boolean;
+  loggedIn: boolean;
+  down: boolean;
+  readonly pending: Map<string, Pending>;
+  connectTimer: NodeJS.Timeout | undefined;
+  pingTimer: NodeJS.Timeout | undefined;
+}
+
+export function createAmiClient(opts: AmiClientOptions): AmiClient {
+  const cfg = {
+    reconnectMinMs: opts.reconnectMinMs ?? DEFAULTS.reconnectMinMs,
+    reconnectMaxMs: Math.max(opts.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs, opts.reconnectMinMs ?? DEFAULTS.reconnectMinMs),
+    pingIntervalMs: opts.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+    pingTimeoutMs: opts.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs,
+    actionTimeoutMs: opts.actionTimeoutMs ?? DEFAULTS.actionTimeoutMs,
+    connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+  };
+  const reconnect = opts.reconnect ?? true;
+  const random = opts.random ?? Math.random;
+  const log = opts.log ?? SILENT;
+  const ami = `${opts.host}:${opts.port}`;
+  const messageFns: Array<(msg: AmiMessage) => void> = [];
+  const stateFns: Array<(s: AmiState, info?: AmiStateInfo) => void> = [];
+  const stats: AmiClientStats = { connects: 0, disconnects: 0, loginFailures: 0, pingTimeouts: 0, messages: 0 };
+  let started = false;
+  let running = false;
+  let ended = false;
+  let link: Link | undefined;
+  let attempt = 0;
+  let lastAttempt = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let seq = 0;
+  let stopping: Promise<void> | undefined;
+
+  function emitState(s: AmiState, info: AmiStateInfo): void {
+    for (const fn of stateFns) fn(s, info);
+  }
+
+  function connect(): void {
+    retryTimer = undefined;
+    attempt++;
+    lastAttempt = attempt;
+    const manager = createManager(undefined, opts.host, opts.username, opts.secret, true);
+    const l: Link = { manager, attempt, tcpUp: false, loggedIn: false, down: false, pending: new Map(), connectTimer: undefined, pingTimer: undefined };
+    link = l;
+    emitState('connecting', { attempt });
+    manager.on('managerevent', (ev: Record<string, unknown>) => deliver(l, ev));
+    const lost = (): void => linkDown(l, l.loggedIn ? 'GW_AMI_CLOSED' : 'GW_AMI_CONNECT');
+    manager.on('end', lost);
+    manager.on('close', lost);
+    l.connectTimer = setTimeout(() => linkDown(l, 'GW_AMI_TIMEOUT'), cfg.connectTimeoutMs);
+    try {
+      manager.connect(opts.port, opts.host, () => {
+        l.tcpUp = true;
+        if (l.down) manager.disconnect(); // timed out while connecting: close it now that it can be
+        else login(l);
+      });
+    } catch {
+      // net throws synchronously on an invalid port or host
+      linkDown(l, 'GW_AMI_CONNECT');
+    }
+  }
+
+  // The library's own login sends `Event:` (ignored by Asterisk); swap in a
+  // correct Login for that one call so the library still marks itself
+  // authenticated and sends later actions instead of holding them.
+  function login(l: Link): void {
+    const send = l.manager.action;
+    l.manager.action = (_libLogin, libCallback) => {
+      l.manager.action = send;
+      const fields = { action: 'login', actionid: nextId(), username: opts.username, secret: opts.secret, events: 'on' };
+      return send(fields, (err, res) => {
+        libCallback(err, res);
+        loginResult(l, err);
+      });
+    };
+    l.manager.login();
+  }
+
+  function loginResult(l: Link, err: unknown): void {
+    if (l.down) return;
+    clearTimeout(l.connectTimer);
+    if (err) {
+      stats.loginFailures++;
+      log.warn({ ami, attempt: l.attempt, code: 'GW_AMI_AUTH' }, 'ami login rejected');
+      linkDown(l, 'GW_AMI_AUTH');
+      return;
+    }
+    l.loggedIn = true;
+    stats.connects++;
+    attempt = 0;
+    log.info({ ami, attempt: l.attempt }, 'ami connected');
+    emitState('connected', { attempt: l.attempt });
+    schedulePing(l);
+  }
+
+  function deliver(l: Link, ev: Record<string, unknown>): void {
+    if (l.down) return;
+    const msg = toAmiMessage(ev);
+    stats.messages++;
+    for (const fn of messageFns) {
+      try {
+        fn(msg);
+      } catch (err) {
+        // A consumer bug must not kill the connection; the error text may hold AMI values.
+        log.error({ ami, error: err instanceof Error ? err.name : typeof err }, 'ami message handler failed');
+      }
+    }
+  }
+
+  function linkDown(l: Link, code: ErrorCode): void {
+    if (l.down) return;
+    l.down = true;
+    clearTimeout(l.connectTimer);
+    clearTimeout(l.pingTimer);
+    for (const p of l.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new GatewayError('GW_AMI_CLOSED', 'AMI connection closed before the response'));
+    }
+    l.pending.clear();
+    retire(l);
+    if (link === l) link = undefined;
+    if (l.loggedIn) stats.disconnects++;
+    if (!running || !reconnect) {
+      emitState('disconnected', { attempt: l.attempt, code });
+      if (running) end();
+      return;
+    }
+    const delayMs = backoff(code);
+    log.warn({ ami, attempt: l.attempt, code, delayMs }, l.loggedIn ? 'ami connection lost' : 'ami connection failed');
+    emitState('disconnected', { attempt: l.attempt, delayMs, code });
+    retryTimer = setTimeout(connect, delayMs);
+  }
+
+  /** A dropped Manager must not deliver anything later, nor throw on a late socket error. */
+  function retire(l: Link): void {
+    l.manager.removeAllListeners();
+    l.manager.on('error', noop);
+    if (l.tcpUp) l.manager.disconnect();
+  }
+
+  function backoff(code: ErrorCode): number {
+    // attempt is 0 after a live link dropped, n after the n-th failed try in a row.
+    const doublings = Math.min(Math.max(attempt - 1, 0), 30);
+    const base = code === 'GW_AMI_AUTH' ? cfg.reconnectMaxMs : Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** doublings);
+    return Math.round(base / 2 + (random() * base) / 2);
+  }
+
+  function schedulePing(l: Link): void {
+    l.pingTimer = setTimeout(() => void ping(l), cfg.pingIntervalMs);
+  }
+
+  async function ping(l: Link): Promise<void> {
+    try {
+      await send(l, { action: 'Ping' }, cfg.pingTimeoutMs);
+    } catch (err) {
+      if (l.down) return;
+      if (err instanceof GatewayError && err.code === 'GW_AMI_TIMEOUT') {
+        stats.pingTimeouts++;
+        log.warn({ ami, attempt: l.attempt, code: err.code }, 'ami ping unanswered');
+        linkDown(l, 'GW_AMI_TIMEOUT');
+        return;
+      }
+      // Any response, even an error, shows the link is alive.
+    }
+    if (!l.down) schedulePing(l);
+  }
+
+  function send(l: Link, fields: Record<string, string>, timeoutMs: number): Promise<AmiMessage> {
+    const invalid = invalidField(fields);
+    if (invalid !== undefined) return Promise.reject(new GatewayError('GW_AMI_FRAME', `AMI action ${invalid}`, { retriable: false }));
+    const id = nextId();
+    const payload: Record<string, string> = {};
+    for (const [k, v] of Object.entries(fields)) if (k.toLowerCase() !== 'actionid') payload[k] = v;
+    payload['actionid'] = id;
+    return new Promise((resolve, reject) => {
+      const onResponse: LibCallback = (err, res) => {
+        const p = l.pending.get(id);
+        if (p === undefined) return;
+        l.pending.delete(id);
+        clearTimeout(p.timer);
+        const msg = toAmiMessage((res ?? err ?? {}) as Record<string, unknown>);
+        if (err) reject(actionRejected(actionName(fields), msg));
+        else resolve(msg);
+      };
+      const timer = setTimeout(() => {
+        l.pending.delete(id);
+        l.manager.removeListener(id, onResponse);
+        reject(new GatewayError('GW_AMI_TIMEOUT', `AMI ${actionName(fields)} got no response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      l.pending.set(id, { reject, timer });
+      l.manager.action(payload, onResponse);
+    });
+  }
+
+  function nextId(): string {
+    seq++;
+    return `callveil-${seq}`;
+  }
+
+  async function shutDown(): Promise<void> {
+    if (ended) return;
+    running = false;
+    clearTimeout(retryTimer);
+    const l = link;
+    if (l !== undefined && l.loggedIn && !l.down) await send(l, { action: 'Logoff' }, Math.min(cfg.actionTimeoutMs, LOGOFF_TIMEOUT_MS)).catch(noop);
+    if (l !== undefined) linkDown(l, 'GW_AMI_CLOSED');
+    end();
+  }
+
+  function end(): void {
+    if (ended) return;
+    ended = true;
+    running = false;
+    clearTimeout(retryTimer);
+    emitState('ended', { attempt: lastAttempt });
+  }
+
+  return {
+    start() {
+      if (started) return;
+      started = true;
+      running = true;
+      connect();
+    },
+    stop() {
+      stopping ??= shutDown();
+      return stopping;
+    },
+    onMessage(fn) {
+      messageFns.push(fn);
+    },
+    onState(fn) {
+      stateFns.push(fn);
+    },
+    action(fields) {
+      const l = link;
+      if (l === undefined || !l.loggedIn || l.down) return Promise.reject(new GatewayError('GW_AMI_CLOSED', 'no AMI connection'));
+      return send(l, fields, cfg.actionTimeoutMs);
+    },
+    get connected() {
+      return link !== undefined && link.loggedIn && !link.down;
+    },
+    stats: () => ({ ...stats }),
+  };
+}
+
+/**
+ * asterisk-manager objects are already lower-cased with repeats as arrays,
+ * except `Variable`/`ChanVariable`, which it turns into { NAME: value }:
+ * back to "NAME=value" lines (a bare NAME, as VarSet sends it, stays bare).
+ */
+export function toAmiMessage(ev: Record<string, unknown>): AmiMessage {
+  const out: Record<string, string | string[]> = {};
+  for (const key of Object.keys(ev)) {
+    const v = ev[key];
+    if (typeof v === 'string') out[key] = v;
+    else if (Array.isArray(v)) out[key] = v.map(String);
+    else if (v !== null && typeof v === 'object') {
+      const lines = Object.entries(v as Record<string, unknown>).map(([name, value]) => (value === '' ? name : `${name}=${String(value)}`));
+      out[key] = lines.length === 1 ? lines[0]! : lines;
+    } else if (v !== undefined) out[key] = String(v);
+  }
+  return out;
+}
+
+/** What is wrong with an action's fields, without repeating any value; undefined when fine. */
+function invalidField(fields: Record<string, string>): string | undefined {
+  for (const [k, v] of Object.entries(fields)) {
+    if (k.trim() === '' || /[\r\n:]/.test(k)) return 'has an invalid field name';
+    if (typeof v !== 'string') return `field ${k} is not a string`;
+    if (/[\r\n]/.test(v)) return `field ${k} contains a line break`;
+  }
+  return undefined;
+}
+
+function actionName(fields: Record<string, string>): string {
+  for (const [k, v] of Object.entries(fields)) if (k.toLowerCase() === 'action' && /^[A-Za-z]{1,40}$/.test(v)) return v;
+  return 'action';
+}
+
+function actionRejected(name: string, response: AmiMessage): GatewayError {
+  const err = new GatewayError('GW_AMI_ACTION', `AMI ${name} answered Response: Error`, { retriable: false });
+  RESPONSES.set(err, response);
+  return err;
+}
+
+const SILENT: AmiLog = { info: noop, warn: noop, error: noop };
+
+function noop(): void {}

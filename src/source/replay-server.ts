@@ -1,0 +1,328 @@
+// A built-in AMI server on 127.0.0.1 that replays a recorded capture byte for
+// byte to whoever logs in, and answers the few actions the gateway sends.
+// Used by the embedded demo, `callveil replay`, benchmarks and tests.
+import { createServer, type Server, type Socket } from 'node:net';
+import { field, type AmiMessage } from './ami-message.js';
+import { splitCapture } from './capture.js';
+import { createFrameParser } from './frame-parser.js';
+
+export type ReplayChunking = 'recorded' | 'random' | 'whole';
+
+export interface ReplayServerOptions {
+  readonly capture: Buffer;
+  /** 0 (default): any free port. */
+  readonly port?: number;
+  readonly host?: '127.0.0.1';
+  /** When both are unset any login is accepted. */
+  readonly username?: string;
+  readonly secret?: string;
+  /**
+   * How the body is cut into writes. Default: ~64 KiB slices ending at message
+   * boundaries. 'recorded': one write per message, as Asterisk writes them.
+   * 'whole': one write. 'random': random offsets (seeded), even mid-message.
+   */
+  readonly chunking?: ReplayChunking;
+  readonly seed?: number;
+  readonly pauseBetweenChunksMs?: number;
+  /** Keep the connection open (answering actions) after the body was sent. */
+  readonly holdOpen?: boolean;
+  /** Destroy the socket after this many body bytes: an AMI link drop. */
+  readonly dropAfterBytes?: number;
+  /** How many connections dropAfterBytes applies to (default 1: only the first). */
+  readonly drops?: number;
+  /** A new connection continues at the message where the previous one stopped, instead of from the start. */
+  readonly resumeOnReconnect?: boolean;
+  /** false: Ping goes unanswered (a dead link that still accepts bytes). Default true. */
+  readonly answerPings?: boolean;
+}
+
+export interface ReplayStats {
+  readonly connections: number;
+  readonly logins: number;
+  readonly loginFailures: number;
+  /** Connections that were sent the whole body. */
+  readonly completed: number;
+  readonly dropped: number;
+}
+
+export interface ReplayServer {
+  readonly port: number;
+  /** Resolves the first time a connection has been sent the whole body. */
+  readonly done: Promise<void>;
+  /** Every action received, in order, over all connections; keys lower-cased, secrets '***'. */
+  actionsReceived(): Array<Record<string, string>>;
+  stats(): ReplayStats;
+  close(): Promise<void>;
+}
+
+const DEFAULT_GREETING = Buffer.from('Asterisk Call Manager/9.0.0\r\n');
+const BOUNDARY = Buffer.from('\r\n\r\n');
+const SLICE_BYTES = 64 * 1024;
+const RANDOM_MAX_SLICE = 16 * 1024;
+
+interface Shared {
+  readonly opts: ReplayServerOptions;
+  readonly greeting: Buffer;
+  readonly body: Buffer;
+  readonly actions: Array<Record<string, string>>;
+  readonly sockets: Set<Socket>;
+  readonly random: () => number;
+  readonly stats: { connections: number; logins: number; loginFailures: number; completed: number; dropped: number };
+  resumeAt: number;
+  markDone(): void;
+}
+
+export async function startReplayServer(opts: ReplayServerOptions): Promise<ReplayServer> {
+  const { greeting, body } = splitCapture(opts.capture);
+  let markDone!: () => void;
+  const done = new Promise<void>((resolve) => (markDone = resolve));
+  const shared: Shared = {
+    opts,
+    greeting: greeting.length > 0 ? greeting : DEFAULT_GREETING,
+    body,
+    actions: [],
+    sockets: new Set(),
+    random: mulberry32(opts.seed ?? 1),
+    stats: { connections: 0, logins: 0, loginFailures: 0, completed: 0, dropped: 0 },
+    resumeAt: 0,
+    markDone,
+  };
+  const server = createServer((socket) => serveConnection(shared, socket));
+  await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    port,
+    done,
+    actionsReceived: () => shared.actions.map((a) => ({ ...a })),
+    stats: () => ({ ...shared.stats }),
+    close: () => closeServer(server, shared.sockets),
+  };
+}
+
+// One client: greeting, login, then the body interleaved with responses.
+interface Connection {
+  readonly socket: Socket;
+  loggedIn: boolean;
+  closed: boolean;
+  /** Responses waiting for a message boundary in the body. */
+  readonly queue: Buffer[];
+  endAfterQueue: boolean;
+  wake: (() => void) | undefined;
+}
+
+function serveConnection(shared: Shared, socket: Socket): void {
+  shared.stats.connections++;
+  shared.sockets.add(socket);
+  const conn: Connection = { socket, loggedIn: false, closed: false, queue: [], endAfterQueue: false, wake: undefined };
+  socket.setNoDelay(true);
+  socket.on('error', () => undefined); // resets by the client are normal here
+  socket.on('close', () => {
+    conn.closed = true;
+    shared.sockets.delete(socket);
+    wake(conn);
+  });
+  const parser = createFrameParser({ onMessage: (msg) => onAction(shared, conn, msg) });
+  socket.on('data', (chunk: Buffer) => parser.push(chunk));
+  socket.write(shared.greeting);
+}
+
+function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
+  if (conn.closed || conn.endAfterQueue) return;
+  shared.actions.push(recordable(msg));
+  const action = field(msg, 'action').toLowerCase();
+  const id = msg['actionid'] === undefined ? undefined : field(msg, 'actionid');
+  if (!conn.loggedIn) {
+    if (action === 'login') login(shared, conn, msg, id);
+    else if (action === 'logoff') endWith(conn, frame([['Response', 'Goodbye'], ['ActionID', id], ['Message', 'Thanks for all the fish.']]));
+    else conn.socket.write(frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Permission denied']]));
+    return;
+  }
+  const reply = answer(shared, action, id);
+  if (reply === undefined) return;
+  conn.queue.push(reply);
+  if (action === 'logoff') conn.endAfterQueue = true;
+  wake(conn);
+}
+
+function login(shared: Shared, conn: Connection, msg: AmiMessage, id: string | undefined): void {
+  const { username, secret } = shared.opts;
+  const wrong = (username !== undefined && field(msg, 'username') !== username) || (secret !== undefined && field(msg, 'secret') !== secret);
+  if (wrong) {
+    shared.stats.loginFailures++;
+    endWith(conn, frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Authentication failed']]));
+    return;
+  }
+  shared.stats.logins++;
+  conn.loggedIn = true;
+  conn.socket.write(frame([['Response', 'Success'], ['ActionID', id], ['Message', 'Authentication accepted']]));
+  void streamBody(shared, conn);
+}
+
+/** The response to an action after login; undefined for no response at all. */
+function answer(shared: Shared, action: string, id: string | undefined): Buffer | undefined {
+  switch (action) {
+    case 'ping':
+      if (shared.opts.answerPings === false) return undefined;
+      return frame([['Response', 'Success'], ['ActionID', id], ['Ping', 'Pong'], ['Timestamp', (Date.now() / 1000).toFixed(6)]]);
+    case 'logoff':
+      return frame([['Response', 'Goodbye'], ['ActionID', id], ['Message', 'Thanks for all the fish.']]);
+    case 'login':
+      return frame([['Response', 'Success'], ['ActionID', id], ['Message', 'Already authenticated']]);
+    case 'stopmixmonitor':
+    case 'stopmonitor':
+      return frame([['Response', 'Success'], ['ActionID', id]]);
+    case 'coreshowchannels':
+      return Buffer.concat([
+        frame([['Response', 'Success'], ['ActionID', id], ['EventList', 'start'], ['Message', 'Channels will follow']]),
+        frame([['Event', 'CoreShowChannelsComplete'], ['ActionID', id], ['EventList', 'Complete'], ['ListItems', '0']]),
+      ]);
+    default:
+      return frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Invalid/unknown command']]);
+  }
+}
+
+async function streamBody(shared: Shared, conn: Connection): Promise<void> {
+  const { body, opts } = shared;
+  let pos = opts.resumeOnReconnect ? shared.resumeAt : 0;
+  const dropping = opts.dropAfterBytes !== undefined && shared.stats.dropped < (opts.drops ?? 1);
+  const dropAt = dropping ? pos + opts.dropAfterBytes! : Infinity;
+  let counted = false;
+  while (!conn.closed) {
+    if (conn.queue.length > 0 && atBoundary(body, pos)) {
+      await write(conn, Buffer.concat(conn.queue.splice(0)));
+      if (conn.endAfterQueue) break;
+      continue;
+    }
+    if (pos < body.length) {
+      const end = Math.min(sliceEnd(shared, pos, conn.queue.length > 0), dropAt);
+      await write(conn, body.subarray(pos, end));
+      pos = end;
+      if (opts.resumeOnReconnect) shared.resumeAt = lastBoundary(body, pos);
+      if (pos >= dropAt) {
+        shared.stats.dropped++;
+        conn.socket.destroy();
+        return;
+      }
+      if (pos < body.length && opts.pauseBetweenChunksMs) await sleep(opts.pauseBetweenChunksMs);
+      continue;
+    }
+    if (!counted) {
+      counted = true;
+      shared.stats.completed++;
+      shared.markDone();
+    }
+    if (!opts.holdOpen && conn.queue.length === 0) break;
+    if (conn.queue.length === 0) await new Promise<void>((resolve) => (conn.wake = resolve));
+  }
+  conn.socket.end();
+}
+
+/** Where the slice starting at `pos` ends; `boundary` forces it to end at a message boundary. */
+function sliceEnd(shared: Shared, pos: number, boundary: boolean): number {
+  const { body } = shared;
+  switch (shared.opts.chunking) {
+    case 'whole':
+      return body.length;
+    case 'recorded':
+      return nextBoundary(body, pos);
+    case 'random': {
+      if (boundary) return nextBoundary(body, pos);
+      const size = 1 + Math.floor(Math.exp(shared.random() * Math.log(RANDOM_MAX_SLICE)));
+      return Math.min(body.length, pos + size);
+    }
+    default: {
+      const target = pos + SLICE_BYTES;
+      if (target >= body.length) return body.length;
+      const last = body.lastIndexOf(BOUNDARY, target - BOUNDARY.length);
+      return last !== -1 && last + BOUNDARY.length > pos ? last + BOUNDARY.length : nextBoundary(body, pos);
+    }
+  }
+}
+
+function atBoundary(body: Buffer, pos: number): boolean {
+  return pos === 0 || pos >= body.length || (pos >= 4 && body.compare(BOUNDARY, 0, 4, pos - 4, pos) === 0);
+}
+
+/** The end of the message that contains `pos` (or starts at it). */
+function nextBoundary(body: Buffer, pos: number): number {
+  const i = body.indexOf(BOUNDARY, Math.max(0, pos - 3));
+  return i === -1 ? body.length : i + BOUNDARY.length;
+}
+
+/** The start of the message that contains `pos`. */
+function lastBoundary(body: Buffer, pos: number): number {
+  if (pos >= body.length) return body.length;
+  if (pos < BOUNDARY.length) return 0;
+  const i = body.lastIndexOf(BOUNDARY, pos - BOUNDARY.length);
+  return i === -1 ? 0 : i + BOUNDARY.length;
+}
+
+function write(conn: Connection, buf: Buffer): Promise<void> {
+  if (conn.closed || conn.socket.write(buf)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const settle = (): void => {
+      conn.socket.off('drain', settle);
+      conn.socket.off('close', settle);
+      resolve();
+    };
+    conn.socket.on('drain', settle);
+    conn.socket.on('close', settle);
+  });
+}
+
+function endWith(conn: Connection, last: Buffer): void {
+  conn.endAfterQueue = true;
+  conn.socket.end(last);
+}
+
+function wake(conn: Connection): void {
+  const fn = conn.wake;
+  conn.wake = undefined;
+  fn?.();
+}
+
+function frame(fields: ReadonlyArray<readonly [string, string | undefined]>): Buffer {
+  let out = '';
+  for (const [k, v] of fields) if (v !== undefined) out += `${k}: ${v}\r\n`;
+  return Buffer.from(`${out}\r\n`);
+}
+
+function recordable(msg: AmiMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(msg)) out[k] = k === 'secret' ? '***' : typeof v === 'string' ? v : v.join(', ');
+  return out;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  return new Promise((resolve) => {
+    for (const s of sockets) s.destroy();
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Small seeded PRNG so a 'random' replay can be repeated exactly. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
