@@ -14,6 +14,12 @@ import { createAmiClient, type AmiClient } from './source/ami-client.js';
 import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Config } from './config/schema.js';
+
+export function auditLogPath(config: Pick<Config, 'storage'>): string {
+  return join(config.storage.dir, 'audit.jsonl');
+}
 
 export function buildPipeline(loaded: LoadedConfig, sink: RecordSink, log: Logger): Pipeline {
   const { config } = loaded;

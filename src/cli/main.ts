@@ -9,7 +9,8 @@ import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { cdrJsonSchema } from '../privacy/cdr-record.js';
-import { openSink, replayCapture, startGateway } from '../main.js';
+import { auditLogPath, openSink, replayCapture, startGateway } from '../main.js';
+import { verifyAuditLog } from '../audit/audit-log.js';
 
 const USAGE = `callveil — privacy gateway for Asterisk: AMI events in, pseudonymised CDRs out
 
@@ -20,6 +21,7 @@ Usage:
                                                        whole pipeline; prints one JSON summary line
   callveil demo                                        replay a bundled real capture into ./callveil-out/
   callveil schema                                      print the record's JSON Schema
+  callveil audit verify [--config FILE | --file PATH]  check the audit log's hash chain
   callveil help
 
 Configuration: YAML or JSON file (see README) plus CALLVEIL_* environment variables.`;
@@ -111,6 +113,19 @@ async function cmdRun(args: string[], env: Env): Promise<number> {
   return 0;
 }
 
+async function cmdAudit(args: string[], env: Env): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, file: { type: 'string' } } });
+  if (positionals[0] !== 'verify' || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'audit takes one subcommand: verify');
+  const path = values.file ?? auditLogPath(loadConfig(values.config, env, { type: 'stdout' }).config);
+  const verdict = verifyAuditLog(path);
+  if (verdict.ok) {
+    process.stdout.write(`audit log ${path}: ${verdict.entries} entries, chain intact\n`);
+    return 0;
+  }
+  process.stdout.write(`audit log ${path}: BROKEN at line ${verdict.line}: ${verdict.problem} (${verdict.entries} entries before it are intact)\n`);
+  return 1;
+}
+
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -121,6 +136,8 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
         return await cmdReplay(rest, env);
       case 'demo':
         return await cmdDemo(env);
+      case 'audit':
+        return await cmdAudit(rest, env);
       case 'schema':
         process.stdout.write(JSON.stringify(cdrJsonSchema(), null, 2) + '\n');
         return 0;

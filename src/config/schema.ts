@@ -82,6 +82,8 @@ export const Config = z
           .strict(),
       ])
       .default({ type: 'stdout' }),
+    /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
+    storage: z.object({ dir: z.string().min(1).default('./callveil-data') }).strict().default({ dir: './callveil-data' }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
   })
   .strict()

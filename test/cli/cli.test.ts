@@ -72,3 +72,19 @@ t.test('usage errors exit 2; schema prints the published JSON Schema', async (t)
   const published = JSON.parse(readFileSync(resolve(import.meta.dirname, '..', '..', 'src', 'privacy', 'cdr-record.schema.json'), 'utf8'));
   t.same(published, cdrJsonSchema(), 'the checked-in schema file matches the zod type (run `callveil schema` to refresh it)');
 });
+
+t.test('audit verify: intact chain exits 0, a tampered one exits 1 naming the line', async (t) => {
+  const { openAuditLog } = await import('../../src/audit/audit-log.js');
+  const path = join(dir, 'audit.jsonl');
+  const log = openAuditLog(path);
+  await log.append({ actor: 'operator', action: 'consent.set', tenant: 'acme', subject: '1004', detail: { recording: true } });
+  await log.append({ actor: 'operator', action: 'consent.set', tenant: 'acme', subject: '1001', detail: { recording: true } });
+  log.close();
+  const ok = callveil(['audit', 'verify', '--file', path]);
+  t.equal(ok.code, 0);
+  t.match(ok.stdout.toString(), '2 entries, chain intact');
+  writeFileSync(path, readFileSync(path, 'utf8').replace('"recording":true', '"recording":false'));
+  const bad = callveil(['audit', 'verify', '--file', path]);
+  t.equal(bad.code, 1);
+  t.match(bad.stdout.toString(), 'BROKEN at line 1');
+});
