@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   GW_SINK_UNAVAILABLE: true,
   GW_SINK_WRITE: true,
   GW_SINK_CLOSED: false,
+  GW_SPOOL_FULL: true,
+  GW_SPOOL_IO: false,
   GW_USAGE: false,
 } as const satisfies Record<string, boolean>;
 

@@ -9,6 +9,9 @@ import { createSanitiser } from './privacy/sanitise.js';
 import { createTenantResolver } from './privacy/tenants.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
 import { createKafkaSink } from './sink/kafka.js';
+import { createDeliverySink } from './sink/delivery.js';
+import { openSpool } from './sink/spool.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
 import type { RecordSink } from './sink/sink.js';
 import { createAmiClient, type AmiClient } from './source/ami-client.js';
 import { readCapture } from './source/capture.js';
@@ -21,14 +24,23 @@ export function auditLogPath(config: Pick<Config, 'storage'>): string {
   return join(config.storage.dir, 'audit.jsonl');
 }
 
-export function buildPipeline(loaded: LoadedConfig, sink: RecordSink, log: Logger): Pipeline {
-  const { config } = loaded;
-  const assembler = createAssembler({ timeZone: config.pbx.timeZone, ...config.assemble });
-  const sanitise = createSanitiser(createTenantResolver(loaded.tenants, config.defaultTenant));
-  return createPipeline({ assembler, sanitise, sink, log });
+export function spoolDir(config: Pick<Config, 'storage'>): string {
+  return join(config.storage.dir, 'spool');
 }
 
-export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<RecordSink> {
+export function buildPipeline(loaded: LoadedConfig, sink: RecordSink, log: Logger, metrics?: Metrics): Pipeline {
+  const { config } = loaded;
+  const assembler = createAssembler({ timeZone: config.pbx.timeZone, ...config.assemble });
+  if (metrics !== undefined) {
+    metrics.gaugeFn('live_channels', 'Channels in the assembler state', () => assembler.liveChannelCount());
+    metrics.counterFn('cdrs_malformed_total', 'Cdr events skipped: no UniqueID or unreadable times', () => assembler.stats().cdrMalformed);
+    metrics.counterFn('channels_evicted_live_total', 'Channels dropped by the state bound/TTL before their Hangup', () => assembler.stats().channelsEvictedLive);
+  }
+  const sanitise = createSanitiser(createTenantResolver(loaded.tenants, config.defaultTenant));
+  return createPipeline({ assembler, sanitise, sink, log, ...(metrics ? { metrics } : {}) });
+}
+
+export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger, metrics: Metrics = createMetrics()): Promise<RecordSink> {
   const s = loaded.config.sink;
   switch (s.type) {
     case 'jsonl':
@@ -42,7 +54,31 @@ export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string
         if (!password) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: sink.sasl.passwordEnv: expected environment ${s.sasl.passwordEnv} to be set`);
         sasl = { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
       }
-      return createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
+      const kafka = await createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
+      const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
+      const d = loaded.config.delivery;
+      const spool = openSpool({ dir: spoolDir(loaded.config), maxBytes: d.spoolMaxBytes, segmentMaxBytes: d.spoolSegmentMaxBytes, fsync: d.spoolFsync, fsyncIntervalMs: d.spoolFsyncIntervalMs });
+      const spooled = metrics.counter('records_spooled_total', 'Records written to the disk spool while Kafka was away');
+      const drained = metrics.counter('records_drained_total', 'Records sent to Kafka from the spool');
+      let full = 0;
+      metrics.gaugeFn('spool_records', 'Records waiting in the disk spool', () => spool.records());
+      metrics.gaugeFn('spool_bytes', 'Bytes in the disk spool', () => spool.bytes());
+      metrics.gaugeFn('spool_full', 'Spool full: new records held back (1) or not (0)', () => full);
+      return createDeliverySink({
+        primary: {
+          write(record) {
+            const t0 = performance.now();
+            return kafka.write(record).then(() => ack.observe((performance.now() - t0) / 1000));
+          },
+          close: () => kafka.close(),
+        },
+        spool,
+        sendTimeoutMs: d.sendTimeoutMs,
+        retryIntervalMs: d.retryIntervalMs,
+        closeDeadlineMs: d.shutdownDeadlineMs,
+        log: log.child({ component: 'delivery' }),
+        events: { spooled: (n) => spooled.inc({}, n), drained: (n) => drained.inc({}, n), spoolFull: (f) => void (full = f ? 1 : 0) },
+      });
     }
   }
 }
@@ -101,6 +137,8 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
 export interface Gateway {
   readonly client: AmiClient;
   readonly pipeline: Pipeline;
+  readonly metrics: Metrics;
+  readonly sink: RecordSink;
   /** Stops taking AMI events, drains in-flight records, closes the sink. */
   stop(): Promise<void>;
 }
@@ -115,8 +153,9 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
       `invalid configuration:\n${missing.map((k) => `  ${loaded.source}: ami.${k}: expected a value (or environment CALLVEIL_AMI_${k.toUpperCase()})`).join('\n')}`,
     );
   }
-  const sink = await openSink(loaded, env, log);
-  const pipeline = buildPipeline(loaded, sink, log);
+  const metrics = createMetrics();
+  const sink = await openSink(loaded, env, log, metrics);
+  const pipeline = buildPipeline(loaded, sink, log, metrics);
   const client = createAmiClient({
     host: ami.host,
     port: ami.port,
@@ -130,14 +169,23 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   });
   client.onMessage((msg) => pipeline.handle(msg));
   client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
+  metrics.gaugeFn('ami_connected', 'AMI link logged in (1) or not (0)', () => (client.connected ? 1 : 0));
+  metrics.counterFn('ami_connects_total', 'Successful AMI logins', () => client.stats().connects);
+  metrics.counterFn('ami_disconnects_total', 'AMI links lost after login', () => client.stats().disconnects);
+  metrics.counterFn('ami_login_failures_total', 'AMI logins rejected', () => client.stats().loginFailures);
+  metrics.counterFn('ami_ping_timeouts_total', 'AMI links dropped for an unanswered Ping', () => client.stats().pingTimeouts);
   client.start();
   return {
     client,
     pipeline,
+    metrics,
+    sink,
     async stop() {
+      // Stop taking events, then give the sink its deadline: what Kafka has not
+      // acknowledged by then is in the spool, so every record is settled.
       await client.stop();
-      await pipeline.drain();
       await sink.close();
+      await pipeline.drain();
     },
   };
 }

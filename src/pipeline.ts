@@ -8,6 +8,7 @@ import type { RawCdr } from './assemble/raw-cdr.js';
 import type { RecordSink } from './sink/sink.js';
 import type { AmiMessage } from './source/ami-message.js';
 import type { CdrRecord } from './privacy/cdr-record.js';
+import type { Metrics } from './observability/metrics.js';
 
 export interface PipelineCounts {
   events: number;
@@ -31,22 +32,32 @@ export interface PipelineDeps {
   readonly sanitise: (raw: RawCdr) => SanitiseResult;
   readonly sink: Pick<RecordSink, 'write'>;
   readonly log: Pick<Logger, 'warn' | 'error'>;
+  readonly metrics?: Pick<Metrics, 'counter'>;
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const counts: PipelineCounts = { events: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0 }, sinkFailures: 0 };
   const inFlight = new Set<Promise<void>>();
   const listeners: ((r: CdrRecord) => void)[] = [];
+  const m = deps.metrics;
+  const events = m?.counter('events_received_total', 'AMI events received');
+  const cdrs = m?.counter('cdrs_assembled_total', 'Asterisk CDRs assembled into records');
+  const published = m?.counter('records_written_total', 'Records the sink acknowledged (Kafka ack, or durable in the spool)');
+  const withheld = m?.counter('records_withheld_total', 'Records withheld on purpose by privacy policy (intentional drop), by reason');
+  const failed = m?.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)');
 
   return {
     handle(msg) {
       counts.events++;
+      events?.inc();
       const raw = deps.assembler.handle(msg);
       if (raw === undefined) return;
       counts.cdrs++;
+      cdrs?.inc();
       const result = deps.sanitise(raw);
       if (!result.ok) {
         counts.withheld[result.reason]++;
+        withheld?.inc({ reason: result.reason, tenant: result.tenant ?? 'none' });
         deps.log.warn({ stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId }, 'record withheld');
         return;
       }
@@ -54,10 +65,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const p = deps.sink.write(record).then(
         () => {
           counts.published++;
+          published?.inc({ tenant: record.tenant });
           for (const fn of listeners) fn(record);
         },
         (err: unknown) => {
           counts.sinkFailures++;
+          failed?.inc({ stage: 'sink' });
           deps.log.error({ stage: 'sink', code: (err as { code?: string }).code, recordId: record.id }, 'record not delivered');
         },
       );

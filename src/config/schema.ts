@@ -82,6 +82,19 @@ export const Config = z
           .strict(),
       ])
       .default({ type: 'stdout' }),
+    /** Delivery to Kafka: the disk spool used while Kafka is away, and shutdown. */
+    delivery: z
+      .object({
+        spoolMaxBytes: z.number().int().min(1 << 20).default(256 << 20),
+        spoolSegmentMaxBytes: z.number().int().min(4096).default(1 << 20),
+        spoolFsync: z.enum(['always', 'interval']).default('always'),
+        spoolFsyncIntervalMs: z.number().int().min(1).default(100),
+        sendTimeoutMs: z.number().int().min(100).default(5000),
+        retryIntervalMs: z.number().int().min(10).default(1000),
+        shutdownDeadlineMs: z.number().int().min(100).default(10_000),
+      })
+      .strict()
+      .default({ spoolMaxBytes: 256 << 20, spoolSegmentMaxBytes: 1 << 20, spoolFsync: 'always', spoolFsyncIntervalMs: 100, sendTimeoutMs: 5000, retryIntervalMs: 1000, shutdownDeadlineMs: 10_000 }),
     /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
     storage: z.object({ dir: z.string().min(1).default('./callveil-data') }).strict().default({ dir: './callveil-data' }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),

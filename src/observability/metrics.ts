@@ -10,7 +10,7 @@ interface Series {
 interface Family {
   readonly name: string;
   readonly help: string;
-  readonly type: 'counter' | 'gauge';
+  readonly type: 'counter' | 'gauge' | 'summary';
   readonly series: Map<string, Series>;
   readonly collect?: () => number;
 }
@@ -28,6 +28,10 @@ export interface Metrics {
   gauge(name: string, help: string): Gauge;
   /** A gauge read at scrape time (spool depth, live channels). */
   gaugeFn(name: string, help: string, collect: () => number): void;
+  /** A counter kept elsewhere (a component's own stats), read at scrape time. */
+  counterFn(name: string, help: string, collect: () => number): void;
+  /** Observations summed and counted (latency): renders NAME_sum and NAME_count. */
+  summary(name: string, help: string): { observe(value: number): void };
   /** Current value of one series (tests, summaries). */
   value(name: string, labels?: Labels): number;
   render(): string;
@@ -94,6 +98,20 @@ export function createMetrics(prefix = 'callveil_'): Metrics {
     gaugeFn(name, help, collect) {
       family(name, help, 'gauge', collect);
     },
+    counterFn(name, help, collect) {
+      family(name, help, 'counter', collect);
+    },
+    summary(name, help) {
+      const f = family(name, help, 'summary');
+      const sum = series(f, { stat: 'sum' });
+      const count = series(f, { stat: 'count' });
+      return {
+        observe(value) {
+          sum.value += value;
+          count.value++;
+        },
+      };
+    },
     value(name, labels = {}) {
       const f = families.get(prefix + name);
       if (f?.collect) return f.collect();
@@ -104,6 +122,10 @@ export function createMetrics(prefix = 'callveil_'): Metrics {
       for (const f of families.values()) {
         out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
         if (f.collect) out.push(`${f.name} ${f.collect()}`);
+        if (f.type === 'summary') {
+          for (const s of f.series.values()) out.push(`${f.name}_${s.labels.stat} ${s.value}`);
+          continue;
+        }
         for (const s of f.series.values()) out.push(`${f.name}${formatLabels(s.labels)} ${s.value}`);
       }
       return out.join('\n') + '\n';

@@ -18,6 +18,7 @@ export interface KafkaSinkOptions {
   readonly maxBatchRecords: number;
   readonly requestTimeoutMs: number;
   readonly connectionTimeoutMs?: number;
+  readonly retries?: number;
   readonly log: { warn(o: object, m: string): void; error(o: object, m: string): void; debug(o: object, m: string): void };
 }
 
@@ -46,24 +47,38 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
     ...(opts.sasl ? { sasl: opts.sasl as never } : {}),
     requestTimeout: opts.requestTimeoutMs,
     connectionTimeout: opts.connectionTimeoutMs ?? 3000,
+    // Bounded retries: past them the delivery layer spools the record and
+    // re-sends it later (at-least-once; consumers dedupe on the record id).
+    retry: { retries: opts.retries ?? 2, initialRetryTime: 100, maxRetryTime: 1000 },
     // kafkajs log lines carry broker addresses and error texts, never message payloads.
     logCreator: () => (entry: LogEntry) => {
       const level = KAFKA_LEVELS[entry.level] ?? 'debug';
       const { message, error, broker } = entry.log as { message?: string; error?: string; broker?: string };
+      // Expected: retries are bounded on purpose (see retry above).
+      if (message?.startsWith('Limiting retries for the idempotent producer')) return;
       opts.log[level]({ component: 'kafka', broker, error }, message ?? 'kafkajs');
     },
   });
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
+    retry: { retries: opts.retries ?? 2, initialRetryTime: 100, maxRetryTime: 1000 },
     allowAutoTopicCreation: true,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
-  try {
-    await producer.connect();
-  } catch (err) {
-    throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: cannot connect to ${opts.brokers.join(',')}`, { cause: err });
-  }
+  // Kafka being away at start is not fatal: the delivery layer spools until it answers.
+  let connected: Promise<void> | undefined;
+  const ensureConnected = (): Promise<void> => {
+    connected ??= producer.connect().catch((err: unknown) => {
+      connected = undefined;
+      throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: cannot connect to ${opts.brokers.join(',')}`, { cause: err });
+    });
+    return connected;
+  };
+  producer.on(producer.events.DISCONNECT, () => {
+    connected = undefined;
+  });
+  await ensureConnected().catch((err: unknown) => opts.log.warn({ component: 'kafka', code: (err as GatewayError).code }, 'kafka not reachable at start; records will be spooled'));
 
   let queue: Pending[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -83,6 +98,7 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
       });
     }
     try {
+      await ensureConnected();
       await producer.sendBatch({
         acks: -1,
         compression: CompressionTypes.None,
@@ -121,7 +137,7 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
       closed = true;
       flush();
       await sending;
-      await producer.disconnect();
+      await producer.disconnect().catch(() => undefined);
     },
   };
 }

@@ -24,3 +24,17 @@ t.test('label values must be plain codes: caller data cannot become a label', as
   t.throws(() => c.inc({ caller: '"Sam Example" <07700900123>' }));
   t.doesNotThrow(() => c.inc({ stage: 'privacy', code: 'GW_SINK_WRITE' }));
 });
+
+t.test('scrape-time counters and summaries', async (t) => {
+  const m = createMetrics();
+  let n = 5;
+  m.counterFn('events_received_total', 'AMI events received', () => n);
+  const lat = m.summary('kafka_ack_seconds', 'Time from write to Kafka acknowledgement');
+  lat.observe(0.25);
+  lat.observe(0.5);
+  n = 7;
+  const text = m.render();
+  t.match(text, '# TYPE callveil_events_received_total counter\ncallveil_events_received_total 7');
+  t.match(text, 'callveil_kafka_ack_seconds_sum 0.75');
+  t.match(text, 'callveil_kafka_ack_seconds_count 2');
+});

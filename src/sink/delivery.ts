@@ -1,0 +1,204 @@
+// At-least-once delivery: records go straight to the primary sink (Kafka)
+// while it answers; when it fails or stalls they go to the disk spool, and
+// from then on every new record queues behind them, so the spool drains in
+// order before direct sending resumes. A record's write resolves once Kafka
+// acknowledged it or the spool holds it durably. Nothing is dropped: a full
+// spool holds writers back (backpressure) and says so.
+import { GatewayError } from '../errors.js';
+import type { CdrRecord } from '../privacy/cdr-record.js';
+import { serialise, type RecordSink } from './sink.js';
+import type { Spool } from './spool.js';
+
+export type DeliveryMode = 'direct' | 'spooling';
+
+export interface DeliveryEvents {
+  /** Called when a record lands in the spool, the spool is found full, or a segment drained. */
+  spooled?(n: number): void;
+  spoolFull?(full: boolean): void;
+  drained?(n: number): void;
+  modeChanged?(mode: DeliveryMode): void;
+}
+
+export interface DeliveryOptions {
+  readonly primary: Pick<RecordSink, 'write' | 'close'>;
+  readonly spool: Spool;
+  /** A direct write not acknowledged in this time goes to the spool (Kafka may still take it: a duplicate, same id). */
+  readonly sendTimeoutMs: number;
+  /** Pause between drain attempts while the primary is failing. */
+  readonly retryIntervalMs: number;
+  /** On close, how long in-flight direct sends may take before their records are spooled instead. */
+  readonly closeDeadlineMs: number;
+  readonly events?: DeliveryEvents;
+  readonly log: { warn(o: object, m: string): void; error(o: object, m: string): void; info(o: object, m: string): void };
+}
+
+export interface DeliverySink extends RecordSink {
+  mode(): DeliveryMode;
+  spoolFull(): boolean;
+  /** Resolves when the spool is empty (or rejects after timeoutMs). */
+  drained(timeoutMs: number): Promise<void>;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new GatewayError('GW_SINK_UNAVAILABLE', `no acknowledgement within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e) => (clearTimeout(timer), reject(e)),
+    );
+  });
+}
+
+export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
+  const { spool, primary, log } = opts;
+  let mode: DeliveryMode = spool.isEmpty() ? 'direct' : 'spooling';
+  let full = false;
+  let closed = false;
+  let draining: Promise<void> | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  // Writers held back by a full spool, in arrival order.
+  const waiting: Array<{ line: string; resolve: () => void }> = [];
+  // Direct sends not yet acknowledged: on close past the deadline they are spooled.
+  const inFlight = new Map<number, { line: string; settle: () => void }>();
+  let nextFlight = 0;
+
+  const setMode = (m: DeliveryMode) => {
+    if (m === mode) return;
+    mode = m;
+    log.warn({ component: 'delivery', mode: m, spoolRecords: spool.records() }, m === 'spooling' ? 'primary sink unavailable: spooling to disk' : 'spool drained: sending directly again');
+    opts.events?.modeChanged?.(m);
+  };
+
+  const setFull = (f: boolean) => {
+    if (f === full) return;
+    full = f;
+    if (f) log.error({ component: 'delivery', spoolBytes: spool.bytes(), code: 'GW_SPOOL_FULL' }, 'spool full: holding back new records until Kafka takes some');
+    opts.events?.spoolFull?.(f);
+  };
+
+  /** Moves held-back writers into the spool while there is room. */
+  const admitWaiting = () => {
+    while (waiting.length > 0) {
+      try {
+        spool.append([waiting[0]!.line]);
+      } catch (err) {
+        if (err instanceof GatewayError && err.code === 'GW_SPOOL_FULL') return setFull(true);
+        throw err;
+      }
+      waiting.shift()!.resolve();
+      opts.events?.spooled?.(1);
+    }
+    setFull(false);
+  };
+
+  const toSpool = (line: string): Promise<void> => {
+    if (waiting.length === 0) {
+      try {
+        spool.append([line]);
+        opts.events?.spooled?.(1);
+        scheduleDrain(0);
+        return Promise.resolve();
+      } catch (err) {
+        if (!(err instanceof GatewayError && err.code === 'GW_SPOOL_FULL')) return Promise.reject(err);
+        setFull(true);
+      }
+    }
+    scheduleDrain(0);
+    return new Promise((resolve) => waiting.push({ line, resolve }));
+  };
+
+  const drainOnce = async (): Promise<void> => {
+    while (!closed) {
+      const seg = spool.oldest();
+      if (seg === undefined) break;
+      const records = seg.lines.map((l) => JSON.parse(l) as CdrRecord);
+      // Each write is batched by the primary; all must be acknowledged before the segment goes.
+      await withTimeout(Promise.all(records.map((r) => primary.write(r))), opts.sendTimeoutMs * 4);
+      spool.remove(seg.name);
+      opts.events?.drained?.(records.length);
+      admitWaiting();
+    }
+    if (waiting.length === 0 && spool.isEmpty()) setMode('direct');
+  };
+
+  function scheduleDrain(delayMs: number): void {
+    if (draining !== undefined || retryTimer !== undefined || closed) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      draining = drainOnce()
+        .catch((err: unknown) => {
+          log.warn({ component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() }, 'spool drain failed; will retry');
+          draining = undefined;
+          scheduleDrain(opts.retryIntervalMs);
+        })
+        .finally(() => {
+          draining = undefined;
+          if (!spool.isEmpty() || waiting.length > 0) scheduleDrain(opts.retryIntervalMs);
+        });
+    }, delayMs);
+  }
+
+  if (mode === 'spooling') {
+    log.info({ component: 'delivery', spoolRecords: spool.records() }, 'spool from an earlier run: draining it before new records');
+    scheduleDrain(0);
+  }
+
+  return {
+    name: 'delivery',
+    write(record) {
+      if (closed) return Promise.reject(new GatewayError('GW_SINK_CLOSED', 'delivery: closed'));
+      const line = serialise(record);
+      if (mode === 'spooling') return toSpool(line);
+      const flight = nextFlight++;
+      return new Promise<void>((resolve, reject) => {
+        let settled = false;
+        const settle = () => {
+          if (settled) return false;
+          settled = true;
+          inFlight.delete(flight);
+          return true;
+        };
+        inFlight.set(flight, { line, settle: () => settle() && resolve() });
+        withTimeout(primary.write(record), opts.sendTimeoutMs).then(
+          () => settle() && resolve(),
+          (err: unknown) => {
+            if (!settle()) return;
+            log.warn({ component: 'delivery', code: (err as { code?: string }).code, recordId: record.id }, 'direct send failed; record spooled');
+            setMode('spooling');
+            toSpool(line).then(resolve, reject);
+          },
+        );
+      });
+    },
+    mode: () => mode,
+    spoolFull: () => full,
+    async drained(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (!spool.isEmpty() || waiting.length > 0 || draining !== undefined) {
+        if (Date.now() > deadline) throw new GatewayError('GW_SINK_UNAVAILABLE', `spool not drained within ${timeoutMs} ms (${spool.records()} records remain on disk)`);
+        scheduleDrain(0);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      const deadline = Date.now() + opts.closeDeadlineMs;
+      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // Not acknowledged in time: spooled, and re-sent on the next start (Kafka may have it too: same id).
+      for (const f of [...inFlight.values()]) {
+        spool.append([f.line], true);
+        f.settle();
+      }
+      if (draining !== undefined) await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      // Anything still held back goes to disk, however full: shutdown never drops a record.
+      for (const w of waiting.splice(0)) {
+        spool.append([w.line], true);
+        w.resolve();
+      }
+      spool.close();
+      // A stalled Kafka must not hold shutdown past the deadline: what it has not acknowledged is on disk.
+      await Promise.race([primary.close().catch(() => undefined), new Promise((r) => setTimeout(r, Math.max(100, deadline - Date.now())).unref())]);
+    },
+  };
+}
