@@ -13,6 +13,7 @@ function crash(err) {
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-}, crash);
+// Exit as soon as the command is done: every record is acknowledged or
+// fsync'd in the spool by then, and a stalled Kafka socket must not keep a
+// stopped gateway alive.
+main(process.argv.slice(2)).then((code) => process.exit(code), crash);

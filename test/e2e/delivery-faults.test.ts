@@ -1,0 +1,167 @@
+// Nothing lost: the real gateway over TCP (replay AMI server, kafkajs, the
+// Kafka-protocol test broker) under broker outages, SIGTERM and SIGKILL.
+// Every check counts unique record ids at the broker (plus the spool, where a
+// test stops the gateway on purpose) against Asterisk's Master.csv.
+import t, { type Test } from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { parseConfig } from '../../src/config/load.js';
+import { openSink, replayCapture, spoolDir } from '../../src/main.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { DeliverySink } from '../../src/sink/delivery.js';
+import { readCapture } from '../../src/source/capture.js';
+import { startReplayServer } from '../../src/source/replay-server.js';
+import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '../helpers/ground-truth.js';
+import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { startKafkaBroker, type KafkaTestBroker } from '../helpers/kafka-broker.js';
+import { scanBuffers } from '../helpers/leak-scanner.js';
+
+const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
+const CAPTURE = 'inbound-pstn';
+const EXPECTED = readMasterCsv(masterCsvFile(CAPTURE)).length;
+const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AMI_SECRET: 'replay-secret' };
+
+function settings(brokers: string, storageDir: string, amiPort = 5038) {
+  return {
+    ami: { host: '127.0.0.1', port: amiPort, username: 'callveil', pingIntervalMs: 1000, pingTimeoutMs: 1000, reconnectMaxMs: 500 },
+    tenants: [
+      { id: 'acme', keyId: 'acme-1', keyEnv: 'K_ACME', defaultRegion: 'GB', fallbackRegions: ['US'], match: { accountCodes: ['acme'] } },
+      { id: 'globex', keyId: 'globex-1', keyEnv: 'K_GLOBEX', defaultRegion: 'US', fallbackRegions: ['GB'], match: { accountCodes: ['globex'] } },
+    ],
+    defaultTenant: 'acme',
+    sink: { type: 'kafka', brokers: [brokers], requestTimeoutMs: 1000 },
+    storage: { dir: storageDir },
+    delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 1000 },
+    log: { level: 'info' },
+  };
+}
+
+function uniqueIds(broker: KafkaTestBroker): Set<string> {
+  return new Set(broker.records().map((r) => r.key!.toString()));
+}
+
+/** Same id, same bytes: a duplicate is the same record, never a variant. */
+function duplicatesAreIdentical(broker: KafkaTestBroker): boolean {
+  const seen = new Map<string, string>();
+  for (const r of broker.records()) {
+    const k = r.key!.toString();
+    const v = r.value!.toString();
+    if (seen.has(k) && seen.get(k) !== v) return false;
+    seen.set(k, v);
+  }
+  return true;
+}
+
+function spooledIds(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((n) =>
+    readFileSync(join(dir, n), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { id: string }).id),
+  );
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+t.test('broker down for a stretch mid-replay, then back: every record delivered, none lost', async (t) => {
+  const broker = await startKafkaBroker();
+  t.teardown(() => broker.close());
+  const storage = mkdtempSync(join(tmpdir(), 'faults-'));
+  const loaded = parseConfig(settings(broker.address, storage), ENV, '(test)');
+  const logged: Buffer[] = [];
+  const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
+  const inner = (await openSink(loaded, {}, log)) as DeliverySink;
+  let writes = 0;
+  // The broker goes away after the 10th record and stays away until the replay is over.
+  const sink = { name: 'test', write: (r: Parameters<DeliverySink['write']>[0]) => (++writes === 10 && broker.setFault({ kind: 'refuse' }), inner.write(r)), close: () => inner.close() };
+  const summary = await replayCapture({ capturePath: captureFile(CAPTURE), loaded, sink, log });
+  t.equal(summary.cdrs, EXPECTED, 'every record settled (acked or spooled)');
+  t.equal(inner.mode(), 'spooling', 'the outage sent records to the spool');
+  const spooledDuringOutage = spooledIds(spoolDir(loaded.config)).length;
+  t.ok(spooledDuringOutage > 0, `records waited on disk (${spooledDuringOutage})`);
+  const spoolBytes = Buffer.concat(readdirSync(spoolDir(loaded.config)).map((n) => readFileSync(join(spoolDir(loaded.config), n))));
+
+  broker.setFault({ kind: 'none' });
+  await inner.drained(30_000);
+  await inner.close();
+  const ids = uniqueIds(broker);
+  t.equal(ids.size, EXPECTED, 'unique ids at the broker = Master.csv rows');
+  t.ok(duplicatesAreIdentical(broker), `duplicates (${broker.records().length - ids.size}) carry the same id and bytes`);
+  t.same(spooledIds(spoolDir(loaded.config)), [], 'spool empty after the drain');
+  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'spool', data: spoolBytes }, { label: 'log', data: Buffer.concat(logged) }]), [], 'spool and logs hold nothing raw');
+});
+
+function startGateway(configPath: string): { child: ChildProcess; stderr: () => Buffer; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], { env: { PATH: process.env.PATH ?? '', ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const err: Buffer[] = [];
+  child.stderr!.on('data', (c: Buffer) => err.push(c));
+  child.stdout!.on('data', (c: Buffer) => err.push(c));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, stderr: () => Buffer.concat(err), exited };
+}
+
+async function gatewayScenario(t: Test, fault: 'stall' | 'refuse') {
+  const broker = await startKafkaBroker();
+  t.teardown(() => broker.close());
+  const capture = await readCapture(captureFile(CAPTURE));
+  const server = await startReplayServer({ capture, username: 'callveil', secret: 'replay-secret', holdOpen: true });
+  t.teardown(() => server.close());
+  const storage = mkdtempSync(join(tmpdir(), 'faults-'));
+  const cfg = join(storage, 'config.json');
+  writeFileSync(cfg, JSON.stringify(settings(broker.address, storage, server.port)));
+  broker.setFault(fault === 'stall' ? { kind: 'stall', ms: 60_000 } : { kind: 'refuse' });
+  const gw = startGateway(cfg);
+  t.teardown(() => void gw.child.kill('SIGKILL'));
+  await server.done;
+  const spool = join(storage, 'spool');
+  return { broker, storage, cfg, spool, gw };
+}
+
+t.test('SIGTERM while Kafka stalls: the gateway exits 0 within its deadline, every record at the broker or in the spool', async (t) => {
+  const { broker, spool, gw } = await gatewayScenario(t, 'stall');
+  await new Promise((r) => setTimeout(r, 1500)); // the last Cdr events reach the pipeline and stall at Kafka
+  const t0 = Date.now();
+  gw.child.kill('SIGTERM');
+  const code = await gw.exited;
+  t.equal(code, 0, 'exit 0');
+  t.ok(Date.now() - t0 < 8000, `stopped in ${Date.now() - t0} ms (deadline 1000 ms plus AMI logoff)`);
+  t.ok(spooledIds(spool).length > 0, 'the stalled records were spooled at the deadline');
+  const all = new Set([...uniqueIds(broker), ...spooledIds(spool)]);
+  t.equal(all.size, EXPECTED, 'acknowledged or spooled: nothing lost');
+  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'stderr', data: gw.stderr() }, ...readdirSync(spool).map((n) => ({ label: n, data: readFileSync(join(spool, n)) }))]), []);
+});
+
+t.test('SIGKILL mid-stream while Kafka refuses, then restart: the spool drains first, nothing lost', async (t) => {
+  const { broker, cfg, spool, gw } = await gatewayScenario(t, 'refuse');
+  await until('all records spooled', () => spooledIds(spool).length >= EXPECTED);
+  gw.child.kill('SIGKILL');
+  await gw.exited;
+  t.equal(new Set(spooledIds(spool)).size, EXPECTED, 'the spool survived kill -9 with every record');
+
+  // The restarted gateway's AMI has nothing new to say: anything at the broker now came from the spool.
+  const idle = await startReplayServer({ capture: Buffer.from('Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n'), username: 'callveil', secret: 'replay-secret', holdOpen: true });
+  t.teardown(() => idle.close());
+  const settingsNow = JSON.parse(readFileSync(cfg, 'utf8'));
+  settingsNow.ami.port = idle.port;
+  writeFileSync(cfg, JSON.stringify(settingsNow));
+  broker.setFault({ kind: 'none' });
+  const again = startGateway(cfg);
+  t.teardown(() => void again.child.kill('SIGKILL'));
+  await until('the spool drained to the broker', () => uniqueIds(broker).size >= EXPECTED);
+  await until('spool files removed', () => spooledIds(spool).length === 0);
+  again.child.kill('SIGTERM');
+  t.equal(await again.exited, 0);
+  t.equal(uniqueIds(broker).size, EXPECTED, 'unique ids at the broker = Master.csv rows');
+  t.ok(duplicatesAreIdentical(broker));
+  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'first run', data: gw.stderr() }, { label: 'second run', data: again.stderr() }]), []);
+});
