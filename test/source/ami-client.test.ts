@@ -11,7 +11,7 @@ const FIXTURES = new URL('../fixtures/ami/', import.meta.url);
 const USER = 'gw';
 const SECRET = 's3cret';
 
-// Nothing may reach the console (asterisk-manager console.logs in two places).
+// Nothing may reach the console: stdout carries command output only.
 const consoleCalls: string[] = [];
 for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
   const original = console[method];
@@ -98,12 +98,12 @@ for (const [name, chunking] of [
     t.same(h.events, expected, 'same events, same order, same fields as the frame parser');
     t.ok(h.events.every((e) => typeof e['event'] === 'string'), 'event is always a string');
     t.same(h.states.map((x) => x.state), ['connecting', 'connected', 'disconnected', 'ended']);
-    t.same(s.actionsReceived()[0], { action: 'login', actionid: 'callveil-1', events: 'on', secret: '***', username: USER }, 'our Login: Events: on');
+    t.same(s.actionsReceived()[0], { action: 'Login', actionid: 'callveil-1', events: 'on', secret: '***', username: USER }, 'our Login: Events: on');
     t.match(h.client.stats(), { connects: 1, disconnects: 1, loginFailures: 0, messages: expected.length });
   });
 }
 
-t.test('VarSet keeps its Variable name (asterisk-manager makes it an object)', async (t) => {
+t.test('VarSet keeps its Variable name (asterisk-manager, the first transport, made it an object)', async (t) => {
   const s = await server(t, 'basic-internal');
   const h = harness(t, { port: s.port, reconnect: false });
   h.client.start();
@@ -288,4 +288,27 @@ t.test('nothing printed, and logs carry codes and counts only', async (t) => {
   for (const { obj } of logged) t.ok(Object.keys(obj).every((k) => allowed.has(k)), JSON.stringify(Object.keys(obj)));
   const text = JSON.stringify(logged);
   for (const needle of ['SIP/', 'pbx-lab', '0770', '+44', 'Success', SECRET]) t.notOk(text.includes(needle), `no ${needle} in logs`);
+});
+
+t.test('hostile input on the live link: oversized, malformed and non-UTF-8 frames are counted and skipped, the link stays up', async (t) => {
+  const head = 'Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n';
+  const huge = 'Event: VarSet\r\n' + 'Value: +447700900123 padding padding padding\r\n'.repeat(3000) + '\r\n';
+  const body = Buffer.concat([
+    Buffer.from(head + 'Event: Newchannel\r\nUniqueid: pbx-1.1\r\n\r\n' + huge),
+    Buffer.from('Event: Broken\r\nthis line has no colon 07700900123\r\nUniqueid: pbx-1.2\r\n\r\n'),
+    Buffer.from([0x45, 0x76, 0x65, 0x6e, 0x74, 0x3a, 0x20, 0xff, 0xfe, 0x0d, 0x0a, 0x0d, 0x0a]),
+    Buffer.from('Event: Hangup\r\nUniqueid: pbx-1.1\r\n\r\n'),
+  ]);
+  const s = await startReplayServer({ capture: body, username: USER, secret: SECRET });
+  t.teardown(() => s.close());
+  const before = logged.length;
+  const h = harness(t, { port: s.port, reconnect: false, maxFrameBytes: 16 * 1024 });
+  h.client.start();
+  await h.until('ended', ended(h));
+  t.same(h.events.map((e) => e['event']), ['Newchannel', 'Broken', '\ufffd\ufffd', 'Hangup'], 'the oversized frame is skipped, the rest arrive');
+  t.equal(h.events[1]?.['uniqueid'], 'pbx-1.2', 'a malformed line is dropped, the rest of its message kept');
+  t.equal(h.client.stats().framesOversized, 1);
+  t.equal(h.client.stats().framesMalformed, 1);
+  const text = JSON.stringify(logged.slice(before));
+  t.notMatch(text, '7700900123', 'nothing raw logged about the skipped frames');
 });
