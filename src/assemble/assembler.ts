@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { field, type AmiMessage } from '../source/ami-message.js';
 import type { RawCdr } from './raw-cdr.js';
 import { pbxTimeToIso } from './pbx-time.js';
+import { isAsteriskId } from './asterisk-id.js';
 
 export type RecordingState = 'none' | 'mixmonitor' | 'monitor';
 
@@ -44,7 +45,7 @@ export interface AssemblerStats {
   cdrs: number;
   /** Cdr events for a channel never seen (e.g. started before we connected): Linkedid falls back to UniqueID. */
   cdrWithoutChannel: number;
-  /** Cdr events skipped for a missing UniqueID or unreadable times. */
+  /** Cdr events skipped: a UniqueID that is not an Asterisk id, unreadable times or durations. */
   cdrMalformed: number;
   /** Channels dropped by the bound or the TTL before their Hangup. */
   channelsEvictedLive: number;
@@ -64,9 +65,12 @@ export const DEFAULT_ASSEMBLER_OPTIONS: AssemblerOptions = {
   hangupGraceMs: 120_000,
 };
 
-function toSeconds(v: string): number {
-  const n = Number.parseInt(v, 10);
-  return Number.isFinite(n) && n >= 0 ? n : 0;
+// At most 8 digits (over 3 years): a longer digit string is no duration, and
+// might be a number that a mangled frame put in the wrong field.
+const SECONDS = /^[0-9]{1,8}$/;
+
+function toSeconds(v: string): number | null {
+  return SECONDS.test(v) ? Number(v) : null;
 }
 
 export function createAssembler(options: Partial<AssemblerOptions> = {}): Assembler {
@@ -91,7 +95,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     if (ch === undefined) {
       ch = {
         uniqueId,
-        linkedId: field(msg, 'linkedid') || uniqueId,
+        linkedId: isAsteriskId(field(msg, 'linkedid')) ? field(msg, 'linkedid') : uniqueId,
         tenantHint: '',
         accountCode: '',
         // Only Newchannel's Exten is what was dialled; a channel first seen mid-call has no known target.
@@ -108,7 +112,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       channels.set(uniqueId, ch);
     }
     const linked = field(msg, 'linkedid');
-    if (linked) ch.linkedId = linked;
+    if (linked && isAsteriskId(linked)) ch.linkedId = linked;
     const tenant = field(msg, 'tenantid');
     if (tenant) ch.tenantHint = tenant;
     const account = field(msg, 'accountcode');
@@ -155,7 +159,9 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     const endedAt = pbxTimeToIso(field(msg, 'endtime'), opts.timeZone);
     const answerTime = field(msg, 'answertime');
     const answeredAt = answerTime === '' ? null : pbxTimeToIso(answerTime, opts.timeZone);
-    if (legId === '' || startedAt === null || endedAt === null || (answerTime !== '' && answeredAt === null)) {
+    const durationSec = toSeconds(field(msg, 'duration'));
+    const billSec = toSeconds(field(msg, 'billableseconds'));
+    if (!isAsteriskId(legId) || startedAt === null || endedAt === null || (answerTime !== '' && answeredAt === null) || durationSec === null || billSec === null) {
       stats.cdrMalformed++;
       return undefined;
     }
@@ -179,8 +185,8 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       destination: field(msg, 'destination'),
       dialled: ch?.dialled ?? '',
       disposition: field(msg, 'disposition'),
-      durationSec: toSeconds(field(msg, 'duration')),
-      billSec: toSeconds(field(msg, 'billableseconds')),
+      durationSec,
+      billSec,
       startedAt,
       answeredAt,
       endedAt,

@@ -13,37 +13,38 @@ const cdr = (uniqueid: string, over: Record<string, string> = {}) =>
 
 t.test('a Cdr is tied to its call through the Linkedid learnt from channel events', async (t) => {
   const a = createAssembler();
-  t.equal(a.handle(ev('Newchannel', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1', Exten: '+442079460101', AccountCode: '' })), undefined);
-  a.handle(ev('Newchannel', { Uniqueid: 'pbx-1.2', Linkedid: 'pbx-1.1', Exten: '1001', AccountCode: 'acme' }));
-  a.handle(ev('VarSet', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1', Variable: 'X', Value: 'y', Tenantid: 'acme' }));
-  a.handle(ev('Newstate', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1', ChannelStateDesc: 'Up' }));
-  a.handle(ev('Hangup', { Uniqueid: 'pbx-1.1', Linkedid: 'pbx-1.1' }));
-  const r = a.handle(cdr('pbx-1.1'));
+  t.equal(a.handle(ev('Newchannel', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1', Exten: '+442079460101', AccountCode: '' })), undefined);
+  a.handle(ev('Newchannel', { Uniqueid: 'pbx-1795418340.2', Linkedid: 'pbx-1795418340.1', Exten: '1001', AccountCode: 'acme' }));
+  a.handle(ev('VarSet', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1', Variable: 'X', Value: 'y', Tenantid: 'acme' }));
+  a.handle(ev('Newstate', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1', ChannelStateDesc: 'Up' }));
+  a.handle(ev('Hangup', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1' }));
+  const r = a.handle(cdr('pbx-1795418340.1'));
   t.match(r, {
-    legId: 'pbx-1.1', callId: 'pbx-1.1', ordinal: 1, tenantHint: 'acme', accountCode: 'acme', dialled: '+442079460101', disposition: 'ANSWERED',
+    legId: 'pbx-1795418340.1', callId: 'pbx-1795418340.1', ordinal: 1, tenantHint: 'acme', accountCode: 'acme', dialled: '+442079460101', disposition: 'ANSWERED',
     durationSec: 10, billSec: 8, startedAt: '2026-11-18T10:00:00.000Z', answeredAt: '2026-11-18T10:00:02.000Z', endedAt: '2026-11-18T10:00:10.000Z',
   });
-  t.equal(a.channel('pbx-1.1')?.answered, true);
-  t.equal(a.channel('pbx-1.2')?.linkedId, 'pbx-1.1');
-  const second = a.handle(cdr('pbx-1.1', { AnswerTime: '', BillableSeconds: '0', Disposition: 'NO ANSWER' }));
+  t.equal(a.channel('pbx-1795418340.1')?.answered, true);
+  t.equal(a.channel('pbx-1795418340.2')?.linkedId, 'pbx-1795418340.1');
+  const second = a.handle(cdr('pbx-1795418340.1', { AnswerTime: '', BillableSeconds: '0', Disposition: 'NO ANSWER' }));
   t.equal(second?.ordinal, 2, 'a second CDR of the same leg gets the next ordinal');
   t.equal(second?.answeredAt, null);
 });
 
 t.test('a Cdr for a channel never seen falls back to its UniqueID and is counted', async (t) => {
   const a = createAssembler();
-  const r = a.handle(cdr('pbx-9.9'));
-  t.equal(r?.callId, 'pbx-9.9');
+  const r = a.handle(cdr('pbx-1795418349.9'));
+  t.equal(r?.callId, 'pbx-1795418349.9');
   t.equal(a.stats().cdrWithoutChannel, 1);
 });
 
 t.test('malformed Cdr events are counted and skipped', async (t) => {
   const a = createAssembler();
   t.equal(a.handle(cdr('')), undefined);
-  t.equal(a.handle(cdr('pbx-1.1', { StartTime: 'garbage' })), undefined);
-  t.equal(a.handle(cdr('pbx-1.1', { AnswerTime: 'garbage' })), undefined);
-  t.equal(a.stats().cdrMalformed, 3);
-  t.equal(a.handle(cdr('pbx-1.1', { Duration: '-4', BillableSeconds: 'x' }))?.durationSec, 0);
+  t.equal(a.handle(cdr('pbx-1795418340.1', { StartTime: 'garbage' })), undefined);
+  t.equal(a.handle(cdr('pbx-1795418340.1', { AnswerTime: 'garbage' })), undefined);
+  t.equal(a.handle(cdr('pbx-1795418340.1', { Duration: '-4' })), undefined, 'a negative duration is not invented into 0');
+  t.equal(a.handle(cdr('pbx-1795418340.1', { BillableSeconds: '+442079460556' })), undefined, 'a number in a duration field is not copied');
+  t.equal(a.stats().cdrMalformed, 5);
 });
 
 t.test('recording state follows MixMonitor and Monitor events; the file name is not kept', async (t) => {
@@ -72,4 +73,13 @@ t.test('state is bounded: a lost Hangup cannot grow memory', async (t) => {
   t.ok(a.channel('h.1'), 'kept for its Cdr shortly after Hangup');
   clock = 2201;
   t.equal(a.channel('h.1'), undefined, 'gone after the hangup grace');
+});
+
+t.test('only Asterisk-shaped ids are carried; a mangled UniqueID is not copied', async (t) => {
+  const { isAsteriskId } = await import('../../src/assemble/asterisk-id.js');
+  for (const ok of ['pbx-lab-1795418472.36', '1795418472.36', 'pbx_2-1700000000.1']) t.ok(isAsteriskId(ok), ok);
+  for (const bad of ['', '+447700900123', '07700900123', '447700900123.1', 'SIP/1001-0000000b', 'pbx-1.1', '1795418472']) t.notOk(isAsteriskId(bad), bad);
+  const a = createAssembler();
+  t.equal(a.handle(cdr('07700900123.1')), undefined);
+  t.equal(a.stats().cdrMalformed, 1);
 });
