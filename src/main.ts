@@ -174,6 +174,7 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   metrics.counterFn('ami_disconnects_total', 'AMI links lost after login', () => client.stats().disconnects);
   metrics.counterFn('ami_login_failures_total', 'AMI logins rejected', () => client.stats().loginFailures);
   metrics.counterFn('ami_ping_timeouts_total', 'AMI links dropped for an unanswered Ping', () => client.stats().pingTimeouts);
+  metrics.counterFn('ami_frames_skipped_total', 'AMI frames skipped: oversized or without Key: Value lines', () => client.stats().framesOversized + client.stats().framesMalformed);
   client.start();
   return {
     client,
