@@ -16,6 +16,7 @@ import type { RecordSink } from './sink/sink.js';
 import { createAmiClient, type AmiClient } from './source/ami-client.js';
 import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
+import { createChannelLister } from './source/resync.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Config } from './config/schema.js';
@@ -134,6 +135,27 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   return { events: c.events, cdrs: c.published, withheld, sinkFailures: c.sinkFailures, ms: Math.round(performance.now() - started), counts: c };
 }
 
+/**
+ * Feeds a client's events into the pipeline and, each time the link comes
+ * (back) up, lists Asterisk's live channels so calls that ended while the
+ * link was down are reported as incomplete instead of vanishing.
+ */
+export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger, resyncTimeoutMs = 10_000): void {
+  const lister = createChannelLister(client);
+  client.onMessage((msg) => pipeline.handle(msg));
+  client.onState((state) => {
+    if (state !== 'connected') return;
+    pipeline.beginResync();
+    lister.list(resyncTimeoutMs).then(
+      (live) => {
+        const gaps = pipeline.reconcile(live);
+        if (gaps > 0) log.warn({ component: 'ami', liveChannels: live.size, incompleteRecords: gaps }, 'calls ended while AMI was down: records marked incomplete');
+      },
+      (err: unknown) => log.warn({ component: 'ami', code: (err as { code?: string }).code }, 'channel resync failed'),
+    );
+  });
+}
+
 export interface Gateway {
   readonly client: AmiClient;
   readonly pipeline: Pipeline;
@@ -167,7 +189,7 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
     pingTimeoutMs: ami.pingTimeoutMs,
     log: log.child({ component: 'ami' }),
   });
-  client.onMessage((msg) => pipeline.handle(msg));
+  connectSource(client, pipeline, log);
   client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
   metrics.gaugeFn('ami_connected', 'AMI link logged in (1) or not (0)', () => (client.connected ? 1 : 0));
   metrics.counterFn('ami_connects_total', 'Successful AMI logins', () => client.stats().connects);

@@ -20,6 +20,9 @@ export interface PipelineCounts {
 
 export interface Pipeline {
   handle(msg: AmiMessage): void;
+  /** After an AMI reconnect: records (marked incomplete) for calls that ended unseen. Returns how many. */
+  reconcile(liveUniqueIds: ReadonlySet<string>): number;
+  beginResync(): void;
   /** Resolves when every record handed to the sink so far is settled. */
   drain(): Promise<void>;
   counts(): Readonly<PipelineCounts>;
@@ -28,7 +31,7 @@ export interface Pipeline {
 }
 
 export interface PipelineDeps {
-  readonly assembler: Pick<Assembler, 'handle'>;
+  readonly assembler: Pick<Assembler, 'handle' | 'reconcile' | 'beginResync'>;
   readonly sanitise: (raw: RawCdr) => SanitiseResult;
   readonly sink: Pick<RecordSink, 'write'>;
   readonly log: Pick<Logger, 'warn' | 'error'>;
@@ -51,31 +54,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       counts.events++;
       events?.inc();
       const raw = deps.assembler.handle(msg);
-      if (raw === undefined) return;
-      counts.cdrs++;
-      cdrs?.inc();
-      const result = deps.sanitise(raw);
-      if (!result.ok) {
-        counts.withheld[result.reason]++;
-        withheld?.inc({ reason: result.reason, tenant: result.tenant ?? 'none' });
-        deps.log.warn({ stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId }, 'record withheld');
-        return;
-      }
-      const record = result.record;
-      const p = deps.sink.write(record).then(
-        () => {
-          counts.published++;
-          published?.inc({ tenant: record.tenant });
-          for (const fn of listeners) fn(record);
-        },
-        (err: unknown) => {
-          counts.sinkFailures++;
-          failed?.inc({ stage: 'sink' });
-          deps.log.error({ stage: 'sink', code: (err as { code?: string }).code, recordId: record.id }, 'record not delivered');
-        },
-      );
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
+      if (raw !== undefined) take(raw);
+    },
+    beginResync: () => deps.assembler.beginResync(),
+    reconcile(live) {
+      const gaps = deps.assembler.reconcile(live);
+      for (const raw of gaps) take(raw);
+      return gaps.length;
     },
     async drain() {
       while (inFlight.size > 0) await Promise.all([...inFlight]);
@@ -85,4 +70,31 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       listeners.push(fn);
     },
   };
+
+  function take(raw: RawCdr): void {
+    counts.cdrs++;
+    cdrs?.inc();
+    const result = deps.sanitise(raw);
+    if (!result.ok) {
+      counts.withheld[result.reason]++;
+      withheld?.inc({ reason: result.reason, tenant: result.tenant ?? 'none' });
+      deps.log.warn({ stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId }, 'record withheld');
+      return;
+    }
+    const record = result.record;
+    const p = deps.sink.write(record).then(
+      () => {
+        counts.published++;
+        published?.inc({ tenant: record.tenant });
+        for (const fn of listeners) fn(record);
+      },
+      (err: unknown) => {
+        counts.sinkFailures++;
+        failed?.inc({ stage: 'sink' });
+        deps.log.error({ stage: 'sink', code: (err as { code?: string }).code, recordId: record.id }, 'record not delivered');
+      },
+    );
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  }
 }

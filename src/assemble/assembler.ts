@@ -20,6 +20,8 @@ export interface ChannelState {
   state: string;
   answered: boolean;
   hungUp: boolean;
+  /** Resync epoch the Hangup was seen in; -1 while up. */
+  hungUpEpoch: number;
   /** Uniqueids this channel dialled (DialBegin DestUniqueid). */
   readonly dialledLegs: Set<string>;
   recording: RecordingState;
@@ -27,6 +29,12 @@ export interface ChannelState {
   recordingFileNamed: boolean;
   cdrCount: number;
   readonly createdAtMs: number;
+  /** Wall-clock time the gateway first saw the channel (for gap records). */
+  readonly firstSeenAt: string;
+  /** CallerIDNum at Newchannel. Raw, memory only. */
+  readonly callerNum: string;
+  /** Resync epoch the channel was first seen in (see beginResync). */
+  readonly epoch: number;
 }
 
 export interface AssemblerOptions {
@@ -38,6 +46,8 @@ export interface AssemblerOptions {
   /** After Hangup, how long a channel is kept for its Cdr event to arrive. */
   readonly hangupGraceMs: number;
   readonly now?: () => number;
+  /** Wall clock for gap records; injected in tests. */
+  readonly wallNow?: () => Date;
 }
 
 export interface AssemblerStats {
@@ -49,10 +59,20 @@ export interface AssemblerStats {
   cdrMalformed: number;
   /** Channels dropped by the bound or the TTL before their Hangup. */
   channelsEvictedLive: number;
+  /** Records marked incomplete because a call ended while the AMI link was down. */
+  gapRecords: number;
 }
 
 export interface Assembler {
   handle(msg: AmiMessage): RawCdr | undefined;
+  /**
+   * After an AMI reconnect: `live` holds the Uniqueids Asterisk still has
+   * (CoreShowChannels). Channels we knew that are gone ended while we were
+   * away; a call whose CDR we never got yields a record marked incomplete.
+   */
+  reconcile(live: ReadonlySet<string>): RawCdr[];
+  /** Call when the link is back, before listing channels: only channels known before this count in reconcile. */
+  beginResync(): void;
   channel(uniqueId: string): Readonly<ChannelState> | undefined;
   liveChannelCount(): number;
   stats(): Readonly<AssemblerStats>;
@@ -76,7 +96,9 @@ function toSeconds(v: string): number | null {
 export function createAssembler(options: Partial<AssemblerOptions> = {}): Assembler {
   const opts = { ...DEFAULT_ASSEMBLER_OPTIONS, ...options };
   const now = opts.now ?? (() => performance.now());
-  const stats: AssemblerStats = { events: 0, cdrs: 0, cdrWithoutChannel: 0, cdrMalformed: 0, channelsEvictedLive: 0 };
+  const wallNow = opts.wallNow ?? (() => new Date());
+  let epoch = 0;
+  const stats: AssemblerStats = { events: 0, cdrs: 0, cdrWithoutChannel: 0, cdrMalformed: 0, channelsEvictedLive: 0, gapRecords: 0 };
   const channels = new LRUCache<string, ChannelState>({
     max: opts.maxChannels,
     ttl: opts.channelTtlMs,
@@ -103,11 +125,15 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
         state: '',
         answered: false,
         hungUp: false,
+        hungUpEpoch: -1,
         dialledLegs: new Set(),
         recording: 'none',
         recordingFileNamed: false,
         cdrCount: 0,
         createdAtMs: now(),
+        firstSeenAt: wallNow().toISOString(),
+        callerNum: event === 'Newchannel' ? field(msg, 'calleridnum') : '',
+        epoch,
       };
       channels.set(uniqueId, ch);
     }
@@ -133,6 +159,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       }
       case 'Hangup':
         ch.hungUp = true;
+        ch.hungUpEpoch = epoch;
         channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
         break;
       case 'MixMonitorStart':
@@ -205,6 +232,33 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       // Any channel event creates state, so a call already up when we connected still maps to its Linkedid.
       onChannelEvent(event, msg, touch(event, msg, uniqueId));
       return undefined;
+    },
+    reconcile(live) {
+      const gaps: RawCdr[] = [];
+      const at = wallNow().toISOString();
+      for (const ch of [...channels.values()]) {
+        // Seen only after the link came back: the channel list may predate it.
+        if (live.has(ch.uniqueId) || ch.epoch >= epoch) continue;
+        // Hung up since the link came back: its Cdr event is on its way.
+        if (ch.hungUp && ch.hungUpEpoch >= epoch) continue;
+        if (!ch.hungUp) {
+          ch.hungUp = true;
+          channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
+        }
+        // The CDR belongs to the channel that started the call; one gap record per call.
+        if (ch.uniqueId !== ch.linkedId || ch.cdrCount > 0) continue;
+        ch.cdrCount++;
+        stats.gapRecords++;
+        gaps.push({
+          legId: ch.uniqueId, callId: ch.linkedId, ordinal: ch.cdrCount, tenantHint: ch.tenantHint, accountCode: ch.accountCode,
+          source: ch.callerNum, destination: ch.dialled, dialled: ch.dialled, disposition: 'UNKNOWN',
+          durationSec: 0, billSec: 0, startedAt: ch.firstSeenAt, answeredAt: null, endedAt: at, incomplete: 'ami-gap',
+        });
+      }
+      return gaps;
+    },
+    beginResync() {
+      epoch++;
     },
     channel: (uniqueId) => channels.get(uniqueId),
     liveChannelCount: () => channels.size,

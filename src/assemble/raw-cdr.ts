@@ -18,4 +18,9 @@ export interface RawCdr {
   readonly startedAt: string;
   readonly answeredAt: string | null;
   readonly endedAt: string;
+  /**
+   * Set when the call's end was missed while the AMI link was down: the Cdr
+   * event is lost, so disposition and durations are unknown, not invented.
+   */
+  readonly incomplete?: 'ami-gap';
 }

@@ -39,6 +39,11 @@ export const CdrRecord = z
     endedAt: isoUtc,
     caller: Party,
     callee: Party,
+    complete: z
+      .boolean()
+      .describe(
+        'false: the call ended while the AMI link was down and its Cdr event was lost. disposition UNKNOWN, durations 0 and endedAt (when the gap was found) are placeholders, not measurements: do not bill it, reconcile it against the PBX\'s own CDR store',
+      ),
   })
   .strict();
 export type CdrRecord = z.infer<typeof CdrRecord>;

@@ -54,6 +54,7 @@ export function createSanitiser(resolveTenant: TenantResolver): (raw: RawCdr) =>
       endedAt: raw.endedAt,
       caller: toParty(spec.id, spec.key, classify(raw.source)),
       callee: toParty(spec.id, spec.key, callee),
+      complete: raw.incomplete === undefined,
     };
     const checked = CdrRecord.safeParse(candidate);
     // The zod issue list is not logged: it may quote the offending value.

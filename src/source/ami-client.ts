@@ -181,11 +181,11 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     });
   }
 
+  // Settled synchronously, not through a promise continuation: Asterisk closes
+  // right after a failed login, and the socket's end (a nextTick) would
+  // otherwise be seen first and taken for a connect failure (short backoff).
   function login(l: Link): void {
-    send(l, { Action: 'Login', Username: opts.username, Secret: opts.secret, Events: 'on' }, cfg.connectTimeoutMs).then(
-      () => loginResult(l, undefined),
-      (err: unknown) => loginResult(l, err),
-    );
+    sendWith(l, { Action: 'Login', Username: opts.username, Secret: opts.secret, Events: 'on' }, cfg.connectTimeoutMs, () => loginResult(l, undefined), (err) => loginResult(l, err));
   }
 
   /** A response settles its action; everything else is an event. */
@@ -292,21 +292,23 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
   }
 
   function send(l: Link, fields: Record<string, string>, timeoutMs: number): Promise<AmiMessage> {
+    return new Promise((resolve, reject) => sendWith(l, fields, timeoutMs, resolve, reject));
+  }
+
+  function sendWith(l: Link, fields: Record<string, string>, timeoutMs: number, resolve: (msg: AmiMessage) => void, reject: (err: GatewayError) => void): void {
     const invalid = invalidField(fields);
-    if (invalid !== undefined) return Promise.reject(new GatewayError('GW_AMI_FRAME', `AMI action ${invalid}`, { retriable: false }));
+    if (invalid !== undefined) return reject(new GatewayError('GW_AMI_FRAME', `AMI action ${invalid}`, { retriable: false }));
     const id = nextId();
     const name = actionName(fields);
     let frame = `ActionID: ${id}\r\n`;
     for (const [k, v] of Object.entries(fields)) if (k.toLowerCase() !== 'actionid') frame += `${k}: ${v}\r\n`;
     frame += '\r\n';
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        l.pending.delete(id);
-        reject(new GatewayError('GW_AMI_TIMEOUT', `AMI ${name} got no response within ${timeoutMs} ms`));
-      }, timeoutMs);
-      l.pending.set(id, { name, resolve, reject, timer });
-      l.socket.write(frame);
-    });
+    const timer = setTimeout(() => {
+      l.pending.delete(id);
+      reject(new GatewayError('GW_AMI_TIMEOUT', `AMI ${name} got no response within ${timeoutMs} ms`));
+    }, timeoutMs);
+    l.pending.set(id, { name, resolve, reject, timer });
+    l.socket.write(frame);
   }
 
   function nextId(): string {

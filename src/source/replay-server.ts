@@ -32,6 +32,8 @@ export interface ReplayServerOptions {
   readonly drops?: number;
   /** A new connection continues at the message where the previous one stopped, instead of from the start. */
   readonly resumeOnReconnect?: boolean;
+  /** With resumeOnReconnect: skip this many body bytes first (events Asterisk sent while the link was down). */
+  readonly skipOnReconnectBytes?: number;
   /** false: Ping goes unanswered (a dead link that still accepts bytes). Default true. */
   readonly answerPings?: boolean;
 }
@@ -109,12 +111,14 @@ interface Connection {
   readonly queue: Buffer[];
   endAfterQueue: boolean;
   wake: (() => void) | undefined;
+  /** Body bytes sent so far on this connection: what the PBX "has done" by now. */
+  pos: number;
 }
 
 function serveConnection(shared: Shared, socket: Socket): void {
   shared.stats.connections++;
   shared.sockets.add(socket);
-  const conn: Connection = { socket, loggedIn: false, closed: false, queue: [], endAfterQueue: false, wake: undefined };
+  const conn: Connection = { socket, loggedIn: false, closed: false, queue: [], endAfterQueue: false, wake: undefined, pos: 0 };
   socket.setNoDelay(true);
   socket.on('error', () => undefined); // resets by the client are normal here
   socket.on('close', () => {
@@ -138,7 +142,7 @@ function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
     else conn.socket.write(frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Permission denied']]));
     return;
   }
-  const reply = answer(shared, action, id);
+  const reply = answer(shared, action, id, conn.pos);
   if (reply === undefined) return;
   conn.queue.push(reply);
   if (action === 'logoff') conn.endAfterQueue = true;
@@ -160,7 +164,7 @@ function login(shared: Shared, conn: Connection, msg: AmiMessage, id: string | u
 }
 
 /** The response to an action after login; undefined for no response at all. */
-function answer(shared: Shared, action: string, id: string | undefined): Buffer | undefined {
+function answer(shared: Shared, action: string, id: string | undefined, pos: number): Buffer | undefined {
   switch (action) {
     case 'ping':
       if (shared.opts.answerPings === false) return undefined;
@@ -172,11 +176,15 @@ function answer(shared: Shared, action: string, id: string | undefined): Buffer 
     case 'stopmixmonitor':
     case 'stopmonitor':
       return frame([['Response', 'Success'], ['ActionID', id]]);
-    case 'coreshowchannels':
+    case 'coreshowchannels': {
+      // The channels the capture has up at this point, as Asterisk would list them.
+      const live = liveChannelsAt(shared.body, pos);
       return Buffer.concat([
         frame([['Response', 'Success'], ['ActionID', id], ['EventList', 'start'], ['Message', 'Channels will follow']]),
-        frame([['Event', 'CoreShowChannelsComplete'], ['ActionID', id], ['EventList', 'Complete'], ['ListItems', '0']]),
+        ...[...live].map(([uniqueid, linkedid]) => frame([['Event', 'CoreShowChannel'], ['ActionID', id], ['Uniqueid', uniqueid], ['Linkedid', linkedid]])),
+        frame([['Event', 'CoreShowChannelsComplete'], ['ActionID', id], ['EventList', 'Complete'], ['ListItems', String(live.size)]]),
       ]);
+    }
     default:
       return frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Invalid/unknown command']]);
   }
@@ -185,6 +193,8 @@ function answer(shared: Shared, action: string, id: string | undefined): Buffer 
 async function streamBody(shared: Shared, conn: Connection): Promise<void> {
   const { body, opts } = shared;
   let pos = opts.resumeOnReconnect ? shared.resumeAt : 0;
+  if (opts.resumeOnReconnect && pos > 0 && opts.skipOnReconnectBytes) pos = nextBoundary(body, Math.min(body.length, pos + opts.skipOnReconnectBytes));
+  conn.pos = pos;
   const dropping = opts.dropAfterBytes !== undefined && shared.stats.dropped < (opts.drops ?? 1);
   const dropAt = dropping ? pos + opts.dropAfterBytes! : Infinity;
   let counted = false;
@@ -198,13 +208,18 @@ async function streamBody(shared: Shared, conn: Connection): Promise<void> {
       const end = Math.min(sliceEnd(shared, pos, conn.queue.length > 0), dropAt);
       await write(conn, body.subarray(pos, end));
       pos = end;
+      conn.pos = pos;
       if (opts.resumeOnReconnect) shared.resumeAt = lastBoundary(body, pos);
       if (pos >= dropAt) {
         shared.stats.dropped++;
+        // Flush what was written, then cut: the client has read exactly dropAfterBytes, so tests know what it saw.
+        await new Promise<void>((resolve) => conn.socket.end(resolve));
         conn.socket.destroy();
         return;
       }
       if (pos < body.length && opts.pauseBetweenChunksMs) await sleep(opts.pauseBetweenChunksMs);
+      // Let the client's actions in between slices, as a real PBX interleaves responses with events.
+      else await new Promise<void>((resolve) => setImmediate(resolve));
       continue;
     }
     if (!counted) {
@@ -216,6 +231,21 @@ async function streamBody(shared: Shared, conn: Connection): Promise<void> {
     if (conn.queue.length === 0) await new Promise<void>((resolve) => (conn.wake = resolve));
   }
   conn.socket.end();
+}
+
+/** Uniqueid -> Linkedid of every channel created and not yet hung up in body[0, pos). */
+function liveChannelsAt(body: Buffer, pos: number): Map<string, string> {
+  const live = new Map<string, string>();
+  const parser = createFrameParser({
+    onMessage: (m) => {
+      const e = field(m, 'event');
+      if (e === 'Newchannel') live.set(field(m, 'uniqueid'), field(m, 'linkedid'));
+      else if (e === 'Hangup') live.delete(field(m, 'uniqueid'));
+    },
+  });
+  parser.push(body.subarray(0, lastBoundary(body, pos)));
+  parser.end();
+  return live;
 }
 
 /** Where the slice starting at `pos` ends; `boundary` forces it to end at a message boundary. */

@@ -83,3 +83,24 @@ t.test('only Asterisk-shaped ids are carried; a mangled UniqueID is not copied',
   t.equal(a.handle(cdr('07700900123.1')), undefined);
   t.equal(a.stats().cdrMalformed, 1);
 });
+
+t.test('reconcile after a reconnect: ended-unseen calls are marked, live ones and late Cdrs are not', async (t) => {
+  const a = createAssembler({ wallNow: () => new Date('2026-11-23T10:00:00Z') });
+  const nc = (u: string, l: string, num = '07700900123') => a.handle(ev('Newchannel', { Uniqueid: u, Linkedid: l, Exten: '1002', CallerIDNum: num }));
+  nc('pbx-1795418340.1', 'pbx-1795418340.1'); // ends while we are away
+  nc('pbx-1795418340.2', 'pbx-1795418340.1'); // its second leg: no record of its own
+  nc('pbx-1795418341.3', 'pbx-1795418341.3'); // still up after the reconnect
+  nc('pbx-1795418342.4', 'pbx-1795418342.4'); // hangs up after the reconnect, before the list arrives
+  nc('pbx-1795418343.5', 'pbx-1795418343.5'); // ended and got its Cdr before the drop
+  a.handle(ev('Hangup', { Uniqueid: 'pbx-1795418343.5', Linkedid: 'pbx-1795418343.5' }));
+  a.handle(cdr('pbx-1795418343.5'));
+  a.beginResync();
+  a.handle(ev('Hangup', { Uniqueid: 'pbx-1795418342.4', Linkedid: 'pbx-1795418342.4' }));
+  nc('pbx-1795418344.6', 'pbx-1795418344.6'); // new since the reconnect, not in the (older) list
+  const gaps = a.reconcile(new Set(['pbx-1795418341.3']));
+  t.same(gaps.map((g) => g.legId), ['pbx-1795418340.1']);
+  t.match(gaps[0], { callId: 'pbx-1795418340.1', disposition: 'UNKNOWN', incomplete: 'ami-gap', source: '07700900123', startedAt: '2026-11-23T10:00:00.000Z', answeredAt: null });
+  t.same(a.reconcile(new Set(['pbx-1795418341.3'])), [], 'once only');
+  t.equal(a.handle(cdr('pbx-1795418342.4'))?.ordinal, 1, 'the late Cdr is a normal record');
+  t.equal(a.stats().gapRecords, 1);
+});

@@ -135,10 +135,14 @@ for (const chunking of ['recorded', 'random', undefined] as const) {
     t.match(pong, { response: 'Success', ping: 'Pong', timestamp: /^\d+\.\d{6}$/ });
     const bare = messages.find((m) => m['ping'] === 'Pong' && m['actionid'] === undefined);
     t.ok(bare, 'an action without ActionID gets a response without one');
+    const items = messages.filter((m) => m['event'] === 'CoreShowChannel' && m['actionid'] === 'c1');
     const frames = [
       `Response: Success\r\nActionID: p1\r\nPing: Pong\r\nTimestamp: ${String(pong?.['timestamp'])}\r\n\r\n`,
       'Response: Success\r\nActionID: m1\r\n\r\n',
-      'Response: Success\r\nActionID: c1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\nEvent: CoreShowChannelsComplete\r\nActionID: c1\r\nEventList: Complete\r\nListItems: 0\r\n\r\n',
+      // The channels the capture has up at that point, listed as Asterisk would.
+      'Response: Success\r\nActionID: c1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n' +
+        items.map((m) => `Event: CoreShowChannel\r\nActionID: c1\r\nUniqueid: ${String(m['uniqueid'])}\r\nLinkedid: ${String(m['linkedid'])}\r\n\r\n`).join('') +
+        `Event: CoreShowChannelsComplete\r\nActionID: c1\r\nEventList: Complete\r\nListItems: ${items.length}\r\n\r\n`,
       'Response: Error\r\nActionID: x1\r\nMessage: Invalid/unknown command\r\n\r\n',
       `Response: Success\r\nPing: Pong\r\nTimestamp: ${String(bare?.['timestamp'])}\r\n\r\n`,
     ];
