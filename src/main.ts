@@ -9,7 +9,7 @@ import { createSanitiser } from './privacy/sanitise.js';
 import { createTenantResolver } from './privacy/tenants.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
 import { createKafkaSink } from './sink/kafka.js';
-import { createDeliverySink } from './sink/delivery.js';
+import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
 import { openSpool } from './sink/spool.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import type { RecordSink } from './sink/sink.js';
@@ -161,6 +161,8 @@ export interface Gateway {
   readonly pipeline: Pipeline;
   readonly metrics: Metrics;
   readonly sink: RecordSink;
+  /** For /readyz: AMI logged in, and the sink taking records (not held back by a full spool). */
+  ready(): { ami: boolean; sink: boolean };
   /** Stops taking AMI events, drains in-flight records, closes the sink. */
   stop(): Promise<void>;
 }
@@ -203,6 +205,7 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
     pipeline,
     metrics,
     sink,
+    ready: () => ({ ami: client.connected, sink: !('spoolFull' in sink && (sink as DeliverySink).spoolFull()) }),
     async stop() {
       // Stop taking events, then give the sink its deadline: what Kafka has not
       // acknowledged by then is in the spool, so every record is settled.
