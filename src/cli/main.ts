@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { cdrJsonSchema } from '../privacy/cdr-record.js';
 import { auditLogPath, openSink, replayCapture, startGateway } from '../main.js';
 import { verifyAuditLog } from '../audit/audit-log.js';
+import { runChecks } from './check.js';
 
 const USAGE = `callveil — privacy gateway for Asterisk: AMI events in, pseudonymised CDRs out
 
@@ -22,6 +23,7 @@ Usage:
   callveil demo                                        replay a bundled real capture into ./callveil-out/
   callveil schema                                      print the record's JSON Schema
   callveil audit verify [--config FILE | --file PATH]  check the audit log's hash chain
+  callveil check --config FILE                         check config, keys, storage, AMI login and Kafka
   callveil help
 
 Configuration: YAML or JSON file (see README) plus CALLVEIL_* environment variables.`;
@@ -126,6 +128,14 @@ async function cmdAudit(args: string[], env: Env): Promise<number> {
   return 1;
 }
 
+async function cmdCheck(args: string[], env: Env): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
+  if (values.config === undefined) throw new GatewayError('GW_USAGE', 'check needs --config FILE');
+  const ok = await runChecks(values.config, env, (pass, what, detail) => process.stdout.write(`${pass ? 'PASS' : 'FAIL'}  ${what}: ${detail}\n`));
+  process.stdout.write(ok ? 'all checks passed\n' : 'some checks failed\n');
+  return ok ? 0 : 1;
+}
+
 export async function main(argv: string[], env: Env = process.env): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -138,6 +148,8 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
         return await cmdDemo(env);
       case 'audit':
         return await cmdAudit(rest, env);
+      case 'check':
+        return await cmdCheck(rest, env);
       case 'schema':
         process.stdout.write(JSON.stringify(cdrJsonSchema(), null, 2) + '\n');
         return 0;

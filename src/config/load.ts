@@ -43,6 +43,18 @@ function setIn(target: Record<string, unknown>, path: Path, value: unknown): voi
 
 function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   const fromEnv = new Map<string, string>();
+  // Containers hand secrets over as files (/run/secrets/...): CALLVEIL_AMI_SECRET_FILE names one.
+  const secretFile = env.CALLVEIL_AMI_SECRET_FILE;
+  if (secretFile && !env.CALLVEIL_AMI_SECRET) {
+    let secret: string;
+    try {
+      secret = readFileSync(secretFile, 'utf8').trim();
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  environment CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    setIn(raw, ['ami', 'secret'], secret);
+    fromEnv.set('ami.secret', 'CALLVEIL_AMI_SECRET_FILE');
+  }
   for (const o of ENV_OVERRIDES) {
     const v = env[o.name];
     if (v === undefined || v === '') continue;

@@ -141,3 +141,28 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
     },
   };
 }
+
+/** Connects and reads cluster metadata once: for `callveil check`. */
+export async function probeKafka(opts: Pick<KafkaSinkOptions, 'brokers' | 'clientId' | 'ssl' | 'sasl'> & { timeoutMs: number }): Promise<{ ok: true; brokers: number } | { ok: false; reason: string }> {
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: [...opts.brokers],
+    ssl: opts.ssl,
+    ...(opts.sasl ? { sasl: opts.sasl as never } : {}),
+    connectionTimeout: opts.timeoutMs,
+    requestTimeout: opts.timeoutMs,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    return { ok: true, brokers: cluster.brokers.length };
+  } catch (err) {
+    const e = err as { name?: string; type?: string };
+    return { ok: false, reason: e.type ?? e.name ?? 'error' };
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}

@@ -89,3 +89,11 @@ t.test('embedded defaults: one tenant, a random key per run, and a warning', asy
   t.not(a.tenants[0]?.key?.secret.toString('hex'), b.tenants[0]?.key?.secret.toString('hex'));
   t.match(a.warnings.join('\n'), 'random key');
 });
+
+t.test('the AMI secret can come from a file (container secrets)', async (t) => {
+  const secretPath = write('ami_secret', 'from-a-file\n');
+  const c = loadConfigFile(write('good3.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET_FILE: secretPath });
+  t.equal(c.config.ami.secret, 'from-a-file');
+  const e = failure(() => loadConfigFile(write('good4.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET_FILE: join(dir, 'nope') }));
+  t.match(e.message, 'CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file');
+});

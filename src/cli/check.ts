@@ -1,0 +1,105 @@
+// `callveil check`: one pass/fail line per thing the gateway needs, each
+// failure naming the cause and the fix. Nothing here prints a secret.
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { GatewayError } from '../errors.js';
+import { spoolDir } from '../main.js';
+import { probeKafka } from '../sink/kafka.js';
+import { openSpool } from '../sink/spool.js';
+import { createAmiClient } from '../source/ami-client.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+export type Report = (ok: boolean, what: string, detail: string) => void;
+
+async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number): Promise<void> {
+  const { ami } = loaded.config;
+  const where = `${ami.host}:${ami.port}`;
+  if (ami.username === undefined || ami.secret === undefined) {
+    report(false, 'ami', `no ${ami.username === undefined ? 'ami.username' : 'ami.secret'} — fix: set it in the config or CALLVEIL_AMI_${ami.username === undefined ? 'USERNAME' : 'SECRET'} (or CALLVEIL_AMI_SECRET_FILE)`);
+    return;
+  }
+  const client = createAmiClient({ host: ami.host, port: ami.port, username: ami.username, secret: ami.secret, reconnect: false, connectTimeoutMs: timeoutMs });
+  const outcome = await new Promise<string>((resolve) => {
+    client.onState((state, info) => {
+      if (state === 'connected') resolve('ok');
+      else if (state === 'disconnected') resolve(info?.code ?? 'GW_AMI_CLOSED');
+    });
+    client.start();
+  });
+  if (outcome === 'ok') {
+    try {
+      const r = await client.action({ Action: 'CoreShowChannels' });
+      report(true, 'ami', `logged in to ${where} as ${ami.username}; CoreShowChannels allowed (${r['eventlist'] === 'start' ? 'resync after reconnects will work' : 'answered'})`);
+    } catch {
+      report(false, 'ami', `logged in to ${where}, but CoreShowChannels was refused — fix: manager.conf [${ami.username}] write = call,reporting`);
+    }
+  } else if (outcome === 'GW_AMI_AUTH') {
+    report(false, 'ami', `${where} rejected the login for "${ami.username}" — fix: the secret must match manager.conf [${ami.username}] secret=, and the user's permit= must allow this host`);
+  } else if (outcome === 'GW_AMI_TIMEOUT') {
+    report(false, 'ami', `${where} accepted no login within ${timeoutMs} ms — fix: is this the AMI port (5038, TLS 5039) and not SIP or HTTP?`);
+  } else {
+    report(false, 'ami', `cannot connect to ${where} — fix: is Asterisk running with manager.conf enabled = yes, and do bindaddr/port and firewalls let this host in?`);
+  }
+  await client.stop();
+}
+
+async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeoutMs: number): Promise<void> {
+  const s = loaded.config.sink;
+  if (s.type !== 'kafka') {
+    report(true, 'sink', s.type === 'jsonl' ? `JSONL file ${s.path}` : 'stdout');
+    return;
+  }
+  let sasl;
+  if (s.sasl !== undefined) {
+    const password = env[s.sasl.passwordEnv];
+    if (!password) {
+      report(false, 'kafka', `SASL password missing — fix: set environment ${s.sasl.passwordEnv}`);
+      return;
+    }
+    sasl = { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
+  }
+  const r = await probeKafka({ brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs });
+  if (r.ok) report(true, 'kafka', `${s.brokers.join(',')} answered (${r.brokers} broker${r.brokers === 1 ? '' : 's'}); topics ${s.topicPrefix}.<tenant>.cdr`);
+  else
+    report(false, 'kafka', `${s.brokers.join(',')} did not answer metadata (${r.reason}) — fix: check sink.brokers, the listener the brokers advertise, and ssl/sasl settings; the gateway would spool to disk until Kafka answers`);
+}
+
+function checkStorage(loaded: LoadedConfig, report: Report): void {
+  const dir = loaded.config.storage.dir;
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    const spool = openSpool({ dir: spoolDir(loaded.config), maxBytes: loaded.config.delivery.spoolMaxBytes, segmentMaxBytes: loaded.config.delivery.spoolSegmentMaxBytes, fsync: 'always', fsyncIntervalMs: 100 });
+    const waiting = spool.records();
+    spool.close();
+    const full = spool.bytes() >= loaded.config.delivery.spoolMaxBytes;
+    report(!full, 'storage', `${dir} writable; spool holds ${waiting} record${waiting === 1 ? '' : 's'}${full ? ' and is FULL — fix: make Kafka reachable so it drains, or raise delivery.spoolMaxBytes' : waiting > 0 ? ' (sent first when the gateway starts)' : ''}`);
+  } catch (err) {
+    report(false, 'storage', `${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? 'error'}) — fix: create it for the user callveil runs as, or set storage.dir`);
+  }
+}
+
+/** Runs every check; true when all passed. */
+export async function runChecks(file: string, env: Env, report: Report, timeoutMs = 3000): Promise<boolean> {
+  let failed = false;
+  const r: Report = (ok, what, detail) => {
+    if (!ok) failed = true;
+    report(ok, what, detail);
+  };
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfigFile(file, env);
+  } catch (err) {
+    r(false, 'config', `${err instanceof GatewayError ? err.message : 'unreadable'} — fix: correct the paths listed above`);
+    return false;
+  }
+  r(true, 'config', `${file} is valid (${loaded.tenants.length} tenant${loaded.tenants.length === 1 ? '' : 's'})`);
+  for (const t of loaded.tenants) {
+    if (t.key === null) r(false, `key ${t.id}`, `no key material for tenant "${t.id}" — fix: ${loaded.warnings.find((w) => w.includes(`"${t.id}"`)) ?? 'provide its key'}; until then its records are withheld`);
+    else r(true, `key ${t.id}`, `key ${t.key.keyId} loaded (${t.key.secret.length * 8} bits)`);
+  }
+  checkStorage(loaded, r);
+  await checkAmi(loaded, r, timeoutMs);
+  await checkSink(loaded, env, r, timeoutMs);
+  return !failed;
+}

@@ -1,0 +1,72 @@
+// `callveil check` against the test AMI server and test Kafka broker: one
+// line per check, and each failure names its cause and its fix.
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runChecks } from '../../src/cli/check.js';
+import { startReplayServer } from '../../src/source/replay-server.js';
+import { startKafkaBroker } from '../helpers/kafka-broker.js';
+
+const IDLE = Buffer.from('Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n');
+const KEY = 'cd'.repeat(32);
+const dir = mkdtempSync(join(tmpdir(), 'check-'));
+
+async function run(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { secret?: string; amiUp?: boolean; kafkaUp?: boolean; key?: boolean; config?: string } = {}) {
+  const ami = await startReplayServer({ capture: IDLE, username: 'callveil', secret: 'right', holdOpen: true });
+  const broker = await startKafkaBroker();
+  const amiPort = ami.port;
+  const brokers = broker.address;
+  if (opts.amiUp === false) await ami.close();
+  else t.teardown(() => ami.close());
+  if (opts.kafkaUp === false) await broker.close();
+  else t.teardown(() => broker.close());
+  const file = join(dir, `cfg-${Math.random().toString(16).slice(2)}.yaml`);
+  writeFileSync(
+    file,
+    opts.config ??
+      `ami: { host: 127.0.0.1, port: ${amiPort}, username: callveil }
+tenants: [{ id: acme, keyId: acme-1, keyEnv: K_ACME }]
+sink: { type: kafka, brokers: ["${brokers}"] }
+storage: { dir: ${join(dir, 'data')} }
+`,
+  );
+  const lines: string[] = [];
+  const ok = await runChecks(file, { CALLVEIL_AMI_SECRET: opts.secret ?? 'right', ...(opts.key === false ? {} : { K_ACME: KEY }) }, (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`), 1000);
+  return { ok, text: lines.join('\n'), lines };
+}
+
+t.test('everything reachable: all pass', async (t) => {
+  const r = await run(t);
+  t.equal(r.ok, true, r.text);
+  t.same(r.lines.map((l) => l.split(':')[0]), ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka']);
+});
+
+t.test('wrong AMI secret', async (t) => {
+  const r = await run(t, { secret: 'wrong' });
+  t.equal(r.ok, false);
+  t.match(r.text, /FAIL ami: .* rejected the login .* fix: the secret must match manager.conf/);
+  t.notMatch(r.text, 'wrong', 'the secret is not printed');
+});
+
+t.test('Asterisk not listening', async (t) => {
+  const r = await run(t, { amiUp: false });
+  t.match(r.text, /FAIL ami: cannot connect to 127.0.0.1:\d+ — fix: is Asterisk running with manager.conf enabled = yes/);
+});
+
+t.test('Kafka unreachable', async (t) => {
+  const r = await run(t, { kafkaUp: false });
+  t.match(r.text, /FAIL kafka: 127.0.0.1:\d+ did not answer metadata .* fix: check sink.brokers/);
+  t.match(r.text, 'PASS ami');
+});
+
+t.test('missing tenant key', async (t) => {
+  const r = await run(t, { key: false });
+  t.match(r.text, /FAIL key acme: no key material for tenant "acme" — fix: .*K_ACME/);
+});
+
+t.test('invalid configuration', async (t) => {
+  const r = await run(t, { config: 'tenants: [{ id: acme }]\n' });
+  t.equal(r.lines.length, 1);
+  t.match(r.text, /FAIL config: invalid configuration .*tenants\.0\.keyId/s);
+});
