@@ -2,7 +2,7 @@
 // producer, acks=all; one topic per tenant; message key = record id; headers
 // carry the schema version and the tenant key id. Records are batched
 // (linger / max batch) and a write resolves when Kafka acknowledged its batch.
-import { CompressionTypes, Kafka, logLevel, Partitioners, type LogEntry, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, Partitioners, type KafkaConfig, type LogEntry, type Producer } from 'kafkajs';
 import { GatewayError } from '../errors.js';
 import type { CdrRecord } from '../privacy/cdr-record.js';
 import { SCHEMA_VERSION } from '../version.js';
@@ -39,12 +39,14 @@ const KAFKA_LEVELS: Record<number, 'error' | 'warn' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+type ClientOptions = Pick<KafkaSinkOptions, 'brokers' | 'clientId' | 'ssl' | 'sasl'>;
+
+function kafkaClient(opts: ClientOptions, extra: Omit<KafkaConfig, 'brokers' | 'clientId' | 'ssl' | 'sasl'>): Kafka {
+  return new Kafka({ clientId: opts.clientId, brokers: [...opts.brokers], ssl: opts.ssl, ...(opts.sasl ? { sasl: opts.sasl as never } : {}), ...extra });
+}
+
 export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSink> {
-  const kafka = new Kafka({
-    clientId: opts.clientId,
-    brokers: [...opts.brokers],
-    ssl: opts.ssl,
-    ...(opts.sasl ? { sasl: opts.sasl as never } : {}),
+  const kafka = kafkaClient(opts, {
     requestTimeout: opts.requestTimeoutMs,
     connectionTimeout: opts.connectionTimeoutMs ?? 3000,
     // Bounded retries: past them the delivery layer spools the record and
@@ -143,12 +145,8 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
 }
 
 /** Connects and reads cluster metadata once: for `callveil check`. */
-export async function probeKafka(opts: Pick<KafkaSinkOptions, 'brokers' | 'clientId' | 'ssl' | 'sasl'> & { timeoutMs: number }): Promise<{ ok: true; brokers: number } | { ok: false; reason: string }> {
-  const kafka = new Kafka({
-    clientId: opts.clientId,
-    brokers: [...opts.brokers],
-    ssl: opts.ssl,
-    ...(opts.sasl ? { sasl: opts.sasl as never } : {}),
+export async function probeKafka(opts: ClientOptions & { timeoutMs: number }): Promise<{ ok: true; brokers: number } | { ok: false; reason: string }> {
+  const kafka = kafkaClient(opts, {
     connectionTimeout: opts.timeoutMs,
     requestTimeout: opts.timeoutMs,
     retry: { retries: 0 },

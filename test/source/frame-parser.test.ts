@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
+import { mulberry32 } from '../../src/source/replay-server.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import { readCapture } from '../../src/source/capture.js';
 import { createFrameParser, type FrameErrorKind } from '../../src/source/frame-parser.js';
@@ -22,15 +23,6 @@ function parse(chunks: Iterable<Buffer>, opts: { maxFrameBytes?: number; compile
 const whole = (s: string | Buffer): Buffer[] => [Buffer.isBuffer(s) ? s : Buffer.from(s)];
 const bytewise = (s: string | Buffer): Buffer[] => [...(Buffer.isBuffer(s) ? s : Buffer.from(s))].map((b) => Buffer.from([b]));
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Cuts at random offsets: mostly small pieces, some large, a few single bytes. */
 function* randomChunks(buf: Buffer, seed: number, maxChunk = 4096): Generator<Buffer> {
