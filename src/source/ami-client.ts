@@ -7,6 +7,7 @@
 // parses ~10x slower than frame-parser.ts (26k vs 300k events/s on the load
 // capture), and turns `Variable:` headers into objects. See README.
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { field, type AmiMessage } from './ami-message.js';
 import { createFrameParser, DEFAULT_MAX_FRAME_BYTES, type FrameParser } from './frame-parser.js';
@@ -46,6 +47,8 @@ export interface AmiClientOptions {
   log?: AmiLog;
   /** Largest AMI message accepted; bigger ones are counted and skipped. */
   maxFrameBytes?: number;
+  /** AMI over TLS (Asterisk's tlsenable, port 5039). The certificate is always verified. */
+  tls?: { ca?: Buffer; servername?: string };
 }
 
 export interface AmiClientStats {
@@ -145,7 +148,9 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     emitState('connecting', { attempt });
     let socket: Socket;
     try {
-      socket = tcpConnect({ host: opts.host, port: opts.port });
+      socket = opts.tls
+        ? tlsConnect({ host: opts.host, port: opts.port, ca: opts.tls.ca, servername: opts.tls.servername ?? opts.host, rejectUnauthorized: true })
+        : tcpConnect({ host: opts.host, port: opts.port });
     } catch {
       // net throws synchronously on an invalid port or host
       const delayMs = backoff('GW_AMI_CONNECT');
@@ -176,7 +181,7 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     // The error's text names addresses only, but it is not needed: the code says enough.
     socket.on('error', noop);
     l.connectTimer = setTimeout(() => linkDown(l, 'GW_AMI_TIMEOUT'), cfg.connectTimeoutMs);
-    socket.once('connect', () => {
+    socket.once(opts.tls ? 'secureConnect' : 'connect', () => {
       if (!l.down) login(l);
     });
   }
