@@ -11,6 +11,12 @@ export interface RawCdr {
   readonly destination: string;
   /** The number first dialled on this leg (Newchannel Exten); inbound CDRs have destination `s`. */
   readonly dialled: string;
+  /** Cdr DestinationContext (tenant resolution by context). */
+  readonly destinationContext?: string;
+  /** Cdr Channel, e.g. `SIP/1001-0000000b` (tenant resolution by peer name). Raw: peers can be named by number. */
+  readonly channel?: string;
+  /** Caller name from the Cdr CallerID (`"Name" <number>`). Raw: often a number; keyed or dropped by privacy/. */
+  readonly callerName?: string;
   readonly disposition: string;
   readonly durationSec: number;
   readonly billSec: number;
@@ -18,6 +24,8 @@ export interface RawCdr {
   readonly startedAt: string;
   readonly answeredAt: string | null;
   readonly endedAt: string;
+  /** What consent enforcement did to the call's recording (absent: none). */
+  readonly recording?: 'none' | 'kept' | 'blocked';
   /**
    * Set when the call's end was missed while the AMI link was down: the Cdr
    * event is lost, so disposition and durations are unknown, not invented.

@@ -6,12 +6,18 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { GatewayError } from '../errors.js';
-import type { TenantSpec } from '../privacy/tenants.js';
+import { dirname, resolve } from 'node:path';
+import { createTenantResolver, type PrivacyRules, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
+import { formatRuleProblems, loadRules, type RulesSource } from '../rules/load.js';
 import { Config } from './schema.js';
 
 export interface LoadedConfig {
   readonly config: Readonly<Config>;
   readonly tenants: readonly TenantSpec[];
+  /** The compiled, immutable privacy rules the sanitiser uses (from `rules` or inline `tenants`). */
+  readonly privacy: PrivacyRules & TenantResolver;
+  /** Where the rules came from, for hot reload; absent for inline tenants. */
+  readonly rulesSource?: RulesSource;
   /** Operator-facing notes (no secrets, no personal data). */
   readonly warnings: readonly string[];
   readonly source: string;
@@ -88,7 +94,7 @@ function decodeKey(text: string): Buffer | null {
 
 function resolveKeys(config: Config, env: Env, file: string, warnings: string[]): TenantSpec[] {
   const problems: string[] = [];
-  const specs = config.tenants.map((t, i): TenantSpec => {
+  const specs = (config.tenants ?? []).map((t, i): TenantSpec => {
     let material: string | undefined;
     let from: string;
     if (t.keyEnv !== undefined) {
@@ -130,8 +136,28 @@ export function parseConfig(raw: unknown, env: Env, file: string, lineOf: (p: Pa
   const parsed = Config.safeParse(base);
   if (!parsed.success) throw new GatewayError('GW_CONFIG_INVALID', formatIssues(file, parsed.error.issues, fromEnv, lineOf));
   const warnings: string[] = [];
-  const tenants = resolveKeys(parsed.data, env, file, warnings);
-  return { config: Object.freeze(parsed.data), tenants, warnings, source: file };
+  const config = parsed.data;
+  if (config.rules !== undefined) {
+    const base = dirname(file);
+    // CALLVEIL_KEYS_FILE (e.g. a mounted secret) wins over rules.keysFile.
+    const keysFile = env.CALLVEIL_KEYS_FILE || config.rules.keysFile;
+    const rulesSource: RulesSource = {
+      dir: resolve(base, config.rules.dir),
+      keysFile: keysFile === undefined ? undefined : resolve(base, keysFile),
+      defaultTenant: config.defaultTenant,
+    };
+    const r = loadRules(rulesSource, env);
+    if (!r.ok) throw new GatewayError('GW_CONFIG_INVALID', `invalid rules (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}):\n${formatRuleProblems(r.problems)}`);
+    const ids = new Set(r.loaded.tenants.map((t) => t.id));
+    const refs = [
+      ...config.api.tokens.flatMap((t, i) => (t.tenant === undefined || ids.has(t.tenant) ? [] : [`api.tokens.${i}.tenant`])),
+      ...Object.keys(config.consent.extensions).flatMap((t) => (ids.has(t) ? [] : [`consent.extensions.${t}`])),
+    ];
+    if (refs.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${refs.map((r) => `  ${file}: ${r}: expected the id of a tenant in ${rulesSource.dir}`).join('\n')}`);
+    return { config: Object.freeze(config), tenants: r.loaded.tenants, privacy: r.loaded.rules, rulesSource, warnings: [...warnings, ...r.loaded.warnings], source: file };
+  }
+  const tenants = resolveKeys(config, env, file, warnings);
+  return { config: Object.freeze(config), tenants, privacy: createTenantResolver(tenants, config.defaultTenant), warnings, source: file };
 }
 
 export function loadConfigFile(file: string, env: Env): LoadedConfig {

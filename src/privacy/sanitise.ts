@@ -2,10 +2,10 @@
 // field from the allow-list schema; a record that cannot be fully cleaned is
 // withheld with a reason, never published half-cleaned.
 import type { RawCdr } from '../assemble/raw-cdr.js';
-import { CdrRecord, DISPOSITIONS, type Party } from './cdr-record.js';
-import { createNumberClassifier, type NormalisedParty } from './numbers.js';
-import { pseudonym, type TenantKey } from './pseudonymise.js';
-import type { TenantResolver, TenantSpec } from './tenants.js';
+import { CdrRecord, DISPOSITIONS } from './cdr-record.js';
+import { signingKey } from './keys.js';
+import { applyMethod, nameField } from './methods.js';
+import type { PrivacyRules } from './tenants.js';
 import { SCHEMA_VERSION } from '../version.js';
 
 export type WithheldReason = 'unknown-tenant' | 'no-key' | 'schema';
@@ -16,34 +16,31 @@ export type SanitiseResult =
 
 const DISPOSITION_SET: ReadonlySet<string> = new Set(DISPOSITIONS);
 
-function toParty(tenant: string, key: TenantKey, n: NormalisedParty): Party {
-  const token = n.kind === 'withheld' || n.kind === 'none' ? null : pseudonym(tenant, key, n.kind, n.canonical);
-  return { kind: n.kind, token, country: n.country, callingCode: n.callingCode, numberType: n.numberType };
-}
-
-export function createSanitiser(resolveTenant: TenantResolver): (raw: RawCdr) => SanitiseResult {
-  const classifiers = new Map<TenantSpec, ReturnType<typeof createNumberClassifier>>();
-  const classifierFor = (spec: TenantSpec) => {
-    let c = classifiers.get(spec);
-    if (c === undefined) classifiers.set(spec, (c = createNumberClassifier(spec.numbers)));
-    return c;
-  };
-
+/**
+ * `rules` is read once per record: a hot reload swaps the whole immutable
+ * object, so each record is cleaned by exactly one rule set.
+ */
+export function createSanitiser(rules: PrivacyRules | (() => PrivacyRules), now: () => number = Date.now): (raw: RawCdr) => SanitiseResult {
+  // Compiled rules may also be callable (the older resolver shape), so look for resolve() first.
+  const current = 'resolve' in rules ? () => rules : rules;
   return (raw) => {
-    const spec = resolveTenant(raw.tenantHint, raw.accountCode);
-    if (spec === undefined) return { ok: false, reason: 'unknown-tenant', tenant: null };
-    if (spec.key === null) return { ok: false, reason: 'no-key', tenant: spec.id };
-    const classify = classifierFor(spec);
+    const policy = current().resolve(raw);
+    if (policy === undefined) return { ok: false, reason: 'unknown-tenant', tenant: null };
+    const key = signingKey(policy.keys, now());
+    if (key === null) return { ok: false, reason: 'no-key', tenant: policy.id };
 
-    let callee = classify(raw.destination);
+    let callee = policy.classify(raw.destination);
     // Inbound calls run through extension `s`; the party called is the DID first dialled.
-    if (callee.kind === 'none' && raw.dialled !== '') callee = classify(raw.dialled);
+    if (callee.kind === 'none' && raw.dialled !== '') callee = policy.classify(raw.dialled);
+    const caller = applyMethod(policy, key, policy.fields.caller, policy.classify(raw.source));
+    const calleeParty = applyMethod(policy, key, policy.fields.callee, callee);
+    const name = nameField(policy, key, raw.callerName);
 
     const candidate = {
       schemaVersion: SCHEMA_VERSION,
       id: `${raw.legId}#${raw.ordinal}`,
-      tenant: spec.id,
-      keyId: spec.key.keyId,
+      tenant: policy.id,
+      keyId: key.keyId,
       callId: raw.callId,
       legId: raw.legId,
       disposition: DISPOSITION_SET.has(raw.disposition) ? raw.disposition : 'UNKNOWN',
@@ -52,12 +49,14 @@ export function createSanitiser(resolveTenant: TenantResolver): (raw: RawCdr) =>
       startedAt: raw.startedAt,
       answeredAt: raw.answeredAt,
       endedAt: raw.endedAt,
-      caller: toParty(spec.id, spec.key, classify(raw.source)),
-      callee: toParty(spec.id, spec.key, callee),
+      ...(caller === undefined ? {} : { caller }),
+      ...(calleeParty === undefined ? {} : { callee: calleeParty }),
+      ...(name === undefined ? {} : { callerName: name }),
+      recording: raw.recording ?? 'none',
       complete: raw.incomplete === undefined,
     };
     const checked = CdrRecord.safeParse(candidate);
     // The zod issue list is not logged: it may quote the offending value.
-    return checked.success ? { ok: true, record: checked.data } : { ok: false, reason: 'schema', tenant: spec.id };
+    return checked.success ? { ok: true, record: checked.data } : { ok: false, reason: 'schema', tenant: policy.id };
   };
 }

@@ -69,7 +69,7 @@ for (const name of ['basic-internal', 'inbound-pstn', 'outbound-pstn', 'recordin
     if (name === 'load') {
       // The load capture has one subscriber in two formats within one tenant: +12025550163 and 2025550163.
       const legsOf = (src: string) => new Set(master.filter((r) => r.src === src && r.accountcode === 'acme').map((r) => r.uniqueid));
-      const tokensOf = (legs: Set<string>) => new Set(records.filter((r) => legs.has(r.legId)).map((r) => r.caller.token));
+      const tokensOf = (legs: Set<string>) => new Set(records.filter((r) => legs.has(r.legId)).map((r) => r.caller?.token));
       const a = tokensOf(legsOf('+12025550163'));
       const b = tokensOf(legsOf('2025550163'));
       t.equal(a.size, 1, 'both formats occur in the capture');

@@ -1,4 +1,6 @@
 // Configurations shared by end-to-end tests.
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 
 export const KEY_ACME = 'a1'.repeat(32);
@@ -17,4 +19,33 @@ export function twoTenantConfig(): LoadedConfig {
     { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX },
     '(test)',
   );
+}
+
+/** The repository's example rules folder (rules/): acme, globex, northwind. */
+export const RULES_DIR = resolve(import.meta.dirname, '..', '..', 'rules');
+
+/** A keys file for the example rules; acme has an old and a new key, northwind's comes from the environment. */
+export function writeKeysFile(dir: string): string {
+  const path = join(dir, 'keys.yaml');
+  writeFileSync(
+    path,
+    [
+      'keySets:',
+      '  acme:',
+      `    - { kid: acme-2025-11, secret: "${'a0'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z" }`,
+      `    - { kid: acme-2026-11, secret: "${KEY_ACME}", activeFrom: "2021-01-01T00:00:00Z" }`,
+      '  globex:',
+      `    - { kid: globex-2026-11, secret: "${KEY_GLOBEX}", activeFrom: "2021-01-01T00:00:00Z" }`,
+      '  northwind:',
+      '    - { kid: northwind-1, secretEnv: K_NORTHWIND, activeFrom: "2021-01-01T00:00:00Z" }',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+/** The example rules folder with its keys: what an operator deploys. */
+export function rulesConfig(dir: string, rulesDir: string = RULES_DIR, extra: Record<string, unknown> = {}): LoadedConfig {
+  return parseConfig({ rules: { dir: rulesDir, keysFile: writeKeysFile(dir) }, ...extra }, { K_NORTHWIND: 'c3'.repeat(32) }, join(dir, 'config.yaml'));
 }

@@ -1,0 +1,259 @@
+// Reads a rules folder (one YAML file per tenant) and the keys file, checks
+// every file and the set as a whole, and compiles one immutable PrivacyRules.
+// Every problem names the file, the line, the path inside it and what was
+// expected; nothing here echoes key material or a value from a file.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { createKeyRing, decodeKeyMaterial, EMPTY_RING, type RingKey } from '../privacy/keys.js';
+import { numberSetProblem } from '../privacy/number-sets.js';
+import { TOKEN_BYTES } from '../privacy/pseudonymise.js';
+import { compilePrivacyRules, withResolverShape, type PrivacyRules, type TenantPolicySpec, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
+import { KeysFile, TenantRulesFile } from './schema.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Path = readonly (string | number)[];
+
+export interface RuleProblem {
+  readonly file: string;
+  readonly line?: number;
+  /** Dotted path inside the file; '(top level)' for the whole file. */
+  readonly path: string;
+  readonly expected: string;
+}
+
+export interface LoadedRules {
+  readonly rules: PrivacyRules & TenantResolver;
+  /** One entry per tenant with its signing key now (for `callveil check` and older callers). */
+  readonly tenants: readonly TenantSpec[];
+  readonly files: readonly string[];
+  /** Operator-facing notes: no secrets, no personal data. */
+  readonly warnings: readonly string[];
+}
+
+export type RulesResult = { readonly ok: true; readonly loaded: LoadedRules } | { readonly ok: false; readonly problems: readonly RuleProblem[] };
+
+export interface RulesSource {
+  readonly dir: string;
+  /** Keys file; without it every tenant is withheld (no key) — fine for `rules check`. */
+  readonly keysFile?: string | undefined;
+  readonly defaultTenant?: string | undefined;
+}
+
+interface ParsedYaml {
+  readonly data: unknown;
+  readonly lineOf: (p: Path) => number | undefined;
+}
+
+function readYaml(file: string, problems: RuleProblem[]): ParsedYaml | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    problems.push({ file, path: '(top level)', expected: `a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    return undefined;
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    problems.push({ file, line: lineCounter.linePos(e.pos[0]).line, path: '(top level)', expected: `valid YAML (${e.code})` });
+    return undefined;
+  }
+  const lineOf = (p: Path): number | undefined => {
+    for (let n = p.length; n > 0; n--) {
+      const node = doc.getIn(p.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  return { data: doc.toJS(), lineOf };
+}
+
+function problem(file: string, y: ParsedYaml | undefined, path: Path, expected: string): RuleProblem {
+  const line = y?.lineOf(path);
+  return { file, ...(line === undefined ? {} : { line }), path: path.length === 0 ? '(top level)' : path.join('.'), expected };
+}
+
+function zodProblems(file: string, y: ParsedYaml, issues: readonly z.core.$ZodIssue[]): RuleProblem[] {
+  // An unknown key is reported at the key itself, so it gets a line.
+  return issues.flatMap((i) =>
+    i.code === 'unrecognized_keys' ? i.keys.map((k) => problem(file, y, [...(i.path as Path), k], 'no such key (a typo? unknown keys are errors)')) : [problem(file, y, i.path as Path, i.message)],
+  );
+}
+
+/** match lists read leniently, so cross-file checks still run on a file that failed its schema. */
+function rawMatch(data: unknown): Record<string, string[]> {
+  const m = (data as { match?: unknown } | null)?.match;
+  const out: Record<string, string[]> = {};
+  if (typeof m !== 'object' || m === null) return out;
+  for (const [k, v] of Object.entries(m)) if (Array.isArray(v)) out[k] = v.map((x) => (typeof x === 'string' ? x : ''));
+  return out;
+}
+
+/** One line per problem: `file:line: path: expected ...`. */
+export function formatRuleProblems(problems: readonly RuleProblem[]): string {
+  return problems.map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.path}: expected ${p.expected}`).join('\n');
+}
+
+interface KeyMaterial {
+  readonly rings: Map<string, RingKey[]>;
+  readonly missing: Map<string, string[]>;
+}
+
+function loadKeys(file: string, env: Env, problems: RuleProblem[]): KeyMaterial | undefined {
+  const y = readYaml(file, problems);
+  if (y === undefined) return undefined;
+  const parsed = KeysFile.safeParse(y.data);
+  if (!parsed.success) {
+    problems.push(...zodProblems(file, y, parsed.error.issues));
+    return undefined;
+  }
+  const rings = new Map<string, RingKey[]>();
+  const missing = new Map<string, string[]>();
+  for (const [set, keys] of Object.entries(parsed.data.keySets)) {
+    const ring: RingKey[] = [];
+    keys.forEach((k, i) => {
+      if (k.retired) return;
+      let text: string | undefined;
+      let from: string;
+      if (k.secret !== undefined) {
+        text = k.secret;
+        from = 'secret';
+      } else if (k.secretEnv !== undefined) {
+        text = env[k.secretEnv];
+        from = `environment ${k.secretEnv}`;
+      } else {
+        from = 'secretFile';
+        try {
+          text = readFileSync(k.secretFile!, 'utf8');
+        } catch {
+          text = undefined;
+        }
+      }
+      if (text === undefined || text.trim() === '') {
+        missing.set(set, [...(missing.get(set) ?? []), `${k.kid} (${from})`]);
+        return;
+      }
+      const secret = decodeKeyMaterial(text);
+      if (secret === null) {
+        problems.push(problem(file, y, ['keySets', set, i], `${from} to hold a key of at least 32 bytes (hex or base64)`));
+        return;
+      }
+      ring.push({ keyId: k.kid, secret, activeFromMs: Date.parse(k.activeFrom) });
+    });
+    rings.set(set, ring);
+  }
+  return { rings, missing };
+}
+
+/** Validates and compiles a rules folder; never throws for a bad file (problems come back instead). */
+export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.now()): RulesResult {
+  const problems: RuleProblem[] = [];
+  const warnings: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(source.dir)
+      .filter((n) => /\.ya?ml$/.test(n))
+      .sort();
+  } catch (err) {
+    return { ok: false, problems: [{ file: source.dir, path: '(top level)', expected: `a readable rules folder (${(err as NodeJS.ErrnoException).code ?? 'error'})` }] };
+  }
+  if (names.length === 0) problems.push({ file: source.dir, path: '(top level)', expected: 'at least one rules file (<tenant>.yaml)' });
+
+  const parsed: Array<{ file: string; y: ParsedYaml; rules: TenantRulesFile }> = [];
+  const matches: Array<{ file: string; y: ParsedYaml; match: Record<string, string[]> }> = [];
+  for (const name of names) {
+    const file = join(source.dir, name);
+    const y = readYaml(file, problems);
+    if (y === undefined) continue;
+    const match = rawMatch(y.data);
+    matches.push({ file, y, match });
+    for (const list of ['dids', 'extensions'] as const) {
+      (match[list] ?? []).forEach((spec, i) => {
+        const p = numberSetProblem(spec);
+        if (p !== undefined) problems.push(problem(file, y, ['match', list, i], p));
+      });
+    }
+    const r = TenantRulesFile.safeParse(y.data);
+    if (!r.success) {
+      problems.push(...zodProblems(file, y, r.error.issues));
+      continue;
+    }
+    const stem = name.replace(/\.ya?ml$/, '');
+    if (stem !== r.data.tenant) problems.push(problem(file, y, ['tenant'], `the tenant id to match the file name ("${stem}")`));
+    for (const f of ['caller', 'callee'] as const) {
+      const rule = r.data.fields[f];
+      // The callee of an inbound call is the tenant's own DID; fine to keep. The caller is a subscriber.
+      if (rule.method === 'prefix' && f === 'caller' && (rule.keepDigits ?? 0) > 4) {
+        warnings.push(`${file}: fields.caller keeps ${rule.keepDigits} digits: that narrows a subscriber to a small number block`);
+      }
+    }
+    parsed.push({ file, y, rules: r.data });
+  }
+
+  // Across files: one owner per tenant id and per exact match value.
+  const owners = new Map<string, string>();
+  for (const { file, y, rules } of parsed) {
+    const tenantKey = `tenant\u0000${rules.tenant}`;
+    if (owners.has(tenantKey)) problems.push(problem(file, y, ['tenant'], `a tenant id not already used by ${owners.get(tenantKey)}`));
+    else owners.set(tenantKey, file);
+  }
+  for (const { file, y, match } of matches) {
+    for (const list of ['accountCodes', 'tenantIds', 'dids', 'extensions'] as const) {
+      (match[list] ?? []).forEach((v, i) => {
+        if (v === '') return;
+        if (list !== 'accountCodes' && list !== 'tenantIds' && (v.startsWith('_') || v.indexOf('-', 1) > 0)) return;
+        const k = `${list}\u0000${v}`;
+        const other = owners.get(k);
+        if (other !== undefined && other !== file) problems.push(problem(file, y, ['match', list, i], `a value no other rules file claims (also in ${other})`));
+        else owners.set(k, file);
+      });
+    }
+  }
+  if (source.defaultTenant !== undefined && !parsed.some((p) => p.rules.tenant === source.defaultTenant)) {
+    problems.push({ file: source.dir, path: 'defaultTenant', expected: `a rules file for the default tenant "${source.defaultTenant}"` });
+  }
+
+  let keys: KeyMaterial | undefined;
+  if (source.keysFile !== undefined) {
+    keys = loadKeys(source.keysFile, env, problems);
+    if (keys !== undefined) {
+      for (const { file, y, rules } of parsed) {
+        if (!keys.rings.has(rules.keySet) && !keys.missing.has(rules.keySet)) problems.push(problem(file, y, ['keySet'], `a key set defined in ${source.keysFile}`));
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems: problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1)) };
+
+  const specs: TenantPolicySpec[] = parsed.map(({ rules }) => {
+    const ring = keys?.rings.get(rules.keySet) ?? [];
+    const missing = keys?.missing.get(rules.keySet) ?? [];
+    if (missing.length > 0) warnings.push(`tenant "${rules.tenant}": no key material for ${missing.join(', ')}`);
+    if (keys === undefined) {
+      // No keys file given (e.g. `rules check DIR`): the caller says what that means.
+    } else if (ring.length === 0) warnings.push(`tenant "${rules.tenant}": key set "${rules.keySet}" has no usable key; its records will be withheld`);
+    else if (!ring.some((k) => k.activeFromMs <= nowMs)) warnings.push(`tenant "${rules.tenant}": no key of set "${rules.keySet}" is active yet; its records are withheld until one is`);
+    return {
+      id: rules.tenant,
+      keys: ring.length === 0 ? EMPTY_RING : createKeyRing(ring),
+      numbers: rules.numbers,
+      tokenBytes: rules.token.bits / 8 || TOKEN_BYTES,
+      fields: rules.fields,
+      match: rules.match,
+    };
+  });
+  if (source.keysFile === undefined) warnings.push('no keys file: keys not checked, and every record would be withheld (no key)');
+  const rules = withResolverShape(compilePrivacyRules(specs, source.defaultTenant));
+  const tenants: TenantSpec[] = [...rules.tenants.values()].map((p) => {
+    const signing = p.keys.keys.find((k) => k.activeFromMs <= nowMs);
+    return {
+      id: p.id,
+      key: signing === undefined ? null : { keyId: signing.keyId, secret: signing.secret },
+      numbers: p.numbers,
+      match: { tenantIds: p.match.tenantIds ?? [], accountCodes: p.match.accountCodes ?? [] },
+    };
+  });
+  return { ok: true, loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings } };
+}

@@ -1,0 +1,117 @@
+// The shape of one tenant's rules file (rules/<tenant>.yaml) and of the keys
+// file. Rules name a key set; key material never lives in a rules file.
+import { z } from 'zod';
+
+/** At most this many digits of a number ever appear in a record, country code included (prefix, fpe, ratingPrefix). */
+export const MAX_KEPT_DIGITS = 6;
+/** Leading national digits a rule may keep (a 1-digit country code plus 5 = MAX_KEPT_DIGITS). */
+export const MAX_KEEP_DIGITS = MAX_KEPT_DIGITS - 1;
+
+const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
+const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
+const keepDigits = z.number().int().min(0).max(MAX_KEEP_DIGITS, `at most ${MAX_KEEP_DIGITS} leading digits (a record never holds more than ${MAX_KEPT_DIGITS} digits of a number)`);
+
+/** Glob over an Asterisk context or peer name: `*` any run, `?` one character. */
+const glob = z.string().regex(/^[A-Za-z0-9_.*?+-]{1,80}$/, 'a name or glob of letters, digits, "_", ".", "-", "+", "*" and "?"');
+/**
+ * A number set: exact (`1001`, `+442079460180`), a range (`1001-1005`,
+ * `+442079460100-+442079460149`), or an Asterisk pattern (`_10XX`, `_+4420794601X[1-5]`).
+ */
+export const NUMBER_SET = /^(?:\+?[0-9]{1,15}|\+?[0-9]{1,15}-\+?[0-9]{1,15}|_\+?(?:[0-9XZNxzn.!]|\[[0-9-]+\])+)$/;
+const numberSet = z.string().regex(NUMBER_SET, 'a number, a range "A-B" of equal-length numbers, or an Asterisk pattern such as "_10XX" or "_+4420794601X[1-5]"');
+
+const numberMethod = z.enum(['token', 'fpe', 'prefix', 'redact']);
+
+const NumberField = z
+  .object({
+    method: numberMethod,
+    /** fpe/prefix: leading national digits kept after the country code. */
+    keepDigits: keepDigits.optional(),
+    /** Adds the rating prefix (country code + this many leading digits) to the party. */
+    ratingPrefix: keepDigits.optional(),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    if ((f.method === 'fpe' || f.method === 'prefix') && f.keepDigits === undefined) ctx.addIssue({ code: 'custom', message: `keepDigits (0-${MAX_KEEP_DIGITS}) for method ${f.method}`, path: ['keepDigits'] });
+    if (f.method !== 'fpe' && f.method !== 'prefix' && f.keepDigits !== undefined) ctx.addIssue({ code: 'custom', message: 'no keepDigits: only fpe and prefix keep digits', path: ['keepDigits'] });
+    if (f.method === 'redact' && f.ratingPrefix !== undefined) ctx.addIssue({ code: 'custom', message: 'no ratingPrefix on a redacted field', path: ['ratingPrefix'] });
+  });
+export type NumberField = z.infer<typeof NumberField>;
+
+const ExtensionField = z.object({ method: z.enum(['token', 'keep', 'redact']) }).strict();
+const NameField = z.object({ method: z.enum(['token', 'redact']) }).strict();
+
+export const TenantRulesFile = z
+  .object({
+    tenant: id,
+    description: z.string().max(200).optional(),
+    /** Key set in the keys file whose newest active key signs this tenant's records. */
+    keySet: id,
+    numbers: z
+      .object({
+        defaultRegion: region.default('GB'),
+        fallbackRegions: z.array(region).default([]),
+        extensionMaxDigits: z.number().int().min(1).max(8).default(6),
+      })
+      .strict()
+      .default({ defaultRegion: 'GB', fallbackRegions: [], extensionMaxDigits: 6 }),
+    match: z
+      .object({
+        accountCodes: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'an accountcode of letters, digits, "_", "." or "-"')).default([]),
+        tenantIds: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'a CHANNEL(tenantid) value of letters, digits, "_", "." or "-"')).default([]),
+        dids: z.array(numberSet).default([]),
+        extensions: z.array(numberSet).default([]),
+        peers: z.array(glob).default([]),
+        contexts: z.array(glob).default([]),
+      })
+      .strict()
+      .default({ accountCodes: [], tenantIds: [], dids: [], extensions: [], peers: [], contexts: [] }),
+    token: z
+      .object({ bits: z.number().int().min(80, 'at least 80 bits').max(256).multipleOf(8, 'a multiple of 8').default(128) })
+      .strict()
+      .default({ bits: 128 }),
+    fields: z
+      .object({
+        caller: NumberField.default({ method: 'token' }),
+        callee: NumberField.default({ method: 'token' }),
+        /** Internal extensions (either party): keep only when the tenant says so. */
+        extension: ExtensionField.default({ method: 'token' }),
+        callerName: NameField.default({ method: 'redact' }),
+      })
+      .strict()
+      .default({ caller: { method: 'token' }, callee: { method: 'token' }, extension: { method: 'token' }, callerName: { method: 'redact' } }),
+  })
+  .strict();
+export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
+
+const kid = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id of letters, digits, ".", "_" or "-"');
+
+export const KeyEntry = z
+  .object({
+    kid,
+    /** Hex or base64, >= 32 bytes. Prefer secretEnv/secretFile so this file holds no secret itself. */
+    secret: z.string().min(1).optional(),
+    secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').optional(),
+    secretFile: z.string().min(1).optional(),
+    /** From when the key signs; the newest activated, unretired key signs new records. */
+    activeFrom: z.iso.datetime({ offset: true, message: 'an ISO-8601 time such as 2026-11-01T00:00:00Z' }),
+    /** Set once no lookups need the key: it neither signs nor answers `callveil token`/`reveal`. */
+    retired: z.boolean().default(false),
+  })
+  .strict()
+  .refine((k) => [k.secret, k.secretEnv, k.secretFile].filter((v) => v !== undefined).length === 1, { message: 'exactly one of secret, secretEnv, secretFile', path: ['secret'] });
+export type KeyEntry = z.infer<typeof KeyEntry>;
+
+export const KeysFile = z
+  .object({ keySets: z.record(id, z.array(KeyEntry).min(1, 'at least one key')) })
+  .strict()
+  .superRefine((f, ctx) => {
+    for (const [set, keys] of Object.entries(f.keySets)) {
+      const seen = new Set<string>();
+      keys.forEach((k, i) => {
+        if (seen.has(k.kid)) ctx.addIssue({ code: 'custom', message: `a unique kid ("${k.kid}" appears twice)`, path: ['keySets', set, i, 'kid'] });
+        seen.add(k.kid);
+      });
+    }
+  });
+export type KeysFile = z.infer<typeof KeysFile>;
