@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   GW_SPOOL_FULL: true,
   GW_SPOOL_IO: false,
   GW_USAGE: false,
+  GW_CONSENT_STORE: false,
 } as const satisfies Record<string, boolean>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

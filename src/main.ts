@@ -1,12 +1,23 @@
 // The composition root: wires source -> assemble -> privacy -> sink for the
 // live gateway and for replays. Nothing else constructs these parts.
-import { createAssembler } from './assemble/assembler.js';
+import { createAssembler, type Assembler } from './assemble/assembler.js';
+import { openAuditLog, type AuditLog } from './audit/audit-log.js';
+import { createConsentEnforcer, type ConsentEnforcer } from './consent/enforcer.js';
+import { createConsentRegistry, type ConsentRegistry } from './consent/registry.js';
+import { openConsentStore } from './consent/store.js';
+import { startApiServer, type ApiServer } from './api/server.js';
+import { createAuthenticator, loadApiTokens } from './api/auth.js';
+import { loadConsoleAssets } from './api/console-assets.js';
+import { createLiveFeed } from './api/live-feed.js';
+import { connectLiveFeed } from './api/live-sources.js';
 import type { LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.js';
 import { createSanitiser } from './privacy/sanitise.js';
 import { createTenantResolver } from './privacy/tenants.js';
+import { loadRules } from './rules/load.js';
+import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
 import { createKafkaSink } from './sink/kafka.js';
 import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
@@ -19,6 +30,8 @@ import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister } from './source/resync.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 
 export function auditLogPath(config: Pick<Config, 'storage'>): string {
@@ -29,15 +42,31 @@ export function spoolDir(config: Pick<Config, 'storage'>): string {
   return join(config.storage.dir, 'spool');
 }
 
-export function buildPipeline(loaded: LoadedConfig, sink: RecordSink, log: Logger, metrics?: Metrics): Pipeline {
-  const { config } = loaded;
-  const assembler = createAssembler({ timeZone: config.pbx.timeZone, ...config.assemble });
+/** Rules from a folder: reload on SIGHUP or file change, failures counted (callveil_rules_reload_failures_total). */
+function startRulesReload(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger, metrics: Metrics): { view: RulesHolder['view']; stop: () => void } | undefined {
+  const source = loaded.rulesSource;
+  if (source === undefined) return undefined;
+  const failures = metrics.counter('rules_reload_failures_total', 'Rules reloads refused (the previous rules stay in force), by trigger');
+  const holder = createRulesHolder({ initial: loaded.privacy, load: () => loadRules(source, env), log, onFailed: (trigger) => failures.inc({ trigger }) });
+  metrics.counterFn('rules_reloads_total', 'Rules reloads applied', () => holder.stats().reloads);
+  const stop = watchRules(holder, [source.dir, ...(source.keysFile === undefined ? [] : [source.keysFile])]);
+  return { view: holder.view, stop };
+}
+
+export function buildPipeline(
+  loaded: LoadedConfig,
+  sink: RecordSink,
+  log: Logger,
+  metrics?: Metrics,
+  assembler: Assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble }),
+): Pipeline {
   if (metrics !== undefined) {
     metrics.gaugeFn('live_channels', 'Channels in the assembler state', () => assembler.liveChannelCount());
     metrics.counterFn('cdrs_malformed_total', 'Cdr events skipped: no UniqueID or unreadable times', () => assembler.stats().cdrMalformed);
     metrics.counterFn('channels_evicted_live_total', 'Channels dropped by the state bound/TTL before their Hangup', () => assembler.stats().channelsEvictedLive);
   }
-  const sanitise = createSanitiser(createTenantResolver(loaded.tenants, config.defaultTenant));
+  // loaded.privacy may be a hot-reload view (see startGateway): each record is cleaned by one whole rule set.
+  const sanitise = createSanitiser(loaded.privacy);
   return createPipeline({ assembler, sanitise, sink, log, ...(metrics ? { metrics } : {}) });
 }
 
@@ -82,6 +111,30 @@ export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string
       });
     }
   }
+}
+
+export interface ConsentParts {
+  readonly registry: ConsentRegistry;
+  readonly enforcer: ConsentEnforcer;
+}
+
+/** Recording consent: the registry on disk, and enforcement on the live AMI stream (after the pipeline's handler). */
+export function attachConsent(loaded: LoadedConfig, client: AmiClient, assembler: Assembler, audit: AuditLog, log: Logger, metrics?: Metrics): ConsentParts {
+  const { config } = loaded;
+  const registry = createConsentRegistry({ store: openConsentStore(config.storage.dir), audit, tenants: loaded.tenants.map((t) => t.id), known: config.consent.extensions });
+  if (registry.problem !== undefined) log.error({ component: 'consent', problem: registry.problem }, 'consent store unreadable: every recording is blocked and changes are refused until it is fixed');
+  const enforcer = createConsentEnforcer({
+    assembler,
+    ami: client,
+    consent: registry,
+    resolveTenant: createTenantResolver(loaded.tenants, config.defaultTenant),
+    audit,
+    log: log.child({ component: 'consent' }),
+    ...(metrics ? { metrics } : {}),
+  });
+  if (config.consent.enforce) client.onMessage((msg) => enforcer.handle(msg));
+  registry.onChange((c) => enforcer.reevaluate(c.tenant));
+  return { registry, enforcer };
 }
 
 export interface ReplaySummary {
@@ -140,8 +193,18 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
  * (back) up, lists Asterisk's live channels so calls that ended while the
  * link was down are reported as incomplete instead of vanishing.
  */
-export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger, resyncTimeoutMs = 10_000): void {
+export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger, resyncTimeoutMs = 10_000, cdrWatchMs = 300_000): () => void {
   const lister = createChannelLister(client);
+  // Calls ending without any Cdr event means cdr_manager is off or the AMI user may not read cdr.
+  let warned = false;
+  const watch = setInterval(() => {
+    const c = pipeline.counts();
+    if (!warned && c.hangups >= 5 && c.cdrs === 0) {
+      warned = true;
+      log.warn({ component: 'ami', hangups: c.hangups }, 'calls are ending but no Cdr events arrive: is cdr_manager enabled and may the AMI user read cdr?');
+    }
+  }, cdrWatchMs);
+  watch.unref();
   client.onMessage((msg) => pipeline.handle(msg));
   client.onState((state) => {
     if (state !== 'connected') return;
@@ -154,6 +217,22 @@ export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger
       (err: unknown) => log.warn({ component: 'ami', code: (err as { code?: string }).code }, 'channel resync failed'),
     );
   });
+  return () => clearInterval(watch);
+}
+
+/** The client's TLS options from ami.tls; the CA file is read once, at start. */
+export function amiTls(loaded: LoadedConfig): { tls?: { ca?: Buffer; servername?: string } } {
+  const tls = loaded.config.ami.tls;
+  if (tls === undefined || !tls.enabled) return {};
+  let ca: Buffer | undefined;
+  if (tls.caFile !== undefined) {
+    try {
+      ca = readFileSync(tls.caFile);
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: ami.tls.caFile: expected a readable PEM file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return { tls: { ...(ca ? { ca } : {}), ...(tls.servername ? { servername: tls.servername } : {}) } };
 }
 
 export interface Gateway {
@@ -161,6 +240,9 @@ export interface Gateway {
   readonly pipeline: Pipeline;
   readonly metrics: Metrics;
   readonly sink: RecordSink;
+  readonly consent: ConsentParts;
+  /** The tenant API, when api.enabled. */
+  readonly api: ApiServer | undefined;
   /** For /readyz: AMI logged in, and the sink taking records (not held back by a full spool). */
   ready(): { ami: boolean; sink: boolean };
   /** Stops taking AMI events, drains in-flight records, closes the sink. */
@@ -178,8 +260,14 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
     );
   }
   const metrics = createMetrics();
+  const rulesReload = startRulesReload(loaded, env, log, metrics);
+  if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
+  const tokens = loaded.config.api.enabled ? loadApiTokens(loaded.config.api, loaded.tenants.map((t) => t.id)) : [];
+  mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
+  const audit = openAuditLog(auditLogPath(loaded.config));
   const sink = await openSink(loaded, env, log, metrics);
-  const pipeline = buildPipeline(loaded, sink, log, metrics);
+  const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble });
+  const pipeline = buildPipeline(loaded, sink, log, metrics, assembler);
   const client = createAmiClient({
     host: ami.host,
     port: ami.port,
@@ -189,9 +277,11 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
     reconnectMaxMs: ami.reconnectMaxMs,
     pingIntervalMs: ami.pingIntervalMs,
     pingTimeoutMs: ami.pingTimeoutMs,
+    ...amiTls(loaded),
     log: log.child({ component: 'ami' }),
   });
-  connectSource(client, pipeline, log);
+  const stopCdrWatch = connectSource(client, pipeline, log);
+  const consent = attachConsent(loaded, client, assembler, audit, log, metrics);
   client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
   metrics.gaugeFn('ami_connected', 'AMI link logged in (1) or not (0)', () => (client.connected ? 1 : 0));
   metrics.counterFn('ami_connects_total', 'Successful AMI logins', () => client.stats().connects);
@@ -199,19 +289,54 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   metrics.counterFn('ami_login_failures_total', 'AMI logins rejected', () => client.stats().loginFailures);
   metrics.counterFn('ami_ping_timeouts_total', 'AMI links dropped for an unanswered Ping', () => client.stats().pingTimeouts);
   metrics.counterFn('ami_frames_skipped_total', 'AMI frames skipped: oversized or without Key: Value lines', () => client.stats().framesOversized + client.stats().framesMalformed);
+  let auditClosed = false;
+  const ready = () => ({ ami: client.connected, sink: !('spoolFull' in sink && (sink as DeliverySink).spoolFull()) });
+  let api: ApiServer | undefined;
+  const a = loaded.config.api;
+  if (a.enabled) {
+    const feed = createLiveFeed({ maxBufferedBytes: a.wsMaxBufferedBytes });
+    metrics.gaugeFn('ws_clients', 'Live feed WebSocket clients', () => feed.clients());
+    metrics.counterFn('ws_clients_dropped_total', 'Live feed clients dropped for not reading (slow consumer)', () => feed.stats().dropped);
+    connectLiveFeed(feed, {
+      client,
+      pipeline,
+      enforcer: consent.enforcer,
+      registry: consent.registry,
+      calls: { resolveTagged: createTenantResolver(loaded.tenants), defaultTenant: loaded.config.defaultTenant },
+    });
+    api = await startApiServer({
+      host: a.host,
+      port: a.port,
+      authenticate: createAuthenticator(tokens),
+      registry: consent.registry,
+      ready,
+      renderMetrics: () => metrics.render(),
+      feed,
+      assets: loadConsoleAssets(),
+      log: log.child({ component: 'api' }),
+      metrics,
+    });
+  }
   client.start();
   return {
     client,
     pipeline,
     metrics,
     sink,
-    ready: () => ({ ami: client.connected, sink: !('spoolFull' in sink && (sink as DeliverySink).spoolFull()) }),
+    consent,
+    api,
+    ready,
     async stop() {
+      stopCdrWatch();
+      rulesReload?.stop();
       // Stop taking events, then give the sink its deadline: what Kafka has not
       // acknowledged by then is in the spool, so every record is settled.
+      await api?.close();
       await client.stop();
       await sink.close();
       await pipeline.drain();
+      if (!auditClosed) audit.close();
+      auditClosed = true;
     },
   };
 }

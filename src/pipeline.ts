@@ -12,6 +12,8 @@ import type { Metrics } from './observability/metrics.js';
 
 export interface PipelineCounts {
   events: number;
+  /** Hangup events: calls ending. With no Cdr events alongside, cdr_manager is off. */
+  hangups: number;
   cdrs: number;
   published: number;
   withheld: Record<WithheldReason, number>;
@@ -39,7 +41,7 @@ export interface PipelineDeps {
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const counts: PipelineCounts = { events: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0 }, sinkFailures: 0 };
+  const counts: PipelineCounts = { events: 0, hangups: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0 }, sinkFailures: 0 };
   const inFlight = new Set<Promise<void>>();
   const listeners: ((r: CdrRecord) => void)[] = [];
   const m = deps.metrics;
@@ -53,6 +55,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     handle(msg) {
       counts.events++;
       events?.inc();
+      if (msg['event'] === 'Hangup') counts.hangups++;
       const raw = deps.assembler.handle(msg);
       if (raw !== undefined) take(raw);
     },

@@ -27,6 +27,10 @@ export interface ChannelState {
   recording: RecordingState;
   /** A MIXMONITOR_FILENAME/RECFILE was set; the path itself is never kept. */
   recordingFileNamed: boolean;
+  /** Latest channel name (e.g. `SIP/1001-0000009b`). Raw, memory only: AMI actions and consent targets. */
+  channel: string;
+  /** Who the call is for: TARGET_EXT/__TARGET_EXT/TARGET values and DialBegin DestChannel names. Raw, memory only. */
+  readonly consentTargets: Set<string>;
   cdrCount: number;
   readonly createdAtMs: number;
   /** Wall-clock time the gateway first saw the channel (for gap records). */
@@ -74,6 +78,8 @@ export interface Assembler {
   /** Call when the link is back, before listing channels: only channels known before this count in reconcile. */
   beginResync(): void;
   channel(uniqueId: string): Readonly<ChannelState> | undefined;
+  /** What consent enforcement did to a call's recording; `blocked` sticks. Cdr events of the call carry it. */
+  markRecording(callId: string, outcome: 'kept' | 'blocked'): void;
   liveChannelCount(): number;
   stats(): Readonly<AssemblerStats>;
 }
@@ -91,6 +97,13 @@ const SECONDS = /^[0-9]{1,8}$/;
 
 function toSeconds(v: string): number | null {
   return SECONDS.test(v) ? Number(v) : null;
+}
+
+/** The name part of a Cdr CallerID (`"Alice Example" <1001>`); '' when there is none. Raw. */
+function callerIdName(callerId: string): string {
+  const lt = callerId.lastIndexOf('<');
+  const name = (lt >= 0 ? callerId.slice(0, lt) : '').trim();
+  return name.startsWith('"') && name.endsWith('"') && name.length >= 2 ? name.slice(1, -1) : name;
 }
 
 export function createAssembler(options: Partial<AssemblerOptions> = {}): Assembler {
@@ -111,6 +124,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
   });
   // CDR ordinals for legs whose channel state is already gone, so ids stay distinct.
   const orphanOrdinals = new LRUCache<string, number>({ max: 10_000 });
+  const recordingByCall = new LRUCache<string, 'kept' | 'blocked'>({ max: opts.maxChannels, ttl: opts.channelTtlMs, perf: { now }, ttlResolution: 0 });
 
   function touch(event: string, msg: AmiMessage, uniqueId: string): ChannelState {
     let ch = channels.get(uniqueId);
@@ -129,6 +143,8 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
         dialledLegs: new Set(),
         recording: 'none',
         recordingFileNamed: false,
+        channel: '',
+        consentTargets: new Set(),
         cdrCount: 0,
         createdAtMs: now(),
         firstSeenAt: wallNow().toISOString(),
@@ -143,6 +159,8 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     if (tenant) ch.tenantHint = tenant;
     const account = field(msg, 'accountcode');
     if (account) ch.accountCode = account;
+    const name = field(msg, 'channel');
+    if (name) ch.channel = name;
     return ch;
   }
 
@@ -155,6 +173,8 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       case 'DialBegin': {
         const dest = field(msg, 'destuniqueid');
         if (dest) ch.dialledLegs.add(dest);
+        const destChannel = field(msg, 'destchannel');
+        if (destChannel) ch.consentTargets.add(destChannel);
         break;
       }
       case 'Hangup':
@@ -175,6 +195,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       case 'VarSet': {
         const variable = field(msg, 'variable');
         if (variable === 'MIXMONITOR_FILENAME' || variable === 'RECFILE') ch.recordingFileNamed = true;
+        else if ((variable === 'TARGET_EXT' || variable === '__TARGET_EXT' || variable === 'TARGET') && field(msg, 'value')) ch.consentTargets.add(field(msg, 'value'));
         break;
       }
     }
@@ -211,12 +232,16 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       source: field(msg, 'source'),
       destination: field(msg, 'destination'),
       dialled: ch?.dialled ?? '',
+      destinationContext: field(msg, 'destinationcontext'),
+      channel: field(msg, 'channel') || (ch?.channel ?? ''),
+      callerName: callerIdName(field(msg, 'callerid')),
       disposition: field(msg, 'disposition'),
       durationSec,
       billSec,
       startedAt,
       answeredAt,
       endedAt,
+      recording: recordingByCall.get(ch?.linkedId ?? legId) ?? 'none',
     };
   }
 
@@ -261,6 +286,9 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       epoch++;
     },
     channel: (uniqueId) => channels.get(uniqueId),
+    markRecording(callId, outcome) {
+      if (recordingByCall.get(callId) !== 'blocked') recordingByCall.set(callId, outcome);
+    },
     liveChannelCount: () => channels.size,
     stats: () => stats,
   };

@@ -3,7 +3,7 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
-import { spoolDir } from '../main.js';
+import { amiTls, spoolDir } from '../main.js';
 import { probeKafka } from '../sink/kafka.js';
 import { openSpool } from '../sink/spool.js';
 import { createAmiClient } from '../source/ami-client.js';
@@ -18,7 +18,7 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
     report(false, 'ami', `no ${ami.username === undefined ? 'ami.username' : 'ami.secret'} — fix: set it in the config or CALLVEIL_AMI_${ami.username === undefined ? 'USERNAME' : 'SECRET'} (or CALLVEIL_AMI_SECRET_FILE)`);
     return;
   }
-  const client = createAmiClient({ host: ami.host, port: ami.port, username: ami.username, secret: ami.secret, reconnect: false, connectTimeoutMs: timeoutMs });
+  const client = createAmiClient({ host: ami.host, port: ami.port, username: ami.username, secret: ami.secret, reconnect: false, connectTimeoutMs: timeoutMs, ...amiTls(loaded) });
   const outcome = await new Promise<string>((resolve) => {
     client.onState((state, info) => {
       if (state === 'connected') resolve('ok');
@@ -38,7 +38,7 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
   } else if (outcome === 'GW_AMI_TIMEOUT') {
     report(false, 'ami', `${where} accepted no login within ${timeoutMs} ms — fix: is this the AMI port (5038, TLS 5039) and not SIP or HTTP?`);
   } else {
-    report(false, 'ami', `cannot connect to ${where} — fix: is Asterisk running with manager.conf enabled = yes, and do bindaddr/port and firewalls let this host in?`);
+    report(false, 'ami', `cannot connect to ${where}${ami.tls ? ' over TLS' : ''} — fix: is Asterisk running with manager.conf enabled = yes, and do bindaddr/port and firewalls let this host in?${ami.tls ? ' With TLS: tlsenable=yes on that port, and a certificate that ami.tls.caFile verifies for this host name' : ''}`);
   }
   await client.stop();
 }

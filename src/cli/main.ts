@@ -12,6 +12,7 @@ import { cdrJsonSchema } from '../privacy/cdr-record.js';
 import { auditLogPath, openSink, replayCapture, startGateway } from '../main.js';
 import { verifyAuditLog } from '../audit/audit-log.js';
 import { runChecks } from './check.js';
+import { cmdReveal, cmdRulesCheck, cmdToken } from './rules.js';
 
 const USAGE = `callveil — privacy gateway for Asterisk: AMI events in, pseudonymised CDRs out
 
@@ -24,6 +25,10 @@ Usage:
   callveil schema                                      print the record's JSON Schema
   callveil audit verify [--config FILE | --file PATH]  check the audit log's hash chain
   callveil check --config FILE                         check config, keys, storage, AMI login and Kafka
+  callveil rules check [DIR] [--keys FILE]             validate a rules folder (default ./rules); exit 1 on any problem
+  callveil token --config FILE --tenant T <number>     the number's tokens under every live key of T (for a DPO)
+  callveil reveal --config FILE --tenant T --kid K <fpe value> [--reason TEXT]
+                                                       decrypt an fpe value (audited; prints a warning)
   callveil help
 
 Configuration: YAML or JSON file (see README) plus CALLVEIL_* environment variables.`;
@@ -148,6 +153,12 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
         return await cmdDemo(env);
       case 'audit':
         return await cmdAudit(rest, env);
+      case 'rules':
+        return cmdRulesCheck(rest, env, (s) => process.stdout.write(s));
+      case 'token':
+        return cmdToken(rest, env, (s) => process.stdout.write(s));
+      case 'reveal':
+        return await cmdReveal(rest, env, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'check':
         return await cmdCheck(rest, env);
       case 'schema':

@@ -34,6 +34,17 @@ export const TenantConfig = z
   .strict()
   .refine((t) => t.keyEnv !== undefined || t.keyFile !== undefined, { message: 'keyEnv or keyFile (where the tenant key comes from)', path: ['keyEnv'] });
 
+/** One API credential: the SHA-256 (hex) of a high-entropy token; operators manage every tenant. */
+export const ApiToken = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, 'a token id of lower-case letters, digits, "-" or "_" (max 40)'),
+    role: z.enum(['tenant', 'operator']),
+    tenant: id.optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'the SHA-256 of the token as 64 lower-case hex digits'),
+  })
+  .strict()
+  .refine((t) => (t.role === 'tenant') === (t.tenant !== undefined), { message: 'a tenant for role "tenant", none for "operator"', path: ['tenant'] });
+
 export const Config = z
   .object({
     pbx: z.object({ timeZone: timeZone.default('UTC') }).strict().default({ timeZone: 'UTC' }),
@@ -47,10 +58,18 @@ export const Config = z
         pingTimeoutMs: z.number().int().min(100).default(3000),
         reconnectMinMs: z.number().int().min(10).default(100),
         reconnectMaxMs: z.number().int().min(100).default(5000),
+        /** AMI over TLS (manager.conf tlsenable=yes, usually port 5039); the server certificate is verified. */
+        tls: z
+          .object({ enabled: z.boolean().default(true), caFile: z.string().min(1).optional(), servername: z.string().min(1).optional() })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ host: '127.0.0.1', port: 5038, pingIntervalMs: 5000, pingTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 5000 }),
-    tenants: z.array(TenantConfig).min(1, 'at least one tenant'),
+    /** Deprecated: inline tenants (one key, tokens everywhere). Use `rules` (see README "Privacy rules"). */
+    tenants: z.array(TenantConfig).min(1, 'at least one tenant').optional(),
+    /** Per-tenant rules files and the keys file; relative paths are relative to the config file. */
+    rules: z.object({ dir: z.string().min(1), keysFile: z.string().min(1).optional() }).strict().optional(),
     defaultTenant: id.optional(),
     assemble: z
       .object({
@@ -98,9 +117,35 @@ export const Config = z
     /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
     storage: z.object({ dir: z.string().min(1).default('./callveil-data') }).strict().default({ dir: './callveil-data' }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+    /** Tenant API, live feed and console (see README "Tenant API"). Token hashes only, never tokens. */
+    api: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        tokens: z.array(ApiToken).default([]),
+        /** A JSON file holding more entries like `tokens` (e.g. a mounted secret). */
+        tokensFile: z.string().min(1).optional(),
+        wsMaxBufferedBytes: z.number().int().min(1024).default(1 << 20),
+      })
+      .strict()
+      .default({ enabled: false, host: '127.0.0.1', port: 8080, tokens: [], wsMaxBufferedBytes: 1 << 20 }),
+    /** Recording consent: enforcement over AMI, and extensions the console lists before any traffic. */
+    consent: z
+      .object({
+        enforce: z.boolean().default(true),
+        extensions: z.record(id, z.array(z.string().regex(/^[0-9]{1,6}$/, 'an extension of 1-6 digits'))).default({}),
+      })
+      .strict()
+      .default({ enforce: true, extensions: {} }),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if ((c.tenants === undefined) === (c.rules === undefined)) {
+      ctx.addIssue({ code: 'custom', message: c.rules === undefined ? 'rules (a rules folder and keys file) or inline tenants' : 'rules or inline tenants, not both', path: c.rules === undefined ? ['rules'] : ['tenants'] });
+    }
+    // Tenants from a rules folder are checked against these references once the folder is loaded.
+    if (c.tenants === undefined) return;
     const ids = new Set<string>();
     c.tenants.forEach((t, i) => {
       if (ids.has(t.id)) ctx.addIssue({ code: 'custom', message: `a unique tenant id ("${t.id}" appears twice)`, path: ['tenants', i, 'id'] });
@@ -108,6 +153,12 @@ export const Config = z
     });
     if (c.defaultTenant !== undefined && !ids.has(c.defaultTenant)) {
       ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['defaultTenant'] });
+    }
+    c.api.tokens.forEach((t, i) => {
+      if (t.tenant !== undefined && !ids.has(t.tenant)) ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['api', 'tokens', i, 'tenant'] });
+    });
+    for (const t of Object.keys(c.consent.extensions)) {
+      if (!ids.has(t)) ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['consent', 'extensions', t] });
     }
   });
 

@@ -1,6 +1,6 @@
 // `callveil check` against the test AMI server and test Kafka broker: one
 // line per check, and each failure names its cause and its fix.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ const IDLE = Buffer.from('Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMe
 const KEY = 'cd'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'check-'));
 
-async function run(t: Parameters<Parameters<typeof t.test>[1]>[0], opts: { secret?: string; amiUp?: boolean; kafkaUp?: boolean; key?: boolean; config?: string } = {}) {
+async function run(t: Test, opts: { secret?: string; amiUp?: boolean; kafkaUp?: boolean; key?: boolean; config?: string } = {}) {
   const ami = await startReplayServer({ capture: IDLE, username: 'callveil', secret: 'right', holdOpen: true });
   const broker = await startKafkaBroker();
   const amiPort = ami.port;

@@ -89,3 +89,23 @@ t.test('inbound-pstn with the link cut at 35% and 20% of the events lost', async
   t.match(Buffer.concat(logged).toString(), 'records marked incomplete');
   t.same(scanBuffers(needlesForCapture('inbound-pstn'), [{ label: 'records', data: JSON.stringify(records) }, { label: 'log', data: Buffer.concat(logged) }]), []);
 });
+
+t.test('calls ending without Cdr events: a warning names cdr_manager', async (t) => {
+  // The capture with its Cdr events removed: as if cdr_manager were off.
+  const text = (await readCapture(captureFile('basic-internal'))).toString('latin1');
+  const capture = Buffer.from(text.split('\r\n\r\n').filter((m) => !m.includes('Event: Cdr\r\n')).join('\r\n\r\n'), 'latin1');
+  const server = await startReplayServer({ capture, username: 'u', secret: 's', holdOpen: true });
+  t.teardown(() => server.close());
+  const logged: Buffer[] = [];
+  const log = createLogger('info', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
+  const pipeline = buildPipeline(twoTenantConfig(), { name: 'mem', write: () => Promise.resolve(), close: () => Promise.resolve() }, log);
+  const client = createAmiClient({ host: '127.0.0.1', port: server.port, username: 'u', secret: 's' });
+  const stopWatch = connectSource(client, pipeline, log, 1000, 50);
+  t.teardown(() => (stopWatch(), client.stop()));
+  client.start();
+  await server.done;
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(pipeline.counts().cdrs, 0);
+  t.ok(pipeline.counts().hangups >= 5);
+  t.match(Buffer.concat(logged).toString(), 'is cdr_manager enabled and may the AMI user read cdr?');
+});

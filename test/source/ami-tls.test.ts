@@ -1,6 +1,6 @@
 // AMI over TLS (Asterisk's port 5039): a TLS front for the replay server, and
 // a client that verifies the certificate.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createServer } from 'node:tls';
@@ -12,7 +12,7 @@ import { captureFile } from '../helpers/ground-truth.js';
 const cert = readFileSync(new URL('../fixtures/tls/ami-test.crt', import.meta.url));
 const key = readFileSync(new URL('../fixtures/tls/ami-test.key', import.meta.url));
 
-async function tlsFront(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function tlsFront(t: Test) {
   const ami = await startReplayServer({ capture: await readCapture(captureFile('edge-actions')), username: 'u', secret: 's' });
   t.teardown(() => ami.close());
   const front = createServer({ key, cert }, (tlsSocket) => {

@@ -1,0 +1,291 @@
+// The tenant API (node:http), the live feed (WebSocket) and the console page.
+// Every /v1 route is scoped by the caller's token: a tenant token reaches its
+// own tenant only (another tenant: 403, whether it exists or not), an operator
+// token reaches every tenant (unknown: 404). Bodies are validated with zod;
+// error texts name fields, never echo values.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ConsentRegistry } from '../consent/registry.js';
+import { actorOf, mayAccess, type Authenticate, type Principal } from './auth.js';
+import type { Asset } from './console-assets.js';
+import type { LiveFeed } from './live-feed.js';
+
+export interface ApiServerDeps {
+  readonly host: string;
+  /** 0: any free port. */
+  readonly port: number;
+  readonly authenticate: Authenticate;
+  readonly registry: Pick<ConsentRegistry, 'hasTenant' | 'tenants' | 'list' | 'set' | 'readable'>;
+  /** For /readyz. */
+  readonly ready: () => { readonly ami: boolean; readonly sink: boolean };
+  /** For /metrics (Prometheus text). */
+  readonly renderMetrics: () => string;
+  readonly feed: LiveFeed;
+  readonly assets?: ReadonlyMap<string, Asset>;
+  readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
+  readonly metrics?: Pick<Metrics, 'counter'>;
+  readonly maxBodyBytes?: number;
+  /** How long a WebSocket may take to send its auth frame. */
+  readonly wsAuthTimeoutMs?: number;
+}
+
+export interface ApiServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const Extension = z.string().regex(/^[0-9]{1,6}$/, 'an extension of 1-6 digits');
+const SetOne = z.object({ recording: z.boolean() }).strict();
+const SetMany = z
+  .object({ extensions: z.array(z.object({ extension: Extension, recording: z.boolean() }).strict()).min(1).max(1000) })
+  .strict()
+  .refine((b) => new Set(b.extensions.map((e) => e.extension)).size === b.extensions.length, { message: 'each extension at most once', path: ['extensions'] });
+const WsAuth = z.object({ type: z.literal('auth'), token: z.string().max(512) }).strict();
+const Limit = z.coerce.number().int().min(1).max(500);
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const TENANT_ROUTE = /^\/v1\/tenants\/([^/]+)(\/.*)?$/;
+const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(String(body.error));
+  }
+}
+
+const bad = (issues: Array<{ path: string; message: string }>) => new HttpError(400, { error: 'invalid request', issues });
+
+/** zod issues as field paths and expectations; values the client sent are not repeated. */
+function issuesOf(err: z.ZodError): Array<{ path: string; message: string }> {
+  return err.issues.map((i) => ({
+    path: i.path.map((p) => (typeof p === 'number' || /^[A-Za-z_]{1,40}$/.test(String(p)) ? String(p) : '?')).join('.') || '(body)',
+    message: i.code === 'unrecognized_keys' ? 'unknown field' : i.code === 'invalid_type' ? `expected ${i.expected}` : i.message.replace(/"[^"]*"/g, '…'),
+  }));
+}
+
+export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
+  const maxBody = deps.maxBodyBytes ?? 64 * 1024;
+  const requests = deps.metrics?.counter('api_requests_total', 'API requests by route and status');
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      deps.log.error({ component: 'api', code: (err as { code?: string }).code ?? 'error' }, 'request failed');
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.on('upgrade', (req, socket: Socket, head) => upgrade(req, socket, head));
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  function send(res: ServerResponse, status: number, body: unknown, route = 'other'): void {
+    requests?.inc({ route, status: String(status) });
+    res.writeHead(status, status === 401 ? { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } : JSON_HEADERS);
+    res.end(JSON.stringify(body));
+  }
+
+  function bearer(req: IncomingMessage): string | undefined {
+    const h = req.headers.authorization;
+    if (h === undefined) return undefined;
+    const m = /^Bearer ([\x21-\x7e]+)$/.exec(h);
+    return m === null ? undefined : m[1];
+  }
+
+  function principalOf(req: IncomingMessage): Principal {
+    const p = deps.authenticate(bearer(req));
+    if (p === undefined) throw new HttpError(401, { error: 'unauthorized' });
+    return p;
+  }
+
+  /** The tenant a request may act on, or the status that says why not. */
+  function scope(p: Principal, tenant: string): string {
+    if (!TENANT_ID.test(tenant)) throw p.role === 'operator' ? new HttpError(404, { error: 'no such tenant' }) : new HttpError(403, { error: 'forbidden' });
+    if (!mayAccess(p, tenant)) throw new HttpError(403, { error: 'forbidden' });
+    if (!deps.registry.hasTenant(tenant)) throw new HttpError(404, { error: 'no such tenant' });
+    return tenant;
+  }
+
+  async function body(req: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBody) throw new HttpError(413, { error: 'body too large', maxBytes: maxBody });
+      chunks.push(chunk);
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw bad([{ path: '(body)', message: 'valid JSON' }]);
+    }
+  }
+
+  async function setConsent(tenant: string, changes: Array<{ extension: string; recording: boolean }>, p: Principal) {
+    try {
+      return await deps.registry.set(tenant, changes, actorOf(p));
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'GW_CONSENT_STORE') throw new HttpError(503, { error: 'consent store unavailable' });
+      throw err;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    const path = url.pathname;
+    let route = 'other';
+    try {
+      if (path === '/healthz') {
+        route = 'healthz';
+        return send(res, 200, { status: 'ok' }, route);
+      }
+      if (path === '/readyz') {
+        route = 'readyz';
+        const r = deps.ready();
+        const consentStore = deps.registry.readable;
+        const ok = r.ami && r.sink && consentStore;
+        return send(res, ok ? 200 : 503, { ready: ok, ami: r.ami, sink: r.sink, consentStore }, route);
+      }
+      if (path === '/metrics') {
+        requests?.inc({ route: 'metrics', status: '200' });
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(deps.renderMetrics());
+        return;
+      }
+      const asset = deps.assets?.get(path);
+      if (asset !== undefined && method === 'GET') {
+        requests?.inc({ route: 'console', status: '200' });
+        res.writeHead(200, { 'content-type': asset.type, 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-cache' });
+        res.end(asset.body);
+        return;
+      }
+      if (path === '/v1/me') {
+        route = 'me';
+        const p = principalOf(req);
+        if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
+        return send(res, 200, { role: p.role, tenant: p.role === 'tenant' ? p.tenant : null, tenants: p.role === 'tenant' ? [p.tenant] : deps.registry.tenants() }, route);
+      }
+      if (path === '/v1/tenants') {
+        route = 'tenants';
+        const p = principalOf(req);
+        if (p.role !== 'operator') throw new HttpError(403, { error: 'forbidden' });
+        if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
+        return send(res, 200, { tenants: deps.registry.tenants() }, route);
+      }
+      const m = TENANT_ROUTE.exec(path);
+      if (m === null) throw new HttpError(404, { error: 'not found' });
+      const rest = m[2] ?? '';
+      const p = principalOf(req);
+      const tenant = scope(p, decodeURIComponent(m[1]!));
+      if (rest === '/extensions') {
+        route = 'extensions';
+        if (method === 'GET') return send(res, 200, { tenant, extensions: deps.registry.list(tenant) }, route);
+        if (method === 'PATCH') {
+          const parsed = SetMany.safeParse(await body(req));
+          if (!parsed.success) throw bad(issuesOf(parsed.error));
+          const done = await setConsent(tenant, parsed.data.extensions, p);
+          return send(res, 200, { tenant, updated: done.map(({ extension, recording, changedBy, changedAt }) => ({ extension, recording, changedBy, changedAt })) }, route);
+        }
+        throw new HttpError(405, { error: 'method not allowed' });
+      }
+      const one = /^\/extensions\/([^/]+)$/.exec(rest);
+      if (one !== null) {
+        route = 'extension';
+        const ext = Extension.safeParse(decodeURIComponent(one[1]!));
+        if (!ext.success) throw bad([{ path: 'extension', message: 'an extension of 1-6 digits' }]);
+        if (method === 'GET') {
+          const entry = deps.registry.list(tenant).find((e) => e.extension === ext.data) ?? { extension: ext.data, recording: false, changedBy: null, changedAt: null };
+          return send(res, 200, { tenant, ...entry }, route);
+        }
+        if (method === 'PUT') {
+          const parsed = SetOne.safeParse(await body(req));
+          if (!parsed.success) throw bad(issuesOf(parsed.error));
+          const [c] = await setConsent(tenant, [{ extension: ext.data, recording: parsed.data.recording }], p);
+          return send(res, 200, { tenant, extension: c!.extension, recording: c!.recording, changedBy: c!.changedBy, changedAt: c!.changedAt }, route);
+        }
+        throw new HttpError(405, { error: 'method not allowed' });
+      }
+      if (rest === '/consent-changes') {
+        route = 'consent-changes';
+        if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
+        const limit = Limit.safeParse(url.searchParams.get('limit') ?? '20');
+        if (!limit.success) throw bad([{ path: 'limit', message: 'an integer from 1 to 500' }]);
+        const changes = deps.registry
+          .list(tenant)
+          .filter((e) => e.changedAt !== null)
+          .sort((a, b) => (a.changedAt! < b.changedAt! ? 1 : a.changedAt! > b.changedAt! ? -1 : 0))
+          .slice(0, limit.data);
+        return send(res, 200, { tenant, changes }, route);
+      }
+      throw new HttpError(404, { error: 'not found' });
+    } catch (err) {
+      if (err instanceof HttpError) return send(res, err.status, err.body, route);
+      throw err;
+    }
+  }
+
+  // WebSocket /v1/tenants/<id>/live: the first frame must be {"type":"auth","token":...}
+  // (browsers cannot set headers on a WebSocket, and a token in the URL ends up in logs).
+  function upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const m = /^\/v1\/tenants\/([a-z0-9][a-z0-9_-]{0,62})\/live$/.exec(url.pathname);
+    if (m === null) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const tenant = m[1]!;
+    wss.handleUpgrade(req, socket, head, (ws) => authenticateSocket(ws, tenant));
+  }
+
+  function authenticateSocket(ws: WebSocket, tenant: string): void {
+    const timer = setTimeout(() => ws.close(4001, 'unauthorized'), deps.wsAuthTimeoutMs ?? 5000);
+    ws.once('message', (data) => {
+      clearTimeout(timer);
+      let token: string | undefined;
+      try {
+        const parsed = WsAuth.safeParse(JSON.parse(data.toString()));
+        if (parsed.success) token = parsed.data.token;
+      } catch {
+        // not JSON: unauthorized below
+      }
+      const p = deps.authenticate(token);
+      if (p === undefined) return ws.close(4001, 'unauthorized');
+      if (!mayAccess(p, tenant)) return ws.close(4003, 'forbidden');
+      if (!deps.registry.hasTenant(tenant)) return ws.close(4004, 'no such tenant');
+      // Nothing the client sends after auth is read.
+      ws.on('message', () => undefined);
+      deps.feed.attach(ws, tenant);
+    });
+    ws.on('error', () => undefined);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(deps.port, deps.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : deps.port;
+  deps.log.info({ component: 'api', host: deps.host, port }, 'api listening');
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        deps.feed.close();
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,118 @@
+// Per tenant, per extension: recording on or off, who changed it and when.
+// Default off; an unknown tenant or extension is off; a store that could not
+// be read makes everything off and refuses changes (an operator must look at
+// the file first). Every change is durable on disk, then audited, then seen.
+import type { AuditLog } from '../audit/audit-log.js';
+import { GatewayError } from '../errors.js';
+import type { ConsentView } from './decide.js';
+import type { ConsentData, ConsentStore, StoredConsent } from './store.js';
+
+export interface ConsentEntryView {
+  readonly extension: string;
+  readonly recording: boolean;
+  readonly changedBy: string | null;
+  readonly changedAt: string | null;
+}
+
+export interface ConsentChange {
+  readonly tenant: string;
+  readonly extension: string;
+  readonly recording: boolean;
+  readonly previous: boolean;
+  readonly changedBy: string;
+  readonly changedAt: string;
+}
+
+export interface ConsentRegistry extends ConsentView {
+  hasTenant(tenant: string): boolean;
+  tenants(): string[];
+  /** Stored, configured and seen extensions of a tenant, sorted. */
+  list(tenant: string): ConsentEntryView[];
+  /** Applies all changes or none; resolves once they are durable and audited. */
+  set(tenant: string, changes: ReadonlyArray<{ extension: string; recording: boolean }>, actor: string): Promise<ConsentChange[]>;
+  /** An extension seen in live traffic, so the console can list it. */
+  noteSeen(tenant: string, extension: string): void;
+  onChange(fn: (change: ConsentChange) => void): void;
+  /** Why the store is unreadable, or undefined. */
+  readonly problem: string | undefined;
+}
+
+export interface ConsentRegistryDeps {
+  readonly store: ConsentStore;
+  readonly audit: Pick<AuditLog, 'append'>;
+  readonly tenants: readonly string[];
+  /** Extensions listed per tenant before any traffic (config consent.extensions). */
+  readonly known?: Readonly<Record<string, readonly string[]>>;
+  readonly now?: () => Date;
+}
+
+const MAX_SEEN_PER_TENANT = 10_000;
+
+export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistry {
+  const now = deps.now ?? (() => new Date());
+  const tenantIds = new Set(deps.tenants);
+  const loaded = deps.store.load();
+  let data: ConsentData = loaded.readable ? loaded.data : {};
+  const problem = loaded.readable ? undefined : loaded.problem;
+  const seen = new Map<string, Set<string>>();
+  const listeners: Array<(c: ConsentChange) => void> = [];
+  let writing: Promise<unknown> = Promise.resolve();
+
+  const stored = (tenant: string, ext: string): StoredConsent | undefined => (tenantIds.has(tenant) ? data[tenant]?.[ext] : undefined);
+
+  async function apply(tenant: string, changes: ReadonlyArray<{ extension: string; recording: boolean }>, actor: string): Promise<ConsentChange[]> {
+    if (problem !== undefined) throw new GatewayError('GW_CONSENT_STORE', `consent store unreadable (${problem}); changes refused until it is fixed`);
+    if (!tenantIds.has(tenant)) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', 'unknown tenant');
+    const changedAt = now().toISOString();
+    const next: Record<string, StoredConsent> = { ...(data[tenant] ?? {}) };
+    const done: ConsentChange[] = [];
+    for (const c of changes) {
+      const previous = next[c.extension]?.recording ?? false;
+      next[c.extension] = { recording: c.recording, changedBy: actor, changedAt };
+      done.push({ tenant, extension: c.extension, recording: c.recording, previous, changedBy: actor, changedAt });
+    }
+    const nextData = { ...data, [tenant]: next };
+    await deps.store.save(nextData);
+    data = nextData;
+    for (const c of done) {
+      await deps.audit.append({ actor, action: 'consent.set', tenant, subject: c.extension, detail: { recording: c.recording, previous: c.previous } });
+    }
+    for (const c of done) for (const fn of listeners) fn(c);
+    return done;
+  }
+
+  return {
+    get readable() {
+      return problem === undefined;
+    },
+    problem,
+    isOn: (tenant, ext) => problem === undefined && stored(tenant, ext)?.recording === true,
+    hasTenant: (tenant) => tenantIds.has(tenant),
+    tenants: () => [...tenantIds].sort(),
+    list(tenant) {
+      if (!tenantIds.has(tenant)) return [];
+      const exts = new Set<string>([...Object.keys(data[tenant] ?? {}), ...(deps.known?.[tenant] ?? []), ...(seen.get(tenant) ?? [])]);
+      return [...exts]
+        .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+        .map((extension) => {
+          const s = stored(tenant, extension);
+          return { extension, recording: problem === undefined && s?.recording === true, changedBy: s?.changedBy ?? null, changedAt: s?.changedAt ?? null };
+        });
+    },
+    set(tenant, changes, actor) {
+      // One change set at a time: each one reads the state the previous one wrote.
+      const run = writing.then(() => apply(tenant, changes, actor));
+      writing = run.catch(() => undefined);
+      return run;
+    },
+    noteSeen(tenant, extension) {
+      if (!tenantIds.has(tenant)) return;
+      let s = seen.get(tenant);
+      if (s === undefined) seen.set(tenant, (s = new Set()));
+      if (s.size < MAX_SEEN_PER_TENANT) s.add(extension);
+    },
+    onChange(fn) {
+      listeners.push(fn);
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// startGateway wires the consent enforcer and, with api.enabled, the API:
+// the real composition root against the test AMI server.
+import t from 'tap';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { parseConfig } from '../../src/config/load.js';
+import { startGateway } from '../../src/main.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { startReplayServer } from '../../src/source/replay-server.js';
+import { readCapture } from '../helpers/ground-truth.js';
+import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { API_TOKENS, TOKENS } from '../consent/stack.js';
+
+t.test('the live gateway enforces consent and serves the API', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'callveil-gw-'));
+  const ami = await startReplayServer({ capture: readCapture('recording-consent'), username: 'gw', secret: 'pw', holdOpen: true, chunking: 'recorded' });
+  t.teardown(() => ami.close());
+  const loaded = parseConfig(
+    {
+      ami: { host: '127.0.0.1', port: ami.port, username: 'gw', secret: 'pw' },
+      tenants: [
+        { id: 'acme', keyId: 'acme-1', keyEnv: 'K_ACME', match: { accountCodes: ['acme'] } },
+        { id: 'globex', keyId: 'globex-1', keyEnv: 'K_GLOBEX', defaultRegion: 'US', match: { accountCodes: ['globex'] } },
+      ],
+      defaultTenant: 'acme',
+      sink: { type: 'jsonl', path: join(dir, 'out.jsonl') },
+      storage: { dir },
+      api: { enabled: true, port: 0, tokens: API_TOKENS },
+      consent: { extensions: { acme: ['1001'] } },
+    },
+    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX },
+    '(test)',
+  );
+  const logs: Buffer[] = [];
+  const log = createLogger('info', new Writable({ write: (c, _e, cb) => (logs.push(Buffer.from(c)), cb()) }));
+  const gw = await startGateway(loaded, {}, log);
+  t.teardown(() => gw.stop());
+  const base = `http://127.0.0.1:${gw.api!.port}`;
+  const me = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${TOKENS.acme}` } });
+  t.same(await me.json(), { role: 'tenant', tenant: 'acme', tenants: ['acme'] });
+  t.same(await fetch(`${base}/v1/tenants/acme/extensions`, { headers: { authorization: `Bearer ${TOKENS.acme}` } }).then((r) => r.json()), {
+    tenant: 'acme',
+    extensions: [{ extension: '1001', recording: false, changedBy: null, changedAt: null }],
+  });
+  await ami.done;
+  const deadline = Date.now() + 5000;
+  while (ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length < 17 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length, 17, 'no consent configured: every recording stopped');
+  const ready = await fetch(`${base}/readyz`);
+  t.equal(ready.status, 200);
+  t.match(await fetch(`${base}/metrics`).then((r) => r.text()), /callveil_recordings_total\{outcome="blocked"\} 17/);
+  await gw.stop();
+  t.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').filter((l) => JSON.parse(l).recording === 'blocked').length > 0, true, 'records marked blocked');
+  t.notMatch(Buffer.concat(logs).toString(), /7700900/, 'no number in the logs');
+});
