@@ -70,3 +70,27 @@ t.test('invalid configuration', async (t) => {
   t.equal(r.lines.length, 1);
   t.match(r.text, /FAIL config: invalid configuration .*tenants\.0\.keyId/s);
 });
+
+t.test('invalid rules folder', async (t) => {
+  const rulesDir = mkdtempSync(join(tmpdir(), 'check-rules-'));
+  writeFileSync(join(rulesDir, 'acme.yaml'), 'tenant: acme\nkeySet: acme\nnumbers: { defaultRegion: England }\n');
+  const r = await run(t, { config: `rules: { dir: ${rulesDir} }\n` });
+  t.equal(r.ok, false);
+  t.match(r.text, /FAIL config: invalid rules .*acme\.yaml:3: numbers\.defaultRegion: expected an ISO 3166-1 alpha-2 region/s);
+});
+
+t.test('spool full', async (t) => {
+  const data = join(dir, `full-${Math.random().toString(16).slice(2)}`);
+  const spool = join(data, 'spool');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(spool, { recursive: true });
+  writeFileSync(join(spool, 'seg-000000000001.jsonl'), `${JSON.stringify({ id: 'x'.repeat(1000) })}\n`.repeat(1100));
+  const r = await run(t, {
+    config: `ami: { host: 127.0.0.1, port: 1, username: callveil }
+tenants: [{ id: acme, keyId: acme-1, keyEnv: K_ACME }]
+storage: { dir: ${data} }
+delivery: { spoolMaxBytes: 1048576 }
+`,
+  });
+  t.match(r.text, /FAIL storage: .* spool holds 1100 records and is FULL — fix: make Kafka reachable/);
+});
