@@ -91,6 +91,8 @@ export const DEFAULT_ASSEMBLER_OPTIONS: AssemblerOptions = {
   hangupGraceMs: 120_000,
 };
 
+const SWEEP_EVERY_MS = 1000;
+
 // At most 8 digits (over 3 years): a longer digit string is no duration, and
 // might be a number that a mangled frame put in the wrong field.
 const SECONDS = /^[0-9]{1,8}$/;
@@ -125,6 +127,8 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
   // CDR ordinals for legs whose channel state is already gone, so ids stay distinct.
   const orphanOrdinals = new LRUCache<string, number>({ max: 10_000 });
   const recordingByCall = new LRUCache<string, 'kept' | 'blocked'>({ max: opts.maxChannels, ttl: opts.channelTtlMs, perf: { now }, ttlResolution: 0 });
+
+  let lastSweep = now();
 
   function touch(event: string, msg: AmiMessage, uniqueId: string): ChannelState {
     let ch = channels.get(uniqueId);
@@ -248,6 +252,14 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
   return {
     handle(msg) {
       stats.events++;
+      // lru-cache drops an expired entry only when it is read or pushed out by
+      // `max`: without this sweep every hung-up channel would stay until the
+      // cache is full (100,000 channels, ~280 MB).
+      if ((stats.events & 1023) === 0 && now() - lastSweep >= SWEEP_EVERY_MS) {
+        lastSweep = now();
+        channels.purgeStale();
+        recordingByCall.purgeStale();
+      }
       const event = field(msg, 'event');
       if (event === 'Cdr') return onCdr(msg);
       // CEL events carry UniqueID too, but duplicate what channel events say.

@@ -104,3 +104,20 @@ t.test('reconcile after a reconnect: ended-unseen calls are marked, live ones an
   t.equal(a.handle(cdr('pbx-1795418342.4'))?.ordinal, 1, 'the late Cdr is a normal record');
   t.equal(a.stats().gapRecords, 1);
 });
+
+t.test('hung-up channels leave the state once their grace has passed, without being read again', async (t) => {
+  // Not 0: lru-cache reads a start time of 0 as "no TTL".
+  let clock = 1_000;
+  const a = createAssembler({ now: () => clock, hangupGraceMs: 120_000 });
+  for (let i = 0; i < 500; i++) {
+    const id = `pbx-1795418340.${i}`;
+    a.handle(ev('Newchannel', { Uniqueid: id, Linkedid: id, Exten: '1001' }));
+    a.handle(ev('Hangup', { Uniqueid: id, Linkedid: id }));
+  }
+  t.equal(a.liveChannelCount(), 500, 'hung-up channels stay for their grace (their Cdr may still come)');
+  clock = 122_000;
+  // Traffic on other channels only: nothing reads the 500 old entries.
+  for (let i = 0; i < 2048; i++) a.handle(ev('Newstate', { Uniqueid: 'pbx-1795418999.1', Linkedid: 'pbx-1795418999.1', ChannelStateDesc: 'Ring' }));
+  t.equal(a.liveChannelCount(), 1, 'expired channels are swept; the live one stays');
+  t.equal(a.stats().channelsEvictedLive, 0, 'a sweep of hung-up channels is not counted as live eviction');
+});
