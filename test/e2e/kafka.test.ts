@@ -28,15 +28,17 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
   t.equal(summary.cdrs, master.length, 'every CDR acknowledged');
   t.equal(stored.length, master.length, 'broker holds one message per Master.csv row');
   t.same(broker.topics().sort(), ['callveil.acme.cdr', 'callveil.globex.cdr']);
-  t.equal(new Set(stored.map((r) => r.key?.toString())).size, stored.length, 'record ids are unique');
+  const records = stored.map((m) => CdrRecord.parse(JSON.parse(m.value!.toString('utf8'))));
+  t.equal(new Set(records.map((r) => r.id)).size, stored.length, 'record ids are unique');
+  t.ok(new Set(records.map((r) => r.callId)).size < records.length, 'the capture has calls with several legs (so the key choice matters)');
 
-  for (const m of stored) {
-    const rec = CdrRecord.parse(JSON.parse(m.value!.toString('utf8')));
-    t.equal(m.key?.toString(), rec.id, 'message key is the record id');
+  stored.forEach((m, i) => {
+    const rec = records[i]!;
+    t.equal(m.key?.toString(), rec.callId, 'message key is the call id: the legs of a call share a partition');
     t.equal(m.topic, `callveil.${rec.tenant}.cdr`, 'topic of its tenant');
-    t.equal(m.headers['schema-version']?.toString(), '1');
-    t.equal(m.headers['key-id']?.toString(), rec.keyId);
-  }
+    t.same(Object.keys(m.headers), [], 'no headers: schemaVersion and keyId travel in the value');
+    t.equal(rec.schemaVersion, 1);
+  });
   const outputs = stored.flatMap((m, i) => [
     { label: `value ${i}`, data: m.value ?? Buffer.alloc(0) },
     { label: `key ${i}`, data: m.key ?? Buffer.alloc(0) },
