@@ -80,8 +80,18 @@ export async function memoryBench(): Promise<BenchResult> {
   gc();
   progress('memory', `harness ready: RSS ${harnessRss.toFixed(1)} MB, makes ${Math.round(synthRate)} messages/s; target ${targetCalls} calls, cap ${capMs / 1000} s`);
 
+  // The assembler's clock runs on PBX time, not on the benchmark's: copy k
+  // happens k capture periods after copy 0, its frames spread evenly over the
+  // period, so 10^6 calls arrive at the real capture's call rate, replayed
+  // fast. On the benchmark's own clock every timer (the 120 s hang-up grace)
+  // would stretch over hundreds of times more calls than a PBX makes in that
+  // time; that burst bound is the per-channel figure times maxChannels below.
+  const loaded = benchConfig();
+  const periodMs = synth.periodSec * 1000;
+  let pbxMs = 0;
+  const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble, now: () => pbxMs });
   const metrics = createMetrics();
-  const pipeline = buildPipeline(benchConfig(), nullSink(), quietLogger(), metrics);
+  const pipeline = buildPipeline(loaded, nullSink(), quietLogger(), metrics, assembler);
   const samples: Sample[] = [];
   let nextSample = every;
   let calls = 0;
@@ -105,6 +115,7 @@ export async function memoryBench(): Promise<BenchResult> {
       const base = (k - 1) * synth.callsPerCopy;
       for (let f = 0; f < frames; f++) {
         if (!synth.isEvent(f)) continue;
+        pbxMs = (k - 1 + f / frames) * periodMs;
         pipeline.handle(copy.message(f));
         events++;
         if ((events & 4095) !== 0) continue;

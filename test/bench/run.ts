@@ -77,11 +77,28 @@ function machine(): Record<string, string | number> {
   return { nproc: Number(sh('nproc', [])) || cpus().length, node: process.version, cpu: cpuModel, commit: dirty ? `${commit} (src/ modified)` : commit, loadavg: loadavg()[0]!.toFixed(2) };
 }
 
+/** Jiffies of one CPU from /proc/stat: busy (user..softirq) and steal; undefined off Linux. */
+function cpuTicks(cpu: number | undefined): { busy: number; steal: number } | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(cpu === undefined ? 'cpu ' : `cpu${cpu} `));
+    const f = line?.trim().split(/\s+/).slice(1).map(Number);
+    if (f === undefined || f.length < 8) return undefined;
+    return { busy: f[0]! + f[1]! + f[2]! + f[5]! + f[6]!, steal: f[7]! };
+  } catch {
+    return undefined;
+  }
+}
+
+const TICK_MS = 10;
+
 interface Outcome {
   readonly bench: Bench;
   readonly result?: BenchResult;
   readonly error?: string;
   readonly seconds: number;
+  /** Share of the wall time that other processes ran on the benchmark's core, and that the hypervisor stole from it. */
+  readonly others?: number;
+  readonly steal?: number;
   readonly profiles?: ReadonlyArray<{ readonly phase: string; readonly summary: ProfileSummary }>;
 }
 
@@ -97,6 +114,7 @@ function runChild(bench: Bench, pinTo: number | undefined, extra: readonly strin
   const args = [...nodeArgs, join(here, bench.file), ...argv, ...extra];
   const [cmd, cmdArgs] = pinTo === undefined ? [process.execPath, args] : ['taskset', ['-c', String(pinTo), process.execPath, ...args]];
   process.stderr.write(`bench ${bench.id}${pinTo === undefined ? '' : ` (cpu ${pinTo})`} ...\n`);
+  const ticks0 = cpuTicks(pinTo);
   return new Promise((resolve) => {
     const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -110,17 +128,27 @@ function runChild(bench: Bench, pinTo: number | undefined, extra: readonly strin
       if (code !== 0) return resolve({ bench, seconds, error: signal === 'SIGKILL' ? `killed after ${bench.timeoutS} s` : `exit ${code ?? signal}` });
       try {
         const result = JSON.parse(last) as BenchResult;
+        const ticks1 = cpuTicks(pinTo);
+        const wallMs = seconds * 1000;
+        const load =
+          ticks0 && ticks1 && pinTo !== undefined && result.cpuShare !== undefined
+            ? { others: Math.max(0, ((ticks1.busy - ticks0.busy) * TICK_MS - result.cpuShare * wallMs) / wallMs), steal: ((ticks1.steal - ticks0.steal) * TICK_MS) / wallMs }
+            : {};
         const profiles = profile
           ? readdirSync(profileDir)
               .filter((f) => f.startsWith(`${bench.id}-`) && f.endsWith('.cpuprofile'))
               .map((f) => ({ phase: f.slice(0, -'.cpuprofile'.length), summary: summariseProfile(join(profileDir, f), root) }))
           : undefined;
-        resolve({ bench, seconds, result, ...(profiles ? { profiles } : {}) });
+        resolve({ bench, seconds, result, ...load, ...(profiles ? { profiles } : {}) });
       } catch (err) {
         resolve({ bench, seconds, error: `no result line (${(err as Error).message})` });
       }
     });
   });
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(0)}%`;
 }
 
 function formatValue(row: Row): string {
@@ -197,8 +225,8 @@ async function main(): Promise<void> {
   const totalS = (Date.now() - started) / 1000;
   const out: string[] = [];
   out.push(`callveil benchmark: ${info.nproc} cpus (${info.cpu}), node ${info.node}, commit ${info.commit}`);
-  out.push(`machine load (1-min average) before the run: ${info.loadavg} (above ~0.3, something else was using these cores and the figures are low); cpu/wall below ~0.95 for a CPU-bound benchmark says the same`);
-  out.push(`one core per benchmark: ${pinned ? `taskset cpu ${pinTo} (Kafka test broker in the runner, cpu ${cpusAllowed[0]})` : 'not pinned (taskset missing, one cpu, or --no-pin)'}; ${totalS.toFixed(0)} s in all (${outcomes.map((o) => `${o.bench.id} ${o.seconds.toFixed(0)} s${o.result?.cpuShare === undefined ? '' : `, cpu/wall ${o.result.cpuShare.toFixed(2)}`}`).join('; ')})`);
+  out.push(`machine load (1-min average) before the run: ${info.loadavg}; "others on its core" above a few % means something else shared the benchmark's core and its figures are low`);
+  out.push(`one core per benchmark: ${pinned ? `taskset cpu ${pinTo} (Kafka test broker in the runner, cpu ${cpusAllowed[0]})` : 'not pinned (taskset missing, one cpu, or --no-pin)'}; ${totalS.toFixed(0)} s in all (${outcomes.map((o) => `${o.bench.id} ${o.seconds.toFixed(0)} s${o.result?.cpuShare === undefined ? '' : `, cpu/wall ${o.result.cpuShare.toFixed(2)}`}${o.others === undefined ? '' : `, others on its core ${pct(o.others)}, steal ${pct(o.steal ?? 0)}`}`).join('; ')})`);
   out.push('');
   out.push(table(outcomes));
   out.push('');
@@ -217,8 +245,8 @@ async function main(): Promise<void> {
   process.stdout.write(out.join('\n') + '\n');
   if (wantJson) {
     const targets = Object.fromEntries(verdictList.map((v, i) => [['endToEnd', 'kafka', 'latency', 'memory'][i]!, v.pass === undefined ? 'SKIP' : v.pass ? 'PASS' : 'MISS']));
-    const cpuShare = Object.fromEntries(outcomes.map((o) => [o.bench.id, o.result?.cpuShare ?? null]));
-    process.stdout.write(JSON.stringify({ ...json, targets, machine: { ...info, loadavgEnd: loadavg()[0]!.toFixed(2), pinned, seconds: totalS, cpuShare } }) + '\n');
+    const load = Object.fromEntries(outcomes.map((o) => [o.bench.id, { cpuOverWall: o.result?.cpuShare ?? null, othersOnCore: o.others ?? null, steal: o.steal ?? null }]));
+    process.stdout.write(JSON.stringify({ ...json, targets, machine: { ...info, loadavgEnd: loadavg()[0]!.toFixed(2), pinned, seconds: totalS, load } }) + '\n');
   }
   if (outcomes.some((o) => o.error !== undefined)) process.exitCode = 1;
 }
