@@ -20,7 +20,11 @@ export const ERROR_CODES = {
   GW_SPOOL_FULL: true,
   GW_SPOOL_IO: false,
   GW_USAGE: false,
+  GW_OUTPUT_IO: false,
   GW_CONSENT_STORE: false,
+  GW_SUPPRESSION_STORE: false,
+  GW_TENANT_SHREDDED: false,
+  GW_STATE_LOCKED: false,
 } as const satisfies Record<string, boolean>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -10,18 +10,22 @@ import { createAuthenticator, loadApiTokens } from './api/auth.js';
 import { loadConsoleAssets } from './api/console-assets.js';
 import { createLiveFeed } from './api/live-feed.js';
 import { connectLiveFeed } from './api/live-sources.js';
-import type { LoadedConfig } from './config/load.js';
+import { kafkaSasl, type LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.js';
-import { createSanitiser } from './privacy/sanitise.js';
+import { createSanitiser, type SubjectGuard } from './privacy/sanitise.js';
+import { acquireStateLock } from './subject/state-lock.js';
+import { createSuppressionApi, openSuppressionList, readOnlySuppressionList, reportSuppressions } from './subject/suppression.js';
 import { createTenantResolver } from './privacy/tenants.js';
 import { loadRules } from './rules/load.js';
 import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
-import { createKafkaSink } from './sink/kafka.js';
+import { connectTopicAdmin, createKafkaSink, topicFor } from './sink/kafka.js';
 import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
 import { openSpool } from './sink/spool.js';
+import { createRetention, retentionPolicy, type Retention } from './retention/sweep.js';
+import { createTopicRetentionCheck, tenantTopicTargets } from './retention/topics.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import type { RecordSink } from './sink/sink.js';
 import { createAmiClient, type AmiClient } from './source/ami-client.js';
@@ -59,6 +63,8 @@ export function buildPipeline(
   log: Logger,
   metrics?: Metrics,
   assembler: Assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble }),
+  /** Suppressions and shredded tenants; default: what the state dir holds, read-only (replays). */
+  subjects: SubjectGuard = readOnlySuppressionList(loaded.config.storage.dir),
 ): Pipeline {
   if (metrics !== undefined) {
     metrics.gaugeFn('live_channels', 'Channels in the assembler state', () => assembler.liveChannelCount());
@@ -66,11 +72,21 @@ export function buildPipeline(
     metrics.counterFn('channels_evicted_live_total', 'Channels dropped by the state bound/TTL before their Hangup', () => assembler.stats().channelsEvictedLive);
   }
   // loaded.privacy may be a hot-reload view (see startGateway): each record is cleaned by one whole rule set.
-  const sanitise = createSanitiser(loaded.privacy);
+  const sanitise = createSanitiser(loaded.privacy, Date.now, subjects);
   return createPipeline({ assembler, sanitise, sink, log, ...(metrics ? { metrics } : {}) });
 }
 
-export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger, metrics: Metrics = createMetrics()): Promise<RecordSink> {
+/**
+ * `retention`: the spool and the tenant topics are attached to it (swept at
+ * once, before the first drain and the first send, then on its schedule).
+ */
+export async function openSink(
+  loaded: LoadedConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  metrics: Metrics = createMetrics(),
+  retention?: Pick<Retention, 'attach'>,
+): Promise<RecordSink> {
   const s = loaded.config.sink;
   switch (s.type) {
     case 'jsonl':
@@ -78,16 +94,28 @@ export async function openSink(loaded: LoadedConfig, env: Readonly<Record<string
     case 'stdout':
       return createStdoutSink();
     case 'kafka': {
-      let sasl;
-      if (s.sasl !== undefined) {
-        const password = env[s.sasl.passwordEnv];
-        if (!password) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: sink.sasl.passwordEnv: expected environment ${s.sasl.passwordEnv} to be set`);
-        sasl = { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
-      }
+      const sasl = kafkaSasl(loaded, env);
+      const adminOpts = { ...s, sasl, timeoutMs: Math.min(s.requestTimeoutMs, 5000) };
+      const topics = createTopicRetentionCheck({
+        connect: () => connectTopicAdmin(adminOpts),
+        targets: tenantTopicTargets(
+          loaded.tenants.map((t) => t.id),
+          (tenant) => topicFor(s.topicPrefix, tenant),
+          loaded.kafkaRetentionMs,
+        ),
+        fix: s.fixRetention,
+        log: log.child({ component: 'retention' }),
+        metrics,
+      });
+      // Before the first send: a topic Kafka auto-creates then would get the broker's default retention.
+      const topicsChecked =
+        retention?.attach({ topics }) ?? topics.check().catch((err: unknown) => log.warn({ component: 'retention', code: (err as { code?: string }).code }, 'tenant topic retention not checked: Kafka not reachable'));
       const kafka = await createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
+      await topicsChecked;
       const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
       const d = loaded.config.delivery;
       const spool = openSpool({ dir: spoolDir(loaded.config), maxBytes: d.spoolMaxBytes, segmentMaxBytes: d.spoolSegmentMaxBytes, fsync: d.spoolFsync, fsyncIntervalMs: d.spoolFsyncIntervalMs });
+      void retention?.attach({ spool });
       const spooled = metrics.counter('records_spooled_total', 'Records written to the disk spool while Kafka was away');
       const drained = metrics.counter('records_drained_total', 'Records sent to Kafka from the spool');
       let full = 0;
@@ -184,7 +212,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
     await server.close();
   }
   const c = pipeline.counts();
-  const withheld = c.withheld['unknown-tenant'] + c.withheld['no-key'] + c.withheld.schema;
+  const withheld = Object.values(c.withheld).reduce((a, n) => a + n, 0);
   return { events: c.events, cdrs: c.published, withheld, sinkFailures: c.sinkFailures, ms: Math.round(performance.now() - started), counts: c };
 }
 
@@ -264,10 +292,18 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
   const tokens = loaded.config.api.enabled ? loadApiTokens(loaded.config.api, loaded.tenants.map((t) => t.id)) : [];
   mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
+  // The gateway owns the state dir while it runs: subject commands that write it (erase, shred) refuse meanwhile.
+  const stateLock = acquireStateLock(loaded.config.storage.dir, { kind: 'gateway', command: 'gateway' });
   const audit = openAuditLog(auditLogPath(loaded.config));
-  const sink = await openSink(loaded, env, log, metrics);
+  const suppressions = openSuppressionList(loaded.config.storage.dir, audit);
+  reportSuppressions(suppressions, loaded.privacy.tenants, log);
+  metrics.gaugeFn('suppression_lists_unreadable', "Tenants whose suppression list cannot be read (all their records are withheld)", () => [...loaded.privacy.tenants.keys()].filter((t) => suppressions.problem(t) !== undefined).length);
+  // Start-up sweep: each store is swept as it is attached, then all of them on the schedule.
+  const retention = createRetention({ policy: retentionPolicy(loaded.config.retention), metrics, log: log.child({ component: 'retention' }) });
+  await retention.attach({ audit });
+  const sink = await openSink(loaded, env, log, metrics, retention);
   const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble });
-  const pipeline = buildPipeline(loaded, sink, log, metrics, assembler);
+  const pipeline = buildPipeline(loaded, sink, log, metrics, assembler, suppressions);
   const client = createAmiClient({
     host: ami.host,
     port: ami.port,
@@ -282,6 +318,8 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   });
   const stopCdrWatch = connectSource(client, pipeline, log);
   const consent = attachConsent(loaded, client, assembler, audit, log, metrics);
+  await retention.attach({ consent: consent.registry });
+  const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
   metrics.gaugeFn('ami_connected', 'AMI link logged in (1) or not (0)', () => (client.connected ? 1 : 0));
   metrics.counterFn('ami_connects_total', 'Successful AMI logins', () => client.stats().connects);
@@ -315,6 +353,7 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
       assets: loadConsoleAssets(),
       log: log.child({ component: 'api' }),
       metrics,
+      suppressions: createSuppressionApi(suppressions, (t) => loaded.privacy.tenants.get(t)),
     });
   }
   client.start();
@@ -328,6 +367,7 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
     ready,
     async stop() {
       stopCdrWatch();
+      await stopRetention();
       rulesReload?.stop();
       // Stop taking events, then give the sink its deadline: what Kafka has not
       // acknowledged by then is in the spool, so every record is settled.
@@ -337,6 +377,7 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
       await pipeline.drain();
       if (!auditClosed) audit.close();
       auditClosed = true;
+      stateLock.release();
     },
   };
 }

@@ -41,7 +41,7 @@ export interface PipelineDeps {
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const counts: PipelineCounts = { events: 0, hangups: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0 }, sinkFailures: 0 };
+  const counts: PipelineCounts = { events: 0, hangups: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0, suppressed: 0, 'suppression-unavailable': 0, shredded: 0 }, sinkFailures: 0 };
   const inFlight = new Set<Promise<void>>();
   const listeners: ((r: CdrRecord) => void)[] = [];
   const m = deps.metrics;

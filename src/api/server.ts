@@ -14,6 +14,8 @@ import type { ConsentRegistry } from '../consent/registry.js';
 import { actorOf, mayAccess, type Authenticate, type Principal } from './auth.js';
 import type { Asset } from './console-assets.js';
 import type { LiveFeed } from './live-feed.js';
+import type { SuppressionApi } from '../subject/suppression.js';
+import { SUPPRESSION_ID, TOKEN } from '../subject/suppression-store.js';
 
 export interface ApiServerDeps {
   readonly host: string;
@@ -30,6 +32,8 @@ export interface ApiServerDeps {
   readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
   readonly metrics?: Pick<Metrics, 'counter'>;
   readonly maxBodyBytes?: number;
+  /** Restrict/object: /v1/tenants/<id>/suppressions (absent: 404). */
+  readonly suppressions?: SuppressionApi;
   /** How long a WebSocket may take to send its auth frame. */
   readonly wsAuthTimeoutMs?: number;
 }
@@ -47,6 +51,18 @@ const SetMany = z
   .refine((b) => new Set(b.extensions.map((e) => e.extension)).size === b.extensions.length, { message: 'each extension at most once', path: ['extensions'] });
 const WsAuth = z.object({ type: z.literal('auth'), token: z.string().max(512) }).strict();
 const Limit = z.coerce.number().int().min(1).max(500);
+// A subscriber by number (tokens computed here under every live key) or by a token from a record.
+const AddSuppression = z
+  .object({
+    number: z.string().min(1).max(40).optional(),
+    token: z.string().regex(TOKEN, 'a token as records carry it (base64url, 14-43 characters)').optional(),
+    kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id').optional(),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if ((b.number === undefined) === (b.token === undefined)) ctx.addIssue({ code: 'custom', message: 'exactly one of number, token', path: ['number'] });
+    if (b.kid !== undefined && b.token === undefined) ctx.addIssue({ code: 'custom', message: 'kid only with token', path: ['kid'] });
+  });
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -138,6 +154,53 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     }
   }
 
+  /** Errors of the suppression list as HTTP answers; texts name no value. */
+  async function suppressionCall<T>(fn: () => Promise<T> | T): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      if (err.code === 'GW_SUPPRESSION_STORE') throw new HttpError(503, { error: 'suppression list unavailable' });
+      if (err.code === 'GW_USAGE') throw bad([{ path: 'number', message: 'a subscriber number (not withheld or empty)' }]);
+      if (err.code === 'GW_PRIVACY_NO_KEY') throw new HttpError(409, { error: 'the tenant has no live key' });
+      if (err.code === 'GW_TENANT_SHREDDED') throw new HttpError(410, { error: 'the tenant was crypto-shredded' });
+      if (err.code === 'GW_PRIVACY_UNKNOWN_TENANT') throw new HttpError(404, { error: 'no such tenant' });
+      throw err;
+    }
+  }
+
+  async function suppressions(req: IncomingMessage, method: string, tenant: string, rest: string, p: Principal): Promise<[number, unknown]> {
+    const api = deps.suppressions;
+    if (api === undefined) throw new HttpError(404, { error: 'not found' });
+    if (rest === '/suppressions') {
+      if (method === 'GET') {
+        const { mode, entries } = await suppressionCall(() => api.list(tenant));
+        return [200, { tenant, mode, suppressions: entries }];
+      }
+      if (method === 'POST') {
+        const parsed = AddSuppression.safeParse(await body(req));
+        if (!parsed.success) throw bad(issuesOf(parsed.error));
+        const b = parsed.data;
+        const r = await suppressionCall(() => (b.number !== undefined ? api.addNumber(tenant, b.number, actorOf(p)) : api.addToken(tenant, b.token!, b.kid ?? null, actorOf(p))));
+        return [r.created ? 201 : 200, { tenant, created: r.created, suppression: r.entry }];
+      }
+      throw new HttpError(405, { error: 'method not allowed' });
+    }
+    const id = decodeURIComponent(rest.slice('/suppressions/'.length));
+    if (!SUPPRESSION_ID.test(id)) throw bad([{ path: 'id', message: 'a suppression id (sup_ and 12 letters)' }]);
+    if (method === 'GET') {
+      const entry = (await suppressionCall(() => api.list(tenant))).entries.find((e) => e.id === id);
+      if (entry === undefined) throw new HttpError(404, { error: 'no such suppression' });
+      return [200, { tenant, suppression: entry }];
+    }
+    if (method === 'DELETE') {
+      const gone = await suppressionCall(() => api.remove(tenant, id, actorOf(p)));
+      if (gone === undefined) throw new HttpError(404, { error: 'no such suppression' });
+      return [200, { tenant, removed: gone }];
+    }
+    throw new HttpError(405, { error: 'method not allowed' });
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
@@ -213,6 +276,10 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
           return send(res, 200, { tenant, extension: c!.extension, recording: c!.recording, changedBy: c!.changedBy, changedAt: c!.changedAt }, route);
         }
         throw new HttpError(405, { error: 'method not allowed' });
+      }
+      if (rest === '/suppressions' || rest.startsWith('/suppressions/')) {
+        route = rest === '/suppressions' ? 'suppressions' : 'suppression';
+        return send(res, ...(await suppressions(req, method, tenant, rest, p)), route);
       }
       if (rest === '/consent-changes') {
         route = 'consent-changes';

@@ -13,6 +13,9 @@ import { auditLogPath, openSink, replayCapture, startGateway } from '../main.js'
 import { verifyAuditLog } from '../audit/audit-log.js';
 import { runChecks } from './check.js';
 import { cmdReveal, cmdRulesCheck, cmdToken } from './rules.js';
+import { cmdSubjectRights, cmdTenant } from './subject-rights.js';
+import { cmdSubjectExport } from './subject-export.js';
+import { erasureJsonSchema } from '../subject/erase-request.js';
 
 const USAGE = `callveil — privacy gateway for Asterisk: AMI events in, pseudonymised CDRs out
 
@@ -22,13 +25,27 @@ Usage:
                                                        push a recorded .ami/.ami.gz capture through the
                                                        whole pipeline; prints one JSON summary line
   callveil demo                                        replay a bundled real capture into ./callveil-out/
-  callveil schema                                      print the record's JSON Schema
+  callveil schema [record|erasure]                     print the record's (or the erasure request's) JSON Schema
   callveil audit verify [--config FILE | --file PATH]  check the audit log's hash chain
   callveil check --config FILE                         check config, keys, storage, AMI login and Kafka
   callveil rules check [DIR] [--keys FILE]             validate a rules folder (default ./rules); exit 1 on any problem
   callveil token --config FILE --tenant T <number>     the number's tokens under every live key of T (for a DPO)
   callveil reveal --config FILE --tenant T --kid K <fpe value> [--reason TEXT]
                                                        decrypt an fpe value (audited; prints a warning)
+  callveil subject suppress --config FILE --tenant T (<number> | --token TOKEN [--kid K])
+                                                       restrict/object: withhold (or redact, per rules) the
+                                                       subscriber's records; audited. Gateway stopped (else use the API)
+  callveil subject unsuppress --config FILE --tenant T (<number> | --id ID | --token TOKEN)
+  callveil subject suppressions --config FILE --tenant T
+                                                       list a tenant's suppressions (tokens, never numbers)
+  callveil subject export --config FILE --tenant T [--since TIME] [--out FILE] <number>
+                                                       the subscriber's records from T's Kafka topic as a JSON
+                                                       array (access/portability); counts on stderr; read-only
+  callveil subject erase --config FILE --tenant T <number> [--reason TEXT]
+                                                       suppress, purge the local spool, publish an erasure
+                                                       request to <prefix>.<T>.erasure; audited. Gateway stopped
+  callveil tenant shred --config FILE --tenant T --confirm-destroy-keys T [--reason TEXT]
+                                                       crypto-shred a tenant: destroy its keys for good; audited
   callveil help
 
 Configuration: YAML or JSON file (see README) plus CALLVEIL_* environment variables.`;
@@ -126,10 +143,12 @@ async function cmdAudit(args: string[], env: Env): Promise<number> {
   const path = values.file ?? auditLogPath(loadConfig(values.config, env, { type: 'stdout' }).config);
   const verdict = verifyAuditLog(path);
   if (verdict.ok) {
-    process.stdout.write(`audit log ${path}: ${verdict.entries} entries, chain intact\n`);
+    // Retention deletes old segments and anchors the cut (README "Retention"): say so, so a short log is not a surprise.
+    const expired = verdict.expired === undefined ? '' : ` (${verdict.expired} older entries expired under retention; verified from the anchor)`;
+    process.stdout.write(`audit log ${path}: ${verdict.entries} entries, chain intact${expired}\n`);
     return 0;
   }
-  process.stdout.write(`audit log ${path}: BROKEN at line ${verdict.line}: ${verdict.problem} (${verdict.entries} entries before it are intact)\n`);
+  process.stdout.write(`audit log ${path}: BROKEN at line ${verdict.line}${verdict.file === undefined ? '' : ` of ${verdict.file}`}: ${verdict.problem} (${verdict.entries} entries before it are intact)\n`);
   return 1;
 }
 
@@ -161,9 +180,19 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
         return await cmdReveal(rest, env, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'check':
         return await cmdCheck(rest, env);
-      case 'schema':
-        process.stdout.write(JSON.stringify(cdrJsonSchema(), null, 2) + '\n');
+      case 'schema': {
+        const which = rest[0] ?? 'record';
+        if ((which !== 'record' && which !== 'erasure') || rest.length > 1) throw new GatewayError('GW_USAGE', 'schema takes record (default) or erasure');
+        process.stdout.write(JSON.stringify(which === 'record' ? cdrJsonSchema() : erasureJsonSchema(), null, 2) + '\n');
         return 0;
+      }
+      case 'subject':
+        if (rest[0] === 'export') {
+          return await cmdSubjectExport(rest.slice(1), env, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), stderrIsTty: process.stderr.isTTY === true });
+        }
+        return await cmdSubjectRights(rest[0], rest.slice(1), env, (s) => process.stdout.write(s));
+      case 'tenant':
+        return await cmdTenant(rest, env, (s) => process.stdout.write(s));
       case undefined:
       case 'help':
       case '--help':

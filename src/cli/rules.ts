@@ -7,14 +7,15 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openAuditLog } from '../audit/audit-log.js';
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { loadConfigFile } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { auditLogPath } from '../main.js';
+import { acquireStateLock } from '../subject/state-lock.js';
 import { findKey } from '../privacy/keys.js';
-import { fpeDecrypt, fpeEncrypt } from '../privacy/methods.js';
+import { fpeDecrypt } from '../privacy/methods.js';
 import { pseudonym } from '../privacy/pseudonymise.js';
-import type { TenantPolicy } from '../privacy/tenants.js';
 import { formatRuleProblems, loadRules } from '../rules/load.js';
+import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Out = (text: string) => void;
@@ -35,30 +36,18 @@ export function cmdRulesCheck(args: string[], env: Env, out: Out): number {
   return 0;
 }
 
-function tenantOf(loaded: LoadedConfig, tenant: string | undefined): TenantPolicy {
-  if (tenant === undefined) throw new GatewayError('GW_USAGE', 'needs --tenant T');
-  const policy = loaded.privacy.tenants.get(tenant);
-  if (policy === undefined) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configured rules`);
-  if (policy.keys.keys.length === 0) throw new GatewayError('GW_PRIVACY_NO_KEY', `tenant "${tenant}" has no live key`);
-  return policy;
-}
-
 /** `token --config FILE --tenant T <number>`: the number's pseudonyms under every live key of T. */
 export function cmdToken(args: string[], env: Env, out: Out): number {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, tenant: { type: 'string' } } });
   if (values.config === undefined || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'token needs --config FILE --tenant T and one number');
-  const policy = tenantOf(loadConfigFile(values.config, env), values.tenant);
-  const n = policy.classify(positionals[0]!);
-  if (n.kind === 'withheld' || n.kind === 'none') {
-    out(`not a number: ${n.kind} parties carry no token\n`);
+  const policy = subjectPolicy(loadConfigFile(values.config, env), values.tenant);
+  const s = subjectTokens(policy, positionals[0]!);
+  if (s === undefined) {
+    out(`not a number: ${policy.classify(positionals[0]!).kind} parties carry no token\n`);
     return 1;
   }
-  const fpeRules = [policy.fields.caller, policy.fields.callee].filter((f) => f.method === 'fpe');
-  out(`tenant ${policy.id}, kind ${n.kind}${n.callingCode === null ? '' : `, country code ${n.callingCode}`}:\n`);
-  for (const key of policy.keys.keys) {
-    const fpe = [...new Set(fpeRules.map((f) => fpeEncrypt(policy.id, key, n, f.keepDigits ?? 0)).filter((v) => v !== undefined))];
-    out(`  kid ${key.keyId}  token ${pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes)}${fpe.length > 0 ? `  fpe ${fpe.join(' ')}` : ''}\n`);
-  }
+  out(`tenant ${policy.id}, kind ${s.kind}${s.callingCode === null ? '' : `, country code ${s.callingCode}`}:\n`);
+  for (const k of s.keys) out(`  kid ${k.keyId}  token ${k.token}${k.fpe.length > 0 ? `  fpe ${k.fpe.join(' ')}` : ''}\n`);
   return 0;
 }
 
@@ -67,13 +56,15 @@ export async function cmdReveal(args: string[], env: Env, out: Out, warn: Out): 
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, tenant: { type: 'string' }, kid: { type: 'string' }, reason: { type: 'string' } } });
   if (values.config === undefined || values.kid === undefined || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'reveal needs --config FILE --tenant T --kid K and one fpe value');
   const loaded = loadConfigFile(values.config, env);
-  const policy = tenantOf(loaded, values.tenant);
+  const policy = subjectPolicy(loaded, values.tenant);
   const key = findKey(policy.keys, values.kid);
   if (key === undefined) throw new GatewayError('GW_PRIVACY_NO_KEY', `tenant "${policy.id}" has no live key "${values.kid}" (retired keys cannot reveal)`);
   const number = fpeDecrypt(policy.id, key, positionals[0]!);
   if (number === undefined) throw new GatewayError('GW_USAGE', 'the value is not an fpe value (+<digits>_<digits>)');
-  warn(`callveil: WARNING: revealing a subscriber's phone number of tenant "${policy.id}". This is personal data; the reveal is recorded in the audit log.\n`);
   mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
+  // The audit log has one writer at a time: a running gateway holds it, and the reveal is refused (nothing is printed).
+  const lock = acquireStateLock(loaded.config.storage.dir, { kind: 'cli', command: 'reveal' });
+  warn(`callveil: WARNING: revealing a subscriber's phone number of tenant "${policy.id}". This is personal data; the reveal is recorded in the audit log.\n`);
   const audit = openAuditLog(auditLogPath(loaded.config));
   try {
     // The subject is the number's keyed token: auditors can find the subscriber's records, the log holds no number.
@@ -87,12 +78,13 @@ export async function cmdReveal(args: string[], env: Env, out: Out, warn: Out): 
     });
   } finally {
     audit.close();
+    lock.release();
   }
   out(`${number}\n`);
   return 0;
 }
 
-function safeUser(): string {
+export function safeUser(): string {
   try {
     return userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40) || 'unknown';
   } catch {

@@ -9,6 +9,7 @@ import { GatewayError } from '../errors.js';
 import { dirname, resolve } from 'node:path';
 import { createTenantResolver, type PrivacyRules, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
 import { formatRuleProblems, loadRules, type RulesSource } from '../rules/load.js';
+import { listShredTombstones } from '../subject/shred-tombstone.js';
 import { Config } from './schema.js';
 
 export interface LoadedConfig {
@@ -21,6 +22,8 @@ export interface LoadedConfig {
   /** Operator-facing notes (no secrets, no personal data). */
   readonly warnings: readonly string[];
   readonly source: string;
+  /** Per tenant: its CDR topic's retention.ms from the rules; a tenant not in it (inline tenants) gets DEFAULT_KAFKA_RETENTION_DAYS. */
+  readonly kafkaRetentionMs?: ReadonlyMap<string, number>;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -94,7 +97,20 @@ function decodeKey(text: string): Buffer | null {
 
 function resolveKeys(config: Config, env: Env, file: string, warnings: string[]): TenantSpec[] {
   const problems: string[] = [];
+  let shredded: ReturnType<typeof listShredTombstones>;
+  try {
+    shredded = listShredTombstones(config.storage.dir);
+  } catch (err) {
+    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}: storage.dir: ${(err as Error).message}`);
+  }
   const specs = (config.tenants ?? []).map((t, i): TenantSpec => {
+    const numbers = { defaultRegion: t.defaultRegion, fallbackRegions: t.fallbackRegions, extensionMaxDigits: t.extensionMaxDigits };
+    const shred = shredded.get(t.id);
+    if (shred !== undefined) {
+      // Crypto-shredded: the key is never read again, whatever is still in the environment or on disk.
+      warnings.push(`tenant "${t.id}": crypto-shredded on ${shred.shreddedAt}; its key is never loaded and its records are withheld`);
+      return { id: t.id, key: null, numbers, match: t.match };
+    }
     let material: string | undefined;
     let from: string;
     if (t.keyEnv !== undefined) {
@@ -145,6 +161,7 @@ export function parseConfig(raw: unknown, env: Env, file: string, lineOf: (p: Pa
       dir: resolve(base, config.rules.dir),
       keysFile: keysFile === undefined ? undefined : resolve(base, keysFile),
       defaultTenant: config.defaultTenant,
+      stateDir: config.storage.dir,
     };
     const r = loadRules(rulesSource, env);
     if (!r.ok) throw new GatewayError('GW_CONFIG_INVALID', `invalid rules (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}):\n${formatRuleProblems(r.problems)}`);
@@ -154,7 +171,7 @@ export function parseConfig(raw: unknown, env: Env, file: string, lineOf: (p: Pa
       ...Object.keys(config.consent.extensions).flatMap((t) => (ids.has(t) ? [] : [`consent.extensions.${t}`])),
     ];
     if (refs.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${refs.map((r) => `  ${file}: ${r}: expected the id of a tenant in ${rulesSource.dir}`).join('\n')}`);
-    return { config: Object.freeze(config), tenants: r.loaded.tenants, privacy: r.loaded.rules, rulesSource, warnings: [...warnings, ...r.loaded.warnings], source: file };
+    return { config: Object.freeze(config), tenants: r.loaded.tenants, privacy: r.loaded.rules, rulesSource, warnings: [...warnings, ...r.loaded.warnings], source: file, kafkaRetentionMs: r.loaded.kafkaRetentionMs };
   }
   const tenants = resolveKeys(config, env, file, warnings);
   return { config: Object.freeze(config), tenants, privacy: createTenantResolver(tenants, config.defaultTenant), warnings, source: file };
@@ -200,4 +217,13 @@ export function embeddedDefaults(env: Env, sink: Config['sink']): LoadedConfig {
     ...loaded,
     warnings: [...loaded.warnings, 'no --config given: embedded defaults, one tenant "default" with a random key for this run only (tokens will not match other runs)'],
   };
+}
+
+/** The Kafka SASL credentials of a kafka sink: the password from the environment variable it names; undefined without SASL. */
+export function kafkaSasl(loaded: LoadedConfig, env: Env): { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | undefined {
+  const s = loaded.config.sink;
+  if (s.type !== 'kafka' || s.sasl === undefined) return undefined;
+  const password = env[s.sasl.passwordEnv];
+  if (!password) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: sink.sasl.passwordEnv: expected environment ${s.sasl.passwordEnv} to be set`);
+  return { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
 }

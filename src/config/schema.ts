@@ -14,6 +14,8 @@ const timeZone = z.string().refine((tz) => {
 
 const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
+/** A retention period in days; fractions allowed (0.5 = 12 hours). */
+const days = z.number().min(1 / 24, 'at least one hour (1/24 day)').max(36_500, 'at most 36500 days');
 
 export const TenantConfig = z
   .object({
@@ -97,6 +99,8 @@ export const Config = z
             lingerMs: z.number().int().min(0).max(1000).default(5),
             maxBatchRecords: z.number().int().min(1).max(100_000).default(2000),
             requestTimeoutMs: z.number().int().min(100).default(30_000),
+            /** At start-up, lower an existing tenant topic's retention.ms to its rules' retention.kafkaDays (off: only reported). */
+            fixRetention: z.boolean().default(false),
           })
           .strict(),
       ])
@@ -114,6 +118,22 @@ export const Config = z
       })
       .strict()
       .default({ spoolMaxBytes: 256 << 20, spoolSegmentMaxBytes: 1 << 20, spoolFsync: 'always', spoolFsyncIntervalMs: 100, sendTimeoutMs: 5000, retryIntervalMs: 1000, shutdownDeadlineMs: 10_000 }),
+    /** How long each local store keeps data; swept at start-up and every sweepIntervalMs (see README "Retention"). */
+    retention: z
+      .object({
+        /** Spooled records never delivered are deleted (and counted as lost) this long after their segment's last write. */
+        spoolMaxAgeDays: days.default(7),
+        /** Audit entries are deleted this long after they were written, a whole segment at a time. */
+        auditMaxAgeDays: days.default(365),
+        /** The audit log is sealed into a dated segment file this often. */
+        auditSegmentDays: days.default(1),
+        /** Who switched recording off for an extension, and when, is forgotten after this (consents in force are kept). */
+        consentHistoryMaxAgeDays: days.default(365),
+        sweepIntervalMs: z.number().int().min(100).max(7 * 86_400_000).default(3_600_000),
+      })
+      .strict()
+      .refine((r) => r.auditSegmentDays <= r.auditMaxAgeDays, { message: 'at most auditMaxAgeDays (a segment is deleted whole)', path: ['auditSegmentDays'] })
+      .default({ spoolMaxAgeDays: 7, auditMaxAgeDays: 365, auditSegmentDays: 1, consentHistoryMaxAgeDays: 365, sweepIntervalMs: 3_600_000 }),
     /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
     storage: z.object({ dir: z.string().min(1).default('./callveil-data') }).strict().default({ dir: './callveil-data' }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),

@@ -33,6 +33,11 @@ export interface ConsentRegistry extends ConsentView {
   /** An extension seen in live traffic, so the console can list it. */
   noteSeen(tenant: string, extension: string): void;
   onChange(fn: (change: ConsentChange) => void): void;
+  /**
+   * Retention: forgets entries (who changed what, when) older than maxAgeMs
+   * that are not in force. Resolves with the count per tenant, once durable and audited.
+   */
+  expire(maxAgeMs: number): Promise<Record<string, number>>;
   /** Why the store is unreadable, or undefined. */
   readonly problem: string | undefined;
 }
@@ -47,6 +52,28 @@ export interface ConsentRegistryDeps {
 }
 
 const MAX_SEEN_PER_TENANT = 10_000;
+
+/**
+ * Consent history past its retention. An extension switched off long ago is
+ * dropped (off is the default, so nothing changes but the forgotten who/when);
+ * a consent still in force is kept whatever its age: it is the authorisation
+ * recording runs on, and its who/when is the evidence for it. A tenant no
+ * longer configured has nothing in force.
+ */
+export function expireConsentHistory(data: ConsentData, cutoffMs: number, liveTenants: ReadonlySet<string>): { data: ConsentData; removed: Record<string, number> } {
+  const removed: Record<string, number> = {};
+  const next: ConsentData = {};
+  for (const [tenant, entries] of Object.entries(data)) {
+    const kept: Record<string, StoredConsent> = {};
+    for (const [ext, e] of Object.entries(entries)) {
+      const inForce = e.recording && liveTenants.has(tenant);
+      if (!inForce && Date.parse(e.changedAt) < cutoffMs) removed[tenant] = (removed[tenant] ?? 0) + 1;
+      else kept[ext] = e;
+    }
+    if (Object.keys(kept).length > 0) next[tenant] = kept;
+  }
+  return { data: next, removed };
+}
 
 export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistry {
   const now = deps.now ?? (() => new Date());
@@ -81,6 +108,18 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     return done;
   }
 
+  async function expire(maxAgeMs: number): Promise<Record<string, number>> {
+    if (problem !== undefined) throw new GatewayError('GW_CONSENT_STORE', `consent store unreadable (${problem}); retention skipped until it is fixed`);
+    const r = expireConsentHistory(data, now().getTime() - maxAgeMs, tenantIds);
+    if (Object.keys(r.removed).length === 0) return {};
+    await deps.store.save(r.data);
+    data = r.data;
+    for (const [tenant, entries] of Object.entries(r.removed).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      await deps.audit.append({ actor: 'gateway', action: 'consent.expire', tenant, detail: { entries, maxAgeDays: Math.round((maxAgeMs / 86_400_000) * 1000) / 1000 } });
+    }
+    return r.removed;
+  }
+
   return {
     get readable() {
       return problem === undefined;
@@ -113,6 +152,11 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     },
     onChange(fn) {
       listeners.push(fn);
+    },
+    expire(maxAgeMs) {
+      const run = writing.then(() => expire(maxAgeMs));
+      writing = run.catch(() => undefined);
+      return run;
     },
   };
 }

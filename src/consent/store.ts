@@ -2,11 +2,10 @@
 // (write a temp file, fsync it, rename over the old one, fsync the directory),
 // so a crash at any instant leaves either the old or the new file, never a
 // torn one. Holds tenant ids, extensions, flags, actors and times: no numbers.
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
 
 export const ConsentEntry = z
@@ -75,29 +74,9 @@ export function openConsentStore(dir: string): ConsentStore {
 }
 
 async function writeAtomic(dir: string, path: string, text: string): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    // The rename is durable only once the directory entry is.
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await writeFileAtomic(path, text, dir);
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // already renamed or never created
-    }
     throw new GatewayError('GW_CONSENT_STORE', `consent store ${path}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
 }

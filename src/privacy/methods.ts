@@ -61,7 +61,8 @@ export function fpeDecrypt(tenant: string, key: TenantKey, value: string): strin
   return m[1]! + ff1For(key).ff1.decrypt(m[2]!, fpeTweak(tenant, m[1]!));
 }
 
-function tokenOf(policy: TenantPolicy, key: TenantKey, n: NormalisedParty): string | null {
+/** The party's keyed token; null for withheld and none. */
+export function tokenOf(policy: TenantPolicy, key: TenantKey, n: NormalisedParty): string | null {
   return n.kind === 'withheld' || n.kind === 'none' ? null : pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes);
 }
 

@@ -4,11 +4,26 @@
 import type { RawCdr } from '../assemble/raw-cdr.js';
 import { CdrRecord, DISPOSITIONS } from './cdr-record.js';
 import { signingKey } from './keys.js';
-import { applyMethod, nameField } from './methods.js';
+import { applyMethod, nameField, tokenOf } from './methods.js';
 import type { PrivacyRules } from './tenants.js';
 import { SCHEMA_VERSION } from '../version.js';
 
-export type WithheldReason = 'unknown-tenant' | 'no-key' | 'schema';
+export type WithheldReason = 'unknown-tenant' | 'no-key' | 'schema' | 'suppressed' | 'suppression-unavailable' | 'shredded';
+
+/**
+ * Restrict/object and crypto-shredding, as the sanitiser sees them: per
+ * tenant, read once per record. `suppressing` holds the tokens (under any of
+ * the tenant's keys) of subscribers whose records are withheld or redacted.
+ */
+export type TenantGuard =
+  | { readonly state: 'clear' }
+  | { readonly state: 'suppressing'; readonly tokens: ReadonlySet<string> }
+  | { readonly state: 'unavailable' }
+  | { readonly state: 'shredded' };
+
+export interface SubjectGuard {
+  forTenant(tenant: string): TenantGuard;
+}
 
 export type SanitiseResult =
   | { readonly ok: true; readonly record: CdrRecord }
@@ -20,21 +35,31 @@ const DISPOSITION_SET: ReadonlySet<string> = new Set(DISPOSITIONS);
  * `rules` is read once per record: a hot reload swaps the whole immutable
  * object, so each record is cleaned by exactly one rule set.
  */
-export function createSanitiser(rules: PrivacyRules | (() => PrivacyRules), now: () => number = Date.now): (raw: RawCdr) => SanitiseResult {
+export function createSanitiser(rules: PrivacyRules | (() => PrivacyRules), now: () => number = Date.now, guard?: SubjectGuard): (raw: RawCdr) => SanitiseResult {
   // Compiled rules may also be callable (the older resolver shape), so look for resolve() first.
   const current = 'resolve' in rules ? () => rules : rules;
   return (raw) => {
     const policy = current().resolve(raw);
     if (policy === undefined) return { ok: false, reason: 'unknown-tenant', tenant: null };
+    const g = guard?.forTenant(policy.id);
+    if (g?.state === 'shredded') return { ok: false, reason: 'shredded', tenant: policy.id };
+    // An unreadable suppression list could be hiding anyone: nothing of the tenant goes out.
+    if (g?.state === 'unavailable') return { ok: false, reason: 'suppression-unavailable', tenant: policy.id };
     const key = signingKey(policy.keys, now());
     if (key === null) return { ok: false, reason: 'no-key', tenant: policy.id };
 
     let callee = policy.classify(raw.destination);
     // Inbound calls run through extension `s`; the party called is the DID first dialled.
     if (callee.kind === 'none' && raw.dialled !== '') callee = policy.classify(raw.dialled);
-    const caller = applyMethod(policy, key, policy.fields.caller, policy.classify(raw.source));
-    const calleeParty = applyMethod(policy, key, policy.fields.callee, callee);
-    const name = nameField(policy, key, raw.callerName);
+    const callerN = policy.classify(raw.source);
+    // A suppressed party is matched whatever its field's method (the set holds keyed tokens, records may carry fpe or prefixes).
+    const hideCaller = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callerN));
+    const hideCallee = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callee));
+    if ((hideCaller || hideCallee) && (policy.suppression?.mode ?? 'withhold') === 'withhold') return { ok: false, reason: 'suppressed', tenant: policy.id };
+    // Redact mode: the suppressed party's whole object goes (token, fpe, prefix, country, type), and with the caller its name.
+    const caller = hideCaller ? undefined : applyMethod(policy, key, policy.fields.caller, callerN);
+    const calleeParty = hideCallee ? undefined : applyMethod(policy, key, policy.fields.callee, callee);
+    const name = hideCaller ? undefined : nameField(policy, key, raw.callerName);
 
     const candidate = {
       schemaVersion: SCHEMA_VERSION,
@@ -59,4 +84,8 @@ export function createSanitiser(rules: PrivacyRules | (() => PrivacyRules), now:
     // The zod issue list is not logged: it may quote the offending value.
     return checked.success ? { ok: true, record: checked.data } : { ok: false, reason: 'schema', tenant: policy.id };
   };
+}
+
+function isSuppressed(tokens: ReadonlySet<string>, token: string | null): boolean {
+  return token !== null && tokens.has(token);
 }

@@ -58,6 +58,10 @@ export interface TenantPolicySpec {
   readonly tokenBytes: number;
   readonly fields: FieldRules;
   readonly match: TenantMatchRules;
+  /** What a suppressed subscriber's records get: withheld (default) or published with that party fully redacted. */
+  readonly suppression?: { readonly mode: 'withhold' | 'redact' } | undefined;
+  /** The key set in the keys file (rules folders only): what `tenant shred` destroys. */
+  readonly keySet?: string | undefined;
 }
 
 export interface TenantPolicy extends TenantPolicySpec {

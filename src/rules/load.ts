@@ -10,6 +10,7 @@ import { createKeyRing, decodeKeyMaterial, EMPTY_RING, type RingKey } from '../p
 import { numberSetProblem } from '../privacy/number-sets.js';
 import { TOKEN_BYTES } from '../privacy/pseudonymise.js';
 import { compilePrivacyRules, withResolverShape, type PrivacyRules, type TenantPolicySpec, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
+import { listShredTombstones, shredDir, type ShredMark } from '../subject/shred-tombstone.js';
 import { KeysFile, TenantRulesFile } from './schema.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -30,6 +31,8 @@ export interface LoadedRules {
   readonly files: readonly string[];
   /** Operator-facing notes: no secrets, no personal data. */
   readonly warnings: readonly string[];
+  /** Per tenant: its CDR topic's retention.ms (rules retention.kafkaDays). */
+  readonly kafkaRetentionMs: ReadonlyMap<string, number>;
 }
 
 export type RulesResult = { readonly ok: true; readonly loaded: LoadedRules } | { readonly ok: false; readonly problems: readonly RuleProblem[] };
@@ -39,6 +42,8 @@ export interface RulesSource {
   /** Keys file; without it every tenant is withheld (no key) — fine for `rules check`. */
   readonly keysFile?: string | undefined;
   readonly defaultTenant?: string | undefined;
+  /** The gateway's state dir: tenants with a shred tombstone there never get their keys loaded. */
+  readonly stateDir?: string | undefined;
 }
 
 interface ParsedYaml {
@@ -102,7 +107,7 @@ interface KeyMaterial {
   readonly missing: Map<string, string[]>;
 }
 
-function loadKeys(file: string, env: Env, problems: RuleProblem[]): KeyMaterial | undefined {
+function loadKeys(file: string, env: Env, problems: RuleProblem[], shreddedSets: ReadonlySet<string>): KeyMaterial | undefined {
   const y = readYaml(file, problems);
   if (y === undefined) return undefined;
   const parsed = KeysFile.safeParse(y.data);
@@ -114,6 +119,11 @@ function loadKeys(file: string, env: Env, problems: RuleProblem[]): KeyMaterial 
   const missing = new Map<string, string[]>();
   for (const [set, keys] of Object.entries(parsed.data.keySets)) {
     const ring: RingKey[] = [];
+    // A crypto-shredded tenant's key set is never read, even if material is still around (an env var, a backup).
+    if (shreddedSets.has(set)) {
+      rings.set(set, ring);
+      continue;
+    }
     keys.forEach((k, i) => {
       if (k.retired) return;
       let text: string | undefined;
@@ -216,11 +226,21 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
     problems.push({ file: source.dir, path: 'defaultTenant', expected: `a rules file for the default tenant "${source.defaultTenant}"` });
   }
 
+  let shredded = new Map<string, ShredMark>();
+  if (source.stateDir !== undefined) {
+    try {
+      shredded = listShredTombstones(source.stateDir);
+    } catch {
+      problems.push({ file: shredDir(source.stateDir), path: '(top level)', expected: 'a readable folder of shred tombstones (without it no tenant key may load)' });
+    }
+  }
+  const shreddedSets = new Set(parsed.filter((p) => shredded.has(p.rules.tenant)).map((p) => p.rules.keySet));
   let keys: KeyMaterial | undefined;
   if (source.keysFile !== undefined) {
-    keys = loadKeys(source.keysFile, env, problems);
+    keys = loadKeys(source.keysFile, env, problems, shreddedSets);
     if (keys !== undefined) {
       for (const { file, y, rules } of parsed) {
+        if (shredded.has(rules.tenant)) continue; // shredding may have removed its key set
         if (!keys.rings.has(rules.keySet) && !keys.missing.has(rules.keySet)) problems.push(problem(file, y, ['keySet'], `a key set defined in ${source.keysFile}`));
       }
     }
@@ -228,11 +248,13 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   if (problems.length > 0) return { ok: false, problems: problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1)) };
 
   const specs: TenantPolicySpec[] = parsed.map(({ rules }) => {
-    const ring = keys?.rings.get(rules.keySet) ?? [];
+    const shred = shredded.get(rules.tenant);
+    const ring = shred !== undefined ? [] : (keys?.rings.get(rules.keySet) ?? []);
+    if (shred !== undefined) warnings.push(`tenant "${rules.tenant}": crypto-shredded on ${shred.shreddedAt}; its keys are never loaded and its records are withheld`);
     const missing = keys?.missing.get(rules.keySet) ?? [];
     if (missing.length > 0) warnings.push(`tenant "${rules.tenant}": no key material for ${missing.join(', ')}`);
-    if (keys === undefined) {
-      // No keys file given (e.g. `rules check DIR`): the caller says what that means.
+    if (shred !== undefined || keys === undefined) {
+      // Shredded (said above), or no keys file given (e.g. `rules check DIR`): the caller says what that means.
     } else if (ring.length === 0) warnings.push(`tenant "${rules.tenant}": key set "${rules.keySet}" has no usable key; its records will be withheld`);
     else if (!ring.some((k) => k.activeFromMs <= nowMs)) warnings.push(`tenant "${rules.tenant}": no key of set "${rules.keySet}" is active yet; its records are withheld until one is`);
     return {
@@ -242,6 +264,8 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       tokenBytes: rules.token.bits / 8 || TOKEN_BYTES,
       fields: rules.fields,
       match: rules.match,
+      suppression: rules.suppression,
+      keySet: rules.keySet,
     };
   });
   if (source.keysFile === undefined) warnings.push('no keys file: keys not checked, and every record would be withheld (no key)');
@@ -255,5 +279,6 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       match: { tenantIds: p.match.tenantIds ?? [], accountCodes: p.match.accountCodes ?? [] },
     };
   });
-  return { ok: true, loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings } };
+  const kafkaRetentionMs = new Map(parsed.map((p) => [p.rules.tenant, Math.round(p.rules.retention.kafkaDays * 86_400_000)] as const));
+  return { ok: true, loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings, kafkaRetentionMs } };
 }

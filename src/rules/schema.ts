@@ -7,6 +7,9 @@ export const MAX_KEPT_DIGITS = 6;
 /** Leading national digits a rule may keep (a 1-digit country code plus 5 = MAX_KEPT_DIGITS). */
 export const MAX_KEEP_DIGITS = MAX_KEPT_DIGITS - 1;
 
+/** Kafka's own default (log.retention.hours=168): a topic created before retention rules needs no change. */
+export const DEFAULT_KAFKA_RETENTION_DAYS = 7;
+
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
 const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
 const keepDigits = z.number().int().min(0).max(MAX_KEEP_DIGITS, `at most ${MAX_KEEP_DIGITS} leading digits (a record never holds more than ${MAX_KEPT_DIGITS} digits of a number)`);
@@ -80,6 +83,19 @@ export const TenantRulesFile = z
       })
       .strict()
       .default({ caller: { method: 'token' }, callee: { method: 'token' }, extension: { method: 'token' }, callerName: { method: 'redact' } }),
+    /**
+     * A suppressed subscriber's records (restrict/object, `callveil subject suppress`):
+     * withheld (default), or published with that party fully redacted (no token,
+     * fpe, prefix, country or number type; with a suppressed caller, no caller name).
+     */
+    suppression: z.object({ mode: z.enum(['withhold', 'redact']).default('withhold') }).strict().default({ mode: 'withhold' }),
+    retention: z
+      .object({
+        /** The tenant's CDR topic keeps records this long (Kafka retention.ms); the gateway creates the topic with it and reports a longer one. */
+        kafkaDays: z.number().min(1 / 24, 'at least one hour (1/24 day)').max(3650, 'at most 3650 days').default(DEFAULT_KAFKA_RETENTION_DAYS),
+      })
+      .strict()
+      .default({ kafkaDays: DEFAULT_KAFKA_RETENTION_DAYS }),
   })
   .strict();
 export type TenantRulesFile = z.infer<typeof TenantRulesFile>;

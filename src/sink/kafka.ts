@@ -1,6 +1,7 @@
-// Kafka sink on kafkajs. No kafkajs type leaves this file. Idempotent
-// producer, acks=all; one topic per tenant; message key = call id (the legs
-// of a call stay in order on one partition); the value is the record's JSON.
+// Kafka sink on kafkajs. No kafkajs type leaves sink/ (kafka-reader.ts shares
+// the client factory). Idempotent producer, acks=all; one topic per tenant;
+// message key = call id (the legs of a call stay in order on one partition);
+// the value is the record's JSON.
 // Records are batched (linger / max batch) and a write resolves when Kafka
 // acknowledged its batch.
 import { CompressionTypes, Kafka, logLevel, Partitioners, type KafkaConfig, type LogEntry, type Producer } from 'kafkajs';
@@ -41,7 +42,8 @@ const KAFKA_LEVELS: Record<number, 'error' | 'warn' | 'debug'> = {
 
 type ClientOptions = Pick<KafkaSinkOptions, 'brokers' | 'clientId' | 'ssl' | 'sasl'>;
 
-function kafkaClient(opts: ClientOptions, extra: Omit<KafkaConfig, 'brokers' | 'clientId' | 'ssl' | 'sasl'>): Kafka {
+/** The one kafkajs client factory (also used by sink/kafka-reader.ts). */
+export function kafkaClient(opts: ClientOptions, extra: Omit<KafkaConfig, 'brokers' | 'clientId' | 'ssl' | 'sasl'>): Kafka {
   return new Kafka({ clientId: opts.clientId, brokers: [...opts.brokers], ssl: opts.ssl, ...(opts.sasl ? { sasl: opts.sasl as never } : {}), ...extra });
 }
 
@@ -163,4 +165,104 @@ export async function probeKafka(opts: ClientOptions & { timeoutMs: number }): P
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
+}
+
+/** The tenant's erasure topic, named like its record topic: consumers subscribe to it beside `<prefix>.<tenant>.cdr`. */
+export function erasureTopicFor(prefix: string, tenant: string): string {
+  return `${prefix}.${tenant}.erasure`;
+}
+
+/**
+ * Publishes a few messages to one topic with a short-lived idempotent
+ * producer (acks=all), for one-off commands such as `subject erase`. Resolves
+ * once Kafka acknowledged them; GW_SINK_UNAVAILABLE when it did not in time.
+ */
+export async function publishOnce(opts: ClientOptions & { timeoutMs: number }, topic: string, messages: ReadonlyArray<{ key: string; value: string }>): Promise<void> {
+  const kafka = kafkaClient(opts, {
+    connectionTimeout: opts.timeoutMs,
+    requestTimeout: opts.timeoutMs,
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    logLevel: logLevel.NOTHING,
+  });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+  try {
+    await producer.connect();
+    await producer.send({ topic, acks: -1, compression: CompressionTypes.None, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
+  } catch (err) {
+    const e = err as { name?: string; type?: string };
+    throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: ${topic} not acknowledged by ${opts.brokers.join(',')} (${e.type ?? e.name ?? 'error'})`, { cause: err });
+  } finally {
+    await producer.disconnect().catch(() => undefined);
+  }
+}
+
+/** What the broker says about one topic's configuration. */
+export interface TopicConfigView {
+  /** retention.ms as the broker reports it (the topic's own or the default); -1 = forever; null if it did not say. */
+  readonly retentionMs: number | null;
+  /** Entries set on the topic itself: AlterConfigs replaces this whole set, so a change resends them. */
+  readonly explicit: Readonly<Record<string, string | null>>;
+}
+
+/** The few admin calls topic retention needs (see src/retention/topics.ts). */
+export interface TopicAdmin {
+  /** Creates the topic with this retention.ms; false when it already existed. */
+  create(topic: string, retentionMs: number): Promise<boolean>;
+  describe(topics: readonly string[]): Promise<Map<string, TopicConfigView>>;
+  /** Sets retention.ms, keeping the topic's other explicit entries. */
+  setRetention(topic: string, retentionMs: number, explicit: Readonly<Record<string, string>>): Promise<void>;
+  close(): Promise<void>;
+}
+
+// kafkajs's enums are not importable under ESM (CJS export detection); the protocol values are fixed.
+const TOPIC_RESOURCE = 2;
+const TOPIC_CONFIG_SOURCE = 1;
+
+export async function connectTopicAdmin(opts: ClientOptions & { timeoutMs: number }): Promise<TopicAdmin> {
+  const kafka = kafkaClient(opts, { connectionTimeout: opts.timeoutMs, requestTimeout: opts.timeoutMs, retry: { retries: 0 }, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  const fail = (what: string, err: unknown): GatewayError => {
+    const e = err as { name?: string; type?: string };
+    return new GatewayError('GW_SINK_UNAVAILABLE', `kafka: ${what} failed (${e.type ?? e.name ?? 'error'})`, { cause: err });
+  };
+  try {
+    await admin.connect();
+  } catch (err) {
+    throw fail(`admin connect to ${opts.brokers.join(',')}`, err);
+  }
+  return {
+    async create(topic, retentionMs) {
+      try {
+        return await admin.createTopics({ timeout: opts.timeoutMs, topics: [{ topic, configEntries: [{ name: 'retention.ms', value: String(retentionMs) }] }] });
+      } catch (err) {
+        throw fail(`creating ${topic}`, err);
+      }
+    },
+    async describe(topics) {
+      const out = new Map<string, TopicConfigView>();
+      if (topics.length === 0) return out;
+      let res;
+      try {
+        res = await admin.describeConfigs({ includeSynonyms: false, resources: topics.map((name) => ({ type: TOPIC_RESOURCE as never, name })) });
+      } catch (err) {
+        throw fail('describing topic configs', err);
+      }
+      for (const r of res.resources) {
+        const retention = r.configEntries.find((c) => c.configName === 'retention.ms')?.configValue;
+        const explicit: Record<string, string | null> = {};
+        for (const c of r.configEntries) if (c.configSource === TOPIC_CONFIG_SOURCE) explicit[c.configName] = c.isSensitive ? null : c.configValue;
+        out.set(r.resourceName, { retentionMs: retention === undefined || retention === null || !/^-?\d+$/.test(retention) ? null : Number(retention), explicit });
+      }
+      return out;
+    },
+    async setRetention(topic, retentionMs, explicit) {
+      const entries = { ...explicit, 'retention.ms': String(retentionMs) };
+      try {
+        await admin.alterConfigs({ validateOnly: false, resources: [{ type: TOPIC_RESOURCE as never, name: topic, configEntries: Object.entries(entries).map(([name, value]) => ({ name, value })) }] });
+      } catch (err) {
+        throw fail(`altering ${topic}`, err);
+      }
+    },
+    close: () => admin.disconnect().catch(() => undefined),
+  };
 }

@@ -2,8 +2,9 @@
 // ever reaches it) for while Kafka is away. Segment files are appended to and
 // drained whole, oldest first; a segment is deleted only after every record in
 // it was acknowledged, so a crash mid-drain re-sends (at-least-once, same ids).
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
 
 export interface SpoolOptions {
@@ -29,13 +30,40 @@ export interface Spool {
   oldest(): Segment | undefined;
   /** Deletes a drained segment. */
   remove(name: string): void;
+  /**
+   * Retention: deletes every segment whose last write is more than maxAgeMs
+   * ago. Those records were never delivered: the caller counts them as lost.
+   */
+  expire(maxAgeMs: number): ExpiredSegment[];
   isEmpty(): boolean;
   bytes(): number;
   records(): number;
   close(): void;
 }
 
+export interface ExpiredSegment {
+  readonly name: string;
+  readonly records: number;
+  /** Records per tenant id (from the sanitized records; `unknown` for a line that does not parse). */
+  readonly tenants: Readonly<Record<string, number>>;
+}
+
 const SEGMENT = /^seg-(\d{12})\.jsonl$/;
+
+function countTenants(lines: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of lines) {
+    let tenant = 'unknown';
+    try {
+      const t = (JSON.parse(line) as { tenant?: unknown }).tenant;
+      if (typeof t === 'string' && /^[a-z0-9][a-z0-9_-]{0,62}$/.test(t)) tenant = t;
+    } catch {
+      // a line that does not parse is still a lost record
+    }
+    out[tenant] = (out[tenant] ?? 0) + 1;
+  }
+  return out;
+}
 
 function segmentName(n: number): string {
   return `seg-${String(n).padStart(12, '0')}.jsonl`;
@@ -49,8 +77,11 @@ export function openSpool(opts: SpoolOptions, now: () => number = Date.now): Spo
   }
   // What a previous run left (also after kill -9) is drained first.
   const sizes = new Map<string, { bytes: number; records: number }>();
+  // When each segment was last written: its mtime for what an earlier run left, the injected clock after.
+  const lastWrite = new Map<string, number>();
   for (const name of readdirSync(opts.dir).filter((n) => SEGMENT.test(n)).sort()) {
     const text = readFileSync(join(opts.dir, name), 'utf8');
+    lastWrite.set(name, statSync(join(opts.dir, name)).mtimeMs);
     // A torn last line (crash mid-write) is cut off: it was never acknowledged.
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
     sizes.set(name, { bytes: Buffer.byteLength(complete), records: complete === '' ? 0 : complete.split('\n').length - 1 });
@@ -91,6 +122,7 @@ export function openSpool(opts: SpoolOptions, now: () => number = Date.now): Spo
         syncDir();
       }
       writeSync(active.fd, data);
+      lastWrite.set(active.name, now());
       if (opts.fsync === 'always' || now() - lastSync >= opts.fsyncIntervalMs) {
         fdatasyncSync(active.fd);
         lastSync = now();
@@ -117,8 +149,28 @@ export function openSpool(opts: SpoolOptions, now: () => number = Date.now): Spo
       unlinkSync(join(opts.dir, name));
       syncDir();
       sizes.delete(name);
+      lastWrite.delete(name);
       totalBytes -= s.bytes;
       totalRecords -= s.records;
+    },
+    expire(maxAgeMs) {
+      const cutoff = now() - maxAgeMs;
+      const expired: ExpiredSegment[] = [];
+      for (const name of [...sizes.keys()].sort()) {
+        if ((lastWrite.get(name) ?? now()) >= cutoff) continue;
+        if (active?.name === name) seal();
+        const lines = readFileSync(join(opts.dir, name), 'utf8').split('\n');
+        lines.pop(); // empty, or a torn write that was never acknowledged
+        const s = sizes.get(name)!;
+        unlinkSync(join(opts.dir, name));
+        sizes.delete(name);
+        lastWrite.delete(name);
+        totalBytes -= s.bytes;
+        totalRecords -= s.records;
+        expired.push({ name, records: lines.length, tenants: countTenants(lines) });
+      }
+      if (expired.length > 0) syncDir();
+      return expired;
     },
     isEmpty: () => totalRecords === 0 && sizes.size === 0,
     bytes: () => totalBytes,
@@ -138,4 +190,63 @@ export function spoolBytesOnDisk(dir: string): number {
   } catch {
     return 0;
   }
+}
+
+export interface SpoolPurge {
+  readonly segments: number;
+  /** Segments rewritten without the removed records, or deleted when nothing was left. */
+  readonly rewritten: number;
+  readonly removed: number;
+  readonly kept: number;
+}
+
+/**
+ * Removes every record `drop` picks from the spool in `dir`, offline: the
+ * caller must own the spool (no gateway running on it; see subject/state-lock).
+ * Each affected segment is replaced atomically (a crash leaves it whole or
+ * purged) and keeps its mtime, so retention ages it as before. A torn last
+ * line (never acknowledged) is dropped with it: it may hold part of a record.
+ */
+export async function purgeSpoolDir(dir: string, drop: (line: string) => boolean): Promise<SpoolPurge> {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => SEGMENT.test(n)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { segments: 0, rewritten: 0, removed: 0, kept: 0 };
+    throw new GatewayError('GW_SPOOL_IO', `spool: cannot list ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let rewritten = 0;
+  let removed = 0;
+  let kept = 0;
+  for (const name of names) {
+    const path = join(dir, name);
+    try {
+      const text = readFileSync(path, 'utf8');
+      const lines = text.split('\n');
+      const torn = lines.pop() !== '';
+      const keep = lines.filter((l) => !drop(l));
+      kept += keep.length;
+      if (keep.length === lines.length && !torn) continue;
+      removed += lines.length - keep.length;
+      rewritten++;
+      if (keep.length === 0) {
+        unlinkSync(path);
+        continue;
+      }
+      const { atime, mtime } = statSync(path);
+      await writeFileAtomic(path, keep.map((l) => l + '\n').join(''), dir);
+      utimesSync(path, atime, mtime);
+    } catch (err) {
+      throw new GatewayError('GW_SPOOL_IO', `spool: cannot rewrite ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    }
+  }
+  if (rewritten > 0) {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { segments: names.length, rewritten, removed, kept };
 }

@@ -1,6 +1,7 @@
 // `callveil rules check`, `token`, `reveal`, and `run` refusing a broken rules
 // folder: child processes on the compiled bin, as operators run them.
 import t from 'tap';
+import { acquireStateLock } from '../../src/subject/state-lock.js';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,4 +80,16 @@ t.test('reveal: decrypts an fpe value with the key, warns on stderr, writes an a
   const noNumberInReason = callveil(['reveal', '--config', config, '--tenant', 'globex', '--kid', 'globex-2026-11', fpe, '--reason', 'caller 07700900123']);
   t.equal(noNumberInReason.code, 1, 'an audit entry that would hold a number is refused, and nothing is revealed');
   t.equal(noNumberInReason.stdout, '');
+
+  // A running gateway owns the audit log: a second writer would break its chain.
+  const gateway = acquireStateLock(join(dir, 'data'), { kind: 'gateway', command: 'gateway' });
+  try {
+    const whileRunning = callveil(['reveal', '--config', config, '--tenant', 'globex', '--kid', 'globex-2026-11', fpe]);
+    t.equal(whileRunning.code, 1, 'refused while a gateway holds the state dir');
+    t.equal(whileRunning.stdout, '', 'nothing revealed');
+    t.match(whileRunning.stderr, /stop the gateway first/);
+  } finally {
+    gateway.release();
+  }
+  t.same(verifyAuditLog(join(dir, 'data', 'audit.jsonl')), { ok: true, entries: 1 }, 'the chain is intact');
 });
