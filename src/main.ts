@@ -8,7 +8,7 @@ import { openConsentStore } from './consent/store.js';
 import { startApiServer, type ApiServer } from './api/server.js';
 import { createAuthenticator, loadApiTokens } from './api/auth.js';
 import { loadConsoleAssets } from './api/console-assets.js';
-import { createLiveFeed } from './api/live-feed.js';
+import { createLiveFeed, type LiveFeed } from './api/live-feed.js';
 import { connectLiveFeed } from './api/live-sources.js';
 import { kafkaSasl, type LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
@@ -147,6 +147,19 @@ export interface ConsentParts {
 }
 
 /** Recording consent: the registry on disk, and enforcement on the live AMI stream (after the pipeline's handler). */
+/** The tenants' live feed, fed by the AMI client (calls), the pipeline (records) and consent enforcement. */
+export function attachLiveFeed(loaded: LoadedConfig, client: AmiClient, pipeline: Pipeline, consent: ConsentParts, maxBufferedBytes: number): LiveFeed {
+  const feed = createLiveFeed({ maxBufferedBytes });
+  connectLiveFeed(feed, {
+    client,
+    pipeline,
+    enforcer: consent.enforcer,
+    registry: consent.registry,
+    calls: { resolveTagged: createTenantResolver(loaded.tenants), defaultTenant: loaded.config.defaultTenant },
+  });
+  return feed;
+}
+
 export function attachConsent(loaded: LoadedConfig, client: AmiClient, assembler: Assembler, audit: AuditLog, log: Logger, metrics?: Metrics): ConsentParts {
   const { config } = loaded;
   const registry = createConsentRegistry({ store: openConsentStore(config.storage.dir), audit, tenants: loaded.tenants.map((t) => t.id), known: config.consent.extensions });
@@ -332,16 +345,9 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   let api: ApiServer | undefined;
   const a = loaded.config.api;
   if (a.enabled) {
-    const feed = createLiveFeed({ maxBufferedBytes: a.wsMaxBufferedBytes });
+    const feed = attachLiveFeed(loaded, client, pipeline, consent, a.wsMaxBufferedBytes);
     metrics.gaugeFn('ws_clients', 'Live feed WebSocket clients', () => feed.clients());
     metrics.counterFn('ws_clients_dropped_total', 'Live feed clients dropped for not reading (slow consumer)', () => feed.stats().dropped);
-    connectLiveFeed(feed, {
-      client,
-      pipeline,
-      enforcer: consent.enforcer,
-      registry: consent.registry,
-      calls: { resolveTagged: createTenantResolver(loaded.tenants), defaultTenant: loaded.config.defaultTenant },
-    });
     api = await startApiServer({
       host: a.host,
       port: a.port,

@@ -7,20 +7,16 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { createAssembler } from '../../src/assemble/assembler.js';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator, hashToken } from '../../src/api/auth.js';
 import { loadConsoleAssets } from '../../src/api/console-assets.js';
-import { createLiveFeed, type LiveFeed } from '../../src/api/live-feed.js';
-import { connectLiveFeed } from '../../src/api/live-sources.js';
+import type { LiveFeed } from '../../src/api/live-feed.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import type { LoadedConfig } from '../../src/config/load.js';
-import { attachConsent, auditLogPath, buildPipeline, connectSource, type ConsentParts } from '../../src/main.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { attachConsent, attachLiveFeed, auditLogPath, buildPipeline, connectSource, type ConsentParts } from '../../src/main.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import type { Pipeline } from '../../src/pipeline.js';
-import { createTenantResolver } from '../../src/privacy/tenants.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
@@ -28,6 +24,7 @@ import { createFrameParser } from '../../src/source/frame-parser.js';
 import { startReplayServer, type ReplayServer, type ReplayServerOptions } from '../../src/source/replay-server.js';
 import { readCapture } from '../helpers/ground-truth.js';
 import { twoTenantConfig } from '../helpers/configs.js';
+import { memoryLog } from '../helpers/memory-log.js';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -43,16 +40,7 @@ export const API_TOKENS = [
   { id: 'ops', role: 'operator' as const, sha256: hashToken(TOKENS.operator) },
 ];
 
-export function memoryLog() {
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { log: createLogger('debug', stream), text: () => Buffer.concat(chunks) };
-}
+export { memoryLog };
 
 export function configWithStorage(dir: string, extensions: Record<string, string[]> = {}): LoadedConfig {
   const loaded = twoTenantConfig();
@@ -148,14 +136,7 @@ export async function consentStack(
   let api: ApiServer | undefined;
   let feed: LiveFeed | undefined;
   if (opts.api) {
-    feed = createLiveFeed({ maxBufferedBytes: opts.wsMaxBufferedBytes ?? 1 << 20 });
-    connectLiveFeed(feed, {
-      client,
-      pipeline,
-      enforcer: consent.enforcer,
-      registry: consent.registry,
-      calls: { resolveTagged: createTenantResolver(loaded.tenants), defaultTenant: loaded.config.defaultTenant },
-    });
+    feed = attachLiveFeed(loaded, client, pipeline, consent, opts.wsMaxBufferedBytes ?? 1 << 20);
     api = await startApiServer({
       host: '127.0.0.1',
       port: 0,

@@ -5,25 +5,13 @@ import t from 'tap';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { replayCapture } from '../../src/main.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { twoTenantConfig } from '../helpers/configs.js';
-
-function memoryLog() {
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { log: createLogger('debug', stream), text: () => Buffer.concat(chunks) };
-}
+import { memoryLog } from '../helpers/memory-log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callveil-e2e-'));
 

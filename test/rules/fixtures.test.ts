@@ -5,27 +5,15 @@ import t from 'tap';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { replayCapture } from '../../src/main.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { RULES_DIR, rulesConfig } from '../helpers/configs.js';
+import { memoryLog } from '../helpers/memory-log.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'callveil-rules-e2e-'));
-
-function memoryLog() {
-  const chunks: Buffer[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      chunks.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { log: createLogger('debug', stream), text: () => Buffer.concat(chunks) };
-}
 
 async function replay(name: string, rulesDir: string, label: string) {
   const out = join(tmp, `${label}-${name}.jsonl`);

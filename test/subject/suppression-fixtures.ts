@@ -4,9 +4,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { splitCapture } from '../../src/source/capture.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
@@ -60,11 +58,7 @@ export function involves(record: CdrRecord, subject: SubjectTokens): boolean {
   return record.tenant === subject.tenant && (holds(record.caller) || holds(record.callee));
 }
 
-export function memoryLogger() {
-  const chunks: Buffer[] = [];
-  const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (chunks.push(Buffer.from(c)), cb()) }));
-  return { log, text: () => Buffer.concat(chunks) };
-}
+export { memoryLog as memoryLogger } from '../helpers/memory-log.js';
 
 export async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
