@@ -16,7 +16,12 @@ import type { Logger } from './observability/logger.js';
 import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.js';
 import { createSanitiser, type SubjectGuard } from './privacy/sanitise.js';
 import { acquireStateLock } from './subject/state-lock.js';
-import { createSuppressionApi, openSuppressionList, readOnlySuppressionList, reportSuppressions } from './subject/suppression.js';
+import {
+  createSuppressionApi,
+  openSuppressionList,
+  readOnlySuppressionList,
+  reportSuppressions,
+} from './subject/suppression.js';
 import { createTenantResolver } from './privacy/tenants.js';
 import { loadRules } from './rules/load.js';
 import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
@@ -47,11 +52,24 @@ export function spoolDir(config: Pick<Config, 'storage'>): string {
 }
 
 /** Rules from a folder: reload on SIGHUP or file change, failures counted (callveil_rules_reload_failures_total). */
-function startRulesReload(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger, metrics: Metrics): { view: RulesHolder['view']; stop: () => void } | undefined {
+function startRulesReload(
+  loaded: LoadedConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  metrics: Metrics,
+): { view: RulesHolder['view']; stop: () => void } | undefined {
   const source = loaded.rulesSource;
   if (source === undefined) return undefined;
-  const failures = metrics.counter('rules_reload_failures_total', 'Rules reloads refused (the previous rules stay in force), by trigger');
-  const holder = createRulesHolder({ initial: loaded.privacy, load: () => loadRules(source, env), log, onFailed: (trigger) => failures.inc({ trigger }) });
+  const failures = metrics.counter(
+    'rules_reload_failures_total',
+    'Rules reloads refused (the previous rules stay in force), by trigger',
+  );
+  const holder = createRulesHolder({
+    initial: loaded.privacy,
+    load: () => loadRules(source, env),
+    log,
+    onFailed: (trigger) => failures.inc({ trigger }),
+  });
   metrics.counterFn('rules_reloads_total', 'Rules reloads applied', () => holder.stats().reloads);
   const stop = watchRules(holder, [source.dir, ...(source.keysFile === undefined ? [] : [source.keysFile])]);
   return { view: holder.view, stop };
@@ -68,8 +86,16 @@ export function buildPipeline(
 ): Pipeline {
   if (metrics !== undefined) {
     metrics.gaugeFn('live_channels', 'Channels in the assembler state', () => assembler.liveChannelCount());
-    metrics.counterFn('cdrs_malformed_total', 'Cdr events skipped: no UniqueID or unreadable times', () => assembler.stats().cdrMalformed);
-    metrics.counterFn('channels_evicted_live_total', 'Channels dropped by the state bound/TTL before their Hangup', () => assembler.stats().channelsEvictedLive);
+    metrics.counterFn(
+      'cdrs_malformed_total',
+      'Cdr events skipped: no UniqueID or unreadable times',
+      () => assembler.stats().cdrMalformed,
+    );
+    metrics.counterFn(
+      'channels_evicted_live_total',
+      'Channels dropped by the state bound/TTL before their Hangup',
+      () => assembler.stats().channelsEvictedLive,
+    );
   }
   // loaded.privacy may be a hot-reload view (see startGateway): each record is cleaned by one whole rule set.
   const sanitise = createSanitiser(loaded.privacy, Date.now, subjects);
@@ -109,14 +135,31 @@ export async function openSink(
       });
       // Before the first send: a topic Kafka auto-creates then would get the broker's default retention.
       const topicsChecked =
-        retention?.attach({ topics }) ?? topics.check().catch((err: unknown) => log.warn({ component: 'retention', code: (err as { code?: string }).code }, 'tenant topic retention not checked: Kafka not reachable'));
+        retention?.attach({ topics }) ??
+        topics
+          .check()
+          .catch((err: unknown) =>
+            log.warn(
+              { component: 'retention', code: (err as { code?: string }).code },
+              'tenant topic retention not checked: Kafka not reachable',
+            ),
+          );
       const kafka = await createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
       await topicsChecked;
       const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
       const d = loaded.config.delivery;
-      const spool = openSpool({ dir: spoolDir(loaded.config), maxBytes: d.spoolMaxBytes, segmentMaxBytes: d.spoolSegmentMaxBytes, fsync: d.spoolFsync, fsyncIntervalMs: d.spoolFsyncIntervalMs });
+      const spool = openSpool({
+        dir: spoolDir(loaded.config),
+        maxBytes: d.spoolMaxBytes,
+        segmentMaxBytes: d.spoolSegmentMaxBytes,
+        fsync: d.spoolFsync,
+        fsyncIntervalMs: d.spoolFsyncIntervalMs,
+      });
       void retention?.attach({ spool });
-      const spooled = metrics.counter('records_spooled_total', 'Records written to the disk spool while Kafka was away');
+      const spooled = metrics.counter(
+        'records_spooled_total',
+        'Records written to the disk spool while Kafka was away',
+      );
       const drained = metrics.counter('records_drained_total', 'Records sent to Kafka from the spool');
       let full = 0;
       metrics.gaugeFn('spool_records', 'Records waiting in the disk spool', () => spool.records());
@@ -135,7 +178,11 @@ export async function openSink(
         retryIntervalMs: d.retryIntervalMs,
         closeDeadlineMs: d.shutdownDeadlineMs,
         log: log.child({ component: 'delivery' }),
-        events: { spooled: (n) => spooled.inc({}, n), drained: (n) => drained.inc({}, n), spoolFull: (f) => void (full = f ? 1 : 0) },
+        events: {
+          spooled: (n) => spooled.inc({}, n),
+          drained: (n) => drained.inc({}, n),
+          spoolFull: (f) => void (full = f ? 1 : 0),
+        },
       });
     }
   }
@@ -148,7 +195,13 @@ export interface ConsentParts {
 
 /** Recording consent: the registry on disk, and enforcement on the live AMI stream (after the pipeline's handler). */
 /** The tenants' live feed, fed by the AMI client (calls), the pipeline (records) and consent enforcement. */
-export function attachLiveFeed(loaded: LoadedConfig, client: AmiClient, pipeline: Pipeline, consent: ConsentParts, maxBufferedBytes: number): LiveFeed {
+export function attachLiveFeed(
+  loaded: LoadedConfig,
+  client: AmiClient,
+  pipeline: Pipeline,
+  consent: ConsentParts,
+  maxBufferedBytes: number,
+): LiveFeed {
   const feed = createLiveFeed({ maxBufferedBytes });
   connectLiveFeed(feed, {
     client,
@@ -160,10 +213,26 @@ export function attachLiveFeed(loaded: LoadedConfig, client: AmiClient, pipeline
   return feed;
 }
 
-export function attachConsent(loaded: LoadedConfig, client: AmiClient, assembler: Assembler, audit: AuditLog, log: Logger, metrics?: Metrics): ConsentParts {
+export function attachConsent(
+  loaded: LoadedConfig,
+  client: AmiClient,
+  assembler: Assembler,
+  audit: AuditLog,
+  log: Logger,
+  metrics?: Metrics,
+): ConsentParts {
   const { config } = loaded;
-  const registry = createConsentRegistry({ store: openConsentStore(config.storage.dir), audit, tenants: loaded.tenants.map((t) => t.id), known: config.consent.extensions });
-  if (registry.problem !== undefined) log.error({ component: 'consent', problem: registry.problem }, 'consent store unreadable: every recording is blocked and changes are refused until it is fixed');
+  const registry = createConsentRegistry({
+    store: openConsentStore(config.storage.dir),
+    audit,
+    tenants: loaded.tenants.map((t) => t.id),
+    known: config.consent.extensions,
+  });
+  if (registry.problem !== undefined)
+    log.error(
+      { component: 'consent', problem: registry.problem },
+      'consent store unreadable: every recording is blocked and changes are refused until it is fixed',
+    );
   const enforcer = createConsentEnforcer({
     assembler,
     ami: client,
@@ -207,14 +276,24 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   const secret = randomBytes(12).toString('hex');
   const server = await startReplayServer({ capture, username, secret });
   const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log);
-  const client = createAmiClient({ host: '127.0.0.1', port: server.port, username, secret, reconnect: false, log: opts.log.child({ component: 'ami' }) });
-  const timer = opts.progress ? setInterval(() => opts.progress!(pipeline.counts().events, pipeline.counts().published), 250) : undefined;
+  const client = createAmiClient({
+    host: '127.0.0.1',
+    port: server.port,
+    username,
+    secret,
+    reconnect: false,
+    log: opts.log.child({ component: 'ami' }),
+  });
+  const timer = opts.progress
+    ? setInterval(() => opts.progress!(pipeline.counts().events, pipeline.counts().published), 250)
+    : undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       client.onMessage((msg) => pipeline.handle(msg));
       client.onState((state, info) => {
         if (state === 'ended') resolve();
-        else if (state === 'disconnected' && info?.code === 'GW_AMI_AUTH') reject(new GatewayError('GW_AMI_AUTH', 'replay: login to the built-in AMI server failed'));
+        else if (state === 'disconnected' && info?.code === 'GW_AMI_AUTH')
+          reject(new GatewayError('GW_AMI_AUTH', 'replay: login to the built-in AMI server failed'));
       });
       client.start();
     });
@@ -226,7 +305,14 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   }
   const c = pipeline.counts();
   const withheld = Object.values(c.withheld).reduce((a, n) => a + n, 0);
-  return { events: c.events, cdrs: c.published, withheld, sinkFailures: c.sinkFailures, ms: Math.round(performance.now() - started), counts: c };
+  return {
+    events: c.events,
+    cdrs: c.published,
+    withheld,
+    sinkFailures: c.sinkFailures,
+    ms: Math.round(performance.now() - started),
+    counts: c,
+  };
 }
 
 /**
@@ -234,7 +320,13 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
  * (back) up, lists Asterisk's live channels so calls that ended while the
  * link was down are reported as incomplete instead of vanishing.
  */
-export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger, resyncTimeoutMs = 10_000, cdrWatchMs = 300_000): () => void {
+export function connectSource(
+  client: AmiClient,
+  pipeline: Pipeline,
+  log: Logger,
+  resyncTimeoutMs = 10_000,
+  cdrWatchMs = 300_000,
+): () => void {
   const lister = createChannelLister(client);
   // Calls ending without any Cdr event means cdr_manager is off or the AMI user may not read cdr.
   let warned = false;
@@ -242,7 +334,10 @@ export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger
     const c = pipeline.counts();
     if (!warned && c.hangups >= 5 && c.cdrs === 0) {
       warned = true;
-      log.warn({ component: 'ami', hangups: c.hangups }, 'calls are ending but no Cdr events arrive: is cdr_manager enabled and may the AMI user read cdr?');
+      log.warn(
+        { component: 'ami', hangups: c.hangups },
+        'calls are ending but no Cdr events arrive: is cdr_manager enabled and may the AMI user read cdr?',
+      );
     }
   }, cdrWatchMs);
   watch.unref();
@@ -253,7 +348,11 @@ export function connectSource(client: AmiClient, pipeline: Pipeline, log: Logger
     lister.list(resyncTimeoutMs).then(
       (live) => {
         const gaps = pipeline.reconcile(live);
-        if (gaps > 0) log.warn({ component: 'ami', liveChannels: live.size, incompleteRecords: gaps }, 'calls ended while AMI was down: records marked incomplete');
+        if (gaps > 0)
+          log.warn(
+            { component: 'ami', liveChannels: live.size, incompleteRecords: gaps },
+            'calls ended while AMI was down: records marked incomplete',
+          );
       },
       (err: unknown) => log.warn({ component: 'ami', code: (err as { code?: string }).code }, 'channel resync failed'),
     );
@@ -270,7 +369,10 @@ export function amiTls(loaded: LoadedConfig): { tls?: { ca?: Buffer; servername?
     try {
       ca = readFileSync(tls.caFile);
     } catch (err) {
-      throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: ami.tls.caFile: expected a readable PEM file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n  ${loaded.source}: ami.tls.caFile: expected a readable PEM file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   return { tls: { ...(ca ? { ca } : {}), ...(tls.servername ? { servername: tls.servername } : {}) } };
@@ -291,7 +393,11 @@ export interface Gateway {
 }
 
 /** The live gateway: AMI from config, reconnecting, into the configured sink. */
-export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<Gateway> {
+export async function startGateway(
+  loaded: LoadedConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+): Promise<Gateway> {
   const { ami } = loaded.config;
   const missing = (['username', 'secret'] as const).filter((k) => ami[k] === undefined);
   if (missing.length > 0) {
@@ -303,16 +409,29 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   const metrics = createMetrics();
   const rulesReload = startRulesReload(loaded, env, log, metrics);
   if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
-  const tokens = loaded.config.api.enabled ? loadApiTokens(loaded.config.api, loaded.tenants.map((t) => t.id)) : [];
+  const tokens = loaded.config.api.enabled
+    ? loadApiTokens(
+        loaded.config.api,
+        loaded.tenants.map((t) => t.id),
+      )
+    : [];
   mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
   // The gateway owns the state dir while it runs: subject commands that write it (erase, shred) refuse meanwhile.
   const stateLock = acquireStateLock(loaded.config.storage.dir, { kind: 'gateway', command: 'gateway' });
   const audit = openAuditLog(auditLogPath(loaded.config));
   const suppressions = openSuppressionList(loaded.config.storage.dir, audit);
   reportSuppressions(suppressions, loaded.privacy.tenants, log);
-  metrics.gaugeFn('suppression_lists_unreadable', "Tenants whose suppression list cannot be read (all their records are withheld)", () => [...loaded.privacy.tenants.keys()].filter((t) => suppressions.problem(t) !== undefined).length);
+  metrics.gaugeFn(
+    'suppression_lists_unreadable',
+    'Tenants whose suppression list cannot be read (all their records are withheld)',
+    () => [...loaded.privacy.tenants.keys()].filter((t) => suppressions.problem(t) !== undefined).length,
+  );
   // Start-up sweep: each store is swept as it is attached, then all of them on the schedule.
-  const retention = createRetention({ policy: retentionPolicy(loaded.config.retention), metrics, log: log.child({ component: 'retention' }) });
+  const retention = createRetention({
+    policy: retentionPolicy(loaded.config.retention),
+    metrics,
+    log: log.child({ component: 'retention' }),
+  });
   await retention.attach({ audit });
   const sink = await openSink(loaded, env, log, metrics, retention);
   const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble });
@@ -338,8 +457,16 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   metrics.counterFn('ami_connects_total', 'Successful AMI logins', () => client.stats().connects);
   metrics.counterFn('ami_disconnects_total', 'AMI links lost after login', () => client.stats().disconnects);
   metrics.counterFn('ami_login_failures_total', 'AMI logins rejected', () => client.stats().loginFailures);
-  metrics.counterFn('ami_ping_timeouts_total', 'AMI links dropped for an unanswered Ping', () => client.stats().pingTimeouts);
-  metrics.counterFn('ami_frames_skipped_total', 'AMI frames skipped: oversized or without Key: Value lines', () => client.stats().framesOversized + client.stats().framesMalformed);
+  metrics.counterFn(
+    'ami_ping_timeouts_total',
+    'AMI links dropped for an unanswered Ping',
+    () => client.stats().pingTimeouts,
+  );
+  metrics.counterFn(
+    'ami_frames_skipped_total',
+    'AMI frames skipped: oversized or without Key: Value lines',
+    () => client.stats().framesOversized + client.stats().framesMalformed,
+  );
   let auditClosed = false;
   const ready = () => ({ ami: client.connected, sink: !('spoolFull' in sink && (sink as DeliverySink).spoolFull()) });
   let api: ApiServer | undefined;
@@ -347,7 +474,11 @@ export async function startGateway(loaded: LoadedConfig, env: Readonly<Record<st
   if (a.enabled) {
     const feed = attachLiveFeed(loaded, client, pipeline, consent, a.wsMaxBufferedBytes);
     metrics.gaugeFn('ws_clients', 'Live feed WebSocket clients', () => feed.clients());
-    metrics.counterFn('ws_clients_dropped_total', 'Live feed clients dropped for not reading (slow consumer)', () => feed.stats().dropped);
+    metrics.counterFn(
+      'ws_clients_dropped_total',
+      'Live feed clients dropped for not reading (slow consumer)',
+      () => feed.stats().dropped,
+    );
     api = await startApiServer({
       host: a.host,
       port: a.port,

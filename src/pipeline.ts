@@ -41,14 +41,27 @@ export interface PipelineDeps {
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
-  const counts: PipelineCounts = { events: 0, hangups: 0, cdrs: 0, published: 0, withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0, suppressed: 0, 'suppression-unavailable': 0, shredded: 0 }, sinkFailures: 0 };
+  const counts: PipelineCounts = {
+    events: 0,
+    hangups: 0,
+    cdrs: 0,
+    published: 0,
+    withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0, suppressed: 0, 'suppression-unavailable': 0, shredded: 0 },
+    sinkFailures: 0,
+  };
   const inFlight = new Set<Promise<void>>();
   const listeners: ((r: CdrRecord) => void)[] = [];
   const m = deps.metrics;
   const events = m?.counter('events_received_total', 'AMI events received');
   const cdrs = m?.counter('cdrs_assembled_total', 'Asterisk CDRs assembled into records');
-  const published = m?.counter('records_written_total', 'Records the sink acknowledged (Kafka ack, or durable in the spool)');
-  const withheld = m?.counter('records_withheld_total', 'Records withheld on purpose by privacy policy (intentional drop), by reason');
+  const published = m?.counter(
+    'records_written_total',
+    'Records the sink acknowledged (Kafka ack, or durable in the spool)',
+  );
+  const withheld = m?.counter(
+    'records_withheld_total',
+    'Records withheld on purpose by privacy policy (intentional drop), by reason',
+  );
   const failed = m?.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)');
 
   return {
@@ -81,7 +94,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     if (!result.ok) {
       counts.withheld[result.reason]++;
       withheld?.inc({ reason: result.reason, tenant: result.tenant ?? 'none' });
-      deps.log.warn({ stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId }, 'record withheld');
+      deps.log.warn(
+        { stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId },
+        'record withheld',
+      );
       return;
     }
     const record = result.record;
@@ -94,7 +110,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       (err: unknown) => {
         counts.sinkFailures++;
         failed?.inc({ stage: 'sink' });
-        deps.log.error({ stage: 'sink', code: (err as { code?: string }).code, recordId: record.id }, 'record not delivered');
+        deps.log.error(
+          { stage: 'sink', code: (err as { code?: string }).code, recordId: record.id },
+          'record not delivered',
+        );
       },
     );
     inFlight.add(p);

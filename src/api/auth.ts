@@ -41,11 +41,16 @@ export function createAuthenticator(tokens: ReadonlyArray<z.infer<typeof ApiToke
 }
 
 function toPrincipal(t: z.infer<typeof ApiToken>): Principal {
-  return t.role === 'operator' ? { role: 'operator', tokenId: t.id } : { role: 'tenant', tenant: t.tenant!, tokenId: t.id };
+  return t.role === 'operator'
+    ? { role: 'operator', tokenId: t.id }
+    : { role: 'tenant', tenant: t.tenant!, tokenId: t.id };
 }
 
 /** Token hashes from the config plus, when set, the tokens file (a JSON array of the same entries). */
-export function loadApiTokens(config: { tokens: ReadonlyArray<z.infer<typeof ApiToken>>; tokensFile?: string | undefined }, tenantIds: readonly string[]): Array<z.infer<typeof ApiToken>> {
+export function loadApiTokens(
+  config: { tokens: ReadonlyArray<z.infer<typeof ApiToken>>; tokensFile?: string | undefined },
+  tenantIds: readonly string[],
+): Array<z.infer<typeof ApiToken>> {
   const all = [...config.tokens];
   if (config.tokensFile !== undefined) {
     let json: unknown;
@@ -53,11 +58,16 @@ export function loadApiTokens(config: { tokens: ReadonlyArray<z.infer<typeof Api
       json = JSON.parse(readFileSync(config.tokensFile, 'utf8'));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${config.tokensFile}: api.tokensFile: expected a readable JSON file${code ? ` (${code})` : ''}`);
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n  ${config.tokensFile}: api.tokensFile: expected a readable JSON file${code ? ` (${code})` : ''}`,
+      );
     }
     const parsed = z.array(ApiToken).safeParse(json);
     if (!parsed.success) {
-      const lines = parsed.error.issues.map((i) => `  ${config.tokensFile}: ${i.path.join('.')}: expected ${i.message}`);
+      const lines = parsed.error.issues.map(
+        (i) => `  ${config.tokensFile}: ${i.path.join('.')}: expected ${i.message}`,
+      );
       throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${lines.join('\n')}`);
     }
     all.push(...parsed.data);
@@ -65,8 +75,16 @@ export function loadApiTokens(config: { tokens: ReadonlyArray<z.infer<typeof Api
   const known = new Set(tenantIds);
   const ids = new Set<string>();
   all.forEach((t, i) => {
-    if (t.tenant !== undefined && !known.has(t.tenant)) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  api token ${i} (${t.id}): tenant: expected the id of a configured tenant`);
-    if (ids.has(t.id)) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  api token ${t.id}: id: expected a unique token id`);
+    if (t.tenant !== undefined && !known.has(t.tenant))
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n  api token ${i} (${t.id}): tenant: expected the id of a configured tenant`,
+      );
+    if (ids.has(t.id))
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n  api token ${t.id}: id: expected a unique token id`,
+      );
     ids.add(t.id);
   });
   return all;

@@ -60,12 +60,19 @@ export function createLiveCallTracker(opts: LiveCallTrackerOptions): { handle(ms
       let call = calls.get(callId);
       if (call === undefined) {
         if (event === 'Hangup') return [];
-        call = { tenant: undefined, startedAt: now().toISOString(), answeredAt: undefined, announced: { started: false, answered: false } };
+        call = {
+          tenant: undefined,
+          startedAt: now().toISOString(),
+          answeredAt: undefined,
+          announced: { started: false, answered: false },
+        };
         calls.set(callId, call);
       }
       const originating = uniqueId === callId;
-      if (call.tenant === undefined && originating) call.tenant = opts.resolveTagged(field(msg, 'tenantid'), field(msg, 'accountcode'))?.id;
-      if (event === 'Newstate' && field(msg, 'channelstatedesc') === 'Up' && call.answeredAt === undefined) call.answeredAt = now().toISOString();
+      if (call.tenant === undefined && originating)
+        call.tenant = opts.resolveTagged(field(msg, 'tenantid'), field(msg, 'accountcode'))?.id;
+      if (event === 'Newstate' && field(msg, 'channelstatedesc') === 'Up' && call.answeredAt === undefined)
+        call.answeredAt = now().toISOString();
       if (event === 'Hangup' && originating) {
         calls.delete(callId);
         call.tenant ??= opts.defaultTenant;

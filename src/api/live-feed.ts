@@ -8,9 +8,21 @@ import type { WebSocket } from 'ws';
 export type LiveFrame =
   | { readonly type: 'hello'; readonly tenant: string; readonly at: string }
   | { readonly type: 'call.started' | 'call.answered' | 'call.ended'; readonly callId: string; readonly at: string }
-  | { readonly type: 'recording'; readonly callId: string | null; readonly outcome: 'kept' | 'blocked'; readonly kind: 'mixmonitor' | 'monitor'; readonly at: string }
+  | {
+      readonly type: 'recording';
+      readonly callId: string | null;
+      readonly outcome: 'kept' | 'blocked';
+      readonly kind: 'mixmonitor' | 'monitor';
+      readonly at: string;
+    }
   | { readonly type: 'record'; readonly record: unknown }
-  | { readonly type: 'consent'; readonly extension: string; readonly recording: boolean; readonly changedBy: string; readonly changedAt: string }
+  | {
+      readonly type: 'consent';
+      readonly extension: string;
+      readonly recording: boolean;
+      readonly changedBy: string;
+      readonly changedAt: string;
+    }
   | { readonly type: 'dropped'; readonly reason: 'slow-consumer'; readonly at: string };
 
 export interface LiveFeed {
@@ -38,7 +50,9 @@ export function createLiveFeed(opts: LiveFeedOptions): LiveFeed {
   function drop(ws: WebSocket, set: Set<WebSocket>): void {
     set.delete(ws);
     dropped++;
-    ws.send(JSON.stringify({ type: 'dropped', reason: 'slow-consumer', at: new Date().toISOString() } satisfies LiveFrame));
+    ws.send(
+      JSON.stringify({ type: 'dropped', reason: 'slow-consumer', at: new Date().toISOString() } satisfies LiveFrame),
+    );
     ws.close(WS_CLOSE_SLOW, 'slow consumer');
     setTimeout(() => ws.terminate(), opts.closeGraceMs ?? 2000).unref();
   }

@@ -26,9 +26,22 @@ export function connectLiveFeed(feed: LiveFeed, src: LiveSources): void {
   });
   src.pipeline.onPublished((record) => feed.publish(record.tenant, { type: 'record', record }));
   src.enforcer?.onOutcome((o) => {
-    if (o.tenant !== null) feed.publish(o.tenant, { type: 'recording', callId: o.callId, outcome: o.outcome, kind: o.kind, at: now().toISOString() });
+    if (o.tenant !== null)
+      feed.publish(o.tenant, {
+        type: 'recording',
+        callId: o.callId,
+        outcome: o.outcome,
+        kind: o.kind,
+        at: now().toISOString(),
+      });
   });
   src.registry?.onChange((c) =>
-    feed.publish(c.tenant, { type: 'consent', extension: c.extension, recording: c.recording, changedBy: c.changedBy, changedAt: c.changedAt }),
+    feed.publish(c.tenant, {
+      type: 'consent',
+      extension: c.extension,
+      recording: c.recording,
+      changedBy: c.changedBy,
+      changedAt: c.changedAt,
+    }),
   );
 }

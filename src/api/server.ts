@@ -46,9 +46,17 @@ export interface ApiServer {
 const Extension = z.string().regex(/^[0-9]{1,6}$/, 'an extension of 1-6 digits');
 const SetOne = z.object({ recording: z.boolean() }).strict();
 const SetMany = z
-  .object({ extensions: z.array(z.object({ extension: Extension, recording: z.boolean() }).strict()).min(1).max(1000) })
+  .object({
+    extensions: z
+      .array(z.object({ extension: Extension, recording: z.boolean() }).strict())
+      .min(1)
+      .max(1000),
+  })
   .strict()
-  .refine((b) => new Set(b.extensions.map((e) => e.extension)).size === b.extensions.length, { message: 'each extension at most once', path: ['extensions'] });
+  .refine((b) => new Set(b.extensions.map((e) => e.extension)).size === b.extensions.length, {
+    message: 'each extension at most once',
+    path: ['extensions'],
+  });
 const WsAuth = z.object({ type: z.literal('auth'), token: z.string().max(512) }).strict();
 const Limit = z.coerce.number().int().min(1).max(500);
 // A subscriber by number (tokens computed here under every live key) or by a token from a record.
@@ -56,16 +64,26 @@ const AddSuppression = z
   .object({
     number: z.string().min(1).max(40).optional(),
     token: z.string().regex(TOKEN, 'a token as records carry it (base64url, 14-43 characters)').optional(),
-    kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id').optional(),
+    kid: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id')
+      .optional(),
   })
   .strict()
   .superRefine((b, ctx) => {
-    if ((b.number === undefined) === (b.token === undefined)) ctx.addIssue({ code: 'custom', message: 'exactly one of number, token', path: ['number'] });
-    if (b.kid !== undefined && b.token === undefined) ctx.addIssue({ code: 'custom', message: 'kid only with token', path: ['kid'] });
+    if ((b.number === undefined) === (b.token === undefined))
+      ctx.addIssue({ code: 'custom', message: 'exactly one of number, token', path: ['number'] });
+    if (b.kid !== undefined && b.token === undefined)
+      ctx.addIssue({ code: 'custom', message: 'kid only with token', path: ['kid'] });
   });
 
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const JSON_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+} as const;
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const TENANT_ROUTE = /^\/v1\/tenants\/([^/]+)(\/.*)?$/;
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -78,13 +96,21 @@ class HttpError extends Error {
   }
 }
 
-const bad = (issues: Array<{ path: string; message: string }>) => new HttpError(400, { error: 'invalid request', issues });
+const bad = (issues: Array<{ path: string; message: string }>) =>
+  new HttpError(400, { error: 'invalid request', issues });
 
 /** zod issues as field paths and expectations; values the client sent are not repeated. */
 function issuesOf(err: z.ZodError): Array<{ path: string; message: string }> {
   return err.issues.map((i) => ({
-    path: i.path.map((p) => (typeof p === 'number' || /^[A-Za-z_]{1,40}$/.test(String(p)) ? String(p) : '?')).join('.') || '(body)',
-    message: i.code === 'unrecognized_keys' ? 'unknown field' : i.code === 'invalid_type' ? `expected ${i.expected}` : i.message.replace(/"[^"]*"/g, '…'),
+    path:
+      i.path.map((p) => (typeof p === 'number' || /^[A-Za-z_]{1,40}$/.test(String(p)) ? String(p) : '?')).join('.') ||
+      '(body)',
+    message:
+      i.code === 'unrecognized_keys'
+        ? 'unknown field'
+        : i.code === 'invalid_type'
+          ? `expected ${i.expected}`
+          : i.message.replace(/"[^"]*"/g, '…'),
   }));
 }
 
@@ -124,7 +150,10 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
 
   /** The tenant a request may act on, or the status that says why not. */
   function scope(p: Principal, tenant: string): string {
-    if (!TENANT_ID.test(tenant)) throw p.role === 'operator' ? new HttpError(404, { error: 'no such tenant' }) : new HttpError(403, { error: 'forbidden' });
+    if (!TENANT_ID.test(tenant))
+      throw p.role === 'operator'
+        ? new HttpError(404, { error: 'no such tenant' })
+        : new HttpError(403, { error: 'forbidden' });
     if (!mayAccess(p, tenant)) throw new HttpError(403, { error: 'forbidden' });
     if (!deps.registry.hasTenant(tenant)) throw new HttpError(404, { error: 'no such tenant' });
     return tenant;
@@ -149,7 +178,8 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     try {
       return await deps.registry.set(tenant, changes, actorOf(p));
     } catch (err) {
-      if (err instanceof GatewayError && err.code === 'GW_CONSENT_STORE') throw new HttpError(503, { error: 'consent store unavailable' });
+      if (err instanceof GatewayError && err.code === 'GW_CONSENT_STORE')
+        throw new HttpError(503, { error: 'consent store unavailable' });
       throw err;
     }
   }
@@ -161,7 +191,8 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     } catch (err) {
       if (!(err instanceof GatewayError)) throw err;
       if (err.code === 'GW_SUPPRESSION_STORE') throw new HttpError(503, { error: 'suppression list unavailable' });
-      if (err.code === 'GW_USAGE') throw bad([{ path: 'number', message: 'a subscriber number (not withheld or empty)' }]);
+      if (err.code === 'GW_USAGE')
+        throw bad([{ path: 'number', message: 'a subscriber number (not withheld or empty)' }]);
       if (err.code === 'GW_PRIVACY_NO_KEY') throw new HttpError(409, { error: 'the tenant has no live key' });
       if (err.code === 'GW_TENANT_SHREDDED') throw new HttpError(410, { error: 'the tenant was crypto-shredded' });
       if (err.code === 'GW_PRIVACY_UNKNOWN_TENANT') throw new HttpError(404, { error: 'no such tenant' });
@@ -169,7 +200,13 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     }
   }
 
-  async function suppressions(req: IncomingMessage, method: string, tenant: string, rest: string, p: Principal): Promise<[number, unknown]> {
+  async function suppressions(
+    req: IncomingMessage,
+    method: string,
+    tenant: string,
+    rest: string,
+    p: Principal,
+  ): Promise<[number, unknown]> {
     const api = deps.suppressions;
     if (api === undefined) throw new HttpError(404, { error: 'not found' });
     if (rest === '/suppressions') {
@@ -181,7 +218,11 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
         const parsed = AddSuppression.safeParse(await body(req));
         if (!parsed.success) throw bad(issuesOf(parsed.error));
         const b = parsed.data;
-        const r = await suppressionCall(() => (b.number !== undefined ? api.addNumber(tenant, b.number, actorOf(p)) : api.addToken(tenant, b.token!, b.kid ?? null, actorOf(p))));
+        const r = await suppressionCall(() =>
+          b.number !== undefined
+            ? api.addNumber(tenant, b.number, actorOf(p))
+            : api.addToken(tenant, b.token!, b.kid ?? null, actorOf(p)),
+        );
         return [r.created ? 201 : 200, { tenant, created: r.created, suppression: r.entry }];
       }
       throw new HttpError(405, { error: 'method not allowed' });
@@ -227,7 +268,13 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
       const asset = deps.assets?.get(path);
       if (asset !== undefined && method === 'GET') {
         requests?.inc({ route: 'console', status: '200' });
-        res.writeHead(200, { 'content-type': asset.type, 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-cache' });
+        res.writeHead(200, {
+          'content-type': asset.type,
+          'content-security-policy': CSP,
+          'x-content-type-options': 'nosniff',
+          'referrer-policy': 'no-referrer',
+          'cache-control': 'no-cache',
+        });
         res.end(asset.body);
         return;
       }
@@ -235,7 +282,16 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
         route = 'me';
         const p = principalOf(req);
         if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
-        return send(res, 200, { role: p.role, tenant: p.role === 'tenant' ? p.tenant : null, tenants: p.role === 'tenant' ? [p.tenant] : deps.registry.tenants() }, route);
+        return send(
+          res,
+          200,
+          {
+            role: p.role,
+            tenant: p.role === 'tenant' ? p.tenant : null,
+            tenants: p.role === 'tenant' ? [p.tenant] : deps.registry.tenants(),
+          },
+          route,
+        );
       }
       if (path === '/v1/tenants') {
         route = 'tenants';
@@ -256,7 +312,20 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
           const parsed = SetMany.safeParse(await body(req));
           if (!parsed.success) throw bad(issuesOf(parsed.error));
           const done = await setConsent(tenant, parsed.data.extensions, p);
-          return send(res, 200, { tenant, updated: done.map(({ extension, recording, changedBy, changedAt }) => ({ extension, recording, changedBy, changedAt })) }, route);
+          return send(
+            res,
+            200,
+            {
+              tenant,
+              updated: done.map(({ extension, recording, changedBy, changedAt }) => ({
+                extension,
+                recording,
+                changedBy,
+                changedAt,
+              })),
+            },
+            route,
+          );
         }
         throw new HttpError(405, { error: 'method not allowed' });
       }
@@ -266,14 +335,30 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
         const ext = Extension.safeParse(decodeURIComponent(one[1]!));
         if (!ext.success) throw bad([{ path: 'extension', message: 'an extension of 1-6 digits' }]);
         if (method === 'GET') {
-          const entry = deps.registry.list(tenant).find((e) => e.extension === ext.data) ?? { extension: ext.data, recording: false, changedBy: null, changedAt: null };
+          const entry = deps.registry.list(tenant).find((e) => e.extension === ext.data) ?? {
+            extension: ext.data,
+            recording: false,
+            changedBy: null,
+            changedAt: null,
+          };
           return send(res, 200, { tenant, ...entry }, route);
         }
         if (method === 'PUT') {
           const parsed = SetOne.safeParse(await body(req));
           if (!parsed.success) throw bad(issuesOf(parsed.error));
           const [c] = await setConsent(tenant, [{ extension: ext.data, recording: parsed.data.recording }], p);
-          return send(res, 200, { tenant, extension: c!.extension, recording: c!.recording, changedBy: c!.changedBy, changedAt: c!.changedAt }, route);
+          return send(
+            res,
+            200,
+            {
+              tenant,
+              extension: c!.extension,
+              recording: c!.recording,
+              changedBy: c!.changedBy,
+              changedAt: c!.changedAt,
+            },
+            route,
+          );
         }
         throw new HttpError(405, { error: 'method not allowed' });
       }

@@ -113,7 +113,14 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
   const now = opts.now ?? (() => performance.now());
   const wallNow = opts.wallNow ?? (() => new Date());
   let epoch = 0;
-  const stats: AssemblerStats = { events: 0, cdrs: 0, cdrWithoutChannel: 0, cdrMalformed: 0, channelsEvictedLive: 0, gapRecords: 0 };
+  const stats: AssemblerStats = {
+    events: 0,
+    cdrs: 0,
+    cdrWithoutChannel: 0,
+    cdrMalformed: 0,
+    channelsEvictedLive: 0,
+    gapRecords: 0,
+  };
   const channels = new LRUCache<string, ChannelState>({
     max: opts.maxChannels,
     ttl: opts.channelTtlMs,
@@ -126,7 +133,12 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
   });
   // CDR ordinals for legs whose channel state is already gone, so ids stay distinct.
   const orphanOrdinals = new LRUCache<string, number>({ max: 10_000 });
-  const recordingByCall = new LRUCache<string, 'kept' | 'blocked'>({ max: opts.maxChannels, ttl: opts.channelTtlMs, perf: { now }, ttlResolution: 0 });
+  const recordingByCall = new LRUCache<string, 'kept' | 'blocked'>({
+    max: opts.maxChannels,
+    ttl: opts.channelTtlMs,
+    perf: { now },
+    ttlResolution: 0,
+  });
 
   let lastSweep = now();
 
@@ -199,7 +211,11 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       case 'VarSet': {
         const variable = field(msg, 'variable');
         if (variable === 'MIXMONITOR_FILENAME' || variable === 'RECFILE') ch.recordingFileNamed = true;
-        else if ((variable === 'TARGET_EXT' || variable === '__TARGET_EXT' || variable === 'TARGET') && field(msg, 'value')) ch.consentTargets.add(field(msg, 'value'));
+        else if (
+          (variable === 'TARGET_EXT' || variable === '__TARGET_EXT' || variable === 'TARGET') &&
+          field(msg, 'value')
+        )
+          ch.consentTargets.add(field(msg, 'value'));
         break;
       }
     }
@@ -213,7 +229,14 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     const answeredAt = answerTime === '' ? null : pbxTimeToIso(answerTime, opts.timeZone);
     const durationSec = toSeconds(field(msg, 'duration'));
     const billSec = toSeconds(field(msg, 'billableseconds'));
-    if (!isAsteriskId(legId) || startedAt === null || endedAt === null || (answerTime !== '' && answeredAt === null) || durationSec === null || billSec === null) {
+    if (
+      !isAsteriskId(legId) ||
+      startedAt === null ||
+      endedAt === null ||
+      (answerTime !== '' && answeredAt === null) ||
+      durationSec === null ||
+      billSec === null
+    ) {
       stats.cdrMalformed++;
       return undefined;
     }
@@ -287,9 +310,21 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
         ch.cdrCount++;
         stats.gapRecords++;
         gaps.push({
-          legId: ch.uniqueId, callId: ch.linkedId, ordinal: ch.cdrCount, tenantHint: ch.tenantHint, accountCode: ch.accountCode,
-          source: ch.callerNum, destination: ch.dialled, dialled: ch.dialled, disposition: 'UNKNOWN',
-          durationSec: 0, billSec: 0, startedAt: ch.firstSeenAt, answeredAt: null, endedAt: at, incomplete: 'ami-gap',
+          legId: ch.uniqueId,
+          callId: ch.linkedId,
+          ordinal: ch.cdrCount,
+          tenantHint: ch.tenantHint,
+          accountCode: ch.accountCode,
+          source: ch.callerNum,
+          destination: ch.dialled,
+          dialled: ch.dialled,
+          disposition: 'UNKNOWN',
+          durationSec: 0,
+          billSec: 0,
+          startedAt: ch.firstSeenAt,
+          answeredAt: null,
+          endedAt: at,
+          incomplete: 'ami-gap',
         });
       }
       return gaps;

@@ -2,7 +2,17 @@
 // of the one before it, so an edited, removed or reordered entry breaks the
 // chain. Entries say who did what to which tenant, when; never a raw number.
 import { createHash } from 'node:crypto';
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { GatewayError } from '../errors.js';
 
@@ -37,13 +47,25 @@ const NUMBER_LIKE = /\d(?:[\d\s().+/-]*\d){6,}/;
 export function assertNoRawNumber(field: string, value: AuditValue | undefined): void {
   if (typeof value !== 'string') return;
   if (NUMBER_LIKE.test(value.replace(ASTERISK_ID, '').replace(ISO_TIME, ''))) {
-    throw new GatewayError('GW_PRIVACY_INVALID', `audit entry field ${field} looks like it holds a phone number; refused`);
+    throw new GatewayError(
+      'GW_PRIVACY_INVALID',
+      `audit entry field ${field} looks like it holds a phone number; refused`,
+    );
   }
 }
 
 function entryHash(e: Omit<AuditEntry, 'hash'>): string {
   // Fixed key order, so the hash does not depend on how the object was built.
-  const canonical = JSON.stringify([e.seq, e.at, e.actor, e.action, e.tenant, e.subject ?? null, e.detail ?? null, e.prev]);
+  const canonical = JSON.stringify([
+    e.seq,
+    e.at,
+    e.actor,
+    e.action,
+    e.tenant,
+    e.subject ?? null,
+    e.detail ?? null,
+    e.prev,
+  ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
@@ -146,7 +168,9 @@ function walkChain(path: string): ChainState {
     if (text === undefined) continue;
     const lines = parseLines(text);
     for (let i = 0; i < lines.length; i++) {
-      const broken = (problem: string): ChainState => ({ verdict: { ok: false, entries: count, line: i + 1, problem, ...(file === path ? {} : { file }) } });
+      const broken = (problem: string): ChainState => ({
+        verdict: { ok: false, entries: count, line: i + 1, problem, ...(file === path ? {} : { file }) },
+      });
       let e: AuditEntry;
       try {
         e = JSON.parse(lines[i]!) as AuditEntry;
@@ -162,12 +186,18 @@ function walkChain(path: string): ChainState {
           prev = e.prev;
         }
       }
-      if (e.seq !== expectSeq) return broken(`sequence ${e.seq} where ${expectSeq} was expected (entry removed or reordered)`);
+      if (e.seq !== expectSeq)
+        return broken(`sequence ${e.seq} where ${expectSeq} was expected (entry removed or reordered)`);
       if (e.prev !== prev) return broken('does not link to the entry before it (entry removed, reordered or edited)');
       const { hash, ...rest } = e;
       if (entryHash(rest) !== hash) return broken('content does not match its hash (entry edited)');
       hashes.set(e.seq, hash);
-      if (e.action === AUDIT_EXPIRE_ACTION && e.actor === 'gateway' && typeof e.detail?.throughSeq === 'number' && typeof e.detail.lastHash === 'string') {
+      if (
+        e.action === AUDIT_EXPIRE_ACTION &&
+        e.actor === 'gateway' &&
+        typeof e.detail?.throughSeq === 'number' &&
+        typeof e.detail.lastHash === 'string'
+      ) {
         anchors.push({ throughSeq: e.detail.throughSeq, lastHash: e.detail.lastHash, file, line: i + 1 });
       }
       prev = hash;
@@ -182,12 +212,26 @@ function walkChain(path: string): ChainState {
   for (const a of anchors) {
     const at = a.throughSeq === expired ? first.prev : hashes.get(a.throughSeq);
     if (a.throughSeq >= expired && at !== a.lastHash) {
-      return { verdict: { ok: false, entries: count, line: a.line, problem: `names entry ${a.throughSeq} as the last one expired, and that entry's hash differs (entries removed or edited)`, ...(a.file === path ? {} : { file: a.file }) } };
+      return {
+        verdict: {
+          ok: false,
+          entries: count,
+          line: a.line,
+          problem: `names entry ${a.throughSeq} as the last one expired, and that entry's hash differs (entries removed or edited)`,
+          ...(a.file === path ? {} : { file: a.file }),
+        },
+      };
     }
   }
   if (expired > 0 && !anchors.some((a) => a.throughSeq >= expired)) {
     return {
-      verdict: { ok: false, entries: 0, line: firstAt!.line, problem: `starts at sequence ${first.seq}, and no ${AUDIT_EXPIRE_ACTION} entry accounts for the entries before it (entries removed)`, ...(firstAt!.file === path ? {} : { file: firstAt!.file }) },
+      verdict: {
+        ok: false,
+        entries: 0,
+        line: firstAt!.line,
+        problem: `starts at sequence ${first.seq}, and no ${AUDIT_EXPIRE_ACTION} entry accounts for the entries before it (entries removed)`,
+        ...(firstAt!.file === path ? {} : { file: firstAt!.file }),
+      },
     };
   }
   return { verdict: expired > 0 ? { ok: true, entries: count, expired } : { ok: true, entries: count }, last };
@@ -220,7 +264,11 @@ function firstAndLast(file: string): { first: AuditEntry; last: AuditEntry } | u
 export function openAuditLog(path: string, now: () => Date = () => new Date()): AuditLog {
   const state = walkChain(path);
   const verdict = state.verdict;
-  if (!verdict.ok) throw new GatewayError('GW_CONFIG_INVALID', `audit log ${verdict.file ?? path} is broken at line ${verdict.line}: ${verdict.problem}`);
+  if (!verdict.ok)
+    throw new GatewayError(
+      'GW_CONFIG_INVALID',
+      `audit log ${verdict.file ?? path} is broken at line ${verdict.line}: ${verdict.problem}`,
+    );
   let seq = state.last?.seq ?? 0;
   let prev = state.last?.hash ?? GENESIS;
   let fd = openSync(path, 'a', 0o600);
@@ -285,10 +333,18 @@ export function openAuditLog(path: string, now: () => Date = () => new Date()): 
     const entries = anchor === undefined ? 0 : anchor.seq - firstSeq! + 1;
     // Chained before anything is deleted: a crash in between leaves a log that
     // still verifies (the anchor names an entry still present, or the first one gone).
-    if (anchor !== undefined) write({ actor: 'gateway', action: AUDIT_EXPIRE_ACTION, tenant: '*', detail: { entries, segments: doomed.length, throughSeq: anchor.seq, lastHash: anchor.hash } });
+    if (anchor !== undefined)
+      write({
+        actor: 'gateway',
+        action: AUDIT_EXPIRE_ACTION,
+        tenant: '*',
+        detail: { entries, segments: doomed.length, throughSeq: anchor.seq, lastHash: anchor.hash },
+      });
     for (const d of doomed) unlinkSync(d);
     syncDir(dirname(path));
-    return anchor === undefined ? { entries: 0, segments: doomed.length } : { entries, segments: doomed.length, throughSeq: anchor.seq };
+    return anchor === undefined
+      ? { entries: 0, segments: doomed.length }
+      : { entries, segments: doomed.length, throughSeq: anchor.seq };
   };
 
   return {

@@ -15,10 +15,22 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
   const { ami } = loaded.config;
   const where = `${ami.host}:${ami.port}`;
   if (ami.username === undefined || ami.secret === undefined) {
-    report(false, 'ami', `no ${ami.username === undefined ? 'ami.username' : 'ami.secret'} — fix: set it in the config or CALLVEIL_AMI_${ami.username === undefined ? 'USERNAME' : 'SECRET'} (or CALLVEIL_AMI_SECRET_FILE)`);
+    report(
+      false,
+      'ami',
+      `no ${ami.username === undefined ? 'ami.username' : 'ami.secret'} — fix: set it in the config or CALLVEIL_AMI_${ami.username === undefined ? 'USERNAME' : 'SECRET'} (or CALLVEIL_AMI_SECRET_FILE)`,
+    );
     return;
   }
-  const client = createAmiClient({ host: ami.host, port: ami.port, username: ami.username, secret: ami.secret, reconnect: false, connectTimeoutMs: timeoutMs, ...amiTls(loaded) });
+  const client = createAmiClient({
+    host: ami.host,
+    port: ami.port,
+    username: ami.username,
+    secret: ami.secret,
+    reconnect: false,
+    connectTimeoutMs: timeoutMs,
+    ...amiTls(loaded),
+  });
   const outcome = await new Promise<string>((resolve) => {
     client.onState((state, info) => {
       if (state === 'connected') resolve('ok');
@@ -29,16 +41,36 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
   if (outcome === 'ok') {
     try {
       const r = await client.action({ Action: 'CoreShowChannels' });
-      report(true, 'ami', `logged in to ${where} as ${ami.username}; CoreShowChannels allowed (${r['eventlist'] === 'start' ? 'resync after reconnects will work' : 'answered'})`);
+      report(
+        true,
+        'ami',
+        `logged in to ${where} as ${ami.username}; CoreShowChannels allowed (${r['eventlist'] === 'start' ? 'resync after reconnects will work' : 'answered'})`,
+      );
     } catch {
-      report(false, 'ami', `logged in to ${where}, but CoreShowChannels was refused — fix: manager.conf [${ami.username}] write = call,reporting`);
+      report(
+        false,
+        'ami',
+        `logged in to ${where}, but CoreShowChannels was refused — fix: manager.conf [${ami.username}] write = call,reporting`,
+      );
     }
   } else if (outcome === 'GW_AMI_AUTH') {
-    report(false, 'ami', `${where} rejected the login for "${ami.username}" — fix: the secret must match manager.conf [${ami.username}] secret=, and the user's permit= must allow this host`);
+    report(
+      false,
+      'ami',
+      `${where} rejected the login for "${ami.username}" — fix: the secret must match manager.conf [${ami.username}] secret=, and the user's permit= must allow this host`,
+    );
   } else if (outcome === 'GW_AMI_TIMEOUT') {
-    report(false, 'ami', `${where} accepted no login within ${timeoutMs} ms — fix: is this the AMI port (5038, TLS 5039) and not SIP or HTTP?`);
+    report(
+      false,
+      'ami',
+      `${where} accepted no login within ${timeoutMs} ms — fix: is this the AMI port (5038, TLS 5039) and not SIP or HTTP?`,
+    );
   } else {
-    report(false, 'ami', `cannot connect to ${where}${ami.tls ? ' over TLS' : ''} — fix: is Asterisk running with manager.conf enabled = yes, and do bindaddr/port and firewalls let this host in?${ami.tls ? ' With TLS: tlsenable=yes on that port, and a certificate that ami.tls.caFile verifies for this host name' : ''}`);
+    report(
+      false,
+      'ami',
+      `cannot connect to ${where}${ami.tls ? ' over TLS' : ''} — fix: is Asterisk running with manager.conf enabled = yes, and do bindaddr/port and firewalls let this host in?${ami.tls ? ' With TLS: tlsenable=yes on that port, and a certificate that ami.tls.caFile verifies for this host name' : ''}`,
+    );
   }
   await client.stop();
 }
@@ -59,9 +91,18 @@ async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeout
     sasl = { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
   }
   const r = await probeKafka({ brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs });
-  if (r.ok) report(true, 'kafka', `${s.brokers.join(',')} answered (${r.brokers} broker${r.brokers === 1 ? '' : 's'}); topics ${s.topicPrefix}.<tenant>.cdr`);
+  if (r.ok)
+    report(
+      true,
+      'kafka',
+      `${s.brokers.join(',')} answered (${r.brokers} broker${r.brokers === 1 ? '' : 's'}); topics ${s.topicPrefix}.<tenant>.cdr`,
+    );
   else
-    report(false, 'kafka', `${s.brokers.join(',')} did not answer metadata (${r.reason}) — fix: check sink.brokers, the listener the brokers advertise, and ssl/sasl settings; the gateway would spool to disk until Kafka answers`);
+    report(
+      false,
+      'kafka',
+      `${s.brokers.join(',')} did not answer metadata (${r.reason}) — fix: check sink.brokers, the listener the brokers advertise, and ssl/sasl settings; the gateway would spool to disk until Kafka answers`,
+    );
 }
 
 function checkStorage(loaded: LoadedConfig, report: Report): void {
@@ -69,13 +110,27 @@ function checkStorage(loaded: LoadedConfig, report: Report): void {
   try {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);
-    const spool = openSpool({ dir: spoolDir(loaded.config), maxBytes: loaded.config.delivery.spoolMaxBytes, segmentMaxBytes: loaded.config.delivery.spoolSegmentMaxBytes, fsync: 'always', fsyncIntervalMs: 100 });
+    const spool = openSpool({
+      dir: spoolDir(loaded.config),
+      maxBytes: loaded.config.delivery.spoolMaxBytes,
+      segmentMaxBytes: loaded.config.delivery.spoolSegmentMaxBytes,
+      fsync: 'always',
+      fsyncIntervalMs: 100,
+    });
     const waiting = spool.records();
     spool.close();
     const full = spool.bytes() >= loaded.config.delivery.spoolMaxBytes;
-    report(!full, 'storage', `${dir} writable; spool holds ${waiting} record${waiting === 1 ? '' : 's'}${full ? ' and is FULL — fix: make Kafka reachable so it drains, or raise delivery.spoolMaxBytes' : waiting > 0 ? ' (sent first when the gateway starts)' : ''}`);
+    report(
+      !full,
+      'storage',
+      `${dir} writable; spool holds ${waiting} record${waiting === 1 ? '' : 's'}${full ? ' and is FULL — fix: make Kafka reachable so it drains, or raise delivery.spoolMaxBytes' : waiting > 0 ? ' (sent first when the gateway starts)' : ''}`,
+    );
   } catch (err) {
-    report(false, 'storage', `${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? 'error'}) — fix: create it for the user callveil runs as, or set storage.dir`);
+    report(
+      false,
+      'storage',
+      `${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? 'error'}) — fix: create it for the user callveil runs as, or set storage.dir`,
+    );
   }
 }
 
@@ -90,12 +145,21 @@ export async function runChecks(file: string, env: Env, report: Report, timeoutM
   try {
     loaded = loadConfigFile(file, env);
   } catch (err) {
-    r(false, 'config', `${err instanceof GatewayError ? err.message : 'unreadable'} — fix: correct the paths listed above`);
+    r(
+      false,
+      'config',
+      `${err instanceof GatewayError ? err.message : 'unreadable'} — fix: correct the paths listed above`,
+    );
     return false;
   }
   r(true, 'config', `${file} is valid (${loaded.tenants.length} tenant${loaded.tenants.length === 1 ? '' : 's'})`);
   for (const t of loaded.tenants) {
-    if (t.key === null) r(false, `key ${t.id}`, `no key material for tenant "${t.id}" — fix: ${loaded.warnings.find((w) => w.includes(`"${t.id}"`)) ?? 'provide its key'}; until then its records are withheld`);
+    if (t.key === null)
+      r(
+        false,
+        `key ${t.id}`,
+        `no key material for tenant "${t.id}" — fix: ${loaded.warnings.find((w) => w.includes(`"${t.id}"`)) ?? 'provide its key'}; until then its records are withheld`,
+      );
     else r(true, `key ${t.id}`, `key ${t.key.keyId} loaded (${t.key.secret.length * 8} bits)`);
   }
   checkStorage(loaded, r);

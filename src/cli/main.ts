@@ -69,8 +69,13 @@ function progressPrinter(): ((events: number, records: number) => void) | undefi
 }
 
 async function cmdReplay(args: string[], env: Env): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, out: { type: 'string' } } });
-  if (positionals.length !== 1) throw new GatewayError('GW_USAGE', 'replay needs exactly one capture file (.ami or .ami.gz)');
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, out: { type: 'string' } },
+  });
+  if (positionals.length !== 1)
+    throw new GatewayError('GW_USAGE', 'replay needs exactly one capture file (.ami or .ami.gz)');
   const out = values.out;
   const fallbackSink: Config['sink'] = out === undefined ? { type: 'stdout' } : { type: 'jsonl', path: out };
   const loaded = loadConfig(values.config, env, fallbackSink);
@@ -81,7 +86,13 @@ async function cmdReplay(args: string[], env: Env): Promise<number> {
   const sink = await openSink(sinkConfig, env, log);
   const progress = progressPrinter();
   try {
-    const s = await replayCapture({ capturePath: positionals[0]!, loaded, sink, log, ...(progress ? { progress } : {}) });
+    const s = await replayCapture({
+      capturePath: positionals[0]!,
+      loaded,
+      sink,
+      log,
+      ...(progress ? { progress } : {}),
+    });
     if (progress) process.stderr.write('\n');
     await sink.close();
     process.stdout.write(JSON.stringify({ events: s.events, cdrs: s.cdrs, withheld: s.withheld, ms: s.ms }) + '\n');
@@ -138,24 +149,36 @@ async function cmdRun(args: string[], env: Env): Promise<number> {
 }
 
 async function cmdAudit(args: string[], env: Env): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, file: { type: 'string' } } });
-  if (positionals[0] !== 'verify' || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'audit takes one subcommand: verify');
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, file: { type: 'string' } },
+  });
+  if (positionals[0] !== 'verify' || positionals.length !== 1)
+    throw new GatewayError('GW_USAGE', 'audit takes one subcommand: verify');
   const path = values.file ?? auditLogPath(loadConfig(values.config, env, { type: 'stdout' }).config);
   const verdict = verifyAuditLog(path);
   if (verdict.ok) {
     // Retention deletes old segments and anchors the cut (README "Retention"): say so, so a short log is not a surprise.
-    const expired = verdict.expired === undefined ? '' : ` (${verdict.expired} older entries expired under retention; verified from the anchor)`;
+    const expired =
+      verdict.expired === undefined
+        ? ''
+        : ` (${verdict.expired} older entries expired under retention; verified from the anchor)`;
     process.stdout.write(`audit log ${path}: ${verdict.entries} entries, chain intact${expired}\n`);
     return 0;
   }
-  process.stdout.write(`audit log ${path}: BROKEN at line ${verdict.line}${verdict.file === undefined ? '' : ` of ${verdict.file}`}: ${verdict.problem} (${verdict.entries} entries before it are intact)\n`);
+  process.stdout.write(
+    `audit log ${path}: BROKEN at line ${verdict.line}${verdict.file === undefined ? '' : ` of ${verdict.file}`}: ${verdict.problem} (${verdict.entries} entries before it are intact)\n`,
+  );
   return 1;
 }
 
 async function cmdCheck(args: string[], env: Env): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' } } });
   if (values.config === undefined) throw new GatewayError('GW_USAGE', 'check needs --config FILE');
-  const ok = await runChecks(values.config, env, (pass, what, detail) => process.stdout.write(`${pass ? 'PASS' : 'FAIL'}  ${what}: ${detail}\n`));
+  const ok = await runChecks(values.config, env, (pass, what, detail) =>
+    process.stdout.write(`${pass ? 'PASS' : 'FAIL'}  ${what}: ${detail}\n`),
+  );
   process.stdout.write(ok ? 'all checks passed\n' : 'some checks failed\n');
   return ok ? 0 : 1;
 }
@@ -177,18 +200,30 @@ export async function main(argv: string[], env: Env = process.env): Promise<numb
       case 'token':
         return cmdToken(rest, env, (s) => process.stdout.write(s));
       case 'reveal':
-        return await cmdReveal(rest, env, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+        return await cmdReveal(
+          rest,
+          env,
+          (s) => process.stdout.write(s),
+          (s) => process.stderr.write(s),
+        );
       case 'check':
         return await cmdCheck(rest, env);
       case 'schema': {
         const which = rest[0] ?? 'record';
-        if ((which !== 'record' && which !== 'erasure') || rest.length > 1) throw new GatewayError('GW_USAGE', 'schema takes record (default) or erasure');
-        process.stdout.write(JSON.stringify(which === 'record' ? cdrJsonSchema() : erasureJsonSchema(), null, 2) + '\n');
+        if ((which !== 'record' && which !== 'erasure') || rest.length > 1)
+          throw new GatewayError('GW_USAGE', 'schema takes record (default) or erasure');
+        process.stdout.write(
+          JSON.stringify(which === 'record' ? cdrJsonSchema() : erasureJsonSchema(), null, 2) + '\n',
+        );
         return 0;
       }
       case 'subject':
         if (rest[0] === 'export') {
-          return await cmdSubjectExport(rest.slice(1), env, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), stderrIsTty: process.stderr.isTTY === true });
+          return await cmdSubjectExport(rest.slice(1), env, {
+            stdout: (s) => process.stdout.write(s),
+            stderr: (s) => process.stderr.write(s),
+            stderrIsTty: process.stderr.isTTY === true,
+          });
         }
         return await cmdSubjectRights(rest[0], rest.slice(1), env, (s) => process.stdout.write(s));
       case 'tenant':

@@ -22,24 +22,45 @@ type Out = (text: string) => void;
 
 /** `rules check [DIR] [--keys FILE] [--default-tenant T]`: 0 when every file is valid, 1 on any problem. */
 export function cmdRulesCheck(args: string[], env: Env, out: Out): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { keys: { type: 'string' }, 'default-tenant': { type: 'string' } } });
-  if (positionals[0] !== 'check' || positionals.length > 2) throw new GatewayError('GW_USAGE', 'rules takes one subcommand: check [DIR]');
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { keys: { type: 'string' }, 'default-tenant': { type: 'string' } },
+  });
+  if (positionals[0] !== 'check' || positionals.length > 2)
+    throw new GatewayError('GW_USAGE', 'rules takes one subcommand: check [DIR]');
   const dir = resolve(positionals[1] ?? 'rules');
-  const r = loadRules({ dir, keysFile: values.keys === undefined ? undefined : resolve(values.keys), defaultTenant: values['default-tenant'] }, env);
+  const r = loadRules(
+    {
+      dir,
+      keysFile: values.keys === undefined ? undefined : resolve(values.keys),
+      defaultTenant: values['default-tenant'],
+    },
+    env,
+  );
   if (!r.ok) {
-    out(`rules ${dir}: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}:\n${formatRuleProblems(r.problems)}\n`);
+    out(
+      `rules ${dir}: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}:\n${formatRuleProblems(r.problems)}\n`,
+    );
     return 1;
   }
   for (const w of r.loaded.warnings) out(`  note: ${w}\n`);
   const ids = [...r.loaded.rules.tenants.keys()];
-  out(`rules ${dir}: ${r.loaded.files.length} file${r.loaded.files.length === 1 ? '' : 's'} valid, tenants ${ids.join(', ')}\n`);
+  out(
+    `rules ${dir}: ${r.loaded.files.length} file${r.loaded.files.length === 1 ? '' : 's'} valid, tenants ${ids.join(', ')}\n`,
+  );
   return 0;
 }
 
 /** `token --config FILE --tenant T <number>`: the number's pseudonyms under every live key of T. */
 export function cmdToken(args: string[], env: Env, out: Out): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, tenant: { type: 'string' } } });
-  if (values.config === undefined || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'token needs --config FILE --tenant T and one number');
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, tenant: { type: 'string' } },
+  });
+  if (values.config === undefined || positionals.length !== 1)
+    throw new GatewayError('GW_USAGE', 'token needs --config FILE --tenant T and one number');
   const policy = subjectPolicy(loadConfigFile(values.config, env), values.tenant);
   const s = subjectTokens(policy, positionals[0]!);
   if (s === undefined) {
@@ -47,24 +68,41 @@ export function cmdToken(args: string[], env: Env, out: Out): number {
     return 1;
   }
   out(`tenant ${policy.id}, kind ${s.kind}${s.callingCode === null ? '' : `, country code ${s.callingCode}`}:\n`);
-  for (const k of s.keys) out(`  kid ${k.keyId}  token ${k.token}${k.fpe.length > 0 ? `  fpe ${k.fpe.join(' ')}` : ''}\n`);
+  for (const k of s.keys)
+    out(`  kid ${k.keyId}  token ${k.token}${k.fpe.length > 0 ? `  fpe ${k.fpe.join(' ')}` : ''}\n`);
   return 0;
 }
 
 /** `reveal --config FILE --tenant T --kid K <fpe value>`: audited, warned, then printed. */
 export async function cmdReveal(args: string[], env: Env, out: Out, warn: Out): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, tenant: { type: 'string' }, kid: { type: 'string' }, reason: { type: 'string' } } });
-  if (values.config === undefined || values.kid === undefined || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'reveal needs --config FILE --tenant T --kid K and one fpe value');
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      tenant: { type: 'string' },
+      kid: { type: 'string' },
+      reason: { type: 'string' },
+    },
+  });
+  if (values.config === undefined || values.kid === undefined || positionals.length !== 1)
+    throw new GatewayError('GW_USAGE', 'reveal needs --config FILE --tenant T --kid K and one fpe value');
   const loaded = loadConfigFile(values.config, env);
   const policy = subjectPolicy(loaded, values.tenant);
   const key = findKey(policy.keys, values.kid);
-  if (key === undefined) throw new GatewayError('GW_PRIVACY_NO_KEY', `tenant "${policy.id}" has no live key "${values.kid}" (retired keys cannot reveal)`);
+  if (key === undefined)
+    throw new GatewayError(
+      'GW_PRIVACY_NO_KEY',
+      `tenant "${policy.id}" has no live key "${values.kid}" (retired keys cannot reveal)`,
+    );
   const number = fpeDecrypt(policy.id, key, positionals[0]!);
   if (number === undefined) throw new GatewayError('GW_USAGE', 'the value is not an fpe value (+<digits>_<digits>)');
   mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
   // The audit log has one writer at a time: a running gateway holds it, and the reveal is refused (nothing is printed).
   const lock = acquireStateLock(loaded.config.storage.dir, { kind: 'cli', command: 'reveal' });
-  warn(`callveil: WARNING: revealing a subscriber's phone number of tenant "${policy.id}". This is personal data; the reveal is recorded in the audit log.\n`);
+  warn(
+    `callveil: WARNING: revealing a subscriber's phone number of tenant "${policy.id}". This is personal data; the reveal is recorded in the audit log.\n`,
+  );
   const audit = openAuditLog(auditLogPath(loaded.config));
   try {
     // The subject is the number's keyed token: auditors can find the subscriber's records, the log holds no number.
@@ -86,7 +124,11 @@ export async function cmdReveal(args: string[], env: Env, out: Out, warn: Out): 
 
 export function safeUser(): string {
   try {
-    return userInfo().username.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40) || 'unknown';
+    return (
+      userInfo()
+        .username.replace(/[^A-Za-z0-9._-]/g, '_')
+        .slice(0, 40) || 'unknown'
+    );
   } catch {
     return 'unknown';
   }

@@ -11,7 +11,13 @@ import { kafkaSasl, loadConfigFile } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { topicFor } from '../sink/kafka.js';
 import { readTopicOnce } from '../sink/kafka-reader.js';
-import { exportDocument, exportSubject, SINCE_SEEK_MARGIN_MS, subjectMatcher, type ExportResult } from '../subject/export.js';
+import {
+  exportDocument,
+  exportSubject,
+  SINCE_SEEK_MARGIN_MS,
+  subjectMatcher,
+  type ExportResult,
+} from '../subject/export.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -32,19 +38,31 @@ export async function cmdSubjectExport(args: string[], env: Env, io: ExportIo): 
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string' }, tenant: { type: 'string' }, since: { type: 'string' }, out: { type: 'string' } },
+    options: {
+      config: { type: 'string' },
+      tenant: { type: 'string' },
+      since: { type: 'string' },
+      out: { type: 'string' },
+    },
   });
-  if (values.config === undefined || positionals.length !== 1) throw new GatewayError('GW_USAGE', 'subject export needs --config FILE --tenant T and one number');
+  if (values.config === undefined || positionals.length !== 1)
+    throw new GatewayError('GW_USAGE', 'subject export needs --config FILE --tenant T and one number');
   // The value is not echoed: a number typed into the wrong place must not come back.
   const sinceMs = values.since === undefined ? undefined : ISO_TIME.test(values.since) ? Date.parse(values.since) : NaN;
-  if (Number.isNaN(sinceMs)) throw new GatewayError('GW_USAGE', '--since must be an ISO 8601 time, e.g. 2026-11-01 or 2026-11-01T08:00:00Z');
+  if (Number.isNaN(sinceMs))
+    throw new GatewayError('GW_USAGE', '--since must be an ISO 8601 time, e.g. 2026-11-01 or 2026-11-01T08:00:00Z');
 
   const loaded = loadConfigFile(values.config, env);
   const policy = subjectPolicy(loaded, values.tenant);
   const subject = subjectTokens(policy, positionals[0]!);
-  if (subject === undefined) throw new GatewayError('GW_USAGE', 'not a subscriber number (withheld or empty): no record can name it');
+  if (subject === undefined)
+    throw new GatewayError('GW_USAGE', 'not a subscriber number (withheld or empty): no record can name it');
   const sink = loaded.config.sink;
-  if (sink.type !== 'kafka') throw new GatewayError('GW_USAGE', `subject export reads the tenant's Kafka topic, and sink.type is ${sink.type}: search that output for the tokens \`callveil token\` prints`);
+  if (sink.type !== 'kafka')
+    throw new GatewayError(
+      'GW_USAGE',
+      `subject export reads the tenant's Kafka topic, and sink.type is ${sink.type}: search that output for the tokens \`callveil token\` prints`,
+    );
   const sasl = kafkaSasl(loaded, env);
 
   const topic = topicFor(sink.topicPrefix, policy.id);
@@ -82,7 +100,11 @@ export async function cmdSubjectExport(args: string[], env: Env, io: ExportIo): 
     try {
       await writeFileAtomic(out, doc); // mode 0600: the file links records to one person
     } catch (err) {
-      throw new GatewayError('GW_OUTPUT_IO', `cannot write ${shown(out)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      throw new GatewayError(
+        'GW_OUTPUT_IO',
+        `cannot write ${shown(out)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        { cause: err },
+      );
     }
   }
   io.stderr(summaryLine(result, topic, values.since, out === undefined ? undefined : shown(out)));
@@ -100,14 +122,23 @@ function shown(path: string): string {
 }
 
 /** `exported N records of M read from TOPIC`, plus whatever the reader must know to trust it. */
-export function summaryLine(r: ExportResult, topic: string, since: string | undefined, out: string | undefined): string {
+export function summaryLine(
+  r: ExportResult,
+  topic: string,
+  since: string | undefined,
+  out: string | undefined,
+): string {
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   const notes = [
     !r.topicExists ? 'the topic does not exist yet' : '',
     since !== undefined ? `calls started since ${since}; ${plural(r.beforeSince, 'earlier match')} left out` : '',
     r.duplicates > 0 ? `${plural(r.duplicates, 'duplicate')} dropped` : '',
-    r.otherKeys > 0 ? `${plural(r.otherKeys, 'record')} made under keys that are no longer live could not be checked` : '',
-    r.unreadable > 0 ? `${plural(r.unreadable, 'value')} holding the subscriber's tokens did not parse as a record and were left out` : '',
+    r.otherKeys > 0
+      ? `${plural(r.otherKeys, 'record')} made under keys that are no longer live could not be checked`
+      : '',
+    r.unreadable > 0
+      ? `${plural(r.unreadable, 'value')} holding the subscriber's tokens did not parse as a record and were left out`
+      : '',
   ].filter((n) => n !== '');
   return `exported ${plural(r.records.length, 'record')} of ${r.read} read from ${topic}${out === undefined ? '' : ` to ${out}`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`;
 }

@@ -59,7 +59,10 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
     try {
       secret = readFileSync(secretFile, 'utf8').trim();
     } catch (err) {
-      throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  environment CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n  environment CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     setIn(raw, ['ami', 'secret'], secret);
     fromEnv.set('ami.secret', 'CALLVEIL_AMI_SECRET_FILE');
@@ -67,7 +70,8 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   for (const o of ENV_OVERRIDES) {
     const v = env[o.name];
     if (v === undefined || v === '') continue;
-    const value = o.kind === 'int' ? (/^\d+$/.test(v) ? Number(v) : v) : o.kind === 'list' ? v.split(',').map((s) => s.trim()) : v;
+    const value =
+      o.kind === 'int' ? (/^\d+$/.test(v) ? Number(v) : v) : o.kind === 'list' ? v.split(',').map((s) => s.trim()) : v;
     if (o.name === 'CALLVEIL_KAFKA_BROKERS') {
       const sink = raw.sink as Record<string, unknown> | undefined;
       if (sink?.type !== 'kafka') raw.sink = { type: 'kafka' };
@@ -78,12 +82,20 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   return fromEnv;
 }
 
-function formatIssues(file: string, issues: readonly z.core.$ZodIssue[], fromEnv: Map<string, string>, lineOf: (p: Path) => number | undefined): string {
+function formatIssues(
+  file: string,
+  issues: readonly z.core.$ZodIssue[],
+  fromEnv: Map<string, string>,
+  lineOf: (p: Path) => number | undefined,
+): string {
   const lines = issues.map((issue) => {
     const path = issue.path as Path;
     const dotted = path.length === 0 ? '(top level)' : path.join('.');
     const envName = fromEnv.get(dotted);
-    const where = envName !== undefined ? `environment ${envName} (${dotted})` : `${file}${lineOf(path) !== undefined ? `:${lineOf(path)}` : ''}: ${dotted}`;
+    const where =
+      envName !== undefined
+        ? `environment ${envName} (${dotted})`
+        : `${file}${lineOf(path) !== undefined ? `:${lineOf(path)}` : ''}: ${dotted}`;
     return `  ${where}: expected ${issue.message}`;
   });
   return `invalid configuration (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
@@ -101,14 +113,23 @@ function resolveKeys(config: Config, env: Env, file: string, warnings: string[])
   try {
     shredded = listShredTombstones(config.storage.dir);
   } catch (err) {
-    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}: storage.dir: ${(err as Error).message}`);
+    throw new GatewayError(
+      'GW_CONFIG_INVALID',
+      `invalid configuration:\n  ${file}: storage.dir: ${(err as Error).message}`,
+    );
   }
   const specs = (config.tenants ?? []).map((t, i): TenantSpec => {
-    const numbers = { defaultRegion: t.defaultRegion, fallbackRegions: t.fallbackRegions, extensionMaxDigits: t.extensionMaxDigits };
+    const numbers = {
+      defaultRegion: t.defaultRegion,
+      fallbackRegions: t.fallbackRegions,
+      extensionMaxDigits: t.extensionMaxDigits,
+    };
     const shred = shredded.get(t.id);
     if (shred !== undefined) {
       // Crypto-shredded: the key is never read again, whatever is still in the environment or on disk.
-      warnings.push(`tenant "${t.id}": crypto-shredded on ${shred.shreddedAt}; its key is never loaded and its records are withheld`);
+      warnings.push(
+        `tenant "${t.id}": crypto-shredded on ${shred.shreddedAt}; its key is never loaded and its records are withheld`,
+      );
       return { id: t.id, key: null, numbers, match: t.match };
     }
     let material: string | undefined;
@@ -129,28 +150,46 @@ function resolveKeys(config: Config, env: Env, file: string, warnings: string[])
       warnings.push(`tenant "${t.id}": no key material in ${from}; its records will be withheld`);
     } else {
       const secret = decodeKey(material);
-      if (secret === null) problems.push(`  ${file}: tenants.${i}: expected ${from} to hold a key of at least 32 bytes (hex or base64)`);
+      if (secret === null)
+        problems.push(`  ${file}: tenants.${i}: expected ${from} to hold a key of at least 32 bytes (hex or base64)`);
       else key = { keyId: t.keyId, secret };
     }
     return {
       id: t.id,
       key,
-      numbers: { defaultRegion: t.defaultRegion, fallbackRegions: t.fallbackRegions, extensionMaxDigits: t.extensionMaxDigits },
+      numbers: {
+        defaultRegion: t.defaultRegion,
+        fallbackRegions: t.fallbackRegions,
+        extensionMaxDigits: t.extensionMaxDigits,
+      },
       match: t.match,
     };
   });
-  if (problems.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${problems.join('\n')}`);
+  if (problems.length > 0)
+    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${problems.join('\n')}`);
   return specs;
 }
 
-export function parseConfig(raw: unknown, env: Env, file: string, lineOf: (p: Path) => number | undefined = () => undefined): LoadedConfig {
-  const base: Record<string, unknown> = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? structuredClone(raw as Record<string, unknown>) : {};
+export function parseConfig(
+  raw: unknown,
+  env: Env,
+  file: string,
+  lineOf: (p: Path) => number | undefined = () => undefined,
+): LoadedConfig {
+  const base: Record<string, unknown> =
+    typeof raw === 'object' && raw !== null && !Array.isArray(raw)
+      ? structuredClone(raw as Record<string, unknown>)
+      : {};
   if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
-    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}: (top level): expected a mapping of settings`);
+    throw new GatewayError(
+      'GW_CONFIG_INVALID',
+      `invalid configuration:\n  ${file}: (top level): expected a mapping of settings`,
+    );
   }
   const fromEnv = applyEnv(base, env);
   const parsed = Config.safeParse(base);
-  if (!parsed.success) throw new GatewayError('GW_CONFIG_INVALID', formatIssues(file, parsed.error.issues, fromEnv, lineOf));
+  if (!parsed.success)
+    throw new GatewayError('GW_CONFIG_INVALID', formatIssues(file, parsed.error.issues, fromEnv, lineOf));
   const warnings: string[] = [];
   const config = parsed.data;
   if (config.rules !== undefined) {
@@ -164,17 +203,41 @@ export function parseConfig(raw: unknown, env: Env, file: string, lineOf: (p: Pa
       stateDir: config.storage.dir,
     };
     const r = loadRules(rulesSource, env);
-    if (!r.ok) throw new GatewayError('GW_CONFIG_INVALID', `invalid rules (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}):\n${formatRuleProblems(r.problems)}`);
+    if (!r.ok)
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid rules (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}):\n${formatRuleProblems(r.problems)}`,
+      );
     const ids = new Set(r.loaded.tenants.map((t) => t.id));
     const refs = [
-      ...config.api.tokens.flatMap((t, i) => (t.tenant === undefined || ids.has(t.tenant) ? [] : [`api.tokens.${i}.tenant`])),
+      ...config.api.tokens.flatMap((t, i) =>
+        t.tenant === undefined || ids.has(t.tenant) ? [] : [`api.tokens.${i}.tenant`],
+      ),
       ...Object.keys(config.consent.extensions).flatMap((t) => (ids.has(t) ? [] : [`consent.extensions.${t}`])),
     ];
-    if (refs.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n${refs.map((r) => `  ${file}: ${r}: expected the id of a tenant in ${rulesSource.dir}`).join('\n')}`);
-    return { config: Object.freeze(config), tenants: r.loaded.tenants, privacy: r.loaded.rules, rulesSource, warnings: [...warnings, ...r.loaded.warnings], source: file, kafkaRetentionMs: r.loaded.kafkaRetentionMs };
+    if (refs.length > 0)
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n${refs.map((r) => `  ${file}: ${r}: expected the id of a tenant in ${rulesSource.dir}`).join('\n')}`,
+      );
+    return {
+      config: Object.freeze(config),
+      tenants: r.loaded.tenants,
+      privacy: r.loaded.rules,
+      rulesSource,
+      warnings: [...warnings, ...r.loaded.warnings],
+      source: file,
+      kafkaRetentionMs: r.loaded.kafkaRetentionMs,
+    };
   }
   const tenants = resolveKeys(config, env, file, warnings);
-  return { config: Object.freeze(config), tenants, privacy: createTenantResolver(tenants, config.defaultTenant), warnings, source: file };
+  return {
+    config: Object.freeze(config),
+    tenants,
+    privacy: createTenantResolver(tenants, config.defaultTenant),
+    warnings,
+    source: file,
+  };
 }
 
 export function loadConfigFile(file: string, env: Env): LoadedConfig {
@@ -182,14 +245,20 @@ export function loadConfigFile(file: string, env: Env): LoadedConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read configuration file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new GatewayError(
+      'GW_CONFIG_UNREADABLE',
+      `cannot read configuration file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const line = lineCounter.linePos(e.pos[0]).line;
-    throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${file}${line !== undefined ? `:${line}` : ''}: expected valid YAML or JSON (${e.code})`);
+    throw new GatewayError(
+      'GW_CONFIG_INVALID',
+      `invalid configuration:\n  ${file}${line !== undefined ? `:${line}` : ''}: expected valid YAML or JSON (${e.code})`,
+    );
   }
   const lineOf = (p: Path): number | undefined => {
     for (let n = p.length; n > 0; n--) {
@@ -206,7 +275,15 @@ export function embeddedDefaults(env: Env, sink: Config['sink']): LoadedConfig {
   const envName = 'CALLVEIL_EMBEDDED_KEY';
   const loaded = parseConfig(
     {
-      tenants: [{ id: 'default', keyId: `run-${randomBytes(4).toString('hex')}`, keyEnv: envName, defaultRegion: 'GB', fallbackRegions: ['US'] }],
+      tenants: [
+        {
+          id: 'default',
+          keyId: `run-${randomBytes(4).toString('hex')}`,
+          keyEnv: envName,
+          defaultRegion: 'GB',
+          fallbackRegions: ['US'],
+        },
+      ],
       defaultTenant: 'default',
       sink,
     },
@@ -215,15 +292,25 @@ export function embeddedDefaults(env: Env, sink: Config['sink']): LoadedConfig {
   );
   return {
     ...loaded,
-    warnings: [...loaded.warnings, 'no --config given: embedded defaults, one tenant "default" with a random key for this run only (tokens will not match other runs)'],
+    warnings: [
+      ...loaded.warnings,
+      'no --config given: embedded defaults, one tenant "default" with a random key for this run only (tokens will not match other runs)',
+    ],
   };
 }
 
 /** The Kafka SASL credentials of a kafka sink: the password from the environment variable it names; undefined without SASL. */
-export function kafkaSasl(loaded: LoadedConfig, env: Env): { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | undefined {
+export function kafkaSasl(
+  loaded: LoadedConfig,
+  env: Env,
+): { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | undefined {
   const s = loaded.config.sink;
   if (s.type !== 'kafka' || s.sasl === undefined) return undefined;
   const password = env[s.sasl.passwordEnv];
-  if (!password) throw new GatewayError('GW_CONFIG_INVALID', `invalid configuration:\n  ${loaded.source}: sink.sasl.passwordEnv: expected environment ${s.sasl.passwordEnv} to be set`);
+  if (!password)
+    throw new GatewayError(
+      'GW_CONFIG_INVALID',
+      `invalid configuration:\n  ${loaded.source}: sink.sasl.passwordEnv: expected environment ${s.sasl.passwordEnv} to be set`,
+    );
   return { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
 }

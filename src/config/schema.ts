@@ -15,26 +15,38 @@ const timeZone = z.string().refine((tz) => {
 const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
 /** A retention period in days; fractions allowed (0.5 = 12 hours). */
-const days = z.number().min(1 / 24, 'at least one hour (1/24 day)').max(36_500, 'at most 36500 days');
+const days = z
+  .number()
+  .min(1 / 24, 'at least one hour (1/24 day)')
+  .max(36_500, 'at most 36500 days');
 
 export const TenantConfig = z
   .object({
     id,
     keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id of letters, digits, ".", "_" or "-"'),
     /** Name of the environment variable that holds the key (hex or base64, at least 32 bytes). */
-    keyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').optional(),
+    keyEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+      .optional(),
     /** File holding the key (hex or base64, at least 32 bytes). */
     keyFile: z.string().min(1).optional(),
     defaultRegion: region.default('GB'),
     fallbackRegions: z.array(region).default([]),
     extensionMaxDigits: z.number().int().min(1).max(8).default(6),
     match: z
-      .object({ tenantIds: z.array(z.string().min(1)).default([]), accountCodes: z.array(z.string().min(1)).default([]) })
+      .object({
+        tenantIds: z.array(z.string().min(1)).default([]),
+        accountCodes: z.array(z.string().min(1)).default([]),
+      })
       .strict()
       .default({ tenantIds: [], accountCodes: [] }),
   })
   .strict()
-  .refine((t) => t.keyEnv !== undefined || t.keyFile !== undefined, { message: 'keyEnv or keyFile (where the tenant key comes from)', path: ['keyEnv'] });
+  .refine((t) => t.keyEnv !== undefined || t.keyFile !== undefined, {
+    message: 'keyEnv or keyFile (where the tenant key comes from)',
+    path: ['keyEnv'],
+  });
 
 /** One API credential: the SHA-256 (hex) of a high-entropy token; operators manage every tenant. */
 export const ApiToken = z
@@ -45,11 +57,17 @@ export const ApiToken = z
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'the SHA-256 of the token as 64 lower-case hex digits'),
   })
   .strict()
-  .refine((t) => (t.role === 'tenant') === (t.tenant !== undefined), { message: 'a tenant for role "tenant", none for "operator"', path: ['tenant'] });
+  .refine((t) => (t.role === 'tenant') === (t.tenant !== undefined), {
+    message: 'a tenant for role "tenant", none for "operator"',
+    path: ['tenant'],
+  });
 
 export const Config = z
   .object({
-    pbx: z.object({ timeZone: timeZone.default('UTC') }).strict().default({ timeZone: 'UTC' }),
+    pbx: z
+      .object({ timeZone: timeZone.default('UTC') })
+      .strict()
+      .default({ timeZone: 'UTC' }),
     ami: z
       .object({
         host: z.string().min(1).default('127.0.0.1'),
@@ -62,21 +80,39 @@ export const Config = z
         reconnectMaxMs: z.number().int().min(100).default(5000),
         /** AMI over TLS (manager.conf tlsenable=yes, usually port 5039); the server certificate is verified. */
         tls: z
-          .object({ enabled: z.boolean().default(true), caFile: z.string().min(1).optional(), servername: z.string().min(1).optional() })
+          .object({
+            enabled: z.boolean().default(true),
+            caFile: z.string().min(1).optional(),
+            servername: z.string().min(1).optional(),
+          })
           .strict()
           .optional(),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 5038, pingIntervalMs: 5000, pingTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 5000 }),
+      .default({
+        host: '127.0.0.1',
+        port: 5038,
+        pingIntervalMs: 5000,
+        pingTimeoutMs: 3000,
+        reconnectMinMs: 100,
+        reconnectMaxMs: 5000,
+      }),
     /** Deprecated: inline tenants (one key, tokens everywhere). Use `rules` (see README "Privacy rules"). */
     tenants: z.array(TenantConfig).min(1, 'at least one tenant').optional(),
     /** Per-tenant rules files and the keys file; relative paths are relative to the config file. */
-    rules: z.object({ dir: z.string().min(1), keysFile: z.string().min(1).optional() }).strict().optional(),
+    rules: z
+      .object({ dir: z.string().min(1), keysFile: z.string().min(1).optional() })
+      .strict()
+      .optional(),
     defaultTenant: id.optional(),
     assemble: z
       .object({
         maxChannels: z.number().int().min(100).default(100_000),
-        channelTtlMs: z.number().int().min(1000).default(6 * 3600_000),
+        channelTtlMs: z
+          .number()
+          .int()
+          .min(1000)
+          .default(6 * 3600_000),
         hangupGraceMs: z.number().int().min(1000).default(120_000),
       })
       .strict()
@@ -90,10 +126,17 @@ export const Config = z
             type: z.literal('kafka'),
             brokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'host:port')).min(1),
             clientId: z.string().min(1).default('callveil'),
-            topicPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"').default('callveil'),
+            topicPrefix: z
+              .string()
+              .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" or "-"')
+              .default('callveil'),
             ssl: z.boolean().default(false),
             sasl: z
-              .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string().min(1), passwordEnv: z.string().min(1) })
+              .object({
+                mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+                username: z.string().min(1),
+                passwordEnv: z.string().min(1),
+              })
               .strict()
               .optional(),
             lingerMs: z.number().int().min(0).max(1000).default(5),
@@ -108,8 +151,16 @@ export const Config = z
     /** Delivery to Kafka: the disk spool used while Kafka is away, and shutdown. */
     delivery: z
       .object({
-        spoolMaxBytes: z.number().int().min(1 << 20).default(256 << 20),
-        spoolSegmentMaxBytes: z.number().int().min(4096).default(1 << 20),
+        spoolMaxBytes: z
+          .number()
+          .int()
+          .min(1 << 20)
+          .default(256 << 20),
+        spoolSegmentMaxBytes: z
+          .number()
+          .int()
+          .min(4096)
+          .default(1 << 20),
         spoolFsync: z.enum(['always', 'interval']).default('always'),
         spoolFsyncIntervalMs: z.number().int().min(1).default(100),
         sendTimeoutMs: z.number().int().min(100).default(5000),
@@ -117,7 +168,15 @@ export const Config = z
         shutdownDeadlineMs: z.number().int().min(100).default(10_000),
       })
       .strict()
-      .default({ spoolMaxBytes: 256 << 20, spoolSegmentMaxBytes: 1 << 20, spoolFsync: 'always', spoolFsyncIntervalMs: 100, sendTimeoutMs: 5000, retryIntervalMs: 1000, shutdownDeadlineMs: 10_000 }),
+      .default({
+        spoolMaxBytes: 256 << 20,
+        spoolSegmentMaxBytes: 1 << 20,
+        spoolFsync: 'always',
+        spoolFsyncIntervalMs: 100,
+        sendTimeoutMs: 5000,
+        retryIntervalMs: 1000,
+        shutdownDeadlineMs: 10_000,
+      }),
     /** How long each local store keeps data; swept at start-up and every sweepIntervalMs (see README "Retention"). */
     retention: z
       .object({
@@ -129,14 +188,34 @@ export const Config = z
         auditSegmentDays: days.default(1),
         /** Who switched recording off for an extension, and when, is forgotten after this (consents in force are kept). */
         consentHistoryMaxAgeDays: days.default(365),
-        sweepIntervalMs: z.number().int().min(100).max(7 * 86_400_000).default(3_600_000),
+        sweepIntervalMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(7 * 86_400_000)
+          .default(3_600_000),
       })
       .strict()
-      .refine((r) => r.auditSegmentDays <= r.auditMaxAgeDays, { message: 'at most auditMaxAgeDays (a segment is deleted whole)', path: ['auditSegmentDays'] })
-      .default({ spoolMaxAgeDays: 7, auditMaxAgeDays: 365, auditSegmentDays: 1, consentHistoryMaxAgeDays: 365, sweepIntervalMs: 3_600_000 }),
+      .refine((r) => r.auditSegmentDays <= r.auditMaxAgeDays, {
+        message: 'at most auditMaxAgeDays (a segment is deleted whole)',
+        path: ['auditSegmentDays'],
+      })
+      .default({
+        spoolMaxAgeDays: 7,
+        auditMaxAgeDays: 365,
+        auditSegmentDays: 1,
+        consentHistoryMaxAgeDays: 365,
+        sweepIntervalMs: 3_600_000,
+      }),
     /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
-    storage: z.object({ dir: z.string().min(1).default('./callveil-data') }).strict().default({ dir: './callveil-data' }),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+    storage: z
+      .object({ dir: z.string().min(1).default('./callveil-data') })
+      .strict()
+      .default({ dir: './callveil-data' }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
     /** Tenant API, live feed and console (see README "Tenant API"). Token hashes only, never tokens. */
     api: z
       .object({
@@ -146,7 +225,11 @@ export const Config = z
         tokens: z.array(ApiToken).default([]),
         /** A JSON file holding more entries like `tokens` (e.g. a mounted secret). */
         tokensFile: z.string().min(1).optional(),
-        wsMaxBufferedBytes: z.number().int().min(1024).default(1 << 20),
+        wsMaxBufferedBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1 << 20),
       })
       .strict()
       .default({ enabled: false, host: '127.0.0.1', port: 8080, tokens: [], wsMaxBufferedBytes: 1 << 20 }),
@@ -162,23 +245,41 @@ export const Config = z
   .strict()
   .superRefine((c, ctx) => {
     if ((c.tenants === undefined) === (c.rules === undefined)) {
-      ctx.addIssue({ code: 'custom', message: c.rules === undefined ? 'rules (a rules folder and keys file) or inline tenants' : 'rules or inline tenants, not both', path: c.rules === undefined ? ['rules'] : ['tenants'] });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          c.rules === undefined
+            ? 'rules (a rules folder and keys file) or inline tenants'
+            : 'rules or inline tenants, not both',
+        path: c.rules === undefined ? ['rules'] : ['tenants'],
+      });
     }
     // Tenants from a rules folder are checked against these references once the folder is loaded.
     if (c.tenants === undefined) return;
     const ids = new Set<string>();
     c.tenants.forEach((t, i) => {
-      if (ids.has(t.id)) ctx.addIssue({ code: 'custom', message: `a unique tenant id ("${t.id}" appears twice)`, path: ['tenants', i, 'id'] });
+      if (ids.has(t.id))
+        ctx.addIssue({
+          code: 'custom',
+          message: `a unique tenant id ("${t.id}" appears twice)`,
+          path: ['tenants', i, 'id'],
+        });
       ids.add(t.id);
     });
     if (c.defaultTenant !== undefined && !ids.has(c.defaultTenant)) {
       ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['defaultTenant'] });
     }
     c.api.tokens.forEach((t, i) => {
-      if (t.tenant !== undefined && !ids.has(t.tenant)) ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['api', 'tokens', i, 'tenant'] });
+      if (t.tenant !== undefined && !ids.has(t.tenant))
+        ctx.addIssue({
+          code: 'custom',
+          message: 'the id of a configured tenant',
+          path: ['api', 'tokens', i, 'tenant'],
+        });
     });
     for (const t of Object.keys(c.consent.extensions)) {
-      if (!ids.has(t)) ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['consent', 'extensions', t] });
+      if (!ids.has(t))
+        ctx.addIssue({ code: 'custom', message: 'the id of a configured tenant', path: ['consent', 'extensions', t] });
     }
   });
 

@@ -25,7 +25,12 @@ export type BlockReason = 'no-consent' | 'no-target' | 'unknown-tenant' | 'store
 
 export type ConsentDecision =
   | { readonly verdict: 'kept'; readonly parties: readonly string[] }
-  | { readonly verdict: 'blocked'; readonly reason: BlockReason; readonly parties: readonly string[]; readonly withoutConsent: readonly string[] };
+  | {
+      readonly verdict: 'blocked';
+      readonly reason: BlockReason;
+      readonly parties: readonly string[];
+      readonly withoutConsent: readonly string[];
+    };
 
 // Channel names of phones are `<tech>/<peer>-<seq>` (Local: `Local/<exten>@<ctx>-<seq>;n`).
 const CHANNEL = /^(?:SIP|PJSIP|IAX2|DAHDI|Local)\/([^-@;/]+)(?:[-@;].*)?$/i;
@@ -48,10 +53,16 @@ export function recordingParties(ch: RecordedChannel, maxDigits: number): string
   return [...parties].sort();
 }
 
-export function decideRecording(tenant: string | undefined, parties: readonly string[], consent: ConsentView): ConsentDecision {
+export function decideRecording(
+  tenant: string | undefined,
+  parties: readonly string[],
+  consent: ConsentView,
+): ConsentDecision {
   if (!consent.readable) return { verdict: 'blocked', reason: 'store-unreadable', parties, withoutConsent: parties };
   if (tenant === undefined) return { verdict: 'blocked', reason: 'unknown-tenant', parties, withoutConsent: parties };
   if (parties.length === 0) return { verdict: 'blocked', reason: 'no-target', parties, withoutConsent: [] };
   const withoutConsent = parties.filter((p) => !consent.isOn(tenant, p));
-  return withoutConsent.length === 0 ? { verdict: 'kept', parties } : { verdict: 'blocked', reason: 'no-consent', parties, withoutConsent };
+  return withoutConsent.length === 0
+    ? { verdict: 'kept', parties }
+    : { verdict: 'blocked', reason: 'no-consent', parties, withoutConsent };
 }

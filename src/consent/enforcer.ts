@@ -69,12 +69,21 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
   const active = new Map<string, Active>();
   const listeners: Array<(o: RecordingOutcomeEvent) => void> = [];
   const stats = { kept: 0, blocked: 0, stopsSent: 0, stopsFailed: 0 };
-  const recordings = deps.metrics?.counter('recordings_total', 'Recordings seen starting, by consent outcome (kept, blocked)');
-  const stops = deps.metrics?.counter('recording_stops_total', 'StopMixMonitor/StopMonitor actions sent, by result (ok, failed)');
+  const recordings = deps.metrics?.counter(
+    'recordings_total',
+    'Recordings seen starting, by consent outcome (kept, blocked)',
+  );
+  const stops = deps.metrics?.counter(
+    'recording_stops_total',
+    'StopMixMonitor/StopMonitor actions sent, by result (ok, failed)',
+  );
 
   const keyOf = (uniqueId: string, kind: RecordingKind) => `${kind}|${uniqueId}`;
 
-  function decide(ch: Readonly<ChannelState>): { tenant: string | undefined; decision: ReturnType<typeof decideRecording> } {
+  function decide(ch: Readonly<ChannelState>): {
+    tenant: string | undefined;
+    decision: ReturnType<typeof decideRecording>;
+  } {
     const spec = deps.resolveTenant(ch.tenantHint, ch.accountCode);
     const parties = recordingParties(ch, spec?.numbers.extensionMaxDigits ?? 6);
     if (spec !== undefined) for (const p of parties) deps.consent.noteSeen?.(spec.id, p);
@@ -95,7 +104,12 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
     }
   }
 
-  function block(ch: Readonly<ChannelState>, rec: Active, reason: BlockReason, withoutConsent: readonly string[]): void {
+  function block(
+    ch: Readonly<ChannelState>,
+    rec: Active,
+    reason: BlockReason,
+    withoutConsent: readonly string[],
+  ): void {
     // The stop goes out first; bookkeeping after it.
     sendStop(ch, rec);
     rec.outcome = 'blocked';
@@ -103,7 +117,10 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
     recordings?.inc({ outcome: 'blocked' });
     deps.assembler.markRecording(ch.linkedId, 'blocked');
     const callId = isAsteriskId(ch.linkedId) ? ch.linkedId : null;
-    deps.log.info({ component: 'consent', tenant: rec.tenant ?? null, callId, kind: rec.kind, reason }, 'recording without consent: stopping it');
+    deps.log.info(
+      { component: 'consent', tenant: rec.tenant ?? null, callId, kind: rec.kind, reason },
+      'recording without consent: stopping it',
+    );
     deps.audit
       .append({
         actor: 'gateway',
@@ -112,7 +129,12 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
         ...(callId === null ? {} : { subject: callId }),
         detail: { kind: rec.kind, reason, withoutConsent: withoutConsent.join(',') },
       })
-      .catch((err: unknown) => deps.log.error({ component: 'consent', code: (err as { code?: string }).code ?? 'error' }, 'audit entry for a blocked recording not written'));
+      .catch((err: unknown) =>
+        deps.log.error(
+          { component: 'consent', code: (err as { code?: string }).code ?? 'error' },
+          'audit entry for a blocked recording not written',
+        ),
+      );
     emit(ch, rec, reason);
   }
 
@@ -130,7 +152,15 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
         rec.stop = 'failed';
         stats.stopsFailed++;
         stops?.inc({ result: 'failed' });
-        deps.log.warn({ component: 'consent', tenant: rec.tenant ?? null, kind: rec.kind, code: (err as { code?: string }).code ?? 'error' }, 'stopping a recording failed');
+        deps.log.warn(
+          {
+            component: 'consent',
+            tenant: rec.tenant ?? null,
+            kind: rec.kind,
+            code: (err as { code?: string }).code ?? 'error',
+          },
+          'stopping a recording failed',
+        );
       },
     );
   }
@@ -147,7 +177,10 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
       try {
         fn(o);
       } catch (err) {
-        deps.log.error({ component: 'consent', error: err instanceof Error ? err.name : typeof err }, 'recording outcome listener failed');
+        deps.log.error(
+          { component: 'consent', error: err instanceof Error ? err.name : typeof err },
+          'recording outcome listener failed',
+        );
       }
     }
   }

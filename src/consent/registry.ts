@@ -29,7 +29,11 @@ export interface ConsentRegistry extends ConsentView {
   /** Stored, configured and seen extensions of a tenant, sorted. */
   list(tenant: string): ConsentEntryView[];
   /** Applies all changes or none; resolves once they are durable and audited. */
-  set(tenant: string, changes: ReadonlyArray<{ extension: string; recording: boolean }>, actor: string): Promise<ConsentChange[]>;
+  set(
+    tenant: string,
+    changes: ReadonlyArray<{ extension: string; recording: boolean }>,
+    actor: string,
+  ): Promise<ConsentChange[]>;
   /** An extension seen in live traffic, so the console can list it. */
   noteSeen(tenant: string, extension: string): void;
   onChange(fn: (change: ConsentChange) => void): void;
@@ -60,7 +64,11 @@ const MAX_SEEN_PER_TENANT = 10_000;
  * recording runs on, and its who/when is the evidence for it. A tenant no
  * longer configured has nothing in force.
  */
-export function expireConsentHistory(data: ConsentData, cutoffMs: number, liveTenants: ReadonlySet<string>): { data: ConsentData; removed: Record<string, number> } {
+export function expireConsentHistory(
+  data: ConsentData,
+  cutoffMs: number,
+  liveTenants: ReadonlySet<string>,
+): { data: ConsentData; removed: Record<string, number> } {
   const removed: Record<string, number> = {};
   const next: ConsentData = {};
   for (const [tenant, entries] of Object.entries(data)) {
@@ -85,10 +93,19 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
   const listeners: Array<(c: ConsentChange) => void> = [];
   let writing: Promise<unknown> = Promise.resolve();
 
-  const stored = (tenant: string, ext: string): StoredConsent | undefined => (tenantIds.has(tenant) ? data[tenant]?.[ext] : undefined);
+  const stored = (tenant: string, ext: string): StoredConsent | undefined =>
+    tenantIds.has(tenant) ? data[tenant]?.[ext] : undefined;
 
-  async function apply(tenant: string, changes: ReadonlyArray<{ extension: string; recording: boolean }>, actor: string): Promise<ConsentChange[]> {
-    if (problem !== undefined) throw new GatewayError('GW_CONSENT_STORE', `consent store unreadable (${problem}); changes refused until it is fixed`);
+  async function apply(
+    tenant: string,
+    changes: ReadonlyArray<{ extension: string; recording: boolean }>,
+    actor: string,
+  ): Promise<ConsentChange[]> {
+    if (problem !== undefined)
+      throw new GatewayError(
+        'GW_CONSENT_STORE',
+        `consent store unreadable (${problem}); changes refused until it is fixed`,
+      );
     if (!tenantIds.has(tenant)) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', 'unknown tenant');
     const changedAt = now().toISOString();
     const next: Record<string, StoredConsent> = { ...(data[tenant] ?? {}) };
@@ -102,20 +119,35 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     await deps.store.save(nextData);
     data = nextData;
     for (const c of done) {
-      await deps.audit.append({ actor, action: 'consent.set', tenant, subject: c.extension, detail: { recording: c.recording, previous: c.previous } });
+      await deps.audit.append({
+        actor,
+        action: 'consent.set',
+        tenant,
+        subject: c.extension,
+        detail: { recording: c.recording, previous: c.previous },
+      });
     }
     for (const c of done) for (const fn of listeners) fn(c);
     return done;
   }
 
   async function expire(maxAgeMs: number): Promise<Record<string, number>> {
-    if (problem !== undefined) throw new GatewayError('GW_CONSENT_STORE', `consent store unreadable (${problem}); retention skipped until it is fixed`);
+    if (problem !== undefined)
+      throw new GatewayError(
+        'GW_CONSENT_STORE',
+        `consent store unreadable (${problem}); retention skipped until it is fixed`,
+      );
     const r = expireConsentHistory(data, now().getTime() - maxAgeMs, tenantIds);
     if (Object.keys(r.removed).length === 0) return {};
     await deps.store.save(r.data);
     data = r.data;
     for (const [tenant, entries] of Object.entries(r.removed).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      await deps.audit.append({ actor: 'gateway', action: 'consent.expire', tenant, detail: { entries, maxAgeDays: Math.round((maxAgeMs / 86_400_000) * 1000) / 1000 } });
+      await deps.audit.append({
+        actor: 'gateway',
+        action: 'consent.expire',
+        tenant,
+        detail: { entries, maxAgeDays: Math.round((maxAgeMs / 86_400_000) * 1000) / 1000 },
+      });
     }
     return r.removed;
   }
@@ -130,12 +162,21 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     tenants: () => [...tenantIds].sort(),
     list(tenant) {
       if (!tenantIds.has(tenant)) return [];
-      const exts = new Set<string>([...Object.keys(data[tenant] ?? {}), ...(deps.known?.[tenant] ?? []), ...(seen.get(tenant) ?? [])]);
+      const exts = new Set<string>([
+        ...Object.keys(data[tenant] ?? {}),
+        ...(deps.known?.[tenant] ?? []),
+        ...(seen.get(tenant) ?? []),
+      ]);
       return [...exts]
         .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
         .map((extension) => {
           const s = stored(tenant, extension);
-          return { extension, recording: problem === undefined && s?.recording === true, changedBy: s?.changedBy ?? null, changedAt: s?.changedAt ?? null };
+          return {
+            extension,
+            recording: problem === undefined && s?.recording === true,
+            changedBy: s?.changedBy ?? null,
+            changedAt: s?.changedAt ?? null,
+          };
         });
     },
     set(tenant, changes, actor) {

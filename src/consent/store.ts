@@ -25,7 +25,8 @@ const StoreFile = z
   .strict();
 export type ConsentData = z.infer<typeof StoreFile>['tenants'];
 
-export type LoadResult = { readonly readable: true; readonly data: ConsentData } | { readonly readable: false; readonly problem: string };
+export type LoadResult =
+  { readonly readable: true; readonly data: ConsentData } | { readonly readable: false; readonly problem: string };
 
 export interface ConsentStore {
   readonly path: string;
@@ -45,9 +46,13 @@ export function openConsentStore(dir: string): ConsentStore {
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         // Temp files are what a crash mid-write leaves behind; the real file is intact.
-        for (const f of readdirSync(dir)) if (f.startsWith(`${CONSENT_FILE}.`) && f.endsWith('.tmp')) unlinkSync(join(dir, f));
+        for (const f of readdirSync(dir))
+          if (f.startsWith(`${CONSENT_FILE}.`) && f.endsWith('.tmp')) unlinkSync(join(dir, f));
       } catch (err) {
-        return { readable: false, problem: `storage directory not usable (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
+        return {
+          readable: false,
+          problem: `storage directory not usable (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        };
       }
       let text: string;
       try {
@@ -63,7 +68,9 @@ export function openConsentStore(dir: string): ConsentStore {
         return { readable: false, problem: 'not valid JSON' };
       }
       const parsed = StoreFile.safeParse(json);
-      return parsed.success ? { readable: true, data: parsed.data.tenants } : { readable: false, problem: 'does not match the consent store schema' };
+      return parsed.success
+        ? { readable: true, data: parsed.data.tenants }
+        : { readable: false, problem: 'does not match the consent store schema' };
     },
     save(data) {
       const run = chain.then(() => writeAtomic(dir, path, JSON.stringify({ version: 1, tenants: data }) + '\n'));
@@ -77,6 +84,10 @@ async function writeAtomic(dir: string, path: string, text: string): Promise<voi
   try {
     await writeFileAtomic(path, text, dir);
   } catch (err) {
-    throw new GatewayError('GW_CONSENT_STORE', `consent store ${path}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    throw new GatewayError(
+      'GW_CONSENT_STORE',
+      `consent store ${path}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: err },
+    );
   }
 }

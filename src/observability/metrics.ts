@@ -50,7 +50,8 @@ function key(labels: Labels): string {
 function checkLabels(labels: Labels): void {
   for (const [k, v] of Object.entries(labels)) {
     // Refusing free text keeps caller data out of the metrics by construction.
-    if (!NAME.test(k) || !LABEL_VALUE.test(v)) throw new Error(`metric label ${k} has a value that is not a plain code`);
+    if (!NAME.test(k) || !LABEL_VALUE.test(v))
+      throw new Error(`metric label ${k} has a value that is not a plain code`);
   }
 }
 

@@ -8,24 +8,44 @@ export const DISPOSITIONS = ['ANSWERED', 'NO ANSWER', 'BUSY', 'FAILED', 'CONGEST
 
 export const Party = z
   .object({
-    kind: z.enum(['e164', 'extension', 'withheld', 'invalid', 'none']).describe(
-      'e164: a subscriber number, normalised; extension: internal extension or feature code; withheld: no number presented (anonymous, Restricted, empty); invalid: a value that is no possible number; none: no party (dialplan control extension such as s)',
-    ),
-    token: z.string().nullable().describe("Keyed pseudonym (HMAC-SHA256 truncated to the tenant's token length, >= 80 bits, base64url) under the record key; null for withheld and none, and when the tenant's method for this field is fpe, prefix or keep"),
+    kind: z
+      .enum(['e164', 'extension', 'withheld', 'invalid', 'none'])
+      .describe(
+        'e164: a subscriber number, normalised; extension: internal extension or feature code; withheld: no number presented (anonymous, Restricted, empty); invalid: a value that is no possible number; none: no party (dialplan control extension such as s)',
+      ),
+    token: z
+      .string()
+      .nullable()
+      .describe(
+        "Keyed pseudonym (HMAC-SHA256 truncated to the tenant's token length, >= 80 bits, base64url) under the record key; null for withheld and none, and when the tenant's method for this field is fpe, prefix or keep",
+      ),
     fpe: z
       .string()
       .regex(/^\+[0-9]{1,6}_[0-9]{6,15}$/)
       .optional()
-      .describe('Method fpe: "+" country code and kept leading digits, "_", then the rest of the number encrypted with FF1 (same length); reversible only with the tenant key via callveil reveal'),
+      .describe(
+        'Method fpe: "+" country code and kept leading digits, "_", then the rest of the number encrypted with FF1 (same length); reversible only with the tenant key via callveil reveal',
+      ),
     prefix: z
       .string()
       .regex(/^\+[0-9]{1,6}$/)
       .optional()
-      .describe('Rating prefix: "+" country code and leading digits (at most 6 digits in all); method prefix, or ratingPrefix in the rules'),
-    extension: z.string().regex(/^[0-9*#]{1,8}$/).optional().describe('Method keep: the internal extension as dialled (only when the tenant keeps extensions)'),
+      .describe(
+        'Rating prefix: "+" country code and leading digits (at most 6 digits in all); method prefix, or ratingPrefix in the rules',
+      ),
+    extension: z
+      .string()
+      .regex(/^[0-9*#]{1,8}$/)
+      .optional()
+      .describe('Method keep: the internal extension as dialled (only when the tenant keeps extensions)'),
     country: z.string().nullable().describe('ISO 3166-1 alpha-2, only for numbers libphonenumber considers valid'),
     callingCode: z.string().nullable().describe('Country calling code of an e164 number'),
-    numberType: z.string().nullable().describe('MOBILE, FIXED_LINE, FIXED_LINE_OR_MOBILE, TOLL_FREE, PREMIUM_RATE, SHARED_COST, VOIP, ... for valid numbers'),
+    numberType: z
+      .string()
+      .nullable()
+      .describe(
+        'MOBILE, FIXED_LINE, FIXED_LINE_OR_MOBILE, TOLL_FREE, PREMIUM_RATE, SHARED_COST, VOIP, ... for valid numbers',
+      ),
   })
   .strict();
 export type Party = z.infer<typeof Party>;
@@ -37,7 +57,12 @@ const asteriskId = z.string().regex(/^[A-Za-z0-9_-]{0,48}[0-9]+\.[0-9]+$/);
 export const CdrRecord = z
   .object({
     schemaVersion: z.literal(SCHEMA_VERSION),
-    id: z.string().regex(/^[A-Za-z0-9_.-]+#[0-9]+$/).describe('Stable record id: Asterisk UniqueID of the CDR channel plus the ordinal of that CDR; consumers dedupe on it'),
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+#[0-9]+$/)
+      .describe(
+        'Stable record id: Asterisk UniqueID of the CDR channel plus the ordinal of that CDR; consumers dedupe on it',
+      ),
     tenant: z.string().min(1),
     keyId: z.string().min(1).describe('Id of the tenant key the tokens were made with'),
     callId: asteriskId.describe('Asterisk Linkedid: groups the legs/CDRs of one call'),
@@ -50,12 +75,22 @@ export const CdrRecord = z
     endedAt: isoUtc,
     caller: Party.optional().describe('CDR source; absent when the tenant redacts it'),
     callee: Party.optional().describe('CDR destination (the DID for inbound calls); absent when the tenant redacts it'),
-    callerName: z.string().nullable().optional().describe('Keyed pseudonym of the caller name (method token); null when no name was presented; absent unless the tenant asks for it'),
-    recording: z.enum(['none', 'kept', 'blocked']).describe('none: no recording started; kept: recorded with consent of every internal party; blocked: a recording started without consent and the gateway stopped it'),
+    callerName: z
+      .string()
+      .nullable()
+      .optional()
+      .describe(
+        'Keyed pseudonym of the caller name (method token); null when no name was presented; absent unless the tenant asks for it',
+      ),
+    recording: z
+      .enum(['none', 'kept', 'blocked'])
+      .describe(
+        'none: no recording started; kept: recorded with consent of every internal party; blocked: a recording started without consent and the gateway stopped it',
+      ),
     complete: z
       .boolean()
       .describe(
-        'false: the call ended while the AMI link was down and its Cdr event was lost. disposition UNKNOWN, durations 0 and endedAt (when the gap was found) are placeholders, not measurements: do not bill it, reconcile it against the PBX\'s own CDR store',
+        "false: the call ended while the AMI link was down and its Cdr event was lost. disposition UNKNOWN, durations 0 and endedAt (when the gap was found) are placeholders, not measurements: do not bill it, reconcile it against the PBX's own CDR store",
       ),
   })
   .strict();

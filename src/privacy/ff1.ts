@@ -47,8 +47,10 @@ function numBytes(b: Buffer): bigint {
 
 /** FF1 with AES-128/192/256 (by key length) for radix 2..36, lower-case alphabet. */
 export function createFf1(key: Buffer, radix = 10): Ff1 {
-  if (![16, 24, 32].includes(key.length)) throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 needs an AES key of 16, 24 or 32 bytes');
-  if (!Number.isInteger(radix) || radix < 2 || radix > 36) throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 radix must be 2..36');
+  if (![16, 24, 32].includes(key.length))
+    throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 needs an AES key of 16, 24 or 32 bytes');
+  if (!Number.isInteger(radix) || radix < 2 || radix > 36)
+    throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 radix must be 2..36');
   const ecb: Cipher = createCipheriv(`aes-${key.length * 8}-ecb`, key, null).setAutoPadding(false);
   const R = BigInt(radix);
   const valid = new RegExp(`^[${ALPHABET.slice(0, radix).replace(/(.)(.*)(.)/, '$1-$3')}]*$`);
@@ -68,7 +70,8 @@ export function createFf1(key: Buffer, radix = 10): Ff1 {
   function rounds(X: string, T: Buffer, decrypt: boolean): string {
     const n = X.length;
     if (!valid.test(X)) throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 input has a numeral outside the radix');
-    if (R ** BigInt(n) < FF1_MIN_DOMAIN || n > 1024) throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 input length outside the allowed domain');
+    if (R ** BigInt(n) < FF1_MIN_DOMAIN || n > 1024)
+      throw new GatewayError('GW_PRIVACY_INVALID', 'FF1 input length outside the allowed domain');
     const u = Math.floor(n / 2);
     const v = n - u;
     let A = X.slice(0, u);
@@ -76,7 +79,13 @@ export function createFf1(key: Buffer, radix = 10): Ff1 {
     const b = Math.ceil(bitLength(R ** BigInt(v) - 1n) / 8);
     const d = 4 * Math.ceil(b / 4) + 4;
     const t = T.length;
-    const P = Buffer.concat([Buffer.from([1, 2, 1]), bytesOf(R, 3), Buffer.from([10, u % 256]), bytesOf(BigInt(n), 4), bytesOf(BigInt(t), 4)]);
+    const P = Buffer.concat([
+      Buffer.from([1, 2, 1]),
+      bytesOf(R, 3),
+      Buffer.from([10, u % 256]),
+      bytesOf(BigInt(n), 4),
+      bytesOf(BigInt(t), 4),
+    ]);
     const pad = (((-t - b - 1) % 16) + 16) % 16;
     const modU = R ** BigInt(u);
     const modV = R ** BigInt(v);

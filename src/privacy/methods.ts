@@ -18,7 +18,8 @@ export const FPE_MIN_DIGITS = 6;
 const ff1Cache = new WeakMap<Buffer, { ff1: Ff1; results: LRUCache<string, string> }>();
 function ff1For(key: TenantKey): { ff1: Ff1; results: LRUCache<string, string> } {
   let f = ff1Cache.get(key.secret);
-  if (f === undefined) ff1Cache.set(key.secret, (f = { ff1: createFf1(fpeKeyOf(key), 10), results: new LRUCache({ max: 20_000 }) }));
+  if (f === undefined)
+    ff1Cache.set(key.secret, (f = { ff1: createFf1(fpeKeyOf(key), 10), results: new LRUCache({ max: 20_000 }) }));
   return f;
 }
 
@@ -50,7 +51,8 @@ export function fpeEncrypt(tenant: string, key: TenantKey, n: NormalisedParty, k
   const f = ff1For(key);
   const cacheKey = `${tenant}\u0000${kept}\u0000${n.canonical}`;
   let value = f.results.get(cacheKey);
-  if (value === undefined) f.results.set(cacheKey, (value = `${kept}_${f.ff1.encrypt(s.national.slice(keep), fpeTweak(tenant, kept))}`));
+  if (value === undefined)
+    f.results.set(cacheKey, (value = `${kept}_${f.ff1.encrypt(s.national.slice(keep), fpeTweak(tenant, kept))}`));
   return value;
 }
 
@@ -63,13 +65,26 @@ export function fpeDecrypt(tenant: string, key: TenantKey, value: string): strin
 
 /** The party's keyed token; null for withheld and none. */
 export function tokenOf(policy: TenantPolicy, key: TenantKey, n: NormalisedParty): string | null {
-  return n.kind === 'withheld' || n.kind === 'none' ? null : pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes);
+  return n.kind === 'withheld' || n.kind === 'none'
+    ? null
+    : pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes);
 }
 
 /** The party as the rule says, or undefined when the field is redacted. */
-export function applyMethod(policy: TenantPolicy, key: TenantKey, rule: NumberFieldRule, n: NormalisedParty): Party | undefined {
+export function applyMethod(
+  policy: TenantPolicy,
+  key: TenantKey,
+  rule: NumberFieldRule,
+  n: NormalisedParty,
+): Party | undefined {
   if (rule.method === 'redact') return undefined;
-  const base: Party = { kind: n.kind, token: null, country: n.country, callingCode: n.callingCode, numberType: n.numberType };
+  const base: Party = {
+    kind: n.kind,
+    token: null,
+    country: n.country,
+    callingCode: n.callingCode,
+    numberType: n.numberType,
+  };
   if (n.kind === 'extension') {
     switch (policy.fields.extension.method) {
       case 'redact':
@@ -97,7 +112,17 @@ export function applyMethod(policy: TenantPolicy, key: TenantKey, rule: NumberFi
   }
 }
 
-const NO_NAME = new Set(['', '<unknown>', 'unknown', 'anonymous', 'restricted', 'unavailable', 'private', 'withheld', 'asterisk']);
+const NO_NAME = new Set([
+  '',
+  '<unknown>',
+  'unknown',
+  'anonymous',
+  'restricted',
+  'unavailable',
+  'private',
+  'withheld',
+  'asterisk',
+]);
 
 /** Caller name: token of the folded name, null when none was presented, undefined when redacted. */
 export function nameField(policy: TenantPolicy, key: TenantKey, name: string | undefined): string | null | undefined {

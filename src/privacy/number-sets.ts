@@ -50,14 +50,20 @@ export function numberSetProblem(spec: string): string | undefined {
   if (dash < 0) return undefined;
   const lo = spec.slice(0, dash);
   const hi = spec.slice(dash + 1);
-  if (lo.startsWith('+') !== hi.startsWith('+') || lo.length !== hi.length) return 'a range "A-B" whose ends have the same length and form';
+  if (lo.startsWith('+') !== hi.startsWith('+') || lo.length !== hi.length)
+    return 'a range "A-B" whose ends have the same length and form';
   if (lo > hi) return 'a range "A-B" with A not above B';
   return undefined;
 }
 
 /** Glob (`*`, `?`) over a context or peer name. */
 export function compileGlob(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 }
 
 /** `SIP/1001-0000000b` -> `1001`; `PJSIP/trunk-00000001` -> `trunk`; '' when the name has no peer part. */

@@ -26,12 +26,28 @@ export interface NumberPolicy {
 }
 
 // What Asterisk and carriers put where no number is presented.
-const WITHHELD = new Set(['', 'anonymous', 'restricted', 'unknown', '<unknown>', 'unavailable', 'private', 'withheld', 'asterisk']);
+const WITHHELD = new Set([
+  '',
+  'anonymous',
+  'restricted',
+  'unknown',
+  '<unknown>',
+  'unavailable',
+  'private',
+  'withheld',
+  'asterisk',
+]);
 // Dialplan control extensions: routing artefacts, not parties (inbound calls run through `s`).
 const CONTROL_EXTENSIONS = new Set(['s', 'h', 'i', 't', 'T', 'e', 'a', 'o', 'fax', 'talk']);
 
 const NONE: NormalisedParty = { kind: 'none', canonical: '', country: null, callingCode: null, numberType: null };
-const WITHHELD_PARTY: NormalisedParty = { kind: 'withheld', canonical: '', country: null, callingCode: null, numberType: null };
+const WITHHELD_PARTY: NormalisedParty = {
+  kind: 'withheld',
+  canonical: '',
+  country: null,
+  callingCode: null,
+  numberType: null,
+};
 
 function party(kind: PartyKind, canonical: string, extra?: Partial<NormalisedParty>): NormalisedParty {
   return { kind, canonical, country: null, callingCode: null, numberType: null, ...extra };
@@ -39,7 +55,10 @@ function party(kind: PartyKind, canonical: string, extra?: Partial<NormalisedPar
 
 function parse(text: string, region: string | undefined) {
   try {
-    return parsePhoneNumberFromString(text, region === undefined ? undefined : { defaultCountry: region as CountryCode });
+    return parsePhoneNumberFromString(
+      text,
+      region === undefined ? undefined : { defaultCountry: region as CountryCode },
+    );
   } catch {
     // libphonenumber throws on some inputs; its message may quote the input, so it is dropped.
     return undefined;

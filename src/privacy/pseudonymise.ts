@@ -14,12 +14,21 @@ export const TOKEN_BYTES = 16;
 /** Rules may shorten tokens, never below 80 bits. */
 export const MIN_TOKEN_BYTES = 10;
 
-export function pseudonym(tenant: string, key: TenantKey, domain: string, canonical: string, bytes = TOKEN_BYTES): string {
+export function pseudonym(
+  tenant: string,
+  key: TenantKey,
+  domain: string,
+  canonical: string,
+  bytes = TOKEN_BYTES,
+): string {
   const mac = createHmac('sha256', key.secret);
   mac.update(tenant);
   mac.update('\u0000');
   mac.update(domain);
   mac.update('\u0000');
   mac.update(canonical);
-  return mac.digest().subarray(0, Math.max(MIN_TOKEN_BYTES, Math.min(32, bytes))).toString('base64url');
+  return mac
+    .digest()
+    .subarray(0, Math.max(MIN_TOKEN_BYTES, Math.min(32, bytes)))
+    .toString('base64url');
 }

@@ -8,7 +8,8 @@ import { applyMethod, nameField, tokenOf } from './methods.js';
 import type { PrivacyRules } from './tenants.js';
 import { SCHEMA_VERSION } from '../version.js';
 
-export type WithheldReason = 'unknown-tenant' | 'no-key' | 'schema' | 'suppressed' | 'suppression-unavailable' | 'shredded';
+export type WithheldReason =
+  'unknown-tenant' | 'no-key' | 'schema' | 'suppressed' | 'suppression-unavailable' | 'shredded';
 
 /**
  * Restrict/object and crypto-shredding, as the sanitiser sees them: per
@@ -35,7 +36,11 @@ const DISPOSITION_SET: ReadonlySet<string> = new Set(DISPOSITIONS);
  * `rules` is read once per record: a hot reload swaps the whole immutable
  * object, so each record is cleaned by exactly one rule set.
  */
-export function createSanitiser(rules: PrivacyRules | (() => PrivacyRules), now: () => number = Date.now, guard?: SubjectGuard): (raw: RawCdr) => SanitiseResult {
+export function createSanitiser(
+  rules: PrivacyRules | (() => PrivacyRules),
+  now: () => number = Date.now,
+  guard?: SubjectGuard,
+): (raw: RawCdr) => SanitiseResult {
   // Compiled rules may also be callable (the older resolver shape), so look for resolve() first.
   const current = 'resolve' in rules ? () => rules : rules;
   return (raw) => {
@@ -55,7 +60,8 @@ export function createSanitiser(rules: PrivacyRules | (() => PrivacyRules), now:
     // A suppressed party is matched whatever its field's method (the set holds keyed tokens, records may carry fpe or prefixes).
     const hideCaller = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callerN));
     const hideCallee = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callee));
-    if ((hideCaller || hideCallee) && (policy.suppression?.mode ?? 'withhold') === 'withhold') return { ok: false, reason: 'suppressed', tenant: policy.id };
+    if ((hideCaller || hideCallee) && (policy.suppression?.mode ?? 'withhold') === 'withhold')
+      return { ok: false, reason: 'suppressed', tenant: policy.id };
     // Redact mode: the suppressed party's whole object goes (token, fpe, prefix, country, type), and with the caller its name.
     const caller = hideCaller ? undefined : applyMethod(policy, key, policy.fields.caller, callerN);
     const calleeParty = hideCallee ? undefined : applyMethod(policy, key, policy.fields.callee, callee);

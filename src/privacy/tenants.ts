@@ -69,7 +69,10 @@ export interface TenantPolicy extends TenantPolicySpec {
   readonly classify: (raw: string) => NormalisedParty;
 }
 
-export type ResolveInput = Pick<RawCdr, 'accountCode' | 'tenantHint' | 'dialled' | 'source' | 'destination' | 'channel' | 'destinationContext'>;
+export type ResolveInput = Pick<
+  RawCdr,
+  'accountCode' | 'tenantHint' | 'dialled' | 'source' | 'destination' | 'channel' | 'destinationContext'
+>;
 
 export interface PrivacyRules {
   readonly tenants: ReadonlyMap<string, TenantPolicy>;
@@ -150,11 +153,14 @@ const NO_CONTEXT = { dialled: '', source: '', destination: '' } as const;
 
 /** Adds the (tenantHint, accountCode) call shape to compiled rules. */
 export function withResolverShape(rules: PrivacyRules): PrivacyRules & TenantResolver {
-  return Object.assign((tenantHint: string, accountCode: string) => rules.resolve({ ...NO_CONTEXT, tenantHint, accountCode }), {
-    tenants: rules.tenants,
-    defaultTenant: rules.defaultTenant,
-    resolve: rules.resolve,
-  });
+  return Object.assign(
+    (tenantHint: string, accountCode: string) => rules.resolve({ ...NO_CONTEXT, tenantHint, accountCode }),
+    {
+      tenants: rules.tenants,
+      defaultTenant: rules.defaultTenant,
+      resolve: rules.resolve,
+    },
+  );
 }
 
 /** Legacy inline tenants: accountcode, then tenantid (the tenant id itself always matches), then default. */
@@ -169,6 +175,9 @@ export function legacyPolicySpecs(specs: readonly TenantSpec[]): TenantPolicySpe
   }));
 }
 
-export function createTenantResolver(specs: readonly TenantSpec[], defaultTenant?: string): PrivacyRules & TenantResolver {
+export function createTenantResolver(
+  specs: readonly TenantSpec[],
+  defaultTenant?: string,
+): PrivacyRules & TenantResolver {
   return withResolverShape(compilePrivacyRules(legacyPolicySpecs(specs), defaultTenant));
 }

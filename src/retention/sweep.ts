@@ -38,7 +38,11 @@ export interface RetentionStores {
 
 export interface SweepReport {
   /** Undelivered records deleted from the spool (lost), per tenant. */
-  readonly spool?: { readonly segments: number; readonly records: number; readonly tenants: Readonly<Record<string, number>> };
+  readonly spool?: {
+    readonly segments: number;
+    readonly records: number;
+    readonly tenants: Readonly<Record<string, number>>;
+  };
   readonly audit?: { readonly entries: number; readonly segments: number };
   readonly consent?: { readonly entries: number; readonly tenants: Readonly<Record<string, number>> };
   readonly topics?: readonly TopicReport[];
@@ -67,17 +71,29 @@ const sum = (o: Readonly<Record<string, number>>): number => Object.values(o).re
 
 export function createRetention(deps: RetentionDeps): Retention {
   const { policy, log } = deps;
-  const deleted = deps.metrics.counter('retention_deleted_total', 'Items deleted by retention, by store (spool: records, audit: entries, consent: entries)');
+  const deleted = deps.metrics.counter(
+    'retention_deleted_total',
+    'Items deleted by retention, by store (spool: records, audit: entries, consent: entries)',
+  );
   // The same family the pipeline uses: an expired spool record is a record lost to a failure, not withheld by policy.
-  const failedRecords = deps.metrics.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)');
-  const failures = deps.metrics.counter('retention_sweep_failures_total', 'Retention sweeps of a store that failed (retried at the next sweep), by store');
+  const failedRecords = deps.metrics.counter(
+    'records_failed_total',
+    'Records lost to a failure, by stage (should stay 0)',
+  );
+  const failures = deps.metrics.counter(
+    'retention_sweep_failures_total',
+    'Retention sweeps of a store that failed (retried at the next sweep), by store',
+  );
   const sweeps = deps.metrics.counter('retention_sweeps_total', 'Retention sweeps run');
   let stores: RetentionStores = {};
   let running: Promise<SweepReport> | undefined;
 
   const failed = (store: RetentionStoreName, err: unknown): void => {
     failures.inc({ store });
-    log.error({ component: 'retention', store, code: (err as { code?: string }).code ?? 'error' }, 'retention sweep failed; retried at the next sweep');
+    log.error(
+      { component: 'retention', store, code: (err as { code?: string }).code ?? 'error' },
+      'retention sweep failed; retried at the next sweep',
+    );
   };
 
   /** Synchronous, so a start-up sweep of the spool happens before the first drain reads it. */
@@ -90,7 +106,15 @@ export function createRetention(deps: RetentionDeps): Retention {
     deleted.inc({ store: 'spool' }, records);
     failedRecords.inc({ stage: 'spool-expired' }, records);
     log.error(
-      { component: 'retention', store: 'spool', stage: 'spool-expired', segments: expired.length, records, tenants, maxAgeDays: policy.spoolMaxAgeMs / DAY_MS },
+      {
+        component: 'retention',
+        store: 'spool',
+        stage: 'spool-expired',
+        segments: expired.length,
+        records,
+        tenants,
+        maxAgeDays: policy.spoolMaxAgeMs / DAY_MS,
+      },
       'undelivered records passed the spool retention and were DELETED: billing data lost (Kafka was unreachable longer than retention.spoolMaxAgeDays)',
     );
     return { segments: expired.length, records, tenants };
@@ -98,7 +122,12 @@ export function createRetention(deps: RetentionDeps): Retention {
 
   async function auditSpool(r: NonNullable<SweepReport['spool']>): Promise<void> {
     if (r.records === 0 || stores.audit === undefined) return;
-    await stores.audit.append({ actor: 'gateway', action: 'spool.expire', tenant: '*', detail: { records: r.records, segments: r.segments, maxAgeDays: policy.spoolMaxAgeMs / DAY_MS } });
+    await stores.audit.append({
+      actor: 'gateway',
+      action: 'spool.expire',
+      tenant: '*',
+      detail: { records: r.records, segments: r.segments, maxAgeDays: policy.spoolMaxAgeMs / DAY_MS },
+    });
   }
 
   async function sweepConsent(consent: Pick<ConsentRegistry, 'expire'>): Promise<SweepReport['consent']> {
@@ -106,7 +135,10 @@ export function createRetention(deps: RetentionDeps): Retention {
     const entries = sum(tenants);
     if (entries > 0) {
       deleted.inc({ store: 'consent' }, entries);
-      log.info({ component: 'retention', store: 'consent', entries, tenants }, 'consent history past retention forgotten');
+      log.info(
+        { component: 'retention', store: 'consent', entries, tenants },
+        'consent history past retention forgotten',
+      );
     }
     return { entries, tenants };
   }
@@ -115,7 +147,10 @@ export function createRetention(deps: RetentionDeps): Retention {
     const r = await audit.expire(policy.audit);
     if (r.entries > 0) {
       deleted.inc({ store: 'audit' }, r.entries);
-      log.info({ component: 'retention', store: 'audit', entries: r.entries, segments: r.segments, throughSeq: r.throughSeq }, 'audit log segments past retention deleted (anchored)');
+      log.info(
+        { component: 'retention', store: 'audit', entries: r.entries, segments: r.segments, throughSeq: r.throughSeq },
+        'audit log segments past retention deleted (anchored)',
+      );
     }
     return { entries: r.entries, segments: r.segments };
   }

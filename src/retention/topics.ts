@@ -33,8 +33,16 @@ export interface TopicReport {
 }
 
 /** One target per tenant; a tenant without a rule (inline tenants) gets Kafka's own default, DEFAULT_KAFKA_RETENTION_DAYS. */
-export function tenantTopicTargets(tenants: readonly string[], topicOf: (tenant: string) => string, kafkaRetentionMs?: ReadonlyMap<string, number>): TopicTarget[] {
-  return tenants.map((tenant) => ({ tenant, topic: topicOf(tenant), retentionMs: kafkaRetentionMs?.get(tenant) ?? DEFAULT_KAFKA_RETENTION_DAYS * DAY_MS }));
+export function tenantTopicTargets(
+  tenants: readonly string[],
+  topicOf: (tenant: string) => string,
+  kafkaRetentionMs?: ReadonlyMap<string, number>,
+): TopicTarget[] {
+  return tenants.map((tenant) => ({
+    tenant,
+    topic: topicOf(tenant),
+    retentionMs: kafkaRetentionMs?.get(tenant) ?? DEFAULT_KAFKA_RETENTION_DAYS * DAY_MS,
+  }));
 }
 
 /** Pure: -1 (keep forever) exceeds every rule. */
@@ -45,10 +53,16 @@ export function judgeRetention(actualMs: number | null, ruleMs: number): 'ok' | 
 
 type Log = { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
 
-const days = (ms: number | null): number | null => (ms === null ? null : ms < 0 ? -1 : Math.round((ms / DAY_MS) * 1000) / 1000);
+const days = (ms: number | null): number | null =>
+  ms === null ? null : ms < 0 ? -1 : Math.round((ms / DAY_MS) * 1000) / 1000;
 
 /** Creates missing topics, then checks (and, with fix, corrects) every target's retention. */
-export async function applyTopicRetention(admin: TopicAdmin, targets: readonly TopicTarget[], fix: boolean, log: Log): Promise<TopicReport[]> {
+export async function applyTopicRetention(
+  admin: TopicAdmin,
+  targets: readonly TopicTarget[],
+  fix: boolean,
+  log: Log,
+): Promise<TopicReport[]> {
   const created = new Set<string>();
   for (const t of targets) if (await admin.create(t.topic, t.retentionMs)) created.add(t.topic);
   const views = await admin.describe(targets.filter((t) => !created.has(t.topic)).map((t) => t.topic));
@@ -56,14 +70,23 @@ export async function applyTopicRetention(admin: TopicAdmin, targets: readonly T
   for (const t of targets) {
     const base = { tenant: t.tenant, topic: t.topic, ruleMs: t.retentionMs };
     if (created.has(t.topic)) {
-      log.info({ component: 'retention', ...base, retentionMs: t.retentionMs }, 'tenant topic created with its retention rule');
+      log.info(
+        { component: 'retention', ...base, retentionMs: t.retentionMs },
+        'tenant topic created with its retention rule',
+      );
       reports.push({ ...base, outcome: 'created', retentionMs: t.retentionMs });
       continue;
     }
     const view = views.get(t.topic);
     const retentionMs = view?.retentionMs ?? null;
     const verdict = judgeRetention(retentionMs, t.retentionMs);
-    const fields = { component: 'retention', ...base, retentionMs, retentionDays: days(retentionMs), ruleDays: days(t.retentionMs) };
+    const fields = {
+      component: 'retention',
+      ...base,
+      retentionMs,
+      retentionDays: days(retentionMs),
+      ruleDays: days(t.retentionMs),
+    };
     if (verdict === 'ok') {
       reports.push({ ...base, outcome: 'ok', retentionMs });
       continue;
@@ -74,13 +97,19 @@ export async function applyTopicRetention(admin: TopicAdmin, targets: readonly T
       continue;
     }
     if (!fix) {
-      log.warn(fields, "tenant topic keeps records longer than its tenant's retention rule (rules retention.kafkaDays); not changed: lower it by hand or set sink.fixRetention: true");
+      log.warn(
+        fields,
+        "tenant topic keeps records longer than its tenant's retention rule (rules retention.kafkaDays); not changed: lower it by hand or set sink.fixRetention: true",
+      );
       reports.push({ ...base, outcome: 'exceeds', retentionMs });
       continue;
     }
     const explicit = view?.explicit ?? {};
     if (Object.values(explicit).some((v) => v === null)) {
-      log.error(fields, 'tenant topic keeps records longer than its rule, and has a secret config entry that a change would have to resend: lower retention.ms by hand');
+      log.error(
+        fields,
+        'tenant topic keeps records longer than its rule, and has a secret config entry that a change would have to resend: lower retention.ms by hand',
+      );
       reports.push({ ...base, outcome: 'unfixable', retentionMs });
       continue;
     }
@@ -105,7 +134,10 @@ export interface TopicRetentionDeps {
 }
 
 export function createTopicRetentionCheck(deps: TopicRetentionDeps): TopicRetentionCheck {
-  const exceeding = deps.metrics?.gauge('kafka_topics_over_retention', "Tenant topics keeping records longer than their tenant's retention rule (after any fix)");
+  const exceeding = deps.metrics?.gauge(
+    'kafka_topics_over_retention',
+    "Tenant topics keeping records longer than their tenant's retention rule (after any fix)",
+  );
   return {
     async check() {
       const admin = await deps.connect();

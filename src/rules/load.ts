@@ -9,7 +9,14 @@ import type { z } from 'zod';
 import { createKeyRing, decodeKeyMaterial, EMPTY_RING, type RingKey } from '../privacy/keys.js';
 import { numberSetProblem } from '../privacy/number-sets.js';
 import { TOKEN_BYTES } from '../privacy/pseudonymise.js';
-import { compilePrivacyRules, withResolverShape, type PrivacyRules, type TenantPolicySpec, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
+import {
+  compilePrivacyRules,
+  withResolverShape,
+  type PrivacyRules,
+  type TenantPolicySpec,
+  type TenantResolver,
+  type TenantSpec,
+} from '../privacy/tenants.js';
 import { listShredTombstones, shredDir, type ShredMark } from '../subject/shred-tombstone.js';
 import { KeysFile, TenantRulesFile } from './schema.js';
 
@@ -35,7 +42,9 @@ export interface LoadedRules {
   readonly kafkaRetentionMs: ReadonlyMap<string, number>;
 }
 
-export type RulesResult = { readonly ok: true; readonly loaded: LoadedRules } | { readonly ok: false; readonly problems: readonly RuleProblem[] };
+export type RulesResult =
+  | { readonly ok: true; readonly loaded: LoadedRules }
+  | { readonly ok: false; readonly problems: readonly RuleProblem[] };
 
 export interface RulesSource {
   readonly dir: string;
@@ -56,14 +65,23 @@ function readYaml(file: string, problems: RuleProblem[]): ParsedYaml | undefined
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    problems.push({ file, path: '(top level)', expected: `a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+    problems.push({
+      file,
+      path: '(top level)',
+      expected: `a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    });
     return undefined;
   }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    problems.push({ file, line: lineCounter.linePos(e.pos[0]).line, path: '(top level)', expected: `valid YAML (${e.code})` });
+    problems.push({
+      file,
+      line: lineCounter.linePos(e.pos[0]).line,
+      path: '(top level)',
+      expected: `valid YAML (${e.code})`,
+    });
     return undefined;
   }
   const lineOf = (p: Path): number | undefined => {
@@ -78,13 +96,20 @@ function readYaml(file: string, problems: RuleProblem[]): ParsedYaml | undefined
 
 function problem(file: string, y: ParsedYaml | undefined, path: Path, expected: string): RuleProblem {
   const line = y?.lineOf(path);
-  return { file, ...(line === undefined ? {} : { line }), path: path.length === 0 ? '(top level)' : path.join('.'), expected };
+  return {
+    file,
+    ...(line === undefined ? {} : { line }),
+    path: path.length === 0 ? '(top level)' : path.join('.'),
+    expected,
+  };
 }
 
 function zodProblems(file: string, y: ParsedYaml, issues: readonly z.core.$ZodIssue[]): RuleProblem[] {
   // An unknown key is reported at the key itself, so it gets a line.
   return issues.flatMap((i) =>
-    i.code === 'unrecognized_keys' ? i.keys.map((k) => problem(file, y, [...(i.path as Path), k], 'no such key (a typo? unknown keys are errors)')) : [problem(file, y, i.path as Path, i.message)],
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((k) => problem(file, y, [...(i.path as Path), k], 'no such key (a typo? unknown keys are errors)'))
+      : [problem(file, y, i.path as Path, i.message)],
   );
 }
 
@@ -99,7 +124,9 @@ function rawMatch(data: unknown): Record<string, string[]> {
 
 /** One line per problem: `file:line: path: expected ...`. */
 export function formatRuleProblems(problems: readonly RuleProblem[]): string {
-  return problems.map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.path}: expected ${p.expected}`).join('\n');
+  return problems
+    .map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.path}: expected ${p.expected}`)
+    .join('\n');
 }
 
 interface KeyMaterial {
@@ -107,7 +134,12 @@ interface KeyMaterial {
   readonly missing: Map<string, string[]>;
 }
 
-function loadKeys(file: string, env: Env, problems: RuleProblem[], shreddedSets: ReadonlySet<string>): KeyMaterial | undefined {
+function loadKeys(
+  file: string,
+  env: Env,
+  problems: RuleProblem[],
+  shreddedSets: ReadonlySet<string>,
+): KeyMaterial | undefined {
   const y = readYaml(file, problems);
   if (y === undefined) return undefined;
   const parsed = KeysFile.safeParse(y.data);
@@ -148,7 +180,9 @@ function loadKeys(file: string, env: Env, problems: RuleProblem[], shreddedSets:
       }
       const secret = decodeKeyMaterial(text);
       if (secret === null) {
-        problems.push(problem(file, y, ['keySets', set, i], `${from} to hold a key of at least 32 bytes (hex or base64)`));
+        problems.push(
+          problem(file, y, ['keySets', set, i], `${from} to hold a key of at least 32 bytes (hex or base64)`),
+        );
         return;
       }
       ring.push({ keyId: k.kid, secret, activeFromMs: Date.parse(k.activeFrom) });
@@ -168,9 +202,19 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       .filter((n) => /\.ya?ml$/.test(n))
       .sort();
   } catch (err) {
-    return { ok: false, problems: [{ file: source.dir, path: '(top level)', expected: `a readable rules folder (${(err as NodeJS.ErrnoException).code ?? 'error'})` }] };
+    return {
+      ok: false,
+      problems: [
+        {
+          file: source.dir,
+          path: '(top level)',
+          expected: `a readable rules folder (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        },
+      ],
+    };
   }
-  if (names.length === 0) problems.push({ file: source.dir, path: '(top level)', expected: 'at least one rules file (<tenant>.yaml)' });
+  if (names.length === 0)
+    problems.push({ file: source.dir, path: '(top level)', expected: 'at least one rules file (<tenant>.yaml)' });
 
   const parsed: Array<{ file: string; y: ParsedYaml; rules: TenantRulesFile }> = [];
   const matches: Array<{ file: string; y: ParsedYaml; match: Record<string, string[]> }> = [];
@@ -192,12 +236,15 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       continue;
     }
     const stem = name.replace(/\.ya?ml$/, '');
-    if (stem !== r.data.tenant) problems.push(problem(file, y, ['tenant'], `the tenant id to match the file name ("${stem}")`));
+    if (stem !== r.data.tenant)
+      problems.push(problem(file, y, ['tenant'], `the tenant id to match the file name ("${stem}")`));
     for (const f of ['caller', 'callee'] as const) {
       const rule = r.data.fields[f];
       // The callee of an inbound call is the tenant's own DID; fine to keep. The caller is a subscriber.
       if (rule.method === 'prefix' && f === 'caller' && (rule.keepDigits ?? 0) > 4) {
-        warnings.push(`${file}: fields.caller keeps ${rule.keepDigits} digits: that narrows a subscriber to a small number block`);
+        warnings.push(
+          `${file}: fields.caller keeps ${rule.keepDigits} digits: that narrows a subscriber to a small number block`,
+        );
       }
     }
     parsed.push({ file, y, rules: r.data });
@@ -207,7 +254,8 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   const owners = new Map<string, string>();
   for (const { file, y, rules } of parsed) {
     const tenantKey = `tenant\u0000${rules.tenant}`;
-    if (owners.has(tenantKey)) problems.push(problem(file, y, ['tenant'], `a tenant id not already used by ${owners.get(tenantKey)}`));
+    if (owners.has(tenantKey))
+      problems.push(problem(file, y, ['tenant'], `a tenant id not already used by ${owners.get(tenantKey)}`));
     else owners.set(tenantKey, file);
   }
   for (const { file, y, match } of matches) {
@@ -217,13 +265,18 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
         if (list !== 'accountCodes' && list !== 'tenantIds' && (v.startsWith('_') || v.indexOf('-', 1) > 0)) return;
         const k = `${list}\u0000${v}`;
         const other = owners.get(k);
-        if (other !== undefined && other !== file) problems.push(problem(file, y, ['match', list, i], `a value no other rules file claims (also in ${other})`));
+        if (other !== undefined && other !== file)
+          problems.push(problem(file, y, ['match', list, i], `a value no other rules file claims (also in ${other})`));
         else owners.set(k, file);
       });
     }
   }
   if (source.defaultTenant !== undefined && !parsed.some((p) => p.rules.tenant === source.defaultTenant)) {
-    problems.push({ file: source.dir, path: 'defaultTenant', expected: `a rules file for the default tenant "${source.defaultTenant}"` });
+    problems.push({
+      file: source.dir,
+      path: 'defaultTenant',
+      expected: `a rules file for the default tenant "${source.defaultTenant}"`,
+    });
   }
 
   let shredded = new Map<string, ShredMark>();
@@ -231,7 +284,11 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
     try {
       shredded = listShredTombstones(source.stateDir);
     } catch {
-      problems.push({ file: shredDir(source.stateDir), path: '(top level)', expected: 'a readable folder of shred tombstones (without it no tenant key may load)' });
+      problems.push({
+        file: shredDir(source.stateDir),
+        path: '(top level)',
+        expected: 'a readable folder of shred tombstones (without it no tenant key may load)',
+      });
     }
   }
   const shreddedSets = new Set(parsed.filter((p) => shredded.has(p.rules.tenant)).map((p) => p.rules.keySet));
@@ -241,22 +298,36 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
     if (keys !== undefined) {
       for (const { file, y, rules } of parsed) {
         if (shredded.has(rules.tenant)) continue; // shredding may have removed its key set
-        if (!keys.rings.has(rules.keySet) && !keys.missing.has(rules.keySet)) problems.push(problem(file, y, ['keySet'], `a key set defined in ${source.keysFile}`));
+        if (!keys.rings.has(rules.keySet) && !keys.missing.has(rules.keySet))
+          problems.push(problem(file, y, ['keySet'], `a key set defined in ${source.keysFile}`));
       }
     }
   }
-  if (problems.length > 0) return { ok: false, problems: problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1)) };
+  if (problems.length > 0)
+    return {
+      ok: false,
+      problems: problems.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file < b.file ? -1 : 1)),
+    };
 
   const specs: TenantPolicySpec[] = parsed.map(({ rules }) => {
     const shred = shredded.get(rules.tenant);
     const ring = shred !== undefined ? [] : (keys?.rings.get(rules.keySet) ?? []);
-    if (shred !== undefined) warnings.push(`tenant "${rules.tenant}": crypto-shredded on ${shred.shreddedAt}; its keys are never loaded and its records are withheld`);
+    if (shred !== undefined)
+      warnings.push(
+        `tenant "${rules.tenant}": crypto-shredded on ${shred.shreddedAt}; its keys are never loaded and its records are withheld`,
+      );
     const missing = keys?.missing.get(rules.keySet) ?? [];
     if (missing.length > 0) warnings.push(`tenant "${rules.tenant}": no key material for ${missing.join(', ')}`);
     if (shred !== undefined || keys === undefined) {
       // Shredded (said above), or no keys file given (e.g. `rules check DIR`): the caller says what that means.
-    } else if (ring.length === 0) warnings.push(`tenant "${rules.tenant}": key set "${rules.keySet}" has no usable key; its records will be withheld`);
-    else if (!ring.some((k) => k.activeFromMs <= nowMs)) warnings.push(`tenant "${rules.tenant}": no key of set "${rules.keySet}" is active yet; its records are withheld until one is`);
+    } else if (ring.length === 0)
+      warnings.push(
+        `tenant "${rules.tenant}": key set "${rules.keySet}" has no usable key; its records will be withheld`,
+      );
+    else if (!ring.some((k) => k.activeFromMs <= nowMs))
+      warnings.push(
+        `tenant "${rules.tenant}": no key of set "${rules.keySet}" is active yet; its records are withheld until one is`,
+      );
     return {
       id: rules.tenant,
       keys: ring.length === 0 ? EMPTY_RING : createKeyRing(ring),
@@ -268,7 +339,8 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       keySet: rules.keySet,
     };
   });
-  if (source.keysFile === undefined) warnings.push('no keys file: keys not checked, and every record would be withheld (no key)');
+  if (source.keysFile === undefined)
+    warnings.push('no keys file: keys not checked, and every record would be withheld (no key)');
   const rules = withResolverShape(compilePrivacyRules(specs, source.defaultTenant));
   const tenants: TenantSpec[] = [...rules.tenants.values()].map((p) => {
     const signing = p.keys.keys.find((k) => k.activeFromMs <= nowMs);
@@ -279,6 +351,8 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       match: { tenantIds: p.match.tenantIds ?? [], accountCodes: p.match.accountCodes ?? [] },
     };
   });
-  const kafkaRetentionMs = new Map(parsed.map((p) => [p.rules.tenant, Math.round(p.rules.retention.kafkaDays * 86_400_000)] as const));
+  const kafkaRetentionMs = new Map(
+    parsed.map((p) => [p.rules.tenant, Math.round(p.rules.retention.kafkaDays * 86_400_000)] as const),
+  );
   return { ok: true, loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings, kafkaRetentionMs } };
 }

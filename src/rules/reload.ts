@@ -35,15 +35,18 @@ export function createRulesHolder(opts: RulesHolderOptions): RulesHolder {
   let rules = opts.initial;
   let reloads = 0;
   let failures = 0;
-  const view = Object.assign((tenantHint: string, accountCode: string): TenantPolicy | undefined => rules(tenantHint, accountCode), {
-    get tenants() {
-      return rules.tenants;
+  const view = Object.assign(
+    (tenantHint: string, accountCode: string): TenantPolicy | undefined => rules(tenantHint, accountCode),
+    {
+      get tenants() {
+        return rules.tenants;
+      },
+      get defaultTenant() {
+        return rules.defaultTenant;
+      },
+      resolve: (raw: Parameters<PrivacyRules['resolve']>[0]) => rules.resolve(raw),
     },
-    get defaultTenant() {
-      return rules.defaultTenant;
-    },
-    resolve: (raw: Parameters<PrivacyRules['resolve']>[0]) => rules.resolve(raw),
-  }) as PrivacyRules & TenantResolver;
+  ) as PrivacyRules & TenantResolver;
   return {
     current: () => rules,
     view,
@@ -52,12 +55,29 @@ export function createRulesHolder(opts: RulesHolderOptions): RulesHolder {
       try {
         result = opts.load();
       } catch (err) {
-        result = { ok: false, problems: [{ file: '(rules)', path: '(top level)', expected: `a loadable rules folder (${(err as { code?: string }).code ?? 'error'})` }] };
+        result = {
+          ok: false,
+          problems: [
+            {
+              file: '(rules)',
+              path: '(top level)',
+              expected: `a loadable rules folder (${(err as { code?: string }).code ?? 'error'})`,
+            },
+          ],
+        };
       }
       if (!result.ok) {
         failures++;
         // Files and paths only: `callveil rules check` prints the details.
-        opts.log.error({ component: 'rules', trigger, problems: result.problems.length, files: [...new Set(result.problems.map((p) => p.file))] }, 'rules reload failed: the previous rules stay in force');
+        opts.log.error(
+          {
+            component: 'rules',
+            trigger,
+            problems: result.problems.length,
+            files: [...new Set(result.problems.map((p) => p.file))],
+          },
+          'rules reload failed: the previous rules stay in force',
+        );
         opts.onFailed?.(trigger, result.problems.length);
         return false;
       }

@@ -12,16 +12,30 @@ export const DEFAULT_KAFKA_RETENTION_DAYS = 7;
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
 const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
-const keepDigits = z.number().int().min(0).max(MAX_KEEP_DIGITS, `at most ${MAX_KEEP_DIGITS} leading digits (a record never holds more than ${MAX_KEPT_DIGITS} digits of a number)`);
+const keepDigits = z
+  .number()
+  .int()
+  .min(0)
+  .max(
+    MAX_KEEP_DIGITS,
+    `at most ${MAX_KEEP_DIGITS} leading digits (a record never holds more than ${MAX_KEPT_DIGITS} digits of a number)`,
+  );
 
 /** Glob over an Asterisk context or peer name: `*` any run, `?` one character. */
-const glob = z.string().regex(/^[A-Za-z0-9_.*?+-]{1,80}$/, 'a name or glob of letters, digits, "_", ".", "-", "+", "*" and "?"');
+const glob = z
+  .string()
+  .regex(/^[A-Za-z0-9_.*?+-]{1,80}$/, 'a name or glob of letters, digits, "_", ".", "-", "+", "*" and "?"');
 /**
  * A number set: exact (`1001`, `+442079460180`), a range (`1001-1005`,
  * `+442079460100-+442079460149`), or an Asterisk pattern (`_10XX`, `_+4420794601X[1-5]`).
  */
 export const NUMBER_SET = /^(?:\+?[0-9]{1,15}|\+?[0-9]{1,15}-\+?[0-9]{1,15}|_\+?(?:[0-9XZNxzn.!]|\[[0-9-]+\])+)$/;
-const numberSet = z.string().regex(NUMBER_SET, 'a number, a range "A-B" of equal-length numbers, or an Asterisk pattern such as "_10XX" or "_+4420794601X[1-5]"');
+const numberSet = z
+  .string()
+  .regex(
+    NUMBER_SET,
+    'a number, a range "A-B" of equal-length numbers, or an Asterisk pattern such as "_10XX" or "_+4420794601X[1-5]"',
+  );
 
 const numberMethod = z.enum(['token', 'fpe', 'prefix', 'redact']);
 
@@ -35,9 +49,16 @@ const NumberField = z
   })
   .strict()
   .superRefine((f, ctx) => {
-    if ((f.method === 'fpe' || f.method === 'prefix') && f.keepDigits === undefined) ctx.addIssue({ code: 'custom', message: `keepDigits (0-${MAX_KEEP_DIGITS}) for method ${f.method}`, path: ['keepDigits'] });
-    if (f.method !== 'fpe' && f.method !== 'prefix' && f.keepDigits !== undefined) ctx.addIssue({ code: 'custom', message: 'no keepDigits: only fpe and prefix keep digits', path: ['keepDigits'] });
-    if (f.method === 'redact' && f.ratingPrefix !== undefined) ctx.addIssue({ code: 'custom', message: 'no ratingPrefix on a redacted field', path: ['ratingPrefix'] });
+    if ((f.method === 'fpe' || f.method === 'prefix') && f.keepDigits === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: `keepDigits (0-${MAX_KEEP_DIGITS}) for method ${f.method}`,
+        path: ['keepDigits'],
+      });
+    if (f.method !== 'fpe' && f.method !== 'prefix' && f.keepDigits !== undefined)
+      ctx.addIssue({ code: 'custom', message: 'no keepDigits: only fpe and prefix keep digits', path: ['keepDigits'] });
+    if (f.method === 'redact' && f.ratingPrefix !== undefined)
+      ctx.addIssue({ code: 'custom', message: 'no ratingPrefix on a redacted field', path: ['ratingPrefix'] });
   });
 export type NumberField = z.infer<typeof NumberField>;
 
@@ -60,8 +81,14 @@ export const TenantRulesFile = z
       .default({ defaultRegion: 'GB', fallbackRegions: [], extensionMaxDigits: 6 }),
     match: z
       .object({
-        accountCodes: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'an accountcode of letters, digits, "_", "." or "-"')).default([]),
-        tenantIds: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'a CHANNEL(tenantid) value of letters, digits, "_", "." or "-"')).default([]),
+        accountCodes: z
+          .array(z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'an accountcode of letters, digits, "_", "." or "-"'))
+          .default([]),
+        tenantIds: z
+          .array(
+            z.string().regex(/^[A-Za-z0-9_.-]{1,80}$/, 'a CHANNEL(tenantid) value of letters, digits, "_", "." or "-"'),
+          )
+          .default([]),
         dids: z.array(numberSet).default([]),
         extensions: z.array(numberSet).default([]),
         peers: z.array(glob).default([]),
@@ -70,7 +97,9 @@ export const TenantRulesFile = z
       .strict()
       .default({ accountCodes: [], tenantIds: [], dids: [], extensions: [], peers: [], contexts: [] }),
     token: z
-      .object({ bits: z.number().int().min(80, 'at least 80 bits').max(256).multipleOf(8, 'a multiple of 8').default(128) })
+      .object({
+        bits: z.number().int().min(80, 'at least 80 bits').max(256).multipleOf(8, 'a multiple of 8').default(128),
+      })
       .strict()
       .default({ bits: 128 }),
     fields: z
@@ -82,17 +111,29 @@ export const TenantRulesFile = z
         callerName: NameField.default({ method: 'redact' }),
       })
       .strict()
-      .default({ caller: { method: 'token' }, callee: { method: 'token' }, extension: { method: 'token' }, callerName: { method: 'redact' } }),
+      .default({
+        caller: { method: 'token' },
+        callee: { method: 'token' },
+        extension: { method: 'token' },
+        callerName: { method: 'redact' },
+      }),
     /**
      * A suppressed subscriber's records (restrict/object, `callveil subject suppress`):
      * withheld (default), or published with that party fully redacted (no token,
      * fpe, prefix, country or number type; with a suppressed caller, no caller name).
      */
-    suppression: z.object({ mode: z.enum(['withhold', 'redact']).default('withhold') }).strict().default({ mode: 'withhold' }),
+    suppression: z
+      .object({ mode: z.enum(['withhold', 'redact']).default('withhold') })
+      .strict()
+      .default({ mode: 'withhold' }),
     retention: z
       .object({
         /** The tenant's CDR topic keeps records this long (Kafka retention.ms); the gateway creates the topic with it and reports a longer one. */
-        kafkaDays: z.number().min(1 / 24, 'at least one hour (1/24 day)').max(3650, 'at most 3650 days').default(DEFAULT_KAFKA_RETENTION_DAYS),
+        kafkaDays: z
+          .number()
+          .min(1 / 24, 'at least one hour (1/24 day)')
+          .max(3650, 'at most 3650 days')
+          .default(DEFAULT_KAFKA_RETENTION_DAYS),
       })
       .strict()
       .default({ kafkaDays: DEFAULT_KAFKA_RETENTION_DAYS }),
@@ -107,7 +148,10 @@ export const KeyEntry = z
     kid,
     /** Hex or base64, >= 32 bytes. Prefer secretEnv/secretFile so this file holds no secret itself. */
     secret: z.string().min(1).optional(),
-    secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name').optional(),
+    secretEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+      .optional(),
     secretFile: z.string().min(1).optional(),
     /** From when the key signs; the newest activated, unretired key signs new records. */
     activeFrom: z.iso.datetime({ offset: true, message: 'an ISO-8601 time such as 2026-11-01T00:00:00Z' }),
@@ -115,7 +159,10 @@ export const KeyEntry = z
     retired: z.boolean().default(false),
   })
   .strict()
-  .refine((k) => [k.secret, k.secretEnv, k.secretFile].filter((v) => v !== undefined).length === 1, { message: 'exactly one of secret, secretEnv, secretFile', path: ['secret'] });
+  .refine((k) => [k.secret, k.secretEnv, k.secretFile].filter((v) => v !== undefined).length === 1, {
+    message: 'exactly one of secret, secretEnv, secretFile',
+    path: ['secret'],
+  });
 export type KeyEntry = z.infer<typeof KeyEntry>;
 
 export const KeysFile = z
@@ -125,7 +172,12 @@ export const KeysFile = z
     for (const [set, keys] of Object.entries(f.keySets)) {
       const seen = new Set<string>();
       keys.forEach((k, i) => {
-        if (seen.has(k.kid)) ctx.addIssue({ code: 'custom', message: `a unique kid ("${k.kid}" appears twice)`, path: ['keySets', set, i, 'kid'] });
+        if (seen.has(k.kid))
+          ctx.addIssue({
+            code: 'custom',
+            message: `a unique kid ("${k.kid}" appears twice)`,
+            path: ['keySets', set, i, 'kid'],
+          });
         seen.add(k.kid);
       });
     }

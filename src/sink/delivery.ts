@@ -29,7 +29,11 @@ export interface DeliveryOptions {
   /** On close, how long in-flight direct sends may take before their records are spooled instead. */
   readonly closeDeadlineMs: number;
   readonly events?: DeliveryEvents;
-  readonly log: { warn(o: object, m: string): void; error(o: object, m: string): void; info(o: object, m: string): void };
+  readonly log: {
+    warn(o: object, m: string): void;
+    error(o: object, m: string): void;
+    info(o: object, m: string): void;
+  };
 }
 
 export interface DeliverySink extends RecordSink {
@@ -41,7 +45,10 @@ export interface DeliverySink extends RecordSink {
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new GatewayError('GW_SINK_UNAVAILABLE', `no acknowledgement within ${ms} ms`)), ms);
+    const timer = setTimeout(
+      () => reject(new GatewayError('GW_SINK_UNAVAILABLE', `no acknowledgement within ${ms} ms`)),
+      ms,
+    );
     p.then(
       (v) => (clearTimeout(timer), resolve(v)),
       (e) => (clearTimeout(timer), reject(e)),
@@ -65,14 +72,21 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   const setMode = (m: DeliveryMode) => {
     if (m === mode) return;
     mode = m;
-    log.warn({ component: 'delivery', mode: m, spoolRecords: spool.records() }, m === 'spooling' ? 'primary sink unavailable: spooling to disk' : 'spool drained: sending directly again');
+    log.warn(
+      { component: 'delivery', mode: m, spoolRecords: spool.records() },
+      m === 'spooling' ? 'primary sink unavailable: spooling to disk' : 'spool drained: sending directly again',
+    );
     opts.events?.modeChanged?.(m);
   };
 
   const setFull = (f: boolean) => {
     if (f === full) return;
     full = f;
-    if (f) log.error({ component: 'delivery', spoolBytes: spool.bytes(), code: 'GW_SPOOL_FULL' }, 'spool full: holding back new records until Kafka takes some');
+    if (f)
+      log.error(
+        { component: 'delivery', spoolBytes: spool.bytes(), code: 'GW_SPOOL_FULL' },
+        'spool full: holding back new records until Kafka takes some',
+      );
     opts.events?.spoolFull?.(f);
   };
 
@@ -127,7 +141,10 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       retryTimer = undefined;
       draining = drainOnce()
         .catch((err: unknown) => {
-          log.warn({ component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() }, 'spool drain failed; will retry');
+          log.warn(
+            { component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() },
+            'spool drain failed; will retry',
+          );
           draining = undefined;
           scheduleDrain(opts.retryIntervalMs);
         })
@@ -139,7 +156,10 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   }
 
   if (mode === 'spooling') {
-    log.info({ component: 'delivery', spoolRecords: spool.records() }, 'spool from an earlier run: draining it before new records');
+    log.info(
+      { component: 'delivery', spoolRecords: spool.records() },
+      'spool from an earlier run: draining it before new records',
+    );
     scheduleDrain(0);
   }
 
@@ -163,7 +183,10 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
           () => settle() && resolve(),
           (err: unknown) => {
             if (!settle()) return;
-            log.warn({ component: 'delivery', code: (err as { code?: string }).code, recordId: record.id }, 'direct send failed; record spooled');
+            log.warn(
+              { component: 'delivery', code: (err as { code?: string }).code, recordId: record.id },
+              'direct send failed; record spooled',
+            );
             setMode('spooling');
             toSpool(line).then(resolve, reject);
           },
@@ -175,7 +198,11 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     async drained(timeoutMs) {
       const deadline = Date.now() + timeoutMs;
       while (!spool.isEmpty() || waiting.length > 0 || draining !== undefined) {
-        if (Date.now() > deadline) throw new GatewayError('GW_SINK_UNAVAILABLE', `spool not drained within ${timeoutMs} ms (${spool.records()} records remain on disk)`);
+        if (Date.now() > deadline)
+          throw new GatewayError(
+            'GW_SINK_UNAVAILABLE',
+            `spool not drained within ${timeoutMs} ms (${spool.records()} records remain on disk)`,
+          );
         scheduleDrain(0);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -190,7 +217,8 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
         spool.append([f.line], true);
         f.settle();
       }
-      if (draining !== undefined) await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+      if (draining !== undefined)
+        await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
       // Anything still held back goes to disk, however full: shutdown never drops a record.
       for (const w of waiting.splice(0)) {
         spool.append([w.line], true);
@@ -198,7 +226,10 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       }
       spool.close();
       // A stalled Kafka must not hold shutdown past the deadline: what it has not acknowledged is on disk.
-      await Promise.race([primary.close().catch(() => undefined), new Promise((r) => setTimeout(r, Math.max(100, deadline - Date.now())).unref())]);
+      await Promise.race([
+        primary.close().catch(() => undefined),
+        new Promise((r) => setTimeout(r, Math.max(100, deadline - Date.now())).unref()),
+      ]);
     },
   };
 }

@@ -8,14 +8,19 @@ import { serialise, type RecordSink } from './sink.js';
 function streamSink(name: string, out: Writable, ownsStream: boolean): RecordSink {
   let failure: Error | undefined;
   out.on('error', (err) => {
-    failure = new GatewayError('GW_SINK_WRITE', `${name}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    failure = new GatewayError(
+      'GW_SINK_WRITE',
+      `${name}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   });
   return {
     name,
     write(record) {
       if (failure !== undefined) return Promise.reject(failure);
       return new Promise((resolve, reject) => {
-        out.write(serialise(record) + '\n', (err) => (err ? reject(failure ?? new GatewayError('GW_SINK_WRITE', `${name}: write failed`)) : resolve()));
+        out.write(serialise(record) + '\n', (err) =>
+          err ? reject(failure ?? new GatewayError('GW_SINK_WRITE', `${name}: write failed`)) : resolve(),
+        );
       });
     },
     close() {
@@ -29,7 +34,11 @@ export function createJsonlFileSink(path: string): RecordSink {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
-    throw new GatewayError('GW_SINK_UNAVAILABLE', `jsonl sink: cannot create the folder for ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { retriable: false });
+    throw new GatewayError(
+      'GW_SINK_UNAVAILABLE',
+      `jsonl sink: cannot create the folder for ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      { retriable: false },
+    );
   }
   return streamSink(`jsonl:${path}`, createWriteStream(path, { flags: 'w' }), true);
 }

@@ -39,7 +39,10 @@ interface PartitionRange {
 }
 
 /** Calls `onRecord` with every record value in range, per partition in offset order. */
-export async function readTopicOnce(opts: TopicReadOptions, onRecord: (value: Buffer | null) => void): Promise<TopicReadResult> {
+export async function readTopicOnce(
+  opts: TopicReadOptions,
+  onRecord: (value: Buffer | null) => void,
+): Promise<TopicReadResult> {
   const kafka = kafkaClient(opts, {
     connectionTimeout: opts.timeoutMs,
     requestTimeout: opts.timeoutMs,
@@ -59,7 +62,8 @@ export async function readTopicOnce(opts: TopicReadOptions, onRecord: (value: Bu
     // Asked first so that a missing topic is reported, not auto-created by the offset lookups.
     if (!(await admin.listTopics()).includes(opts.topic)) return { exists: false, due: 0, read: 0 };
     const high = await admin.fetchTopicOffsets(opts.topic);
-    const start = opts.sinceMs === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(opts.topic, opts.sinceMs);
+    const start =
+      opts.sinceMs === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(opts.topic, opts.sinceMs);
     for (const h of high) {
       const from = start?.find((s) => s.partition === h.partition)?.offset ?? h.low;
       ranges.set(h.partition, { next: Number(from), end: Number(h.high) });
@@ -73,7 +77,11 @@ export async function readTopicOnce(opts: TopicReadOptions, onRecord: (value: Bu
   const due = [...ranges.values()].reduce((n, r) => n + Math.max(0, r.end - r.next), 0);
   if (due === 0) return { exists: true, due, read: 0 };
 
-  const consumer = kafka.consumer({ groupId: `${opts.clientId}-read-${randomUUID()}`, maxWaitTimeInMs: 250, retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const consumer = kafka.consumer({
+    groupId: `${opts.clientId}-read-${randomUUID()}`,
+    maxWaitTimeInMs: 250,
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+  });
   let read = 0;
   try {
     await consumer.connect();
@@ -88,7 +96,16 @@ export async function readTopicOnce(opts: TopicReadOptions, onRecord: (value: Bu
       };
       const armStall = () => {
         clearTimeout(stall);
-        stall = setTimeout(() => settle(new GatewayError('GW_SINK_UNAVAILABLE', `kafka: reading ${opts.topic} stalled at ${read} of ${due} records (nothing for ${stallMs} ms)`)), stallMs);
+        stall = setTimeout(
+          () =>
+            settle(
+              new GatewayError(
+                'GW_SINK_UNAVAILABLE',
+                `kafka: reading ${opts.topic} stalled at ${read} of ${due} records (nothing for ${stallMs} ms)`,
+              ),
+            ),
+          stallMs,
+        );
       };
       consumer.on(consumer.events.CRASH, ({ payload }) => settle(fail(`reading ${opts.topic} failed`, payload.error)));
       armStall();
@@ -113,7 +130,9 @@ export async function readTopicOnce(opts: TopicReadOptions, onRecord: (value: Bu
       consumer.run({ autoCommit: false, eachBatch }).then(
         () => {
           // A fresh group starts at the earliest offset; with sinceMs each partition moves on to its start.
-          if (opts.sinceMs !== undefined) for (const [partition, r] of ranges) consumer.seek({ topic: opts.topic, partition, offset: String(r.next) });
+          if (opts.sinceMs !== undefined)
+            for (const [partition, r] of ranges)
+              consumer.seek({ topic: opts.topic, partition, offset: String(r.next) });
         },
         (err: unknown) => settle(fail(`reading ${opts.topic} failed`, err)),
       );

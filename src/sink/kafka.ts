@@ -4,7 +4,15 @@
 // the value is the record's JSON.
 // Records are batched (linger / max batch) and a write resolves when Kafka
 // acknowledged its batch.
-import { CompressionTypes, Kafka, logLevel, Partitioners, type KafkaConfig, type LogEntry, type Producer } from 'kafkajs';
+import {
+  CompressionTypes,
+  Kafka,
+  logLevel,
+  Partitioners,
+  type KafkaConfig,
+  type LogEntry,
+  type Producer,
+} from 'kafkajs';
 import { GatewayError } from '../errors.js';
 import type { CdrRecord } from '../privacy/cdr-record.js';
 import { serialise, type RecordSink } from './sink.js';
@@ -20,7 +28,11 @@ export interface KafkaSinkOptions {
   readonly requestTimeoutMs: number;
   readonly connectionTimeoutMs?: number;
   readonly retries?: number;
-  readonly log: { warn(o: object, m: string): void; error(o: object, m: string): void; debug(o: object, m: string): void };
+  readonly log: {
+    warn(o: object, m: string): void;
+    error(o: object, m: string): void;
+    debug(o: object, m: string): void;
+  };
 }
 
 interface Pending {
@@ -43,8 +55,17 @@ const KAFKA_LEVELS: Record<number, 'error' | 'warn' | 'debug'> = {
 type ClientOptions = Pick<KafkaSinkOptions, 'brokers' | 'clientId' | 'ssl' | 'sasl'>;
 
 /** The one kafkajs client factory (also used by sink/kafka-reader.ts). */
-export function kafkaClient(opts: ClientOptions, extra: Omit<KafkaConfig, 'brokers' | 'clientId' | 'ssl' | 'sasl'>): Kafka {
-  return new Kafka({ clientId: opts.clientId, brokers: [...opts.brokers], ssl: opts.ssl, ...(opts.sasl ? { sasl: opts.sasl as never } : {}), ...extra });
+export function kafkaClient(
+  opts: ClientOptions,
+  extra: Omit<KafkaConfig, 'brokers' | 'clientId' | 'ssl' | 'sasl'>,
+): Kafka {
+  return new Kafka({
+    clientId: opts.clientId,
+    brokers: [...opts.brokers],
+    ssl: opts.ssl,
+    ...(opts.sasl ? { sasl: opts.sasl as never } : {}),
+    ...extra,
+  });
 }
 
 export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSink> {
@@ -75,14 +96,21 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
   const ensureConnected = (): Promise<void> => {
     connected ??= producer.connect().catch((err: unknown) => {
       connected = undefined;
-      throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: cannot connect to ${opts.brokers.join(',')}`, { cause: err });
+      throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: cannot connect to ${opts.brokers.join(',')}`, {
+        cause: err,
+      });
     });
     return connected;
   };
   producer.on(producer.events.DISCONNECT, () => {
     connected = undefined;
   });
-  await ensureConnected().catch((err: unknown) => opts.log.warn({ component: 'kafka', code: (err as GatewayError).code }, 'kafka not reachable at start; records will be spooled'));
+  await ensureConnected().catch((err: unknown) =>
+    opts.log.warn(
+      { component: 'kafka', code: (err as GatewayError).code },
+      'kafka not reachable at start; records will be spooled',
+    ),
+  );
 
   let queue: Pending[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -147,7 +175,9 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
 }
 
 /** Connects and reads cluster metadata once: for `callveil check`. */
-export async function probeKafka(opts: ClientOptions & { timeoutMs: number }): Promise<{ ok: true; brokers: number } | { ok: false; reason: string }> {
+export async function probeKafka(
+  opts: ClientOptions & { timeoutMs: number },
+): Promise<{ ok: true; brokers: number } | { ok: false; reason: string }> {
   const kafka = kafkaClient(opts, {
     connectionTimeout: opts.timeoutMs,
     requestTimeout: opts.timeoutMs,
@@ -177,20 +207,38 @@ export function erasureTopicFor(prefix: string, tenant: string): string {
  * producer (acks=all), for one-off commands such as `subject erase`. Resolves
  * once Kafka acknowledged them; GW_SINK_UNAVAILABLE when it did not in time.
  */
-export async function publishOnce(opts: ClientOptions & { timeoutMs: number }, topic: string, messages: ReadonlyArray<{ key: string; value: string }>): Promise<void> {
+export async function publishOnce(
+  opts: ClientOptions & { timeoutMs: number },
+  topic: string,
+  messages: ReadonlyArray<{ key: string; value: string }>,
+): Promise<void> {
   const kafka = kafkaClient(opts, {
     connectionTimeout: opts.timeoutMs,
     requestTimeout: opts.timeoutMs,
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
     logLevel: logLevel.NOTHING,
   });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: true,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   try {
     await producer.connect();
-    await producer.send({ topic, acks: -1, compression: CompressionTypes.None, messages: messages.map((m) => ({ key: m.key, value: m.value })) });
+    await producer.send({
+      topic,
+      acks: -1,
+      compression: CompressionTypes.None,
+      messages: messages.map((m) => ({ key: m.key, value: m.value })),
+    });
   } catch (err) {
     const e = err as { name?: string; type?: string };
-    throw new GatewayError('GW_SINK_UNAVAILABLE', `kafka: ${topic} not acknowledged by ${opts.brokers.join(',')} (${e.type ?? e.name ?? 'error'})`, { cause: err });
+    throw new GatewayError(
+      'GW_SINK_UNAVAILABLE',
+      `kafka: ${topic} not acknowledged by ${opts.brokers.join(',')} (${e.type ?? e.name ?? 'error'})`,
+      { cause: err },
+    );
   } finally {
     await producer.disconnect().catch(() => undefined);
   }
@@ -219,11 +267,18 @@ const TOPIC_RESOURCE = 2;
 const TOPIC_CONFIG_SOURCE = 1;
 
 export async function connectTopicAdmin(opts: ClientOptions & { timeoutMs: number }): Promise<TopicAdmin> {
-  const kafka = kafkaClient(opts, { connectionTimeout: opts.timeoutMs, requestTimeout: opts.timeoutMs, retry: { retries: 0 }, logLevel: logLevel.NOTHING });
+  const kafka = kafkaClient(opts, {
+    connectionTimeout: opts.timeoutMs,
+    requestTimeout: opts.timeoutMs,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
   const admin = kafka.admin();
   const fail = (what: string, err: unknown): GatewayError => {
     const e = err as { name?: string; type?: string };
-    return new GatewayError('GW_SINK_UNAVAILABLE', `kafka: ${what} failed (${e.type ?? e.name ?? 'error'})`, { cause: err });
+    return new GatewayError('GW_SINK_UNAVAILABLE', `kafka: ${what} failed (${e.type ?? e.name ?? 'error'})`, {
+      cause: err,
+    });
   };
   try {
     await admin.connect();
@@ -233,7 +288,10 @@ export async function connectTopicAdmin(opts: ClientOptions & { timeoutMs: numbe
   return {
     async create(topic, retentionMs) {
       try {
-        return await admin.createTopics({ timeout: opts.timeoutMs, topics: [{ topic, configEntries: [{ name: 'retention.ms', value: String(retentionMs) }] }] });
+        return await admin.createTopics({
+          timeout: opts.timeoutMs,
+          topics: [{ topic, configEntries: [{ name: 'retention.ms', value: String(retentionMs) }] }],
+        });
       } catch (err) {
         throw fail(`creating ${topic}`, err);
       }
@@ -243,22 +301,39 @@ export async function connectTopicAdmin(opts: ClientOptions & { timeoutMs: numbe
       if (topics.length === 0) return out;
       let res;
       try {
-        res = await admin.describeConfigs({ includeSynonyms: false, resources: topics.map((name) => ({ type: TOPIC_RESOURCE as never, name })) });
+        res = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: topics.map((name) => ({ type: TOPIC_RESOURCE as never, name })),
+        });
       } catch (err) {
         throw fail('describing topic configs', err);
       }
       for (const r of res.resources) {
         const retention = r.configEntries.find((c) => c.configName === 'retention.ms')?.configValue;
         const explicit: Record<string, string | null> = {};
-        for (const c of r.configEntries) if (c.configSource === TOPIC_CONFIG_SOURCE) explicit[c.configName] = c.isSensitive ? null : c.configValue;
-        out.set(r.resourceName, { retentionMs: retention === undefined || retention === null || !/^-?\d+$/.test(retention) ? null : Number(retention), explicit });
+        for (const c of r.configEntries)
+          if (c.configSource === TOPIC_CONFIG_SOURCE) explicit[c.configName] = c.isSensitive ? null : c.configValue;
+        out.set(r.resourceName, {
+          retentionMs:
+            retention === undefined || retention === null || !/^-?\d+$/.test(retention) ? null : Number(retention),
+          explicit,
+        });
       }
       return out;
     },
     async setRetention(topic, retentionMs, explicit) {
       const entries = { ...explicit, 'retention.ms': String(retentionMs) };
       try {
-        await admin.alterConfigs({ validateOnly: false, resources: [{ type: TOPIC_RESOURCE as never, name: topic, configEntries: Object.entries(entries).map(([name, value]) => ({ name, value })) }] });
+        await admin.alterConfigs({
+          validateOnly: false,
+          resources: [
+            {
+              type: TOPIC_RESOURCE as never,
+              name: topic,
+              configEntries: Object.entries(entries).map(([name, value]) => ({ name, value })),
+            },
+          ],
+        });
       } catch (err) {
         throw fail(`altering ${topic}`, err);
       }

@@ -2,7 +2,19 @@
 // ever reaches it) for while Kafka is away. Segment files are appended to and
 // drained whole, oldest first; a segment is deleted only after every record in
 // it was acknowledged, so a crash mid-drain re-sends (at-least-once, same ids).
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
@@ -73,18 +85,26 @@ export function openSpool(opts: SpoolOptions, now: () => number = Date.now): Spo
   try {
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new GatewayError('GW_SPOOL_IO', `spool: cannot create ${opts.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new GatewayError(
+      'GW_SPOOL_IO',
+      `spool: cannot create ${opts.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   // What a previous run left (also after kill -9) is drained first.
   const sizes = new Map<string, { bytes: number; records: number }>();
   // When each segment was last written: its mtime for what an earlier run left, the injected clock after.
   const lastWrite = new Map<string, number>();
-  for (const name of readdirSync(opts.dir).filter((n) => SEGMENT.test(n)).sort()) {
+  for (const name of readdirSync(opts.dir)
+    .filter((n) => SEGMENT.test(n))
+    .sort()) {
     const text = readFileSync(join(opts.dir, name), 'utf8');
     lastWrite.set(name, statSync(join(opts.dir, name)).mtimeMs);
     // A torn last line (crash mid-write) is cut off: it was never acknowledged.
     const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    sizes.set(name, { bytes: Buffer.byteLength(complete), records: complete === '' ? 0 : complete.split('\n').length - 1 });
+    sizes.set(name, {
+      bytes: Buffer.byteLength(complete),
+      records: complete === '' ? 0 : complete.split('\n').length - 1,
+    });
   }
   let next = 1 + Math.max(0, ...[...sizes.keys()].map((n) => Number(SEGMENT.exec(n)![1])));
   let active: { name: string; fd: number } | undefined;
@@ -113,7 +133,8 @@ export function openSpool(opts: SpoolOptions, now: () => number = Date.now): Spo
       if (lines.length === 0) return;
       const data = lines.map((l) => l + '\n').join('');
       const size = Buffer.byteLength(data);
-      if (!force && totalBytes + size > opts.maxBytes) throw new GatewayError('GW_SPOOL_FULL', `spool full (${totalBytes} of ${opts.maxBytes} bytes)`);
+      if (!force && totalBytes + size > opts.maxBytes)
+        throw new GatewayError('GW_SPOOL_FULL', `spool full (${totalBytes} of ${opts.maxBytes} bytes)`);
       if (active !== undefined && (sizes.get(active.name)?.bytes ?? 0) + size > opts.segmentMaxBytes) seal();
       if (active === undefined) {
         const name = segmentName(next++);
@@ -210,10 +231,15 @@ export interface SpoolPurge {
 export async function purgeSpoolDir(dir: string, drop: (line: string) => boolean): Promise<SpoolPurge> {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => SEGMENT.test(n)).sort();
+    names = readdirSync(dir)
+      .filter((n) => SEGMENT.test(n))
+      .sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { segments: 0, rewritten: 0, removed: 0, kept: 0 };
-    throw new GatewayError('GW_SPOOL_IO', `spool: cannot list ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new GatewayError(
+      'GW_SPOOL_IO',
+      `spool: cannot list ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   let rewritten = 0;
   let removed = 0;
@@ -237,7 +263,11 @@ export async function purgeSpoolDir(dir: string, drop: (line: string) => boolean
       await writeFileAtomic(path, keep.map((l) => l + '\n').join(''), dir);
       utimesSync(path, atime, mtime);
     } catch (err) {
-      throw new GatewayError('GW_SPOOL_IO', `spool: cannot rewrite ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      throw new GatewayError(
+        'GW_SPOOL_IO',
+        `spool: cannot rewrite ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        { cause: err },
+      );
     }
   }
   if (rewritten > 0) {

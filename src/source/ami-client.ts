@@ -85,7 +85,6 @@ const DEFAULTS = {
 } as const;
 const LOGOFF_TIMEOUT_MS = 2_000;
 
-
 /** The Response: Error behind an action's rejection (may hold caller data: never log it). */
 export function actionErrorResponse(err: unknown): AmiMessage | undefined {
   return err instanceof GatewayError ? (RESPONSES.get(err) ?? undefined) : undefined;
@@ -114,7 +113,10 @@ interface Link {
 export function createAmiClient(opts: AmiClientOptions): AmiClient {
   const cfg = {
     reconnectMinMs: opts.reconnectMinMs ?? DEFAULTS.reconnectMinMs,
-    reconnectMaxMs: Math.max(opts.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs, opts.reconnectMinMs ?? DEFAULTS.reconnectMinMs),
+    reconnectMaxMs: Math.max(
+      opts.reconnectMaxMs ?? DEFAULTS.reconnectMaxMs,
+      opts.reconnectMinMs ?? DEFAULTS.reconnectMinMs,
+    ),
     pingIntervalMs: opts.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
     pingTimeoutMs: opts.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs,
     actionTimeoutMs: opts.actionTimeoutMs ?? DEFAULTS.actionTimeoutMs,
@@ -126,7 +128,15 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
   const ami = `${opts.host}:${opts.port}`;
   const messageFns: Array<(msg: AmiMessage) => void> = [];
   const stateFns: Array<(s: AmiState, info?: AmiStateInfo) => void> = [];
-  const stats: AmiClientStats = { connects: 0, disconnects: 0, loginFailures: 0, pingTimeouts: 0, messages: 0, framesOversized: 0, framesMalformed: 0 };
+  const stats: AmiClientStats = {
+    connects: 0,
+    disconnects: 0,
+    loginFailures: 0,
+    pingTimeouts: 0,
+    messages: 0,
+    framesOversized: 0,
+    framesMalformed: 0,
+  };
   let started = false;
   let running = false;
   let ended = false;
@@ -149,7 +159,13 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     let socket: Socket;
     try {
       socket = opts.tls
-        ? tlsConnect({ host: opts.host, port: opts.port, ca: opts.tls.ca, servername: opts.tls.servername ?? opts.host, rejectUnauthorized: true })
+        ? tlsConnect({
+            host: opts.host,
+            port: opts.port,
+            ca: opts.tls.ca,
+            servername: opts.tls.servername ?? opts.host,
+            rejectUnauthorized: true,
+          })
         : tcpConnect({ host: opts.host, port: opts.port });
     } catch {
       // net throws synchronously on an invalid port or host
@@ -170,7 +186,16 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
         log.warn({ ami, kind, bytes }, 'ami frame skipped');
       },
     });
-    const l: Link = { socket, parser, attempt, loggedIn: false, down: false, pending: new Map(), connectTimer: undefined, pingTimer: undefined };
+    const l: Link = {
+      socket,
+      parser,
+      attempt,
+      loggedIn: false,
+      down: false,
+      pending: new Map(),
+      connectTimer: undefined,
+      pingTimer: undefined,
+    };
     link = l;
     socket.on('data', (chunk: Buffer) => {
       if (!l.down) l.parser.push(chunk);
@@ -190,7 +215,13 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
   // right after a failed login, and the socket's end (a nextTick) would
   // otherwise be seen first and taken for a connect failure (short backoff).
   function login(l: Link): void {
-    sendWith(l, { Action: 'Login', Username: opts.username, Secret: opts.secret, Events: 'on' }, cfg.connectTimeoutMs, () => loginResult(l, undefined), (err) => loginResult(l, err));
+    sendWith(
+      l,
+      { Action: 'Login', Username: opts.username, Secret: opts.secret, Events: 'on' },
+      cfg.connectTimeoutMs,
+      () => loginResult(l, undefined),
+      (err) => loginResult(l, err),
+    );
   }
 
   /** A response settles its action; everything else is an event. */
@@ -272,7 +303,8 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
   function backoff(code: ErrorCode): number {
     // attempt is 0 after a live link dropped, n after the n-th failed try in a row.
     const doublings = Math.min(Math.max(attempt - 1, 0), 30);
-    const base = code === 'GW_AMI_AUTH' ? cfg.reconnectMaxMs : Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** doublings);
+    const base =
+      code === 'GW_AMI_AUTH' ? cfg.reconnectMaxMs : Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** doublings);
     return Math.round(base / 2 + (random() * base) / 2);
   }
 
@@ -300,9 +332,16 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     return new Promise((resolve, reject) => sendWith(l, fields, timeoutMs, resolve, reject));
   }
 
-  function sendWith(l: Link, fields: Record<string, string>, timeoutMs: number, resolve: (msg: AmiMessage) => void, reject: (err: GatewayError) => void): void {
+  function sendWith(
+    l: Link,
+    fields: Record<string, string>,
+    timeoutMs: number,
+    resolve: (msg: AmiMessage) => void,
+    reject: (err: GatewayError) => void,
+  ): void {
     const invalid = invalidField(fields);
-    if (invalid !== undefined) return reject(new GatewayError('GW_AMI_FRAME', `AMI action ${invalid}`, { retriable: false }));
+    if (invalid !== undefined)
+      return reject(new GatewayError('GW_AMI_FRAME', `AMI action ${invalid}`, { retriable: false }));
     const id = nextId();
     const name = actionName(fields);
     let frame = `ActionID: ${id}\r\n`;
@@ -326,7 +365,8 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     running = false;
     clearTimeout(retryTimer);
     const l = link;
-    if (l !== undefined && l.loggedIn && !l.down) await send(l, { action: 'Logoff' }, Math.min(cfg.actionTimeoutMs, LOGOFF_TIMEOUT_MS)).catch(noop);
+    if (l !== undefined && l.loggedIn && !l.down)
+      await send(l, { action: 'Logoff' }, Math.min(cfg.actionTimeoutMs, LOGOFF_TIMEOUT_MS)).catch(noop);
     if (l !== undefined) linkDown(l, 'GW_AMI_CLOSED');
     end();
   }
@@ -358,7 +398,8 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     },
     action(fields) {
       const l = link;
-      if (l === undefined || !l.loggedIn || l.down) return Promise.reject(new GatewayError('GW_AMI_CLOSED', 'no AMI connection'));
+      if (l === undefined || !l.loggedIn || l.down)
+        return Promise.reject(new GatewayError('GW_AMI_CLOSED', 'no AMI connection'));
       return send(l, fields, cfg.actionTimeoutMs);
     },
     get connected() {

@@ -77,5 +77,9 @@ function startsWith(buf: Buffer, prefix: Buffer): boolean {
 }
 
 function unreadable(path: string, reason: string, cause?: unknown): GatewayError {
-  return new GatewayError('GW_CAPTURE_UNREADABLE', `capture ${path} is unreadable: ${reason}`, cause === undefined ? undefined : { cause });
+  return new GatewayError(
+    'GW_CAPTURE_UNREADABLE',
+    `capture ${path} is unreadable: ${reason}`,
+    cause === undefined ? undefined : { cause },
+  );
 }

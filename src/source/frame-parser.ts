@@ -204,7 +204,12 @@ function createFrameReader(compile: boolean, onError: (kind: FrameErrorKind, byt
               pos = nl + 1;
               continue;
             }
-            if (shape !== undefined && shapes < MAX_SHAPES && shape.keys.length < MAX_SHAPE_FIELDS && rawKey.length <= MAX_SHAPE_KEY_CHARS) {
+            if (
+              shape !== undefined &&
+              shapes < MAX_SHAPES &&
+              shape.keys.length < MAX_SHAPE_FIELDS &&
+              rawKey.length <= MAX_SHAPE_KEY_CHARS
+            ) {
               shape = addShape(shape, rawKey, key);
             } else {
               generic ??= [...(shape?.keys ?? [])];
@@ -263,7 +268,8 @@ function buildGeneric(keys: readonly string[], values: readonly string[], count:
 
 function setOwn(msg: MutableMessage, key: string, value: string | string[]): void {
   // A plain assignment to "__proto__" would change the prototype instead.
-  if (key === '__proto__') Object.defineProperty(msg, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(msg, key, { value, enumerable: true, writable: true, configurable: true });
   else msg[key] = value;
 }
 

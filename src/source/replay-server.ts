@@ -118,7 +118,15 @@ interface Connection {
 function serveConnection(shared: Shared, socket: Socket): void {
   shared.stats.connections++;
   shared.sockets.add(socket);
-  const conn: Connection = { socket, loggedIn: false, closed: false, queue: [], endAfterQueue: false, wake: undefined, pos: 0 };
+  const conn: Connection = {
+    socket,
+    loggedIn: false,
+    closed: false,
+    queue: [],
+    endAfterQueue: false,
+    wake: undefined,
+    pos: 0,
+  };
   socket.setNoDelay(true);
   socket.on('error', () => undefined); // resets by the client are normal here
   socket.on('close', () => {
@@ -138,8 +146,23 @@ function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
   const id = msg['actionid'] === undefined ? undefined : field(msg, 'actionid');
   if (!conn.loggedIn) {
     if (action === 'login') login(shared, conn, msg, id);
-    else if (action === 'logoff') endWith(conn, frame([['Response', 'Goodbye'], ['ActionID', id], ['Message', 'Thanks for all the fish.']]));
-    else conn.socket.write(frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Permission denied']]));
+    else if (action === 'logoff')
+      endWith(
+        conn,
+        frame([
+          ['Response', 'Goodbye'],
+          ['ActionID', id],
+          ['Message', 'Thanks for all the fish.'],
+        ]),
+      );
+    else
+      conn.socket.write(
+        frame([
+          ['Response', 'Error'],
+          ['ActionID', id],
+          ['Message', 'Permission denied'],
+        ]),
+      );
     return;
   }
   const reply = answer(shared, action, id, conn.pos);
@@ -151,15 +174,30 @@ function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
 
 function login(shared: Shared, conn: Connection, msg: AmiMessage, id: string | undefined): void {
   const { username, secret } = shared.opts;
-  const wrong = (username !== undefined && field(msg, 'username') !== username) || (secret !== undefined && field(msg, 'secret') !== secret);
+  const wrong =
+    (username !== undefined && field(msg, 'username') !== username) ||
+    (secret !== undefined && field(msg, 'secret') !== secret);
   if (wrong) {
     shared.stats.loginFailures++;
-    endWith(conn, frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Authentication failed']]));
+    endWith(
+      conn,
+      frame([
+        ['Response', 'Error'],
+        ['ActionID', id],
+        ['Message', 'Authentication failed'],
+      ]),
+    );
     return;
   }
   shared.stats.logins++;
   conn.loggedIn = true;
-  conn.socket.write(frame([['Response', 'Success'], ['ActionID', id], ['Message', 'Authentication accepted']]));
+  conn.socket.write(
+    frame([
+      ['Response', 'Success'],
+      ['ActionID', id],
+      ['Message', 'Authentication accepted'],
+    ]),
+  );
   void streamBody(shared, conn);
 }
 
@@ -168,32 +206,70 @@ function answer(shared: Shared, action: string, id: string | undefined, pos: num
   switch (action) {
     case 'ping':
       if (shared.opts.answerPings === false) return undefined;
-      return frame([['Response', 'Success'], ['ActionID', id], ['Ping', 'Pong'], ['Timestamp', (Date.now() / 1000).toFixed(6)]]);
+      return frame([
+        ['Response', 'Success'],
+        ['ActionID', id],
+        ['Ping', 'Pong'],
+        ['Timestamp', (Date.now() / 1000).toFixed(6)],
+      ]);
     case 'logoff':
-      return frame([['Response', 'Goodbye'], ['ActionID', id], ['Message', 'Thanks for all the fish.']]);
+      return frame([
+        ['Response', 'Goodbye'],
+        ['ActionID', id],
+        ['Message', 'Thanks for all the fish.'],
+      ]);
     case 'login':
-      return frame([['Response', 'Success'], ['ActionID', id], ['Message', 'Already authenticated']]);
+      return frame([
+        ['Response', 'Success'],
+        ['ActionID', id],
+        ['Message', 'Already authenticated'],
+      ]);
     case 'stopmixmonitor':
     case 'stopmonitor':
-      return frame([['Response', 'Success'], ['ActionID', id]]);
+      return frame([
+        ['Response', 'Success'],
+        ['ActionID', id],
+      ]);
     case 'coreshowchannels': {
       // The channels the capture has up at this point, as Asterisk would list them.
       const live = liveChannelsAt(shared.body, pos);
       return Buffer.concat([
-        frame([['Response', 'Success'], ['ActionID', id], ['EventList', 'start'], ['Message', 'Channels will follow']]),
-        ...[...live].map(([uniqueid, linkedid]) => frame([['Event', 'CoreShowChannel'], ['ActionID', id], ['Uniqueid', uniqueid], ['Linkedid', linkedid]])),
-        frame([['Event', 'CoreShowChannelsComplete'], ['ActionID', id], ['EventList', 'Complete'], ['ListItems', String(live.size)]]),
+        frame([
+          ['Response', 'Success'],
+          ['ActionID', id],
+          ['EventList', 'start'],
+          ['Message', 'Channels will follow'],
+        ]),
+        ...[...live].map(([uniqueid, linkedid]) =>
+          frame([
+            ['Event', 'CoreShowChannel'],
+            ['ActionID', id],
+            ['Uniqueid', uniqueid],
+            ['Linkedid', linkedid],
+          ]),
+        ),
+        frame([
+          ['Event', 'CoreShowChannelsComplete'],
+          ['ActionID', id],
+          ['EventList', 'Complete'],
+          ['ListItems', String(live.size)],
+        ]),
       ]);
     }
     default:
-      return frame([['Response', 'Error'], ['ActionID', id], ['Message', 'Invalid/unknown command']]);
+      return frame([
+        ['Response', 'Error'],
+        ['ActionID', id],
+        ['Message', 'Invalid/unknown command'],
+      ]);
   }
 }
 
 async function streamBody(shared: Shared, conn: Connection): Promise<void> {
   const { body, opts } = shared;
   let pos = opts.resumeOnReconnect ? shared.resumeAt : 0;
-  if (opts.resumeOnReconnect && pos > 0 && opts.skipOnReconnectBytes) pos = nextBoundary(body, Math.min(body.length, pos + opts.skipOnReconnectBytes));
+  if (opts.resumeOnReconnect && pos > 0 && opts.skipOnReconnectBytes)
+    pos = nextBoundary(body, Math.min(body.length, pos + opts.skipOnReconnectBytes));
   conn.pos = pos;
   const dropping = opts.dropAfterBytes !== undefined && shared.stats.dropped < (opts.drops ?? 1);
   const dropAt = dropping ? pos + opts.dropAfterBytes! : Infinity;

@@ -44,7 +44,11 @@ export function createChannelLister(client: Pick<AmiClient, 'action' | 'onMessag
       let actionId = '';
       try {
         return await new Promise<Set<string>>((resolve, reject) => {
-          timer = setTimeout(() => reject(new GatewayError('GW_AMI_TIMEOUT', `CoreShowChannels did not complete within ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(
+            () =>
+              reject(new GatewayError('GW_AMI_TIMEOUT', `CoreShowChannels did not complete within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
           client.action({ Action: 'CoreShowChannels' }).then((response) => {
             actionId = field(response, 'actionid');
             const l = listing(actionId);

@@ -20,21 +20,35 @@ export const ErasureRequest = z
   .object({
     schemaVersion: z.literal(ERASURE_SCHEMA_VERSION),
     type: z.literal('erasure-request'),
-    id: z.string().regex(/^er_[a-z]{20}$/).describe('Unique per request; consumers dedupe on it (the command may be re-run, giving a new id with the same tokens)'),
+    id: z
+      .string()
+      .regex(/^er_[a-z]{20}$/)
+      .describe(
+        'Unique per request; consumers dedupe on it (the command may be re-run, giving a new id with the same tokens)',
+      ),
     tenant: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
     requestedAt: z.iso.datetime({ offset: false }),
     subject: z
       .object({
-        kind: z.enum(['e164', 'extension', 'invalid']).describe('The kind records give the party (caller.kind / callee.kind)'),
+        kind: z
+          .enum(['e164', 'extension', 'invalid'])
+          .describe('The kind records give the party (caller.kind / callee.kind)'),
         keys: z
           .array(
             z
               .object({
-                keyId: z.string().min(1).describe("A key of the tenant; records carry it in keyId"),
-                token: z.string().regex(/^[A-Za-z0-9_-]{14,43}$/).describe('The subscriber\'s token under that key: delete records whose caller.token or callee.token equals it'),
+                keyId: z.string().min(1).describe('A key of the tenant; records carry it in keyId'),
+                token: z
+                  .string()
+                  .regex(/^[A-Za-z0-9_-]{14,43}$/)
+                  .describe(
+                    "The subscriber's token under that key: delete records whose caller.token or callee.token equals it",
+                  ),
                 fpe: z
                   .array(z.string().regex(/^\+[0-9]{1,6}_[0-9]{6,15}$/))
-                  .describe('The subscriber\'s fpe values under that key (tenants whose rules use method fpe): delete records whose caller.fpe or callee.fpe equals one'),
+                  .describe(
+                    "The subscriber's fpe values under that key (tenants whose rules use method fpe): delete records whose caller.fpe or callee.fpe equals one",
+                  ),
               })
               .strict(),
           )

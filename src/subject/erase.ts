@@ -38,7 +38,10 @@ export function erasureRequestOf(subject: SubjectTokens, now: Date): ErasureRequ
     id: newErasureId(),
     tenant: subject.tenant,
     requestedAt: now.toISOString(),
-    subject: { kind: subject.kind, keys: subject.keys.map((k) => ({ keyId: k.keyId, token: k.token, fpe: [...k.fpe] })) },
+    subject: {
+      kind: subject.kind,
+      keys: subject.keys.map((k) => ({ keyId: k.keyId, token: k.token, fpe: [...k.fpe] })),
+    },
   });
 }
 
@@ -54,7 +57,10 @@ interface PartyLike {
  */
 export function subjectRecordMatcher(subject: SubjectTokens): (line: string) => boolean {
   const values = new Set(subject.keys.flatMap((k) => [k.token, ...k.fpe]));
-  const holds = (p: PartyLike | undefined) => p !== undefined && p !== null && ((typeof p.token === 'string' && values.has(p.token)) || (typeof p.fpe === 'string' && values.has(p.fpe)));
+  const holds = (p: PartyLike | undefined) =>
+    p !== undefined &&
+    p !== null &&
+    ((typeof p.token === 'string' && values.has(p.token)) || (typeof p.fpe === 'string' && values.has(p.fpe)));
   return (line) => {
     let r: { tenant?: unknown; caller?: PartyLike; callee?: PartyLike };
     try {
@@ -67,7 +73,12 @@ export function subjectRecordMatcher(subject: SubjectTokens): (line: string) => 
   };
 }
 
-export async function eraseSubject(deps: EraseDeps, subject: SubjectTokens, actor: string, reason?: string): Promise<EraseOutcome> {
+export async function eraseSubject(
+  deps: EraseDeps,
+  subject: SubjectTokens,
+  actor: string,
+  reason?: string,
+): Promise<EraseOutcome> {
   const now = deps.now ?? (() => new Date());
   const suppression = await deps.suppressions.add(
     subject.tenant,
@@ -97,5 +108,11 @@ export async function eraseSubject(deps: EraseDeps, subject: SubjectTokens, acto
       ...(reason === undefined ? {} : { reason }),
     },
   });
-  return { request, suppression, spool, published: publishError === undefined, ...(publishError === undefined ? {} : { publishError }) };
+  return {
+    request,
+    suppression,
+    spool,
+    published: publishError === undefined,
+    ...(publishError === undefined ? {} : { publishError }),
+  };
 }

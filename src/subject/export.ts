@@ -30,7 +30,9 @@ export function subjectMatcher(subject: SubjectTokens): SubjectMatcher {
   // Tokens are base64url and fpe values "+digits_digits": neither needs JSON escaping, so they appear verbatim.
   const needles = [...new Set(subject.keys.flatMap((k) => [k.token, ...k.fpe]))].map((s) => Buffer.from(`"${s}"`));
   const keyMarks = [...byKey.keys()].map((kid) => Buffer.from(`"keyId":${JSON.stringify(kid)}`));
-  const named = (party: Party | undefined, ids: ReadonlySet<string>) => party !== undefined && ((party.token !== null && ids.has(party.token)) || (party.fpe !== undefined && ids.has(party.fpe)));
+  const named = (party: Party | undefined, ids: ReadonlySet<string>) =>
+    party !== undefined &&
+    ((party.token !== null && ids.has(party.token)) || (party.fpe !== undefined && ids.has(party.fpe)));
   return {
     tenant: subject.tenant,
     keyIds: new Set(byKey.keys()),
@@ -71,7 +73,11 @@ export interface ExportResult {
   readonly otherKeys: number;
 }
 
-export async function exportSubject(source: RecordSource, matcher: SubjectMatcher, opts: ExportOptions = {}): Promise<ExportResult> {
+export async function exportSubject(
+  source: RecordSource,
+  matcher: SubjectMatcher,
+  opts: ExportOptions = {},
+): Promise<ExportResult> {
   const byId = new Map<string, CdrRecord>();
   let duplicates = 0;
   let beforeSince = 0;

@@ -74,7 +74,10 @@ export function listShredTombstones(stateDir: string): Map<string, ShredMark> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return out;
     // Which tenants were shredded is unknown: the caller must not load any keys.
-    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read the shred tombstones in ${shredDir(stateDir)} (${code ?? 'error'})`);
+    throw new GatewayError(
+      'GW_CONFIG_UNREADABLE',
+      `cannot read the shred tombstones in ${shredDir(stateDir)} (${code ?? 'error'})`,
+    );
   }
   for (const name of names) {
     const m = /^([a-z0-9][a-z0-9_-]{0,62})\.json$/.exec(name);

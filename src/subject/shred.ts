@@ -16,7 +16,13 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { KeysFile } from '../rules/schema.js';
-import { listShredTombstones, readShredTombstone, shredDir, tombstonePath, type ShredTombstone } from './shred-tombstone.js';
+import {
+  listShredTombstones,
+  readShredTombstone,
+  shredDir,
+  tombstonePath,
+  type ShredTombstone,
+} from './shred-tombstone.js';
 import { kidsForAudit, namesForAudit } from './suppression.js';
 import type { SuppressionStore } from './suppression-store.js';
 
@@ -47,15 +53,23 @@ function readKeysFile(path: string): KeysFile {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read the keys file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new GatewayError(
+      'GW_CONFIG_UNREADABLE',
+      `cannot read the keys file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   const parsed = KeysFile.safeParse(parseDocument(text).toJS());
-  if (!parsed.success) throw new GatewayError('GW_CONFIG_INVALID', `the keys file ${path} is invalid: run \`callveil rules check\``);
+  if (!parsed.success)
+    throw new GatewayError('GW_CONFIG_INVALID', `the keys file ${path} is invalid: run \`callveil rules check\``);
   return parsed.data;
 }
 
 const refOf = (k: KeysFile['keySets'][string][number]): KeyMaterialRef =>
-  k.secretFile !== undefined ? { kid: k.kid, from: 'secretFile', where: resolve(k.secretFile) } : k.secretEnv !== undefined ? { kid: k.kid, from: 'secretEnv', where: k.secretEnv } : { kid: k.kid, from: 'secret' };
+  k.secretFile !== undefined
+    ? { kid: k.kid, from: 'secretFile', where: resolve(k.secretFile) }
+    : k.secretEnv !== undefined
+      ? { kid: k.kid, from: 'secretEnv', where: k.secretEnv }
+      : { kid: k.kid, from: 'secret' };
 
 /**
  * What shredding `tenant` would destroy. Refuses (changing nothing) when the
@@ -69,26 +83,51 @@ export function planShred(loaded: Pick<LoadedConfig, 'config' | 'privacy' | 'rul
   const others = [...loaded.privacy.tenants.values()].filter((p) => p.id !== tenant && !shredded.has(p.id));
   if (loaded.rulesSource !== undefined) {
     const policy = loaded.privacy.tenants.get(tenant);
-    if (policy === undefined) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configured rules`);
+    if (policy === undefined)
+      throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configured rules`);
     const keySet = policy.keySet ?? refuse(`tenant "${tenant}" names no key set`);
     const sharing = others.filter((p) => p.keySet === keySet).map((p) => p.id);
-    if (sharing.length > 0) refuse(`key set "${keySet}" is also used by tenant ${sharing.join(', ')}: shredding it would destroy their keys, and keeping it leaves "${tenant}" linkable. Give "${tenant}" its own key set first (its old tokens stay linkable until the shared keys are retired everywhere)`);
+    if (sharing.length > 0)
+      refuse(
+        `key set "${keySet}" is also used by tenant ${sharing.join(', ')}: shredding it would destroy their keys, and keeping it leaves "${tenant}" linkable. Give "${tenant}" its own key set first (its old tokens stay linkable until the shared keys are retired everywhere)`,
+      );
     const keysFile = loaded.rulesSource.keysFile;
     if (keysFile === undefined) return { tenant, keySet, keysFile, keys: [], alreadyShreddedAt: already };
     const file = readKeysFile(keysFile);
     const keys = (file.keySets[keySet] ?? []).map(refOf);
     const otherSets = new Set(others.map((p) => p.keySet));
-    const elsewhere = new Set(Object.entries(file.keySets).flatMap(([set, ks]) => (set === keySet || !otherSets.has(set) ? [] : ks.map(refOf).map((r) => `${r.from}:${r.where ?? ''}`))));
+    const elsewhere = new Set(
+      Object.entries(file.keySets).flatMap(([set, ks]) =>
+        set === keySet || !otherSets.has(set) ? [] : ks.map(refOf).map((r) => `${r.from}:${r.where ?? ''}`),
+      ),
+    );
     const shared = keys.filter((r) => r.from !== 'secret' && elsewhere.has(`${r.from}:${r.where}`)).map((r) => r.kid);
-    if (shared.length > 0) refuse(`key ${shared.join(', ')} of set "${keySet}" comes from the same file or variable as a key of another tenant: shredding would destroy that tenant's key`);
+    if (shared.length > 0)
+      refuse(
+        `key ${shared.join(', ')} of set "${keySet}" comes from the same file or variable as a key of another tenant: shredding would destroy that tenant's key`,
+      );
     return { tenant, keySet, keysFile, keys, alreadyShreddedAt: already };
   }
   const specs = loaded.config.tenants ?? [];
   const spec = specs.find((t) => t.id === tenant);
-  if (spec === undefined) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configuration`);
-  const ref: KeyMaterialRef = spec.keyEnv !== undefined ? { kid: spec.keyId, from: 'secretEnv', where: spec.keyEnv } : { kid: spec.keyId, from: 'secretFile', where: resolve(spec.keyFile!) };
-  const sharing = specs.filter((t) => t.id !== tenant && !shredded.has(t.id) && (ref.from === 'secretEnv' ? t.keyEnv === ref.where : t.keyFile !== undefined && resolve(t.keyFile) === ref.where)).map((t) => t.id);
-  if (sharing.length > 0) refuse(`tenant "${tenant}" shares its key with tenant ${sharing.join(', ')}: shredding would destroy their key`);
+  if (spec === undefined)
+    throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configuration`);
+  const ref: KeyMaterialRef =
+    spec.keyEnv !== undefined
+      ? { kid: spec.keyId, from: 'secretEnv', where: spec.keyEnv }
+      : { kid: spec.keyId, from: 'secretFile', where: resolve(spec.keyFile!) };
+  const sharing = specs
+    .filter(
+      (t) =>
+        t.id !== tenant &&
+        !shredded.has(t.id) &&
+        (ref.from === 'secretEnv'
+          ? t.keyEnv === ref.where
+          : t.keyFile !== undefined && resolve(t.keyFile) === ref.where),
+    )
+    .map((t) => t.id);
+  if (sharing.length > 0)
+    refuse(`tenant "${tenant}" shares its key with tenant ${sharing.join(', ')}: shredding would destroy their key`);
   return { tenant, keySet: null, keysFile: undefined, keys: [ref], alreadyShreddedAt: already };
 }
 
@@ -144,11 +183,27 @@ async function overwriteAndDelete(path: string): Promise<void> {
 async function destroyFile(ref: KeyMaterialRef): Promise<KeyOutcome> {
   try {
     await overwriteAndDelete(ref.where!);
-    return { kid: ref.kid, from: ref.from, destroyed: true, note: `secret file ${ref.where} overwritten with random bytes and deleted` };
+    return {
+      kid: ref.kid,
+      from: ref.from,
+      destroyed: true,
+      note: `secret file ${ref.where} overwritten with random bytes and deleted`,
+    };
   } catch (err) {
     const code = codeOf(err);
-    if (code === 'ENOENT') return { kid: ref.kid, from: ref.from, destroyed: true, note: `secret file ${ref.where} is not there (already deleted?)` };
-    return { kid: ref.kid, from: ref.from, destroyed: false, note: `secret file ${ref.where} could not be destroyed (${code}): destroy it where it is stored (the host file behind a mount, a secret manager)` };
+    if (code === 'ENOENT')
+      return {
+        kid: ref.kid,
+        from: ref.from,
+        destroyed: true,
+        note: `secret file ${ref.where} is not there (already deleted?)`,
+      };
+    return {
+      kid: ref.kid,
+      from: ref.from,
+      destroyed: false,
+      note: `secret file ${ref.where} could not be destroyed (${code}): destroy it where it is stored (the host file behind a mount, a secret manager)`,
+    };
   }
 }
 
@@ -160,7 +215,10 @@ async function removeKeySet(keysFile: string, keySet: string): Promise<{ removed
     await writeFileAtomic(keysFile, String(doc));
     return { removed: true, note: `key set "${keySet}" removed from ${keysFile}` };
   } catch (err) {
-    return { removed: false, note: `${keysFile} could not be rewritten (${codeOf(err)}): remove key set "${keySet}" from it by hand` };
+    return {
+      removed: false,
+      note: `${keysFile} could not be rewritten (${codeOf(err)}): remove key set "${keySet}" from it by hand`,
+    };
   }
 }
 
@@ -191,7 +249,10 @@ export async function executeShred(plan: ShredPlan, deps: ShredDeps): Promise<Sh
   const tombstone: ShredTombstone = {
     version: 1,
     tenant: plan.tenant,
-    shreddedAt: plan.alreadyShreddedAt !== undefined && /^\d{4}-/.test(plan.alreadyShreddedAt) ? plan.alreadyShreddedAt : now().toISOString(),
+    shreddedAt:
+      plan.alreadyShreddedAt !== undefined && /^\d{4}-/.test(plan.alreadyShreddedAt)
+        ? plan.alreadyShreddedAt
+        : now().toISOString(),
     shreddedBy: deps.actor,
     keySet: plan.keySet,
     keyIds: plan.keys.map((k) => k.kid),
@@ -200,15 +261,33 @@ export async function executeShred(plan: ShredPlan, deps: ShredDeps): Promise<Sh
     mkdirSync(shredDir(deps.stateDir), { recursive: true, mode: 0o700 });
     await writeFileAtomic(tombstonePath(deps.stateDir, plan.tenant), JSON.stringify(tombstone) + '\n');
   } catch (err) {
-    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot write the shred tombstone in ${shredDir(deps.stateDir)} (${codeOf(err)}); nothing was destroyed`);
+    throw new GatewayError(
+      'GW_CONFIG_UNREADABLE',
+      `cannot write the shred tombstone in ${shredDir(deps.stateDir)} (${codeOf(err)}); nothing was destroyed`,
+    );
   }
-  const keysFile = plan.keySet !== null && plan.keysFile !== undefined ? await removeKeySet(plan.keysFile, plan.keySet) : null;
+  const keysFile =
+    plan.keySet !== null && plan.keysFile !== undefined ? await removeKeySet(plan.keysFile, plan.keySet) : null;
   const keys: KeyOutcome[] = [];
   for (const ref of plan.keys) {
     if (ref.from === 'secretFile') keys.push(await destroyFile(ref));
     else if (ref.from === 'secretEnv')
-      keys.push({ kid: ref.kid, from: ref.from, destroyed: false, note: `comes from environment variable ${ref.where}: remove it from the deployment and wherever it is stored (the gateway will never load it again)` });
-    else keys.push({ kid: ref.kid, from: ref.from, destroyed: keysFile?.removed === true, note: keysFile?.removed === true ? 'inline secret removed with its key set from the keys file' : 'inline secret is still in the keys file' });
+      keys.push({
+        kid: ref.kid,
+        from: ref.from,
+        destroyed: false,
+        note: `comes from environment variable ${ref.where}: remove it from the deployment and wherever it is stored (the gateway will never load it again)`,
+      });
+    else
+      keys.push({
+        kid: ref.kid,
+        from: ref.from,
+        destroyed: keysFile?.removed === true,
+        note:
+          keysFile?.removed === true
+            ? 'inline secret removed with its key set from the keys file'
+            : 'inline secret is still in the keys file',
+      });
   }
   const suppressionListDeleted = deps.suppressions.drop(plan.tenant);
   const spooledRecords = countSpooled(deps.spoolDir, plan.tenant);
@@ -220,7 +299,9 @@ export async function executeShred(plan: ShredPlan, deps: ShredDeps): Promise<Sh
       keySet: plan.keySet === null ? null : namesForAudit([plan.keySet], 'key set'),
       keys: keys.length,
       destroyed: keys.filter((k) => k.destroyed).length,
-      notDestroyed: keys.some((k) => !k.destroyed) ? kidsForAudit(keys.filter((k) => !k.destroyed).map((k) => k.kid)) : null,
+      notDestroyed: keys.some((k) => !k.destroyed)
+        ? kidsForAudit(keys.filter((k) => !k.destroyed).map((k) => k.kid))
+        : null,
       rerun: plan.alreadyShreddedAt !== undefined,
       ...(deps.reason === undefined ? {} : { reason: deps.reason }),
     },

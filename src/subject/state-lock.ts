@@ -62,7 +62,8 @@ export function stateLockPath(stateDir: string): string {
 export function readStateLock(stateDir: string): LockHolder | undefined {
   try {
     const h = JSON.parse(readFileSync(stateLockPath(stateDir), 'utf8')) as Partial<LockHolder>;
-    if (typeof h.pid !== 'number' || typeof h.host !== 'string' || (h.kind !== 'gateway' && h.kind !== 'cli')) return undefined;
+    if (typeof h.pid !== 'number' || typeof h.host !== 'string' || (h.kind !== 'gateway' && h.kind !== 'cli'))
+      return undefined;
     return h as LockHolder;
   } catch {
     return undefined;
@@ -75,7 +76,10 @@ function tryCreate(path: string, holder: LockHolder): boolean {
     fd = openSync(path, 'wx', 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new GatewayError('GW_STATE_LOCKED', `cannot create the state lock ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new GatewayError(
+      'GW_STATE_LOCKED',
+      `cannot create the state lock ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   try {
     writeSync(fd, JSON.stringify(holder) + '\n');
@@ -103,9 +107,20 @@ function describe(h: LockHolder): string {
  * Takes the state dir for `command`. Throws GW_STATE_LOCKED naming the holder
  * when another live process has it.
  */
-export function acquireStateLock(stateDir: string, who: { kind: 'gateway' | 'cli'; command: string }, env: LockEnv = DEFAULT_ENV): StateLock {
+export function acquireStateLock(
+  stateDir: string,
+  who: { kind: 'gateway' | 'cli'; command: string },
+  env: LockEnv = DEFAULT_ENV,
+): StateLock {
   const path = stateLockPath(stateDir);
-  const mine: LockHolder = { kind: who.kind, command: who.command, pid: env.pid, host: env.host, since: env.now().toISOString(), nonce: randomBytes(8).toString('hex') };
+  const mine: LockHolder = {
+    kind: who.kind,
+    command: who.command,
+    pid: env.pid,
+    host: env.host,
+    since: env.now().toISOString(),
+    nonce: randomBytes(8).toString('hex'),
+  };
   for (let attempt = 0; attempt < 3; attempt++) {
     if (tryCreate(path, mine)) {
       // Two processes clearing the same stale lock at once: only the one whose nonce is in the file holds it.
@@ -114,17 +129,28 @@ export function acquireStateLock(stateDir: string, who: { kind: 'gateway' | 'cli
     }
     const held = readStateLock(stateDir);
     if (held === undefined && tornButFresh(path, env)) {
-      throw new GatewayError('GW_STATE_LOCKED', `the state lock ${path} is being written by another process: retry in a moment`);
+      throw new GatewayError(
+        'GW_STATE_LOCKED',
+        `the state lock ${path} is being written by another process: retry in a moment`,
+      );
     }
     if (held !== undefined) {
       const sameHost = held.host === env.host;
       if (sameHost && env.alive(held.pid)) {
-        const hint = who.kind === 'gateway' ? 'wait for it to finish' : held.kind === 'gateway' ? 'stop the gateway first, or use the tenant API while it runs' : 'wait for it to finish';
+        const hint =
+          who.kind === 'gateway'
+            ? 'wait for it to finish'
+            : held.kind === 'gateway'
+              ? 'stop the gateway first, or use the tenant API while it runs'
+              : 'wait for it to finish';
         throw new GatewayError('GW_STATE_LOCKED', `the state dir ${stateDir} is in use by ${describe(held)}: ${hint}`);
       }
       // From another host: only a starting gateway takes over from a gateway (its old container is gone); everything else asks a human.
       if (!sameHost && !(who.kind === 'gateway' && held.kind === 'gateway')) {
-        throw new GatewayError('GW_STATE_LOCKED', `the state dir ${stateDir} is locked by ${describe(held)}: if nothing runs there any more, delete ${path} and retry`);
+        throw new GatewayError(
+          'GW_STATE_LOCKED',
+          `the state dir ${stateDir} is locked by ${describe(held)}: if nothing runs there any more, delete ${path} and retry`,
+        );
       }
     }
     // Stale (its process is gone) or torn (a crash while writing it): take it over.

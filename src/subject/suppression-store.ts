@@ -20,7 +20,10 @@ export const SUPPRESSION_ID = /^sup_[a-z]{12}$/;
 export const SuppressionToken = z
   .object({
     /** The key the token was made with; null when a tenant added a bare token without saying. */
-    kid: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).nullable(),
+    kid: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .nullable(),
     token: z.string().regex(TOKEN),
   })
   .strict();
@@ -42,7 +45,9 @@ const SuppressionFile = z
   .object({ version: z.literal(1), tenant: z.string().regex(TENANT_ID), entries: z.array(SuppressionEntry) })
   .strict();
 
-export type TenantListLoad = { readonly readable: true; readonly entries: readonly SuppressionEntry[] } | { readonly readable: false; readonly problem: string };
+export type TenantListLoad =
+  | { readonly readable: true; readonly entries: readonly SuppressionEntry[] }
+  | { readonly readable: false; readonly problem: string };
 
 export interface SuppressionStore {
   readonly dir: string;
@@ -85,7 +90,7 @@ export function openSuppressionStore(stateDir: string): SuppressionStore {
       }
       const parsed = SuppressionFile.safeParse(json);
       if (!parsed.success) return { readable: false, problem: 'does not match the suppression list schema' };
-      if (parsed.data.tenant !== tenant) return { readable: false, problem: 'holds another tenant\'s list' };
+      if (parsed.data.tenant !== tenant) return { readable: false, problem: "holds another tenant's list" };
       return { readable: true, entries: parsed.data.entries };
     },
     save(tenant, entries) {
@@ -95,7 +100,11 @@ export function openSuppressionStore(stateDir: string): SuppressionStore {
           mkdirSync(dir, { recursive: true, mode: 0o700 });
           await writeFileAtomic(path, JSON.stringify({ version: 1, tenant, entries }) + '\n', dir);
         } catch (err) {
-          throw new GatewayError('GW_SUPPRESSION_STORE', `suppression list ${path}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+          throw new GatewayError(
+            'GW_SUPPRESSION_STORE',
+            `suppression list ${path}: write failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+            { cause: err },
+          );
         }
       });
       chain = run.catch(() => undefined);

@@ -13,7 +13,12 @@ import type { SubjectGuard, TenantGuard } from '../privacy/sanitise.js';
 import type { TenantPolicy } from '../privacy/tenants.js';
 import type { Logger } from '../observability/logger.js';
 import { listShredTombstones, type ShredMark } from './shred-tombstone.js';
-import { openSuppressionStore, type SuppressionEntry, type SuppressionStore, type SuppressionToken } from './suppression-store.js';
+import {
+  openSuppressionStore,
+  type SuppressionEntry,
+  type SuppressionStore,
+  type SuppressionToken,
+} from './suppression-store.js';
 import { subjectTokens } from './tokens.js';
 
 export interface SuppressionChange {
@@ -27,7 +32,12 @@ export interface SuppressionList extends SubjectGuard {
   problem(tenant: string): string | undefined;
   /** The tenant's entries; throws GW_SUPPRESSION_STORE when its list is unreadable. */
   list(tenant: string): readonly SuppressionEntry[];
-  add(tenant: string, tokens: readonly SuppressionToken[], via: SuppressionEntry['via'], actor: string): Promise<SuppressionChange>;
+  add(
+    tenant: string,
+    tokens: readonly SuppressionToken[],
+    via: SuppressionEntry['via'],
+    actor: string,
+  ): Promise<SuppressionChange>;
   /** Removes by entry id; undefined when there is no such entry. */
   remove(tenant: string, id: string, actor: string): Promise<SuppressionEntry | undefined>;
   /** Removes every entry holding one of these tokens. */
@@ -43,7 +53,9 @@ export interface SuppressionListDeps {
   readonly retryUnreadableMs?: number;
 }
 
-type TenantState = { readonly readable: true; readonly entries: readonly SuppressionEntry[]; readonly guard: TenantGuard } | { readonly readable: false; readonly problem: string; readonly triedAt: number };
+type TenantState =
+  | { readonly readable: true; readonly entries: readonly SuppressionEntry[]; readonly guard: TenantGuard }
+  | { readonly readable: false; readonly problem: string; readonly triedAt: number };
 
 const CLEAR: TenantGuard = Object.freeze({ state: 'clear' });
 const UNAVAILABLE: TenantGuard = Object.freeze({ state: 'unavailable' });
@@ -69,7 +81,9 @@ export function createSuppressionList(deps: SuppressionListDeps): SuppressionLis
 
   function load(tenant: string): TenantState {
     const r = deps.store.load(tenant);
-    const state: TenantState = r.readable ? { readable: true, entries: r.entries, guard: guardOf(r.entries) } : { readable: false, problem: r.problem, triedAt: now().getTime() };
+    const state: TenantState = r.readable
+      ? { readable: true, entries: r.entries, guard: guardOf(r.entries) }
+      : { readable: false, problem: r.problem, triedAt: now().getTime() };
     tenants.set(tenant, state);
     return state;
   }
@@ -82,15 +96,30 @@ export function createSuppressionList(deps: SuppressionListDeps): SuppressionLis
   }
 
   function entriesOf(tenant: string): readonly SuppressionEntry[] {
-    if (deps.shredded?.has(tenant)) throw new GatewayError('GW_TENANT_SHREDDED', `tenant "${tenant}" was crypto-shredded on ${deps.shredded.get(tenant)!.shreddedAt}: its suppression list is closed`);
+    if (deps.shredded?.has(tenant))
+      throw new GatewayError(
+        'GW_TENANT_SHREDDED',
+        `tenant "${tenant}" was crypto-shredded on ${deps.shredded.get(tenant)!.shreddedAt}: its suppression list is closed`,
+      );
     const s = stateOf(tenant);
-    if (!s.readable) throw new GatewayError('GW_SUPPRESSION_STORE', `suppression list of tenant "${tenant}" is unreadable (${s.problem}); its records are withheld until it is fixed`);
+    if (!s.readable)
+      throw new GatewayError(
+        'GW_SUPPRESSION_STORE',
+        `suppression list of tenant "${tenant}" is unreadable (${s.problem}); its records are withheld until it is fixed`,
+      );
     return s.entries;
   }
 
   let writing: Promise<unknown> = Promise.resolve();
   /** Changes are applied one at a time: durable, then audited, then in force. */
-  function change<T>(tenant: string, fn: (entries: readonly SuppressionEntry[]) => { next: readonly SuppressionEntry[] | undefined; result: T; audit: () => Promise<unknown> }): Promise<T> {
+  function change<T>(
+    tenant: string,
+    fn: (entries: readonly SuppressionEntry[]) => {
+      next: readonly SuppressionEntry[] | undefined;
+      result: T;
+      audit: () => Promise<unknown>;
+    },
+  ): Promise<T> {
     const run = writing.then(async () => {
       const { next, result, audit } = fn(entriesOf(tenant));
       if (next !== undefined) {
@@ -125,19 +154,40 @@ export function createSuppressionList(deps: SuppressionListDeps): SuppressionLis
           // Re-adding a number after a key rotation adds its token under the new key.
           const have = new Set(existing.tokens.map((t) => t.token));
           const extra = tokens.filter((t) => !have.has(t.token));
-          if (extra.length === 0) return { next: undefined, result: { entry: existing, created: false }, audit: async () => undefined };
+          if (extra.length === 0)
+            return { next: undefined, result: { entry: existing, created: false }, audit: async () => undefined };
           const entry: SuppressionEntry = { ...existing, tokens: [...existing.tokens, ...extra] };
           return {
             next: entries.map((e) => (e === existing ? entry : e)),
             result: { entry, created: false },
-            audit: () => deps.audit.append({ actor, action: 'suppression.extend', tenant, subject: `suppression:${entry.id}`, detail: { via, kids: kidsOf(extra) } }),
+            audit: () =>
+              deps.audit.append({
+                actor,
+                action: 'suppression.extend',
+                tenant,
+                subject: `suppression:${entry.id}`,
+                detail: { via, kids: kidsOf(extra) },
+              }),
           };
         }
-        const entry: SuppressionEntry = { id: newId(), tokens: [...tokens], via, addedBy: actor, addedAt: now().toISOString() };
+        const entry: SuppressionEntry = {
+          id: newId(),
+          tokens: [...tokens],
+          via,
+          addedBy: actor,
+          addedAt: now().toISOString(),
+        };
         return {
           next: [...entries, entry],
           result: { entry, created: true },
-          audit: () => deps.audit.append({ actor, action: 'suppression.add', tenant, subject: `suppression:${entry.id}`, detail: { via, kids: kidsOf(tokens) } }),
+          audit: () =>
+            deps.audit.append({
+              actor,
+              action: 'suppression.add',
+              tenant,
+              subject: `suppression:${entry.id}`,
+              detail: { via, kids: kidsOf(tokens) },
+            }),
         };
       });
     },
@@ -148,7 +198,14 @@ export function createSuppressionList(deps: SuppressionListDeps): SuppressionLis
         return {
           next: entries.filter((e) => e !== gone),
           result: gone,
-          audit: () => deps.audit.append({ actor, action: 'suppression.remove', tenant, subject: `suppression:${gone.id}`, detail: { via: gone.via, addedAt: gone.addedAt } }),
+          audit: () =>
+            deps.audit.append({
+              actor,
+              action: 'suppression.remove',
+              tenant,
+              subject: `suppression:${gone.id}`,
+              detail: { via: gone.via, addedAt: gone.addedAt },
+            }),
         };
       });
     },
@@ -161,7 +218,14 @@ export function createSuppressionList(deps: SuppressionListDeps): SuppressionLis
           next: entries.filter((e) => !gone.includes(e)),
           result: gone,
           audit: async () => {
-            for (const e of gone) await deps.audit.append({ actor, action: 'suppression.remove', tenant, subject: `suppression:${e.id}`, detail: { via: e.via, addedAt: e.addedAt } });
+            for (const e of gone)
+              await deps.audit.append({
+                actor,
+                action: 'suppression.remove',
+                tenant,
+                subject: `suppression:${e.id}`,
+                detail: { via: e.via, addedAt: e.addedAt },
+              });
           },
         };
       });
@@ -205,7 +269,8 @@ export function viewOf(entry: SuppressionEntry, policy: TenantPolicy | undefined
 /** A number's tokens under every live key, ready to add; GW_USAGE when it is no subscriber number. */
 export function suppressionTokensOf(policy: TenantPolicy, number: string): SuppressionToken[] {
   const s = subjectTokens(policy, number);
-  if (s === undefined) throw new GatewayError('GW_USAGE', 'not a subscriber number (withheld or empty): nothing to suppress');
+  if (s === undefined)
+    throw new GatewayError('GW_USAGE', 'not a subscriber number (withheld or empty): nothing to suppress');
   if (s.keys.length === 0) throw new GatewayError('GW_PRIVACY_NO_KEY', `tenant "${policy.id}" has no live key`);
   return s.keys.map((k) => ({ kid: k.keyId, token: k.token }));
 }
@@ -214,16 +279,30 @@ export function suppressionTokensOf(policy: TenantPolicy, number: string): Suppr
 export interface SuppressionApi {
   /** The tenant's mode and entries; throws GW_SUPPRESSION_STORE when the list is unreadable. */
   list(tenant: string): { readonly mode: 'withhold' | 'redact'; readonly entries: SuppressionView[] };
-  addNumber(tenant: string, number: string, actor: string): Promise<{ readonly created: boolean; readonly entry: SuppressionView }>;
-  addToken(tenant: string, token: string, kid: string | null, actor: string): Promise<{ readonly created: boolean; readonly entry: SuppressionView }>;
+  addNumber(
+    tenant: string,
+    number: string,
+    actor: string,
+  ): Promise<{ readonly created: boolean; readonly entry: SuppressionView }>;
+  addToken(
+    tenant: string,
+    token: string,
+    kid: string | null,
+    actor: string,
+  ): Promise<{ readonly created: boolean; readonly entry: SuppressionView }>;
   remove(tenant: string, id: string, actor: string): Promise<SuppressionView | undefined>;
 }
 
-export function createSuppressionApi(list: SuppressionList, policyOf: (tenant: string) => TenantPolicy | undefined, now: () => number = Date.now): SuppressionApi {
+export function createSuppressionApi(
+  list: SuppressionList,
+  policyOf: (tenant: string) => TenantPolicy | undefined,
+  now: () => number = Date.now,
+): SuppressionApi {
   const view = (tenant: string, e: SuppressionEntry) => viewOf(e, policyOf(tenant), now());
   const policy = (tenant: string) => {
     const p = policyOf(tenant);
-    if (p === undefined) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the rules in force`);
+    if (p === undefined)
+      throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the rules in force`);
     return p;
   };
   return {
@@ -249,7 +328,11 @@ export function createSuppressionApi(list: SuppressionList, policyOf: (tenant: s
 
 /** The gateway's list over the state dir; tenants with a shred tombstone are closed. */
 export function openSuppressionList(stateDir: string, audit: Pick<AuditLog, 'append'>): SuppressionList {
-  return createSuppressionList({ store: openSuppressionStore(stateDir), audit, shredded: listShredTombstones(stateDir) });
+  return createSuppressionList({
+    store: openSuppressionStore(stateDir),
+    audit,
+    shredded: listShredTombstones(stateDir),
+  });
 }
 
 const READ_ONLY: Pick<AuditLog, 'append'> = {
@@ -262,15 +345,27 @@ export function readOnlySuppressionList(stateDir: string): SuppressionList {
 }
 
 /** At start: unreadable lists (their tenants are withheld) and entries that miss the signing key, per tenant. No token is logged. */
-export function reportSuppressions(list: SuppressionList, tenants: ReadonlyMap<string, TenantPolicy>, log: Pick<Logger, 'warn' | 'error'>, nowMs: number = Date.now()): void {
+export function reportSuppressions(
+  list: SuppressionList,
+  tenants: ReadonlyMap<string, TenantPolicy>,
+  log: Pick<Logger, 'warn' | 'error'>,
+  nowMs: number = Date.now(),
+): void {
   for (const [id, policy] of tenants) {
     const problem = list.problem(id);
     if (problem !== undefined) {
-      log.error({ component: 'suppression', tenant: id, problem }, "suppression list unreadable: the tenant's records are withheld until it is fixed");
+      log.error(
+        { component: 'suppression', tenant: id, problem },
+        "suppression list unreadable: the tenant's records are withheld until it is fixed",
+      );
       continue;
     }
     if (list.forTenant(id).state === 'shredded') continue;
     const stale = list.list(id).filter((e) => viewOf(e, policy, nowMs).coversSigningKey === false).length;
-    if (stale > 0) log.warn({ component: 'suppression', tenant: id, entries: stale }, 'suppressions without a token under the signing key (added before a key rotation): re-add those subscribers by number');
+    if (stale > 0)
+      log.warn(
+        { component: 'suppression', tenant: id, entries: stale },
+        'suppressions without a token under the signing key (added before a key rotation): re-add those subscribers by number',
+      );
   }
 }

@@ -34,7 +34,13 @@ export function subjectTokens(policy: TenantPolicy, number: string): SubjectToke
   const keys = policy.keys.keys.map((key) => ({
     keyId: key.keyId,
     token: pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes),
-    fpe: [...new Set(fpeRules.map((f) => fpeEncrypt(policy.id, key, n, f.keepDigits ?? 0)).filter((v): v is string => v !== undefined))],
+    fpe: [
+      ...new Set(
+        fpeRules
+          .map((f) => fpeEncrypt(policy.id, key, n, f.keepDigits ?? 0))
+          .filter((v): v is string => v !== undefined),
+      ),
+    ],
   }));
   return { tenant: policy.id, kind: n.kind, callingCode: n.callingCode, keys };
 }
@@ -43,14 +49,21 @@ export function subjectTokens(policy: TenantPolicy, number: string): SubjectToke
  * The tenant whose keys a subject lookup needs: known, not crypto-shredded,
  * with at least one live key. Every failure is a clear GatewayError naming the tenant.
  */
-export function subjectPolicy(loaded: Pick<LoadedConfig, 'privacy' | 'config'>, tenant: string | undefined): TenantPolicy {
+export function subjectPolicy(
+  loaded: Pick<LoadedConfig, 'privacy' | 'config'>,
+  tenant: string | undefined,
+): TenantPolicy {
   if (tenant === undefined) throw new GatewayError('GW_USAGE', 'needs --tenant T');
   const shred = readShredTombstone(loaded.config.storage.dir, tenant);
   if (shred !== undefined) {
-    throw new GatewayError('GW_TENANT_SHREDDED', `tenant "${tenant}" was crypto-shredded on ${shred.shreddedAt}: its keys are destroyed, so its tokens can no longer be computed, matched or revealed`);
+    throw new GatewayError(
+      'GW_TENANT_SHREDDED',
+      `tenant "${tenant}" was crypto-shredded on ${shred.shreddedAt}: its keys are destroyed, so its tokens can no longer be computed, matched or revealed`,
+    );
   }
   const policy = loaded.privacy.tenants.get(tenant);
-  if (policy === undefined) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configured rules`);
+  if (policy === undefined)
+    throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', `no tenant "${tenant}" in the configured rules`);
   if (policy.keys.keys.length === 0) throw new GatewayError('GW_PRIVACY_NO_KEY', `tenant "${tenant}" has no live key`);
   return policy;
 }

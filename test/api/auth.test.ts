@@ -26,22 +26,60 @@ t.test('authenticates by hash; roles and scope', async (t) => {
 t.test('config: token hashes inline and in a tokens file, validated', async (t) => {
   const base = { tenants: [{ id: 'acme', keyId: 'k1', keyEnv: 'K' }] };
   const env = { K: 'a1'.repeat(32) };
-  const ok = parseConfig({ ...base, api: { enabled: true, tokens: [{ id: 'a', role: 'tenant', tenant: 'acme', sha256: hashToken(TOKENS.acme) }] } }, env, '(test)');
+  const ok = parseConfig(
+    {
+      ...base,
+      api: { enabled: true, tokens: [{ id: 'a', role: 'tenant', tenant: 'acme', sha256: hashToken(TOKENS.acme) }] },
+    },
+    env,
+    '(test)',
+  );
   t.equal(ok.config.api.tokens.length, 1);
-  t.throws(() => parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'tenant', sha256: hashToken('x') }] } }, env, '(test)'), /api\.tokens\.0\.tenant/, 'a tenant token names its tenant');
-  t.throws(() => parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'tenant', tenant: 'globex', sha256: hashToken('x') }] } }, env, '(test)'), /api\.tokens\.0\.tenant/, 'a configured tenant');
-  t.throws(() => parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'operator', sha256: 'not-a-hash' }] } }, env, '(test)'), /sha256/);
-  t.throws(() => parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'operator', token: 'plain' }] } }, env, '(test)'), /api\.tokens\.0/, 'no plain tokens');
-  t.throws(() => parseConfig({ ...base, consent: { extensions: { globex: ['1001'] } } }, env, '(test)'), /consent\.extensions\.globex/);
+  t.throws(
+    () =>
+      parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'tenant', sha256: hashToken('x') }] } }, env, '(test)'),
+    /api\.tokens\.0\.tenant/,
+    'a tenant token names its tenant',
+  );
+  t.throws(
+    () =>
+      parseConfig(
+        { ...base, api: { tokens: [{ id: 'a', role: 'tenant', tenant: 'globex', sha256: hashToken('x') }] } },
+        env,
+        '(test)',
+      ),
+    /api\.tokens\.0\.tenant/,
+    'a configured tenant',
+  );
+  t.throws(
+    () =>
+      parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'operator', sha256: 'not-a-hash' }] } }, env, '(test)'),
+    /sha256/,
+  );
+  t.throws(
+    () => parseConfig({ ...base, api: { tokens: [{ id: 'a', role: 'operator', token: 'plain' }] } }, env, '(test)'),
+    /api\.tokens\.0/,
+    'no plain tokens',
+  );
+  t.throws(
+    () => parseConfig({ ...base, consent: { extensions: { globex: ['1001'] } } }, env, '(test)'),
+    /consent\.extensions\.globex/,
+  );
 
   const dir = mkdtempSync(join(tmpdir(), 'callveil-tokens-'));
   const file = join(dir, 'tokens.json');
   writeFileSync(file, JSON.stringify([{ id: 'ops', role: 'operator', sha256: hashToken(TOKENS.operator) }]));
   const all = loadApiTokens({ tokens: ok.config.api.tokens, tokensFile: file }, ['acme']);
-  t.same(all.map((x) => x.id), ['a', 'ops']);
+  t.same(
+    all.map((x) => x.id),
+    ['a', 'ops'],
+  );
   writeFileSync(file, JSON.stringify([{ id: 'ops', role: 'tenant', tenant: 'nosuch', sha256: hashToken('x') }]));
   t.throws(() => loadApiTokens({ tokens: [], tokensFile: file }, ['acme']), { code: 'GW_CONFIG_INVALID' });
   writeFileSync(file, '{');
   t.throws(() => loadApiTokens({ tokens: [], tokensFile: file }, ['acme']), /api\.tokensFile/);
-  t.throws(() => loadApiTokens({ tokens: [ok.config.api.tokens[0]!, ok.config.api.tokens[0]!] }, ['acme']), /unique token id/);
+  t.throws(
+    () => loadApiTokens({ tokens: [ok.config.api.tokens[0]!, ok.config.api.tokens[0]!] }, ['acme']),
+    /unique token id/,
+  );
 });

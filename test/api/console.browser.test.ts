@@ -12,7 +12,9 @@ import { apiHarness, TOKENS } from './helpers.js';
 const CHROMIUM = '/usr/bin/chromium';
 
 // The only skip in the suite: no browser on this machine (CI installs it, see .ci/run).
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found; install it with: apt-get update && apt-get install -y chromium`;
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} not found; install it with: apt-get update && apt-get install -y chromium`;
 
 {
   t.test('sign in, flip a switch, see it in the API, the audit log and the feed', { skip }, async (t) => {
@@ -22,7 +24,16 @@ const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found; install it w
       executablePath: CHROMIUM,
       headless: true,
       timeout: 30_000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     t.teardown(() => context.close());
     const page = context.pages()[0] ?? (await context.newPage());
@@ -52,9 +63,28 @@ const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found; install it w
     t.equal(await sw.isChecked(), true);
 
     const api = await h.call('GET', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme });
-    t.match(api.body, { extension: '1001', recording: true, changedBy: 'tenant:acme:acme-admin' }, 'the API has the change');
-    const entries = readFileSync(join(h.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
-    t.match(entries, [{ actor: 'tenant:acme:acme-admin', action: 'consent.set', tenant: 'acme', subject: '1001', detail: { recording: true, previous: false } }], 'the audit log has it');
+    t.match(
+      api.body,
+      { extension: '1001', recording: true, changedBy: 'tenant:acme:acme-admin' },
+      'the API has the change',
+    );
+    const entries = readFileSync(join(h.dir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditEntry);
+    t.match(
+      entries,
+      [
+        {
+          actor: 'tenant:acme:acme-admin',
+          action: 'consent.set',
+          tenant: 'acme',
+          subject: '1001',
+          detail: { recording: true, previous: false },
+        },
+      ],
+      'the audit log has it',
+    );
     t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
     await page.locator('#changes li', { hasText: 'Extension 1001: recording on' }).first().waitFor();
 
@@ -63,7 +93,13 @@ const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found; install it w
     await page.locator('#changes li', { hasText: 'Extension 1002: recording on (operator:ops)' }).first().waitFor();
     await page.getByRole('switch', { name: 'Recording for extension 1002' }).and(page.locator(':checked')).waitFor();
     h.feed.publish('acme', { type: 'call.started', callId: 'pbx-lab-1795418520.155', at: new Date().toISOString() });
-    h.feed.publish('acme', { type: 'recording', callId: 'pbx-lab-1795418520.155', outcome: 'blocked', kind: 'mixmonitor', at: new Date().toISOString() });
+    h.feed.publish('acme', {
+      type: 'recording',
+      callId: 'pbx-lab-1795418520.155',
+      outcome: 'blocked',
+      kind: 'mixmonitor',
+      at: new Date().toISOString(),
+    });
     h.feed.publish('globex', { type: 'call.started', callId: 'pbx-lab-1795418523.167', at: new Date().toISOString() });
     await page.locator('#feed li', { hasText: 'recording blocked' }).waitFor();
     const feed = await page.locator('#feed').innerText();
@@ -78,6 +114,10 @@ const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not found; install it w
 
     await page.screenshot({ path: join(tmpdir(), 'callveil-console.png'), fullPage: true });
     // The one refused sign-in shows up as a failed resource load; nothing else may.
-    t.same(errors.filter((e) => !/status of 401/.test(e)), [], 'no script errors in the page');
+    t.same(
+      errors.filter((e) => !/status of 401/.test(e)),
+      [],
+      'no script errors in the page',
+    );
   });
 }

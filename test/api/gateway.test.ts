@@ -15,14 +15,26 @@ import { API_TOKENS, TOKENS } from '../consent/stack.js';
 
 t.test('the live gateway enforces consent and serves the API', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'callveil-gw-'));
-  const ami = await startReplayServer({ capture: readCapture('recording-consent'), username: 'gw', secret: 'pw', holdOpen: true, chunking: 'recorded' });
+  const ami = await startReplayServer({
+    capture: readCapture('recording-consent'),
+    username: 'gw',
+    secret: 'pw',
+    holdOpen: true,
+    chunking: 'recorded',
+  });
   t.teardown(() => ami.close());
   const loaded = parseConfig(
     {
       ami: { host: '127.0.0.1', port: ami.port, username: 'gw', secret: 'pw' },
       tenants: [
         { id: 'acme', keyId: 'acme-1', keyEnv: 'K_ACME', match: { accountCodes: ['acme'] } },
-        { id: 'globex', keyId: 'globex-1', keyEnv: 'K_GLOBEX', defaultRegion: 'US', match: { accountCodes: ['globex'] } },
+        {
+          id: 'globex',
+          keyId: 'globex-1',
+          keyEnv: 'K_GLOBEX',
+          defaultRegion: 'US',
+          match: { accountCodes: ['globex'] },
+        },
       ],
       defaultTenant: 'acme',
       sink: { type: 'jsonl', path: join(dir, 'out.jsonl') },
@@ -40,18 +52,35 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
   const base = `http://127.0.0.1:${gw.api!.port}`;
   const me = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${TOKENS.acme}` } });
   t.same(await me.json(), { role: 'tenant', tenant: 'acme', tenants: ['acme'] });
-  t.same(await fetch(`${base}/v1/tenants/acme/extensions`, { headers: { authorization: `Bearer ${TOKENS.acme}` } }).then((r) => r.json()), {
-    tenant: 'acme',
-    extensions: [{ extension: '1001', recording: false, changedBy: null, changedAt: null }],
-  });
+  t.same(
+    await fetch(`${base}/v1/tenants/acme/extensions`, { headers: { authorization: `Bearer ${TOKENS.acme}` } }).then(
+      (r) => r.json(),
+    ),
+    {
+      tenant: 'acme',
+      extensions: [{ extension: '1001', recording: false, changedBy: null, changedAt: null }],
+    },
+  );
   await ami.done;
   const deadline = Date.now() + 5000;
-  while (ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length < 17 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.equal(ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length, 17, 'no consent configured: every recording stopped');
+  while (ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length < 17 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 20));
+  t.equal(
+    ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length,
+    17,
+    'no consent configured: every recording stopped',
+  );
   const ready = await fetch(`${base}/readyz`);
   t.equal(ready.status, 200);
   t.match(await fetch(`${base}/metrics`).then((r) => r.text()), /callveil_recordings_total\{outcome="blocked"\} 17/);
   await gw.stop();
-  t.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8').trim().split('\n').filter((l) => JSON.parse(l).recording === 'blocked').length > 0, true, 'records marked blocked');
+  t.equal(
+    readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => JSON.parse(l).recording === 'blocked').length > 0,
+    true,
+    'records marked blocked',
+  );
   t.notMatch(Buffer.concat(logs).toString(), /7700900/, 'no number in the logs');
 });

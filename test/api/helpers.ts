@@ -25,17 +25,34 @@ export interface ApiHarness {
   readonly ready: { ami: boolean; sink: boolean };
   readonly responses: string[];
   logText(): Buffer;
-  call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  call(
+    method: string,
+    path: string,
+    opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
-export async function apiHarness(t: { teardown(fn: () => unknown): void }, opts: { dir?: string; wsMaxBufferedBytes?: number; wsAuthTimeoutMs?: number } = {}): Promise<ApiHarness> {
+export async function apiHarness(
+  t: { teardown(fn: () => unknown): void },
+  opts: { dir?: string; wsMaxBufferedBytes?: number; wsAuthTimeoutMs?: number } = {},
+): Promise<ApiHarness> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'callveil-api-'));
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
   t.teardown(() => audit.close());
-  const registry = createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'], known: { acme: ['1001', '1002'], globex: ['1007'] } });
+  const registry = createConsentRegistry({
+    store: openConsentStore(dir),
+    audit,
+    tenants: ['acme', 'globex'],
+    known: { acme: ['1001', '1002'], globex: ['1007'] },
+  });
   const feed = createLiveFeed({ maxBufferedBytes: opts.wsMaxBufferedBytes ?? 1 << 20, closeGraceMs: 500 });
   // Consent changes reach the feed as in the gateway; AMI and records are published by the tests themselves.
-  connectLiveFeed(feed, { client: { onMessage: () => undefined }, pipeline: { onPublished: () => undefined }, registry, calls: { resolveTagged: () => undefined } });
+  connectLiveFeed(feed, {
+    client: { onMessage: () => undefined },
+    pipeline: { onPublished: () => undefined },
+    registry,
+    calls: { resolveTagged: () => undefined },
+  });
   const metrics = createMetrics();
   metrics.counter('events_received_total', 'AMI events received').inc();
   const ready = { ami: true, sink: true };
@@ -71,7 +88,12 @@ export async function apiHarness(t: { teardown(fn: () => unknown): void }, opts:
       if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;
       const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
       if (body !== undefined) headers['content-type'] = 'application/json';
-      const res = await fetch(base + path, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(5000) });
+      const res = await fetch(base + path, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        signal: AbortSignal.timeout(5000),
+      });
       const text = await res.text();
       responses.push(text);
       let parsed: unknown = text;

@@ -20,7 +20,9 @@ function connect(t: { teardown(fn: () => void): void }, port: number, tenant: st
   const frames: any[] = [];
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
   if (token !== null) ws.once('open', () => ws.send(JSON.stringify({ type: 'auth', token })));
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.once('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   return { ws, frames, closed };
 }
 
@@ -64,10 +66,19 @@ t.test('frames go to the tenant they belong to; the operator may watch any tenan
   // Consent changes appear on the feed too.
   await h.call('PUT', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme, body: { recording: true } });
   await until('frames', () => acme.frames.length === 3 && globex.frames.length === 2 && ops.frames.length === 2);
-  t.same(acme.frames.slice(1).map((f) => f.type), ['call.started', 'consent']);
+  t.same(
+    acme.frames.slice(1).map((f) => f.type),
+    ['call.started', 'consent'],
+  );
   t.match(acme.frames[2], { type: 'consent', extension: '1001', recording: true, changedBy: 'tenant:acme:acme-admin' });
-  t.same(globex.frames.slice(1).map((f) => f.type), ['call.ended']);
-  t.same(ops.frames.slice(1).map((f) => f.type), ['call.ended']);
+  t.same(
+    globex.frames.slice(1).map((f) => f.type),
+    ['call.ended'],
+  );
+  t.same(
+    ops.frames.slice(1).map((f) => f.type),
+    ['call.ended'],
+  );
   t.equal(h.feed.clients(), 3);
 });
 
@@ -92,29 +103,68 @@ t.test('a client that stops reading is dropped with a notice; memory stays bound
   const closed = await slow.closed;
   t.ok(closed.code === WS_CLOSE_SLOW || closed.code === 1006, `closed (${closed.code})`);
   const last = slow.frames.at(-1);
-  if (closed.code === WS_CLOSE_SLOW) t.match(last, { type: 'dropped', reason: 'slow-consumer' }, 'the notice is the last frame');
+  if (closed.code === WS_CLOSE_SLOW)
+    t.match(last, { type: 'dropped', reason: 'slow-consumer' }, 'the notice is the last frame');
   await until('fast client got everything', () => fast.frames.length === published + 1, 10_000);
   t.pass('the fast client received every frame');
 });
 
 t.test('call lifecycle frames: tagged tenant only, no AMI value copied', async (t) => {
   const tracker = createLiveCallTracker({
-    resolveTagged: (hint, account) => (account === 'acme' || hint === 'acme' ? { id: 'acme' } : account === 'globex' ? { id: 'globex' } : undefined),
+    resolveTagged: (hint, account) =>
+      account === 'acme' || hint === 'acme' ? { id: 'acme' } : account === 'globex' ? { id: 'globex' } : undefined,
     defaultTenant: 'acme',
     now: () => new Date('2026-11-23T10:00:00.000Z'),
   });
   const ev = (o: Record<string, string>): AmiMessage => o;
   const L = 'pbx-lab-1795418520.156';
   const out = [
-    ...tracker.handle(ev({ event: 'Newchannel', uniqueid: L, linkedid: L, calleridnum: '+447700900301', exten: '+442079460101', accountcode: '' })),
-    ...tracker.handle(ev({ event: 'NewAccountCode', uniqueid: L, linkedid: L, accountcode: 'globex', calleridnum: '+447700900301' })),
-    ...tracker.handle(ev({ event: 'Newstate', uniqueid: L, linkedid: L, channelstatedesc: 'Up', calleridnum: '+447700900301' })),
+    ...tracker.handle(
+      ev({
+        event: 'Newchannel',
+        uniqueid: L,
+        linkedid: L,
+        calleridnum: '+447700900301',
+        exten: '+442079460101',
+        accountcode: '',
+      }),
+    ),
+    ...tracker.handle(
+      ev({ event: 'NewAccountCode', uniqueid: L, linkedid: L, accountcode: 'globex', calleridnum: '+447700900301' }),
+    ),
+    ...tracker.handle(
+      ev({ event: 'Newstate', uniqueid: L, linkedid: L, channelstatedesc: 'Up', calleridnum: '+447700900301' }),
+    ),
     ...tracker.handle(ev({ event: 'Hangup', uniqueid: L, linkedid: L, calleridnum: '+447700900301' })),
   ];
-  t.same(out.map((o) => [o.tenant, o.frame.type]), [['globex', 'call.started'], ['globex', 'call.answered'], ['globex', 'call.ended']]);
+  t.same(
+    out.map((o) => [o.tenant, o.frame.type]),
+    [
+      ['globex', 'call.started'],
+      ['globex', 'call.answered'],
+      ['globex', 'call.ended'],
+    ],
+  );
   t.notMatch(JSON.stringify(out), /7700/);
   const untagged = 'pbx-lab-1795418520.170';
-  t.same(tracker.handle(ev({ event: 'Newchannel', uniqueid: untagged, linkedid: untagged })), [], 'untagged: nothing yet');
-  t.same(tracker.handle(ev({ event: 'Hangup', uniqueid: untagged, linkedid: untagged })).map((o) => [o.tenant, o.frame.type]), [['acme', 'call.started'], ['acme', 'call.ended']], 'default tenant at the end');
-  t.same(tracker.handle(ev({ event: 'Newchannel', uniqueid: '07700900123', linkedid: '07700900123', accountcode: 'acme' })), [], 'a linkedid that is no Asterisk id is not copied');
+  t.same(
+    tracker.handle(ev({ event: 'Newchannel', uniqueid: untagged, linkedid: untagged })),
+    [],
+    'untagged: nothing yet',
+  );
+  t.same(
+    tracker
+      .handle(ev({ event: 'Hangup', uniqueid: untagged, linkedid: untagged }))
+      .map((o) => [o.tenant, o.frame.type]),
+    [
+      ['acme', 'call.started'],
+      ['acme', 'call.ended'],
+    ],
+    'default tenant at the end',
+  );
+  t.same(
+    tracker.handle(ev({ event: 'Newchannel', uniqueid: '07700900123', linkedid: '07700900123', accountcode: 'acme' })),
+    [],
+    'a linkedid that is no Asterisk id is not copied',
+  );
 });

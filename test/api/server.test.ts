@@ -8,14 +8,26 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { apiHarness, TOKENS, type ApiHarness } from './helpers.js';
 
 const BAD = 'x'.repeat(48);
-const auditEntries = (h: ApiHarness) => readFileSync(join(h.dir, 'audit.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEntry);
+const auditEntries = (h: ApiHarness) =>
+  readFileSync(join(h.dir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditEntry);
 
 t.test('health, readiness, metrics: no token needed', async (t) => {
   const h = await apiHarness(t);
   t.same(await h.call('GET', '/healthz').then((r) => [r.status, r.body]), [200, { status: 'ok' }]);
-  t.same(await h.call('GET', '/readyz').then((r) => [r.status, r.body]), [200, { ready: true, ami: true, sink: true, consentStore: true }]);
+  t.same(await h.call('GET', '/readyz').then((r) => [r.status, r.body]), [
+    200,
+    { ready: true, ami: true, sink: true, consentStore: true },
+  ]);
   h.ready.ami = false;
-  t.same(await h.call('GET', '/readyz').then((r) => [r.status, r.body]), [503, { ready: false, ami: false, sink: true, consentStore: true }], 'AMI down: not ready');
+  t.same(
+    await h.call('GET', '/readyz').then((r) => [r.status, r.body]),
+    [503, { ready: false, ami: false, sink: true, consentStore: true }],
+    'AMI down: not ready',
+  );
   h.ready.ami = true;
   h.ready.sink = false;
   t.equal((await h.call('GET', '/readyz')).status, 503, 'sink held back: not ready');
@@ -28,7 +40,11 @@ t.test('health, readiness, metrics: no token needed', async (t) => {
 
 t.test('console page and assets, with a strict content security policy', async (t) => {
   const h = await apiHarness(t);
-  for (const [path, type] of [['/', /text\/html/], ['/console.js', /javascript/], ['/console.css', /text\/css/]] as const) {
+  for (const [path, type] of [
+    ['/', /text\/html/],
+    ['/console.js', /javascript/],
+    ['/console.css', /text\/css/],
+  ] as const) {
     const r = await h.call('GET', path);
     t.equal(r.status, 200, path);
     t.match(r.headers.get('content-type'), type);
@@ -39,24 +55,56 @@ t.test('console page and assets, with a strict content security policy', async (
 
 t.test('authentication: no token, a wrong token, a malformed header -> 401', async (t) => {
   const h = await apiHarness(t);
-  for (const path of ['/v1/me', '/v1/tenants', '/v1/tenants/acme/extensions', '/v1/tenants/acme/extensions/1001', '/v1/tenants/acme/consent-changes']) {
+  for (const path of [
+    '/v1/me',
+    '/v1/tenants',
+    '/v1/tenants/acme/extensions',
+    '/v1/tenants/acme/extensions/1001',
+    '/v1/tenants/acme/consent-changes',
+  ]) {
     const none = await h.call('GET', path);
     t.equal(none.status, 401, `${path} without a token`);
     t.equal(none.headers.get('www-authenticate'), 'Bearer');
     t.equal((await h.call('GET', path, { token: BAD })).status, 401, `${path} with a wrong token`);
-    t.equal((await h.call('GET', path, { headers: { authorization: `Basic ${TOKENS.acme}` } })).status, 401, `${path} with a non-bearer header`);
+    t.equal(
+      (await h.call('GET', path, { headers: { authorization: `Basic ${TOKENS.acme}` } })).status,
+      401,
+      `${path} with a non-bearer header`,
+    );
     t.equal((await h.call('GET', path, { token: TOKENS.acme.slice(0, 31) })).status, 401, `${path} with a short token`);
   }
-  t.equal((await h.call('PUT', '/v1/tenants/acme/extensions/1001', { token: BAD, body: { recording: true } })).status, 401);
-  t.equal((await h.call('PATCH', '/v1/tenants/acme/extensions', { token: BAD, body: { extensions: [{ extension: '1001', recording: true }] } })).status, 401);
+  t.equal(
+    (await h.call('PUT', '/v1/tenants/acme/extensions/1001', { token: BAD, body: { recording: true } })).status,
+    401,
+  );
+  t.equal(
+    (
+      await h.call('PATCH', '/v1/tenants/acme/extensions', {
+        token: BAD,
+        body: { extensions: [{ extension: '1001', recording: true }] },
+      })
+    ).status,
+    401,
+  );
   t.equal(h.registry.isOn('acme', '1001'), false, 'nothing changed');
 });
 
 t.test('/v1/me and /v1/tenants', async (t) => {
   const h = await apiHarness(t);
-  t.same((await h.call('GET', '/v1/me', { token: TOKENS.acme })).body, { role: 'tenant', tenant: 'acme', tenants: ['acme'] });
-  t.same((await h.call('GET', '/v1/me', { token: TOKENS.operator })).body, { role: 'operator', tenant: null, tenants: ['acme', 'globex'] });
-  t.same(await h.call('GET', '/v1/tenants', { token: TOKENS.operator }).then((r) => [r.status, r.body]), [200, { tenants: ['acme', 'globex'] }]);
+  t.same((await h.call('GET', '/v1/me', { token: TOKENS.acme })).body, {
+    role: 'tenant',
+    tenant: 'acme',
+    tenants: ['acme'],
+  });
+  t.same((await h.call('GET', '/v1/me', { token: TOKENS.operator })).body, {
+    role: 'operator',
+    tenant: null,
+    tenants: ['acme', 'globex'],
+  });
+  t.same(await h.call('GET', '/v1/tenants', { token: TOKENS.operator }).then((r) => [r.status, r.body]), [
+    200,
+    { tenants: ['acme', 'globex'] },
+  ]);
   t.equal((await h.call('GET', '/v1/tenants', { token: TOKENS.acme })).status, 403, 'a tenant may not list tenants');
   t.equal((await h.call('POST', '/v1/me', { token: TOKENS.acme })).status, 405);
 });
@@ -72,11 +120,29 @@ t.test('list extensions: own tenant, wrong tenant, operator', async (t) => {
       { extension: '1002', recording: false, changedBy: null, changedAt: null },
     ],
   });
-  t.equal((await h.call('GET', '/v1/tenants/globex/extensions', { token: TOKENS.acme })).status, 403, 'tenant A cannot read tenant B');
-  t.equal((await h.call('GET', '/v1/tenants/nosuch/extensions', { token: TOKENS.acme })).status, 403, 'nor learn whether a tenant exists');
+  t.equal(
+    (await h.call('GET', '/v1/tenants/globex/extensions', { token: TOKENS.acme })).status,
+    403,
+    'tenant A cannot read tenant B',
+  );
+  t.equal(
+    (await h.call('GET', '/v1/tenants/nosuch/extensions', { token: TOKENS.acme })).status,
+    403,
+    'nor learn whether a tenant exists',
+  );
   t.equal((await h.call('GET', '/v1/tenants/ACME!/extensions', { token: TOKENS.acme })).status, 403);
-  t.same((await h.call('GET', '/v1/tenants/globex/extensions', { token: TOKENS.operator })).body.extensions.map((e: { extension: string }) => e.extension), ['1007'], 'operator reads any tenant');
-  t.equal((await h.call('GET', '/v1/tenants/nosuch/extensions', { token: TOKENS.operator })).status, 404, 'operator: unknown tenant is 404');
+  t.same(
+    (await h.call('GET', '/v1/tenants/globex/extensions', { token: TOKENS.operator })).body.extensions.map(
+      (e: { extension: string }) => e.extension,
+    ),
+    ['1007'],
+    'operator reads any tenant',
+  );
+  t.equal(
+    (await h.call('GET', '/v1/tenants/nosuch/extensions', { token: TOKENS.operator })).status,
+    404,
+    'operator: unknown tenant is 404',
+  );
   t.equal((await h.call('DELETE', '/v1/tenants/acme/extensions', { token: TOKENS.acme })).status, 405);
   t.equal((await h.call('GET', '/v1/tenants/acme/nothing', { token: TOKENS.acme })).status, 404);
 });
@@ -85,10 +151,23 @@ t.test('set one extension: success, validation, wrong tenant, operator', async (
   const h = await apiHarness(t);
   const ok = await h.call('PUT', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme, body: { recording: true } });
   t.equal(ok.status, 200);
-  t.match(ok.body, { tenant: 'acme', extension: '1001', recording: true, changedBy: 'tenant:acme:acme-admin', changedAt: /^\d{4}-/ });
+  t.match(ok.body, {
+    tenant: 'acme',
+    extension: '1001',
+    recording: true,
+    changedBy: 'tenant:acme:acme-admin',
+    changedAt: /^\d{4}-/,
+  });
   t.equal(h.registry.isOn('acme', '1001'), true);
-  t.match((await h.call('GET', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme })).body, { extension: '1001', recording: true });
-  t.match((await h.call('GET', '/v1/tenants/acme/extensions/1099', { token: TOKENS.acme })).body, { extension: '1099', recording: false, changedBy: null }, 'an unknown extension is off');
+  t.match((await h.call('GET', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme })).body, {
+    extension: '1001',
+    recording: true,
+  });
+  t.match(
+    (await h.call('GET', '/v1/tenants/acme/extensions/1099', { token: TOKENS.acme })).body,
+    { extension: '1099', recording: false, changedBy: null },
+    'an unknown extension is off',
+  );
 
   const invalid: Array<[string, { body?: unknown; raw?: string }, unknown]> = [
     ['recording not a boolean', { body: { recording: 'yes' } }, [{ path: 'recording', message: 'expected boolean' }]],
@@ -102,41 +181,108 @@ t.test('set one extension: success, validation, wrong tenant, operator', async (
     t.same([r.status, r.body], [400, { error: 'invalid request', issues }], what);
   }
   for (const ext of ['12345678', 'abc', '10%2F01', '07700900123']) {
-    const r = await h.call('PUT', `/v1/tenants/acme/extensions/${ext}`, { token: TOKENS.acme, body: { recording: true } });
-    t.same([r.status, r.body.issues], [400, [{ path: 'extension', message: 'an extension of 1-6 digits' }]], `extension ${ext}`);
+    const r = await h.call('PUT', `/v1/tenants/acme/extensions/${ext}`, {
+      token: TOKENS.acme,
+      body: { recording: true },
+    });
+    t.same(
+      [r.status, r.body.issues],
+      [400, [{ path: 'extension', message: 'an extension of 1-6 digits' }]],
+      `extension ${ext}`,
+    );
   }
-  const big = await h.call('PUT', '/v1/tenants/acme/extensions/1002', { token: TOKENS.acme, raw: JSON.stringify({ recording: true, pad: 'x'.repeat(70_000) }) });
+  const big = await h.call('PUT', '/v1/tenants/acme/extensions/1002', {
+    token: TOKENS.acme,
+    raw: JSON.stringify({ recording: true, pad: 'x'.repeat(70_000) }),
+  });
   t.equal(big.status, 413, 'body over 64 KiB');
 
-  t.equal((await h.call('PUT', '/v1/tenants/globex/extensions/1007', { token: TOKENS.acme, body: { recording: true } })).status, 403, 'tenant A cannot change tenant B');
+  t.equal(
+    (await h.call('PUT', '/v1/tenants/globex/extensions/1007', { token: TOKENS.acme, body: { recording: true } }))
+      .status,
+    403,
+    'tenant A cannot change tenant B',
+  );
   t.equal(h.registry.isOn('globex', '1007'), false);
-  const op = await h.call('PUT', '/v1/tenants/globex/extensions/1007', { token: TOKENS.operator, body: { recording: true } });
-  t.match([op.status, op.body], [200, { tenant: 'globex', extension: '1007', recording: true, changedBy: 'operator:ops' }], 'operator changes any tenant');
-  t.equal((await h.call('PUT', '/v1/tenants/nosuch/extensions/1007', { token: TOKENS.operator, body: { recording: true } })).status, 404);
-  t.equal((await h.call('POST', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme, body: { recording: true } })).status, 405);
+  const op = await h.call('PUT', '/v1/tenants/globex/extensions/1007', {
+    token: TOKENS.operator,
+    body: { recording: true },
+  });
+  t.match(
+    [op.status, op.body],
+    [200, { tenant: 'globex', extension: '1007', recording: true, changedBy: 'operator:ops' }],
+    'operator changes any tenant',
+  );
+  t.equal(
+    (await h.call('PUT', '/v1/tenants/nosuch/extensions/1007', { token: TOKENS.operator, body: { recording: true } }))
+      .status,
+    404,
+  );
+  t.equal(
+    (await h.call('POST', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme, body: { recording: true } }))
+      .status,
+    405,
+  );
 
   const entries = auditEntries(h);
-  t.same(entries.map((e) => [e.actor, e.action, e.tenant, e.subject, e.detail]), [
-    ['tenant:acme:acme-admin', 'consent.set', 'acme', '1001', { recording: true, previous: false }],
-    ['operator:ops', 'consent.set', 'globex', '1007', { recording: true, previous: false }],
-  ], 'every change, and only the changes, audited');
+  t.same(
+    entries.map((e) => [e.actor, e.action, e.tenant, e.subject, e.detail]),
+    [
+      ['tenant:acme:acme-admin', 'consent.set', 'acme', '1001', { recording: true, previous: false }],
+      ['operator:ops', 'consent.set', 'globex', '1007', { recording: true, previous: false }],
+    ],
+    'every change, and only the changes, audited',
+  );
   t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
 });
 
 t.test('set many: success, validation, wrong tenant, operator', async (t) => {
   const h = await apiHarness(t);
-  const body = { extensions: [{ extension: '1001', recording: true }, { extension: '1005', recording: true }, { extension: '1002', recording: false }] };
+  const body = {
+    extensions: [
+      { extension: '1001', recording: true },
+      { extension: '1005', recording: true },
+      { extension: '1002', recording: false },
+    ],
+  };
   const ok = await h.call('PATCH', '/v1/tenants/acme/extensions', { token: TOKENS.acme, body });
   t.equal(ok.status, 200);
-  t.same(ok.body.updated.map((u: { extension: string; recording: boolean }) => [u.extension, u.recording]), [['1001', true], ['1005', true], ['1002', false]]);
-  t.same(h.registry.list('acme').map((e) => [e.extension, e.recording]), [['1001', true], ['1002', false], ['1005', true]]);
+  t.same(
+    ok.body.updated.map((u: { extension: string; recording: boolean }) => [u.extension, u.recording]),
+    [
+      ['1001', true],
+      ['1005', true],
+      ['1002', false],
+    ],
+  );
+  t.same(
+    h.registry.list('acme').map((e) => [e.extension, e.recording]),
+    [
+      ['1001', true],
+      ['1002', false],
+      ['1005', true],
+    ],
+  );
 
   const invalid: Array<[string, unknown, string]> = [
     ['empty list', { extensions: [] }, 'extensions'],
-    ['duplicate extension', { extensions: [{ extension: '1001', recording: true }, { extension: '1001', recording: false }] }, 'extensions'],
+    [
+      'duplicate extension',
+      {
+        extensions: [
+          { extension: '1001', recording: true },
+          { extension: '1001', recording: false },
+        ],
+      },
+      'extensions',
+    ],
     ['bad extension', { extensions: [{ extension: '+447700900123', recording: true }] }, 'extensions.0.extension'],
     ['missing recording', { extensions: [{ extension: '1001' }] }, 'extensions.0.recording'],
-    ['too many', { extensions: Array.from({ length: 1001 }, (_, i) => ({ extension: String(i), recording: true })) }, 'extensions'],
+    [
+      'too many',
+      { extensions: Array.from({ length: 1001 }, (_, i) => ({ extension: String(i), recording: true })) },
+      'extensions',
+    ],
   ];
   for (const [what, b, path] of invalid) {
     const r = await h.call('PATCH', '/v1/tenants/acme/extensions', { token: TOKENS.acme, body: b });
@@ -144,9 +290,17 @@ t.test('set many: success, validation, wrong tenant, operator', async (t) => {
     t.equal(r.body.issues[0].path, path, `${what}: names ${path}`);
   }
   t.notMatch(JSON.stringify(h.responses), /7700900123/, 'a value the client sent is not echoed');
-  t.equal((await h.call('PATCH', '/v1/tenants/globex/extensions', { token: TOKENS.acme, body })).status, 403, 'wrong tenant');
+  t.equal(
+    (await h.call('PATCH', '/v1/tenants/globex/extensions', { token: TOKENS.acme, body })).status,
+    403,
+    'wrong tenant',
+  );
   t.equal((await h.call('PATCH', '/v1/tenants/globex/extensions', { token: BAD, body })).status, 401, 'bad token');
-  t.equal((await h.call('PATCH', '/v1/tenants/globex/extensions', { token: TOKENS.operator, body })).status, 200, 'operator');
+  t.equal(
+    (await h.call('PATCH', '/v1/tenants/globex/extensions', { token: TOKENS.operator, body })).status,
+    200,
+    'operator',
+  );
   t.equal(h.registry.isOn('globex', '1005'), true);
   t.equal(auditEntries(h).length, 6, 'one audit entry per extension changed');
 });
@@ -158,11 +312,20 @@ t.test('recent consent changes: newest first, scoped, limit validated', async (t
   await h.call('PUT', '/v1/tenants/acme/extensions/1002', { token: TOKENS.operator, body: { recording: true } });
   const r = await h.call('GET', '/v1/tenants/acme/consent-changes?limit=10', { token: TOKENS.acme });
   t.equal(r.status, 200);
-  t.same(r.body.changes.map((c: { extension: string; changedBy: string }) => [c.extension, c.changedBy]), [['1002', 'operator:ops'], ['1001', 'tenant:acme:acme-admin']]);
+  t.same(
+    r.body.changes.map((c: { extension: string; changedBy: string }) => [c.extension, c.changedBy]),
+    [
+      ['1002', 'operator:ops'],
+      ['1001', 'tenant:acme:acme-admin'],
+    ],
+  );
   t.equal((await h.call('GET', '/v1/tenants/acme/consent-changes?limit=0', { token: TOKENS.acme })).status, 400);
   t.equal((await h.call('GET', '/v1/tenants/acme/consent-changes?limit=x', { token: TOKENS.acme })).status, 400);
   t.equal((await h.call('GET', '/v1/tenants/globex/consent-changes', { token: TOKENS.acme })).status, 403);
-  t.same((await h.call('GET', '/v1/tenants/globex/consent-changes', { token: TOKENS.operator })).body, { tenant: 'globex', changes: [] });
+  t.same((await h.call('GET', '/v1/tenants/globex/consent-changes', { token: TOKENS.operator })).body, {
+    tenant: 'globex',
+    changes: [],
+  });
   t.equal((await h.call('GET', '/v1/tenants/globex/consent-changes', { token: BAD })).status, 401);
 });
 
@@ -172,14 +335,27 @@ t.test('an unreadable consent store: changes get 503, readiness fails', async (t
   const dir = mkdtempSync(join(tmpdir(), 'callveil-api-bad-'));
   writeFileSync(join(dir, 'consent.json'), 'not json');
   const h = await apiHarness(t, { dir });
-  t.same(await h.call('PUT', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme, body: { recording: true } }).then((r) => [r.status, r.body]), [503, { error: 'consent store unavailable' }]);
+  t.same(
+    await h
+      .call('PUT', '/v1/tenants/acme/extensions/1001', { token: TOKENS.acme, body: { recording: true } })
+      .then((r) => [r.status, r.body]),
+    [503, { error: 'consent store unavailable' }],
+  );
   t.same((await h.call('GET', '/readyz')).body, { ready: false, ami: true, sink: true, consentStore: false });
-  t.ok((await h.call('GET', '/v1/tenants/acme/extensions', { token: TOKENS.acme })).body.extensions.every((e: { recording: boolean }) => !e.recording), 'everything reads as off');
+  t.ok(
+    (await h.call('GET', '/v1/tenants/acme/extensions', { token: TOKENS.acme })).body.extensions.every(
+      (e: { recording: boolean }) => !e.recording,
+    ),
+    'everything reads as off',
+  );
 });
 
 t.test('nothing the API wrote holds a fixture number', async (t) => {
   const h = await apiHarness(t);
-  await h.call('PATCH', '/v1/tenants/acme/extensions', { token: TOKENS.acme, body: { extensions: [{ extension: '1001', recording: true }] } });
+  await h.call('PATCH', '/v1/tenants/acme/extensions', {
+    token: TOKENS.acme,
+    body: { extensions: [{ extension: '1001', recording: true }] },
+  });
   await h.call('PUT', '/v1/tenants/acme/extensions/07700900123', { token: TOKENS.acme, body: { recording: true } });
   await h.call('GET', '/metrics');
   const leaks = scanBuffers(needlesForCapture('recording-consent'), [

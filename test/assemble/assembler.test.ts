@@ -2,26 +2,74 @@ import t from 'tap';
 import { createAssembler } from '../../src/assemble/assembler.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 
-const ev = (event: string, f: Record<string, string>): AmiMessage => ({ event, ...Object.fromEntries(Object.entries(f).map(([k, v]) => [k.toLowerCase(), v])) });
+const ev = (event: string, f: Record<string, string>): AmiMessage => ({
+  event,
+  ...Object.fromEntries(Object.entries(f).map(([k, v]) => [k.toLowerCase(), v])),
+});
 
 const cdr = (uniqueid: string, over: Record<string, string> = {}) =>
   ev('Cdr', {
-    AccountCode: 'acme', Source: '07700900123', Destination: 's', DestinationContext: 'from-trunk', CallerID: '"Sam" <07700900123>',
-    StartTime: '2026-11-18 10:00:00', AnswerTime: '2026-11-18 10:00:02', EndTime: '2026-11-18 10:00:10',
-    Duration: '10', BillableSeconds: '8', Disposition: 'ANSWERED', UniqueID: uniqueid, ...over,
+    AccountCode: 'acme',
+    Source: '07700900123',
+    Destination: 's',
+    DestinationContext: 'from-trunk',
+    CallerID: '"Sam" <07700900123>',
+    StartTime: '2026-11-18 10:00:00',
+    AnswerTime: '2026-11-18 10:00:02',
+    EndTime: '2026-11-18 10:00:10',
+    Duration: '10',
+    BillableSeconds: '8',
+    Disposition: 'ANSWERED',
+    UniqueID: uniqueid,
+    ...over,
   });
 
 t.test('a Cdr is tied to its call through the Linkedid learnt from channel events', async (t) => {
   const a = createAssembler();
-  t.equal(a.handle(ev('Newchannel', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1', Exten: '+442079460101', AccountCode: '' })), undefined);
-  a.handle(ev('Newchannel', { Uniqueid: 'pbx-1795418340.2', Linkedid: 'pbx-1795418340.1', Exten: '1001', AccountCode: 'acme' }));
-  a.handle(ev('VarSet', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1', Variable: 'X', Value: 'y', Tenantid: 'acme' }));
+  t.equal(
+    a.handle(
+      ev('Newchannel', {
+        Uniqueid: 'pbx-1795418340.1',
+        Linkedid: 'pbx-1795418340.1',
+        Exten: '+442079460101',
+        AccountCode: '',
+      }),
+    ),
+    undefined,
+  );
+  a.handle(
+    ev('Newchannel', {
+      Uniqueid: 'pbx-1795418340.2',
+      Linkedid: 'pbx-1795418340.1',
+      Exten: '1001',
+      AccountCode: 'acme',
+    }),
+  );
+  a.handle(
+    ev('VarSet', {
+      Uniqueid: 'pbx-1795418340.1',
+      Linkedid: 'pbx-1795418340.1',
+      Variable: 'X',
+      Value: 'y',
+      Tenantid: 'acme',
+    }),
+  );
   a.handle(ev('Newstate', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1', ChannelStateDesc: 'Up' }));
   a.handle(ev('Hangup', { Uniqueid: 'pbx-1795418340.1', Linkedid: 'pbx-1795418340.1' }));
   const r = a.handle(cdr('pbx-1795418340.1'));
   t.match(r, {
-    legId: 'pbx-1795418340.1', callId: 'pbx-1795418340.1', ordinal: 1, tenantHint: 'acme', accountCode: 'acme', dialled: '+442079460101', disposition: 'ANSWERED',
-    durationSec: 10, billSec: 8, startedAt: '2026-11-18T10:00:00.000Z', answeredAt: '2026-11-18T10:00:02.000Z', endedAt: '2026-11-18T10:00:10.000Z',
+    legId: 'pbx-1795418340.1',
+    callId: 'pbx-1795418340.1',
+    ordinal: 1,
+    tenantHint: 'acme',
+    accountCode: 'acme',
+    dialled: '+442079460101',
+    disposition: 'ANSWERED',
+    durationSec: 10,
+    billSec: 8,
+    startedAt: '2026-11-18T10:00:00.000Z',
+    answeredAt: '2026-11-18T10:00:02.000Z',
+    endedAt: '2026-11-18T10:00:10.000Z',
   });
   t.equal(a.channel('pbx-1795418340.1')?.answered, true);
   t.equal(a.channel('pbx-1795418340.2')?.linkedId, 'pbx-1795418340.1');
@@ -42,15 +90,30 @@ t.test('malformed Cdr events are counted and skipped', async (t) => {
   t.equal(a.handle(cdr('')), undefined);
   t.equal(a.handle(cdr('pbx-1795418340.1', { StartTime: 'garbage' })), undefined);
   t.equal(a.handle(cdr('pbx-1795418340.1', { AnswerTime: 'garbage' })), undefined);
-  t.equal(a.handle(cdr('pbx-1795418340.1', { Duration: '-4' })), undefined, 'a negative duration is not invented into 0');
-  t.equal(a.handle(cdr('pbx-1795418340.1', { BillableSeconds: '+442079460556' })), undefined, 'a number in a duration field is not copied');
+  t.equal(
+    a.handle(cdr('pbx-1795418340.1', { Duration: '-4' })),
+    undefined,
+    'a negative duration is not invented into 0',
+  );
+  t.equal(
+    a.handle(cdr('pbx-1795418340.1', { BillableSeconds: '+442079460556' })),
+    undefined,
+    'a number in a duration field is not copied',
+  );
   t.equal(a.stats().cdrMalformed, 5);
 });
 
 t.test('recording state follows MixMonitor and Monitor events; the file name is not kept', async (t) => {
   const a = createAssembler();
   a.handle(ev('Newchannel', { Uniqueid: 'u.1', Linkedid: 'u.1', Exten: '1004' }));
-  a.handle(ev('VarSet', { Uniqueid: 'u.1', Linkedid: 'u.1', Variable: 'MIXMONITOR_FILENAME', Value: '/var/spool/asterisk/monitor/x-07700900123-1004-u.1.wav' }));
+  a.handle(
+    ev('VarSet', {
+      Uniqueid: 'u.1',
+      Linkedid: 'u.1',
+      Variable: 'MIXMONITOR_FILENAME',
+      Value: '/var/spool/asterisk/monitor/x-07700900123-1004-u.1.wav',
+    }),
+  );
   a.handle(ev('MixMonitorStart', { Uniqueid: 'u.1', Linkedid: 'u.1' }));
   t.equal(a.channel('u.1')?.recording, 'mixmonitor');
   t.equal(a.channel('u.1')?.recordingFileNamed, true);
@@ -78,7 +141,16 @@ t.test('state is bounded: a lost Hangup cannot grow memory', async (t) => {
 t.test('only Asterisk-shaped ids are carried; a mangled UniqueID is not copied', async (t) => {
   const { isAsteriskId } = await import('../../src/assemble/asterisk-id.js');
   for (const ok of ['pbx-lab-1795418472.36', '1795418472.36', 'pbx_2-1700000000.1']) t.ok(isAsteriskId(ok), ok);
-  for (const bad of ['', '+447700900123', '07700900123', '447700900123.1', 'SIP/1001-0000000b', 'pbx-1.1', '1795418472']) t.notOk(isAsteriskId(bad), bad);
+  for (const bad of [
+    '',
+    '+447700900123',
+    '07700900123',
+    '447700900123.1',
+    'SIP/1001-0000000b',
+    'pbx-1.1',
+    '1795418472',
+  ])
+    t.notOk(isAsteriskId(bad), bad);
   const a = createAssembler();
   t.equal(a.handle(cdr('07700900123.1')), undefined);
   t.equal(a.stats().cdrMalformed, 1);
@@ -86,7 +158,8 @@ t.test('only Asterisk-shaped ids are carried; a mangled UniqueID is not copied',
 
 t.test('reconcile after a reconnect: ended-unseen calls are marked, live ones and late Cdrs are not', async (t) => {
   const a = createAssembler({ wallNow: () => new Date('2026-11-23T10:00:00Z') });
-  const nc = (u: string, l: string, num = '07700900123') => a.handle(ev('Newchannel', { Uniqueid: u, Linkedid: l, Exten: '1002', CallerIDNum: num }));
+  const nc = (u: string, l: string, num = '07700900123') =>
+    a.handle(ev('Newchannel', { Uniqueid: u, Linkedid: l, Exten: '1002', CallerIDNum: num }));
   nc('pbx-1795418340.1', 'pbx-1795418340.1'); // ends while we are away
   nc('pbx-1795418340.2', 'pbx-1795418340.1'); // its second leg: no record of its own
   nc('pbx-1795418341.3', 'pbx-1795418341.3'); // still up after the reconnect
@@ -98,8 +171,18 @@ t.test('reconcile after a reconnect: ended-unseen calls are marked, live ones an
   a.handle(ev('Hangup', { Uniqueid: 'pbx-1795418342.4', Linkedid: 'pbx-1795418342.4' }));
   nc('pbx-1795418344.6', 'pbx-1795418344.6'); // new since the reconnect, not in the (older) list
   const gaps = a.reconcile(new Set(['pbx-1795418341.3']));
-  t.same(gaps.map((g) => g.legId), ['pbx-1795418340.1']);
-  t.match(gaps[0], { callId: 'pbx-1795418340.1', disposition: 'UNKNOWN', incomplete: 'ami-gap', source: '07700900123', startedAt: '2026-11-23T10:00:00.000Z', answeredAt: null });
+  t.same(
+    gaps.map((g) => g.legId),
+    ['pbx-1795418340.1'],
+  );
+  t.match(gaps[0], {
+    callId: 'pbx-1795418340.1',
+    disposition: 'UNKNOWN',
+    incomplete: 'ami-gap',
+    source: '07700900123',
+    startedAt: '2026-11-23T10:00:00.000Z',
+    answeredAt: null,
+  });
   t.same(a.reconcile(new Set(['pbx-1795418341.3'])), [], 'once only');
   t.equal(a.handle(cdr('pbx-1795418342.4'))?.ordinal, 1, 'the late Cdr is a normal record');
   t.equal(a.stats().gapRecords, 1);
@@ -117,7 +200,8 @@ t.test('hung-up channels leave the state once their grace has passed, without be
   t.equal(a.liveChannelCount(), 500, 'hung-up channels stay for their grace (their Cdr may still come)');
   clock = 122_000;
   // Traffic on other channels only: nothing reads the 500 old entries.
-  for (let i = 0; i < 2048; i++) a.handle(ev('Newstate', { Uniqueid: 'pbx-1795418999.1', Linkedid: 'pbx-1795418999.1', ChannelStateDesc: 'Ring' }));
+  for (let i = 0; i < 2048; i++)
+    a.handle(ev('Newstate', { Uniqueid: 'pbx-1795418999.1', Linkedid: 'pbx-1795418999.1', ChannelStateDesc: 'Ring' }));
   t.equal(a.liveChannelCount(), 1, 'expired channels are swept; the live one stays');
   t.equal(a.stats().channelsEvictedLive, 0, 'a sweep of hung-up channels is not counted as live eviction');
 });

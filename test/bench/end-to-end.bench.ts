@@ -11,7 +11,23 @@ import { buildPipeline, replayCapture } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
-import { argNumber, benchConfig, chunked, loadCapture, median, now, nullSink, perSec, profiled, progress, quietLogger, runIfMain, yieldToLoop, type BenchResult, type Row } from './common.js';
+import {
+  argNumber,
+  benchConfig,
+  chunked,
+  loadCapture,
+  median,
+  now,
+  nullSink,
+  perSec,
+  profiled,
+  progress,
+  quietLogger,
+  runIfMain,
+  yieldToLoop,
+  type BenchResult,
+  type Row,
+} from './common.js';
 import { syntheticTraffic } from './synthetic.js';
 
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -58,7 +74,10 @@ export async function endToEndBench(): Promise<BenchResult> {
   synth.selfCheck(capture.body);
   const texts = [capture.body];
   for (let k = 1; k <= copies; k++) texts.push(synth.copy(k).text());
-  progress('end-to-end', `${copies} re-numbered copies of the load capture ready (${synth.eventsPerCopy} events, ${synth.callsPerCopy} calls each)`);
+  progress(
+    'end-to-end',
+    `${copies} re-numbered copies of the load capture ready (${synth.eventsPerCopy} events, ${synth.callsPerCopy} calls each)`,
+  );
 
   const sink = nullSink();
   const pipeline = buildPipeline(benchConfig(), sink, quietLogger(), createMetrics());
@@ -91,7 +110,10 @@ export async function endToEndBench(): Promise<BenchResult> {
   const withheld = Object.values(after.withheld).reduce((a, b) => a + b, 0);
   const e2eEvents = perSec(events, ms);
   const e2eRecords = perSec(records, ms);
-  progress('end-to-end', `in-process: ${Math.round(e2eEvents)} events/s, ${Math.round(e2eRecords)} records/s (${events} events, ${records} records, ${withheld} withheld)`);
+  progress(
+    'end-to-end',
+    `in-process: ${Math.round(e2eEvents)} events/s, ${Math.round(e2eRecords)} records/s (${events} events, ${records} records, ${withheld} withheld)`,
+  );
 
   const measured = texts.slice(1);
   const floor = splitterRate(measured, 1000);
@@ -108,7 +130,12 @@ export async function endToEndBench(): Promise<BenchResult> {
     await profiled('end-to-end', 'replay', async () => {
       for (let i = 0; i < replays; i++) {
         const t = now();
-        const summary = await replayCapture({ capturePath: file, loaded: benchConfig(), sink: nullSink(), log: quietLogger() });
+        const summary = await replayCapture({
+          capturePath: file,
+          loaded: benchConfig(),
+          sink: nullSink(),
+          log: quietLogger(),
+        });
         const rms = now() - t;
         replayEvents = summary.events;
         replayRates.push(perSec(summary.events, rms));
@@ -122,13 +149,41 @@ export async function endToEndBench(): Promise<BenchResult> {
   const replayRecords = median(replayRecordRates);
   progress('end-to-end', `replayCapture over TCP: ${Math.round(replay)} events/s (median of ${replays})`);
 
-  const spread = perCopy.length > 1 ? `; per copy ${Math.round(Math.min(...perCopy)).toLocaleString('en-US')}-${Math.round(Math.max(...perCopy)).toLocaleString('en-US')}/s` : '';
+  const spread =
+    perCopy.length > 1
+      ? `; per copy ${Math.round(Math.min(...perCopy)).toLocaleString('en-US')}-${Math.round(Math.max(...perCopy)).toLocaleString('en-US')}/s`
+      : '';
   const rows: Row[] = [
-    { label: 'e2e: in-process parser+assembler+privacy+null sink', value: e2eEvents, unit: 'events/s', baseline: 'indexOf floor', ratio: e2eEvents / floor, note: `${events} events over ${copies} re-numbered copies${spread}; ${(e2eEvents / parserOnly).toFixed(2)}x parser alone` },
-    { label: 'e2e: in-process, records', value: e2eRecords, unit: 'records/s', note: `${records} records, ${withheld} withheld, sink took ${sink.taken()}` },
-    { label: 'e2e: replayCapture (AMI server + client over TCP, null sink)', value: replay, unit: 'events/s', baseline: 'in-process e2e', ratio: replay / e2eEvents, note: `${replayEvents} events (real capture), median of ${replays}, incl. login and reading the file` },
+    {
+      label: 'e2e: in-process parser+assembler+privacy+null sink',
+      value: e2eEvents,
+      unit: 'events/s',
+      baseline: 'indexOf floor',
+      ratio: e2eEvents / floor,
+      note: `${events} events over ${copies} re-numbered copies${spread}; ${(e2eEvents / parserOnly).toFixed(2)}x parser alone`,
+    },
+    {
+      label: 'e2e: in-process, records',
+      value: e2eRecords,
+      unit: 'records/s',
+      note: `${records} records, ${withheld} withheld, sink took ${sink.taken()}`,
+    },
+    {
+      label: 'e2e: replayCapture (AMI server + client over TCP, null sink)',
+      value: replay,
+      unit: 'events/s',
+      baseline: 'in-process e2e',
+      ratio: replay / e2eEvents,
+      note: `${replayEvents} events (real capture), median of ${replays}, incl. login and reading the file`,
+    },
     { label: 'e2e: replayCapture, records', value: replayRecords, unit: 'records/s' },
-    { label: 'e2e: part: frame parser alone on the same bytes', value: parserOnly, unit: 'events/s', baseline: 'indexOf floor', ratio: parserOnly / floor },
+    {
+      label: 'e2e: part: frame parser alone on the same bytes',
+      value: parserOnly,
+      unit: 'events/s',
+      baseline: 'indexOf floor',
+      ratio: parserOnly / floor,
+    },
     { label: 'e2e: baseline: indexOf splitter on the same bytes', value: floor, unit: 'events/s' },
   ];
   return {

@@ -11,7 +11,22 @@ import type { RecordSink } from '../../src/sink/sink.js';
 import { createKafkaSink } from '../../src/sink/kafka.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
-import { argNumber, argValue, benchConfig, chunked, loadCapture, now, perSec, profiled, progress, quietLogger, runIfMain, yieldToLoop, type BenchResult, type Row } from './common.js';
+import {
+  argNumber,
+  argValue,
+  benchConfig,
+  chunked,
+  loadCapture,
+  now,
+  perSec,
+  profiled,
+  progress,
+  quietLogger,
+  runIfMain,
+  yieldToLoop,
+  type BenchResult,
+  type Row,
+} from './common.js';
 import { syntheticTraffic, type SyntheticTraffic } from './synthetic.js';
 
 /** README defaults (linger 5 ms, batches of 2000); --kafka-linger-ms and --kafka-batch try others. */
@@ -56,7 +71,14 @@ interface Pumped {
 }
 
 /** Writes up to `total` records, one batch-sized block at a time, with at most `window` blocks unacknowledged. */
-async function pump(sink: RecordSink, records: readonly CdrRecord[], total: number, capMs: number, block: number, window: number): Promise<Pumped> {
+async function pump(
+  sink: RecordSink,
+  records: readonly CdrRecord[],
+  total: number,
+  capMs: number,
+  block: number,
+  window: number,
+): Promise<Pumped> {
   let written = 0;
   let acked = 0;
   let failed = 0;
@@ -66,7 +88,8 @@ async function pump(sink: RecordSink, records: readonly CdrRecord[], total: numb
   const t0 = now();
   while (written < total && now() - t0 < capMs) {
     let last: Promise<void> = Promise.resolve();
-    for (let i = 0; i < block && written < total; i++, written++) last = sink.write(records[written % records.length]!).then(ok, fail);
+    for (let i = 0; i < block && written < total; i++, written++)
+      last = sink.write(records[written % records.length]!).then(ok, fail);
     blocks.push(last);
     if (blocks.length >= window) await blocks.shift();
   }
@@ -91,7 +114,10 @@ export async function kafkaBench(): Promise<BenchResult> {
   const warm = await pump(sink, records, 20_000, 5000, options.maxBatchRecords, window);
   const run = await profiled('kafka', 'sink', () => pump(sink, records, total, capMs, options.maxBatchRecords, window));
   const kafkaRate = perSec(run.acked, run.ms);
-  progress('kafka', `sink alone: ${Math.round(kafkaRate)} records/s (${run.acked} acked, ${run.failed} failed; warm-up ${warm.acked})`);
+  progress(
+    'kafka',
+    `sink alone: ${Math.round(kafkaRate)} records/s (${run.acked} acked, ${run.failed} failed; warm-up ${warm.acked})`,
+  );
 
   let n = 0;
   let bytes = 0;
@@ -106,7 +132,9 @@ export async function kafkaBench(): Promise<BenchResult> {
   // End to end into Kafka: bytes -> parser -> pipeline -> Kafka sink, in-process.
   const texts = [synth.copy(1).text(), synth.copy(2).text()];
   const pipeline = buildPipeline(benchConfig(), sink, log, createMetrics());
-  const parser = createFrameParser({ onMessage: (m) => !(m['response'] !== undefined && m['event'] === undefined) && pipeline.handle(m) });
+  const parser = createFrameParser({
+    onMessage: (m) => !(m['response'] !== undefined && m['event'] === undefined) && pipeline.handle(m),
+  });
   const te = now();
   await profiled('kafka', 'end-to-end', async () => {
     for (const text of texts) {
@@ -121,15 +149,35 @@ export async function kafkaBench(): Promise<BenchResult> {
   const counts = pipeline.counts();
   const e2eEvents = perSec(counts.events, ems);
   const e2eRecords = perSec(counts.published, ems);
-  progress('kafka', `end to end into Kafka: ${Math.round(e2eEvents)} events/s, ${Math.round(e2eRecords)} records/s (${counts.published} acked, ${counts.sinkFailures} failed)`);
+  progress(
+    'kafka',
+    `end to end into Kafka: ${Math.round(e2eEvents)} events/s, ${Math.round(e2eRecords)} records/s (${counts.published} acked, ${counts.sinkFailures} failed)`,
+  );
   await sink.close();
   await broker.close();
 
   const rows: Row[] = [
-    { label: 'kafka: createKafkaSink -> test broker (acked)', value: kafkaRate, unit: 'records/s', baseline: 'JSON.stringify', ratio: kafkaRate / stringifyRate, note: `${run.acked} records in ${(run.ms / 1000).toFixed(1)} s, ${run.failed} failed; batches of ${options.maxBatchRecords}, linger ${options.lingerMs} ms, <= ${window} batches queued; ~${Math.round(avgBytes)} B/record` },
+    {
+      label: 'kafka: createKafkaSink -> test broker (acked)',
+      value: kafkaRate,
+      unit: 'records/s',
+      baseline: 'JSON.stringify',
+      ratio: kafkaRate / stringifyRate,
+      note: `${run.acked} records in ${(run.ms / 1000).toFixed(1)} s, ${run.failed} failed; batches of ${options.maxBatchRecords}, linger ${options.lingerMs} ms, <= ${window} batches queued; ~${Math.round(avgBytes)} B/record`,
+    },
     { label: 'kafka: baseline: JSON.stringify of the same records', value: stringifyRate, unit: 'records/s' },
-    { label: 'kafka: end to end bytes -> Kafka, in-process', value: e2eEvents, unit: 'events/s', note: `${counts.events} events, 2 re-numbered copies` },
-    { label: 'kafka: end to end bytes -> Kafka, records', value: e2eRecords, unit: 'records/s', note: `${counts.published} acked, ${counts.sinkFailures} failed` },
+    {
+      label: 'kafka: end to end bytes -> Kafka, in-process',
+      value: e2eEvents,
+      unit: 'events/s',
+      note: `${counts.events} events, 2 re-numbered copies`,
+    },
+    {
+      label: 'kafka: end to end bytes -> Kafka, records',
+      value: e2eRecords,
+      unit: 'records/s',
+      note: `${counts.published} acked, ${counts.sinkFailures} failed`,
+    },
   ];
   return {
     bench: 'kafka',

@@ -10,7 +10,19 @@ import { buildPipeline } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { RecordSink } from '../../src/sink/sink.js';
 import { createKafkaSink } from '../../src/sink/kafka.js';
-import { argNumber, benchConfig, loadCapture, now, percentile, profiled, progress, quietLogger, runIfMain, type BenchResult, type Row } from './common.js';
+import {
+  argNumber,
+  benchConfig,
+  loadCapture,
+  now,
+  percentile,
+  profiled,
+  progress,
+  quietLogger,
+  runIfMain,
+  type BenchResult,
+  type Row,
+} from './common.js';
 import { benchBroker, collectRecords, kafkaOptions } from './kafka.bench.js';
 import { syntheticTraffic } from './synthetic.js';
 
@@ -24,7 +36,13 @@ interface Stats {
 
 function stats(samples: number[]): Stats {
   const s = Float64Array.from(samples).sort();
-  return { n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s.length ? s[s.length - 1]! : NaN };
+  return {
+    n: s.length,
+    p50: percentile(s, 50),
+    p90: percentile(s, 90),
+    p99: percentile(s, 99),
+    max: s.length ? s[s.length - 1]! : NaN,
+  };
 }
 
 /** Calls `step(i, scheduledAt)` for i = 0.. at `perSec`, from a 1 ms timer, for `ms`; resolves with how many were handed. */
@@ -61,11 +79,16 @@ export async function latencyBench(): Promise<BenchResult> {
   // The first second warms up and is not counted.
   await paced(recordRate, 1000 + runMs / 2, (i) => {
     const t0 = now();
-    pendingBase.push(kafka.write(records[i % records.length]!).then(() => void (i >= recordRate && sinkOnly.push(now() - t0))));
+    pendingBase.push(
+      kafka.write(records[i % records.length]!).then(() => void (i >= recordRate && sinkOnly.push(now() - t0))),
+    );
   });
   await Promise.all(pendingBase);
   const base = stats(sinkOnly);
-  progress('latency', `baseline, Kafka sink alone at ${recordRate.toFixed(0)} records/s: p50 ${base.p50.toFixed(2)} ms, p99 ${base.p99.toFixed(2)} ms`);
+  progress(
+    'latency',
+    `baseline, Kafka sink alone at ${recordRate.toFixed(0)} records/s: p50 ${base.p50.toFixed(2)} ms, p99 ${base.p99.toFixed(2)} ms`,
+  );
 
   // The pipeline at the offered event rate.
   let handedAt = 0;
@@ -95,15 +118,17 @@ export async function latencyBench(): Promise<BenchResult> {
   let copy = synth.copy(copyIndex);
   const started = now();
   measureFrom = started + warmMs;
-  const handed = await profiled('latency', 'paced', () => paced(rate, warmMs + runMs, (_i, scheduled) => {
-    while (!synth.isEvent(frame)) frame = advance();
-    const msg = copy.message(frame);
-    frame = advance();
-    if (msg['event'] === 'Cdr' && scheduled >= measureFrom) lag.push(now() - scheduled);
-    scheduledAt = scheduled;
-    handedAt = now();
-    pipeline.handle(msg);
-  }));
+  const handed = await profiled('latency', 'paced', () =>
+    paced(rate, warmMs + runMs, (_i, scheduled) => {
+      while (!synth.isEvent(frame)) frame = advance();
+      const msg = copy.message(frame);
+      frame = advance();
+      if (msg['event'] === 'Cdr' && scheduled >= measureFrom) lag.push(now() - scheduled);
+      scheduledAt = scheduled;
+      handedAt = now();
+      pipeline.handle(msg);
+    }),
+  );
   const feedMs = now() - started;
   await pipeline.drain();
   await kafka.close();
@@ -118,14 +143,46 @@ export async function latencyBench(): Promise<BenchResult> {
   const sched = stats(fromSchedule);
   const lagStats = stats(lag);
   const achieved = (handed * 1000) / feedMs;
-  progress('latency', `pipeline at ${rate} events/s offered (${Math.round(achieved)} achieved): p50 ${hand.p50.toFixed(2)} ms, p99 ${hand.p99.toFixed(2)} ms over ${hand.n} Cdr events`);
+  progress(
+    'latency',
+    `pipeline at ${rate} events/s offered (${Math.round(achieved)} achieved): p50 ${hand.p50.toFixed(2)} ms, p99 ${hand.p99.toFixed(2)} ms over ${hand.n} Cdr events`,
+  );
   const c = pipeline.counts();
   const rows: Row[] = [
-    { label: `latency: Cdr event handed -> Kafka ack, p50 @ ${rate}/s`, value: hand.p50, unit: 'ms', baseline: 'sink alone p50', ratio: hand.p50 / base.p50, note: `${hand.n} Cdr events after ${warmMs / 1000} s warm-up; ${Math.round(achieved)} events/s achieved` },
-    { label: `latency: Cdr event handed -> Kafka ack, p99 @ ${rate}/s`, value: hand.p99, unit: 'ms', baseline: 'sink alone p99', ratio: hand.p99 / base.p99, note: `p90 ${hand.p90.toFixed(2)} ms, max ${hand.max.toFixed(2)} ms; ${c.published} records acked, ${c.sinkFailures} failed` },
-    { label: 'latency: from scheduled arrival (incl. feed lag), p99', value: sched.p99, unit: 'ms', note: `p50 ${sched.p50.toFixed(2)} ms; feed lag at Cdr events p99 ${lagStats.p99.toFixed(2)} ms, max ${lagStats.max.toFixed(2)} ms` },
-    { label: 'latency: baseline: Kafka sink alone, p50', value: base.p50, unit: 'ms', note: `same records at ${recordRate.toFixed(0)} records/s, ${base.n} samples` },
-    { label: 'latency: baseline: Kafka sink alone, p99', value: base.p99, unit: 'ms', note: `max ${base.max.toFixed(2)} ms` },
+    {
+      label: `latency: Cdr event handed -> Kafka ack, p50 @ ${rate}/s`,
+      value: hand.p50,
+      unit: 'ms',
+      baseline: 'sink alone p50',
+      ratio: hand.p50 / base.p50,
+      note: `${hand.n} Cdr events after ${warmMs / 1000} s warm-up; ${Math.round(achieved)} events/s achieved`,
+    },
+    {
+      label: `latency: Cdr event handed -> Kafka ack, p99 @ ${rate}/s`,
+      value: hand.p99,
+      unit: 'ms',
+      baseline: 'sink alone p99',
+      ratio: hand.p99 / base.p99,
+      note: `p90 ${hand.p90.toFixed(2)} ms, max ${hand.max.toFixed(2)} ms; ${c.published} records acked, ${c.sinkFailures} failed`,
+    },
+    {
+      label: 'latency: from scheduled arrival (incl. feed lag), p99',
+      value: sched.p99,
+      unit: 'ms',
+      note: `p50 ${sched.p50.toFixed(2)} ms; feed lag at Cdr events p99 ${lagStats.p99.toFixed(2)} ms, max ${lagStats.max.toFixed(2)} ms`,
+    },
+    {
+      label: 'latency: baseline: Kafka sink alone, p50',
+      value: base.p50,
+      unit: 'ms',
+      note: `same records at ${recordRate.toFixed(0)} records/s, ${base.n} samples`,
+    },
+    {
+      label: 'latency: baseline: Kafka sink alone, p99',
+      value: base.p99,
+      unit: 'ms',
+      note: `max ${base.max.toFixed(2)} ms`,
+    },
   ];
   return {
     bench: 'latency',

@@ -7,7 +7,24 @@
 import { createAssembler, type Assembler } from '../../src/assemble/assembler.js';
 import { buildPipeline } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { argNumber, benchConfig, chunked, gc, LOAD_CAPTURE, mb, now, nullSink, perSec, profiled, progress, quietLogger, runIfMain, yieldToLoop, type BenchResult, type Row } from './common.js';
+import {
+  argNumber,
+  benchConfig,
+  chunked,
+  gc,
+  LOAD_CAPTURE,
+  mb,
+  now,
+  nullSink,
+  perSec,
+  profiled,
+  progress,
+  quietLogger,
+  runIfMain,
+  yieldToLoop,
+  type BenchResult,
+  type Row,
+} from './common.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { streamSyntheticTraffic, type SyntheticTraffic } from './synthetic.js';
 
@@ -28,7 +45,10 @@ interface Sample {
  * above cannot show: values the parser cut from a frame's text may keep that
  * whole text alive. Needs --expose-gc.
  */
-async function retainedPerChannel(synth: SyntheticTraffic, copies: number): Promise<{ parser: number; synthetic: number; channels: number }> {
+async function retainedPerChannel(
+  synth: SyntheticTraffic,
+  copies: number,
+): Promise<{ parser: number; synthetic: number; channels: number }> {
   const { config } = benchConfig();
   const measure = async (feed: (a: Assembler) => void): Promise<{ bytes: number; channels: number }> => {
     gc();
@@ -78,7 +98,10 @@ export async function memoryBench(): Promise<BenchResult> {
   }
   const synthRate = perSec(made, now() - tf);
   gc();
-  progress('memory', `harness ready: RSS ${harnessRss.toFixed(1)} MB, makes ${Math.round(synthRate)} messages/s; target ${targetCalls} calls, cap ${capMs / 1000} s`);
+  progress(
+    'memory',
+    `harness ready: RSS ${harnessRss.toFixed(1)} MB, makes ${Math.round(synthRate)} messages/s; target ${targetCalls} calls, cap ${capMs / 1000} s`,
+  );
 
   // The assembler's clock runs on PBX time, not on the benchmark's: copy k
   // happens k capture periods after copy 0, its frames spread evenly over the
@@ -89,7 +112,11 @@ export async function memoryBench(): Promise<BenchResult> {
   const loaded = benchConfig();
   const periodMs = synth.periodSec * 1000;
   let pbxMs = 0;
-  const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble, now: () => pbxMs });
+  const assembler = createAssembler({
+    timeZone: loaded.config.pbx.timeZone,
+    ...loaded.config.assemble,
+    now: () => pbxMs,
+  });
   const metrics = createMetrics();
   const pipeline = buildPipeline(loaded, nullSink(), quietLogger(), metrics, assembler);
   const samples: Sample[] = [];
@@ -105,8 +132,18 @@ export async function memoryBench(): Promise<BenchResult> {
       gc();
       heapAfterGcMb = mb(process.memoryUsage().heapUsed);
     }
-    samples.push({ calls, seconds: (now() - t0) / 1000, rssMb, heapUsedMb, heapAfterGcMb, liveChannels: metrics.value('live_channels') });
-    progress('memory', `${calls} calls: RSS ${rssMb.toFixed(1)} MB, heap ${heapUsedMb.toFixed(1)} MB${hasGc ? ` (${heapAfterGcMb.toFixed(1)} after GC)` : ''}, ${metrics.value('live_channels')} live channels`);
+    samples.push({
+      calls,
+      seconds: (now() - t0) / 1000,
+      rssMb,
+      heapUsedMb,
+      heapAfterGcMb,
+      liveChannels: metrics.value('live_channels'),
+    });
+    progress(
+      'memory',
+      `${calls} calls: RSS ${rssMb.toFixed(1)} MB, heap ${heapUsedMb.toFixed(1)} MB${hasGc ? ` (${heapAfterGcMb.toFixed(1)} after GC)` : ''}, ${metrics.value('live_channels')} live channels`,
+    );
   };
   let gcMs = 0;
   const feed = async (): Promise<void> => {
@@ -139,7 +176,9 @@ export async function memoryBench(): Promise<BenchResult> {
   const ms = now() - t0 - gcMs;
   if (samples.length === 0 || samples[samples.length - 1]!.calls !== calls) sample();
   const peakRss = process.resourceUsage().maxRSS / 1024;
-  const retention = hasGc ? await retainedPerChannel(synth, Math.max(1, Math.floor(argNumber('retention-copies', 4)))) : undefined;
+  const retention = hasGc
+    ? await retainedPerChannel(synth, Math.max(1, Math.floor(argNumber('retention-copies', 4))))
+    : undefined;
   const maxChannels = benchConfig().config.assemble.maxChannels;
   const last = samples[samples.length - 1]!;
   const first = samples[0]!;
@@ -158,27 +197,83 @@ export async function memoryBench(): Promise<BenchResult> {
   const laterPeak = Math.max(...rssValues.slice(half));
   const heapValuesForFlat = samples.map((s) => s.heapAfterGcMb);
   const flat =
-    samples.length >= 4 && laterPeak <= earlierPeak * 1.1 && (!hasGc || Math.max(...heapValuesForFlat) - Math.min(...heapValuesForFlat) <= 5);
+    samples.length >= 4 &&
+    laterPeak <= earlierPeak * 1.1 &&
+    (!hasGc || Math.max(...heapValuesForFlat) - Math.min(...heapValuesForFlat) <= 5);
   const heapValues = samples.map((s) => s.heapAfterGcMb);
   const heapFlat = hasGc && samples.length >= 3 && Math.max(...heapValues) - Math.min(...heapValues) <= 5;
   const eventsPerSec = perSec(events, ms);
   const c = pipeline.counts();
   const reachedTarget = calls >= targetCalls;
-  progress('memory', `${calls} calls (${events} events) in ${(ms / 1000).toFixed(1)} s: ${Math.round(eventsPerSec)} events/s; peak RSS ${peakRss.toFixed(1)} MB, last ${last.rssMb.toFixed(1)} MB, ${flat ? 'flat' : 'not flat'}`);
+  progress(
+    'memory',
+    `${calls} calls (${events} events) in ${(ms / 1000).toFixed(1)} s: ${Math.round(eventsPerSec)} events/s; peak RSS ${peakRss.toFixed(1)} MB, last ${last.rssMb.toFixed(1)} MB, ${flat ? 'flat' : 'not flat'}`,
+  );
 
   const rows: Row[] = [
-    { label: `memory: RSS after ${calls.toLocaleString('en-US')} synthetic calls`, value: last.rssMb, unit: 'MB', baseline: 'harness RSS', ratio: last.rssMb / harnessRss, note: reachedTarget ? `--calls ${targetCalls}` : `time cap ${capMs / 1000} s reached before --calls ${targetCalls}` },
-    { label: 'memory: peak RSS (memory run)', value: peakRss, unit: 'MB', baseline: 'harness RSS', ratio: peakRss / harnessRss },
-    { label: 'memory: RSS range over the samples (max - min)', value: rangeMb, unit: 'MB', note: `${flat ? 'flat' : 'NOT flat'} (peak ${earlierPeak.toFixed(0)} MB in the earlier half, ${laterPeak.toFixed(0)} MB in the later): ${samples.map((s) => `${Math.round(s.calls / 1000)}k=${s.rssMb.toFixed(0)}`).join(' ')} MB` },
-    { label: 'memory: live heap after GC, first -> last sample', value: heapGrowthMb, unit: 'MB', note: hasGc ? `${heapFlat ? 'flat' : 'NOT flat'}: ${samples.map((s) => `${Math.round(s.calls / 1000)}k=${s.heapAfterGcMb.toFixed(1)}`).join(' ')} MB` : 'run with --expose-gc for this figure' },
-    { label: 'memory: baseline: harness RSS (messages ready, no pipeline)', value: harnessRss, unit: 'MB', note: `of which Node + callveil's modules at start: ${startRss.toFixed(1)} MB` },
+    {
+      label: `memory: RSS after ${calls.toLocaleString('en-US')} synthetic calls`,
+      value: last.rssMb,
+      unit: 'MB',
+      baseline: 'harness RSS',
+      ratio: last.rssMb / harnessRss,
+      note: reachedTarget
+        ? `--calls ${targetCalls}`
+        : `time cap ${capMs / 1000} s reached before --calls ${targetCalls}`,
+    },
+    {
+      label: 'memory: peak RSS (memory run)',
+      value: peakRss,
+      unit: 'MB',
+      baseline: 'harness RSS',
+      ratio: peakRss / harnessRss,
+    },
+    {
+      label: 'memory: RSS range over the samples (max - min)',
+      value: rangeMb,
+      unit: 'MB',
+      note: `${flat ? 'flat' : 'NOT flat'} (peak ${earlierPeak.toFixed(0)} MB in the earlier half, ${laterPeak.toFixed(0)} MB in the later): ${samples.map((s) => `${Math.round(s.calls / 1000)}k=${s.rssMb.toFixed(0)}`).join(' ')} MB`,
+    },
+    {
+      label: 'memory: live heap after GC, first -> last sample',
+      value: heapGrowthMb,
+      unit: 'MB',
+      note: hasGc
+        ? `${heapFlat ? 'flat' : 'NOT flat'}: ${samples.map((s) => `${Math.round(s.calls / 1000)}k=${s.heapAfterGcMb.toFixed(1)}`).join(' ')} MB`
+        : 'run with --expose-gc for this figure',
+    },
+    {
+      label: 'memory: baseline: harness RSS (messages ready, no pipeline)',
+      value: harnessRss,
+      unit: 'MB',
+      note: `of which Node + callveil's modules at start: ${startRss.toFixed(1)} MB`,
+    },
     ...(retention === undefined
       ? []
       : [
-          { label: 'memory: assembler heap per live channel, fed by the frame parser', value: retention.parser, unit: 'B', baseline: 'fed interned', ratio: retention.parser / retention.synthetic, note: `${retention.channels} channels; at maxChannels ${maxChannels}: ${mb(retention.parser * maxChannels).toFixed(0)} MB` },
-          { label: 'memory: baseline: same, fed the harness messages (interned values)', value: retention.synthetic, unit: 'B', note: `at maxChannels ${maxChannels}: ${mb(retention.synthetic * maxChannels).toFixed(0)} MB` },
+          {
+            label: 'memory: assembler heap per live channel, fed by the frame parser',
+            value: retention.parser,
+            unit: 'B',
+            baseline: 'fed interned',
+            ratio: retention.parser / retention.synthetic,
+            note: `${retention.channels} channels; at maxChannels ${maxChannels}: ${mb(retention.parser * maxChannels).toFixed(0)} MB`,
+          },
+          {
+            label: 'memory: baseline: same, fed the harness messages (interned values)',
+            value: retention.synthetic,
+            unit: 'B',
+            note: `at maxChannels ${maxChannels}: ${mb(retention.synthetic * maxChannels).toFixed(0)} MB`,
+          },
         ]),
-    { label: 'memory: parser-less assembler+privacy+null sink', value: eventsPerSec, unit: 'events/s', baseline: 'harness msg rate', ratio: eventsPerSec / synthRate, note: `${c.published} records, ${c.cdrs - c.published} not written` },
+    {
+      label: 'memory: parser-less assembler+privacy+null sink',
+      value: eventsPerSec,
+      unit: 'events/s',
+      baseline: 'harness msg rate',
+      ratio: eventsPerSec / synthRate,
+      note: `${c.published} records, ${c.cdrs - c.published} not written`,
+    },
     { label: 'memory: baseline: harness makes messages', value: synthRate, unit: 'msgs/s' },
   ];
   return {
@@ -203,7 +298,12 @@ export async function memoryBench(): Promise<BenchResult> {
       rssSamples: samples,
       ...(retention === undefined
         ? {}
-        : { channelBytesParserFed: retention.parser, channelBytesInterned: retention.synthetic, projectedChannelHeapMbParserFed: mb(retention.parser * maxChannels), maxChannels }),
+        : {
+            channelBytesParserFed: retention.parser,
+            channelBytesInterned: retention.synthetic,
+            projectedChannelHeapMbParserFed: mb(retention.parser * maxChannels),
+            maxChannels,
+          }),
     },
   };
 }

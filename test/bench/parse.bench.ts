@@ -7,7 +7,20 @@ import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createFrameParser } from '../../src/source/frame-parser.js';
-import { argNumber, chunked, loadCapture, median, now, perSec, profiled, progress, runIfMain, yieldToLoop, type BenchResult, type Row } from './common.js';
+import {
+  argNumber,
+  chunked,
+  loadCapture,
+  median,
+  now,
+  perSec,
+  profiled,
+  progress,
+  runIfMain,
+  yieldToLoop,
+  type BenchResult,
+  type Row,
+} from './common.js';
 
 const require = createRequire(import.meta.url);
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -76,7 +89,13 @@ const asteriskManager: Parser = {
   id: 'asteriskManager',
   label: 'asterisk-manager 0.2 (lib/ami.js reader)',
   open(onEvent) {
-    const Manager = require('asterisk-manager') as (port: number, host: string, user?: string, secret?: string, events?: boolean) => EventEmitter;
+    const Manager = require('asterisk-manager') as (
+      port: number,
+      host: string,
+      user?: string,
+      secret?: string,
+      events?: boolean,
+    ) => EventEmitter;
     const socket = new FakeSocket();
     const real = net.createConnection;
     (net as { createConnection: unknown }).createConnection = () => socket;
@@ -103,7 +122,9 @@ const yana: Parser = {
   id: 'yana',
   label: 'yana 0.3 (LineSocket + message buffering)',
   open(onEvent) {
-    const AMI = require('yana') as new (opts: object) => EventEmitter & { socket: unknown; _setupMessageBuffering(): void };
+    const AMI = require('yana') as new (
+      opts: object,
+    ) => EventEmitter & { socket: unknown; _setupMessageBuffering(): void };
     const LineSocket = require('yana/line-socket') as new () => EventEmitter;
     const ami = new AMI({});
     const socket = new LineSocket();
@@ -123,7 +144,9 @@ const asteriskAmiClient: Parser = {
   label: 'asterisk-ami-client 1.1 (AmiConnection + AmiEventsStream)',
   open(onEvent) {
     const clientRequire = createRequire(require.resolve('asterisk-ami-client'));
-    const AmiConnection = clientRequire('asterisk-ami-connector/lib/AmiConnection.js') as new (socket: PassThrough) => EventEmitter & { _amiDataStream: EventEmitter };
+    const AmiConnection = clientRequire('asterisk-ami-connector/lib/AmiConnection.js') as new (
+      socket: PassThrough,
+    ) => EventEmitter & { _amiDataStream: EventEmitter };
     const socket = new PassThrough();
     const conn = new AmiConnection(socket);
     conn.on('event', onEvent);
@@ -175,7 +198,18 @@ export async function parseBench(): Promise<BenchResult> {
   const maxPasses = 100;
   const capture = await loadCapture();
   const chunks = chunked(capture.raw);
-  const results: Record<string, { eventsPerSec: number; mbPerSec: number; passes: number; eventsPerPass: number; complete: boolean; min: number; max: number }> = {};
+  const results: Record<
+    string,
+    {
+      eventsPerSec: number;
+      mbPerSec: number;
+      passes: number;
+      eventsPerPass: number;
+      complete: boolean;
+      min: number;
+      max: number;
+    }
+  > = {};
   for (const parser of PARSERS) {
     await pass(parser, chunks, Math.min(capMs, 2000)); // warm-up
     const passes = await profiled('parse', parser.id, async () => {
@@ -202,7 +236,10 @@ export async function parseBench(): Promise<BenchResult> {
       min: Math.min(...rates),
       max: Math.max(...rates),
     };
-    progress('parse', `${parser.id}: ${Math.round(results[parser.id]!.eventsPerSec)} events/s over ${passes.length} pass(es)${passes[0]!.complete ? '' : ' (time-capped, partial pass)'}; ${events} events`);
+    progress(
+      'parse',
+      `${parser.id}: ${Math.round(results[parser.id]!.eventsPerSec)} events/s over ${passes.length} pass(es)${passes[0]!.complete ? '' : ' (time-capped, partial pass)'}; ${events} events`,
+    );
   }
 
   const floorRate = results['floor']!.eventsPerSec;
@@ -210,7 +247,9 @@ export async function parseBench(): Promise<BenchResult> {
   const rows: Row[] = PARSERS.map((p) => {
     const r = results[p.id]!;
     const spread = r.passes > 1 ? `, passes ${r.passes} (${fmt(r.min)}-${fmt(r.max)}/s)` : `, ${r.passes} pass`;
-    const partial = r.complete ? `${r.eventsPerPass} events/pass` : `time-capped at ${capMs / 1000} s: ${r.eventsPerPass} events parsed`;
+    const partial = r.complete
+      ? `${r.eventsPerPass} events/pass`
+      : `time-capped at ${capMs / 1000} s: ${r.eventsPerPass} events parsed`;
     return {
       label: `parse: ${p.label}`,
       value: r.eventsPerSec,
@@ -227,7 +266,10 @@ export async function parseBench(): Promise<BenchResult> {
       parseFloorEventsPerSec: floorRate,
       parseRatioToFloor: results['frameParser']!.eventsPerSec / floorRate,
       parsers: Object.fromEntries(
-        Object.entries(results).map(([id, r]) => [id, { ...r, ratioToFloor: r.eventsPerSec / floorRate, ratioToAsteriskManager: r.eventsPerSec / amRate }]),
+        Object.entries(results).map(([id, r]) => [
+          id,
+          { ...r, ratioToFloor: r.eventsPerSec / floorRate, ratioToAsteriskManager: r.eventsPerSec / amRate },
+        ]),
       ),
       captureBytes: capture.raw.length,
       chunkBytes: chunks[0]!.length,

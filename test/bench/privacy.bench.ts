@@ -10,7 +10,18 @@ import { createSanitiser } from '../../src/privacy/sanitise.js';
 import { createTenantResolver } from '../../src/privacy/tenants.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { KEY_ACME } from '../helpers/configs.js';
-import { argNumber, benchConfig, loadCapture, now, perSec, profiled, progress, runIfMain, type BenchResult, type Row } from './common.js';
+import {
+  argNumber,
+  benchConfig,
+  loadCapture,
+  now,
+  perSec,
+  profiled,
+  progress,
+  runIfMain,
+  type BenchResult,
+  type Row,
+} from './common.js';
 
 /** Runs `body` over `items` again and again until minMs passed; returns items per second. */
 function timed<T>(items: readonly T[], minMs: number, body: (item: T) => unknown, beforePass?: () => void): number {
@@ -57,7 +68,10 @@ export async function privacyBench(): Promise<BenchResult> {
     const r = once(raw);
     if (r.ok) records.push(r.record);
   }
-  progress('privacy', `${raws.length} RawCdrs from the load capture, ${records.length} records (${raws.length - records.length} withheld)`);
+  progress(
+    'privacy',
+    `${raws.length} RawCdrs from the load capture, ${records.length} records (${raws.length - records.length} withheld)`,
+  );
 
   const sanitise = createSanitiser(resolver);
   timed(raws, 300, (raw) => sanitise(raw).ok); // warm-up
@@ -65,21 +79,60 @@ export async function privacyBench(): Promise<BenchResult> {
   // New rules and sanitiser per pass: every distinct number classified as on first sight, repeats cached as in live traffic.
   const freshSanitiser = () => createSanitiser(createTenantResolver(loaded.tenants, loaded.config.defaultTenant));
   let fresh = freshSanitiser();
-  const cold = await profiled('privacy', 'cold', () => timed(raws, minMs, (raw) => fresh(raw).ok, () => (fresh = freshSanitiser())));
+  const cold = await profiled('privacy', 'cold', () =>
+    timed(
+      raws,
+      minMs,
+      (raw) => fresh(raw).ok,
+      () => (fresh = freshSanitiser()),
+    ),
+  );
   const hmacFloor = timed(raws, minMs, (raw) => {
     createHmac('sha256', key).update(raw.source).digest();
     return createHmac('sha256', key).update(raw.destination).digest();
   });
   const zodOnly = timed(records, minMs / 2, (rec) => CdrRecord.safeParse(rec).success);
-  const classifyOnly = timed(raws, minMs / 2, (raw) => classifyNumber(raw.source, policy).kind !== classifyNumber(raw.destination, policy).kind);
+  const classifyOnly = timed(
+    raws,
+    minMs / 2,
+    (raw) => classifyNumber(raw.source, policy).kind !== classifyNumber(raw.destination, policy).kind,
+  );
   progress('privacy', `warm ${Math.round(warm)}/s, cold ${Math.round(cold)}/s, HMAC floor ${Math.round(hmacFloor)}/s`);
 
   const rows: Row[] = [
-    { label: 'privacy: createSanitiser, warm (numbers cached)', value: warm, unit: 'records/s', baseline: 'bare HMAC x2', ratio: warm / hmacFloor, note: `${raws.length} real RawCdrs, repeated` },
-    { label: 'privacy: createSanitiser, cold (new per pass)', value: cold, unit: 'records/s', baseline: 'bare HMAC x2', ratio: cold / hmacFloor, note: 'new resolver + sanitiser per pass of 1603: each distinct number parsed once per pass' },
+    {
+      label: 'privacy: createSanitiser, warm (numbers cached)',
+      value: warm,
+      unit: 'records/s',
+      baseline: 'bare HMAC x2',
+      ratio: warm / hmacFloor,
+      note: `${raws.length} real RawCdrs, repeated`,
+    },
+    {
+      label: 'privacy: createSanitiser, cold (new per pass)',
+      value: cold,
+      unit: 'records/s',
+      baseline: 'bare HMAC x2',
+      ratio: cold / hmacFloor,
+      note: 'new resolver + sanitiser per pass of 1603: each distinct number parsed once per pass',
+    },
     { label: 'privacy: baseline: bare createHmac per number (x2)', value: hmacFloor, unit: 'records/s' },
-    { label: 'privacy: part: CdrRecord.safeParse (zod) alone', value: zodOnly, unit: 'records/s', baseline: 'bare HMAC x2', ratio: zodOnly / hmacFloor, note: 'for the profile: schema check per record' },
-    { label: 'privacy: part: classifyNumber x2, uncached', value: classifyOnly, unit: 'records/s', baseline: 'bare HMAC x2', ratio: classifyOnly / hmacFloor, note: 'for the profile: libphonenumber per record' },
+    {
+      label: 'privacy: part: CdrRecord.safeParse (zod) alone',
+      value: zodOnly,
+      unit: 'records/s',
+      baseline: 'bare HMAC x2',
+      ratio: zodOnly / hmacFloor,
+      note: 'for the profile: schema check per record',
+    },
+    {
+      label: 'privacy: part: classifyNumber x2, uncached',
+      value: classifyOnly,
+      unit: 'records/s',
+      baseline: 'bare HMAC x2',
+      ratio: classifyOnly / hmacFloor,
+      note: 'for the profile: libphonenumber per record',
+    },
   ];
   return {
     bench: 'privacy',

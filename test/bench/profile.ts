@@ -53,8 +53,16 @@ export function summariseProfile(path: string, root: string, top = 15): ProfileS
     byFile.set(file, (byFile.get(file) ?? 0) + n);
   }
   const rank = (m: Map<string, number>): HotSpot[] =>
-    [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([where, n]) => ({ where, share: busy > 0 ? n / busy : 0 }));
-  return { busySamples: busy, idleShare: busy + idle > 0 ? idle / (busy + idle) : 0, functions: rank(byFunction), files: rank(byFile) };
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([where, n]) => ({ where, share: busy > 0 ? n / busy : 0 }));
+  return {
+    busySamples: busy,
+    idleShare: busy + idle > 0 ? idle / (busy + idle) : 0,
+    functions: rank(byFunction),
+    files: rank(byFile),
+  };
 }
 
 /** src/... for our code (compiled to .build/src), node_modules/<package>/... for libraries, node: for Node's own. */

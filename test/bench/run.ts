@@ -31,7 +31,12 @@ const BENCHES: readonly Bench[] = [
   { id: 'kafka', file: 'kafka.bench.js', timeoutS: 90, broker: true },
   { id: 'latency', file: 'latency.bench.js', timeoutS: 60, broker: true },
   // Its feed stops at --memory-seconds; then comes the per-channel measurement.
-  { id: 'memory', file: 'memory.bench.js', timeoutS: argNumber('memory-seconds', MEMORY_SECONDS) + 120, nodeArgs: ['--expose-gc'] },
+  {
+    id: 'memory',
+    file: 'memory.bench.js',
+    timeoutS: argNumber('memory-seconds', MEMORY_SECONDS) + 120,
+    nodeArgs: ['--expose-gc'],
+  },
 ];
 
 const TARGETS = {
@@ -77,13 +82,21 @@ function machine(): Record<string, string | number> {
   })();
   const commit = sh('git', ['-C', root, 'rev-parse', '--short', 'HEAD']) || 'unknown';
   const dirty = sh('git', ['-C', root, 'status', '--porcelain', '--', 'src']) !== '';
-  return { nproc: Number(sh('nproc', [])) || cpus().length, node: process.version, cpu: cpuModel, commit: dirty ? `${commit} (src/ modified)` : commit, loadavg: loadavg()[0]!.toFixed(2) };
+  return {
+    nproc: Number(sh('nproc', [])) || cpus().length,
+    node: process.version,
+    cpu: cpuModel,
+    commit: dirty ? `${commit} (src/ modified)` : commit,
+    loadavg: loadavg()[0]!.toFixed(2),
+  };
 }
 
 /** Jiffies of one CPU from /proc/stat: busy (user..softirq) and steal; undefined off Linux. */
 function cpuTicks(cpu: number | undefined): { busy: number; steal: number } | undefined {
   try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith(cpu === undefined ? 'cpu ' : `cpu${cpu} `));
+    const line = readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(cpu === undefined ? 'cpu ' : `cpu${cpu} `));
     const f = line?.trim().split(/\s+/).slice(1).map(Number);
     if (f === undefined || f.length < 8) return undefined;
     return { busy: f[0]! + f[1]! + f[2]! + f[5]! + f[6]!, steal: f[7]! };
@@ -115,7 +128,8 @@ function runChild(bench: Bench, pinTo: number | undefined, extra: readonly strin
     extra = [...extra, '--profile-dir', profileDir];
   }
   const args = [...nodeArgs, join(here, bench.file), ...argv, ...extra];
-  const [cmd, cmdArgs] = pinTo === undefined ? [process.execPath, args] : ['taskset', ['-c', String(pinTo), process.execPath, ...args]];
+  const [cmd, cmdArgs] =
+    pinTo === undefined ? [process.execPath, args] : ['taskset', ['-c', String(pinTo), process.execPath, ...args]];
   process.stderr.write(`bench ${bench.id}${pinTo === undefined ? '' : ` (cpu ${pinTo})`} ...\n`);
   const ticks0 = cpuTicks(pinTo);
   return new Promise((resolve) => {
@@ -128,19 +142,30 @@ function runChild(bench: Bench, pinTo: number | undefined, extra: readonly strin
       clearTimeout(timer);
       const seconds = (Date.now() - t0) / 1000;
       const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0) return resolve({ bench, seconds, error: signal === 'SIGKILL' ? `killed after ${bench.timeoutS} s` : `exit ${code ?? signal}` });
+      if (code !== 0)
+        return resolve({
+          bench,
+          seconds,
+          error: signal === 'SIGKILL' ? `killed after ${bench.timeoutS} s` : `exit ${code ?? signal}`,
+        });
       try {
         const result = JSON.parse(last) as BenchResult;
         const ticks1 = cpuTicks(pinTo);
         const wallMs = seconds * 1000;
         const load =
           ticks0 && ticks1 && pinTo !== undefined && result.cpuShare !== undefined
-            ? { others: Math.max(0, ((ticks1.busy - ticks0.busy) * TICK_MS - result.cpuShare * wallMs) / wallMs), steal: ((ticks1.steal - ticks0.steal) * TICK_MS) / wallMs }
+            ? {
+                others: Math.max(0, ((ticks1.busy - ticks0.busy) * TICK_MS - result.cpuShare * wallMs) / wallMs),
+                steal: ((ticks1.steal - ticks0.steal) * TICK_MS) / wallMs,
+              }
             : {};
         const profiles = profile
           ? readdirSync(profileDir)
               .filter((f) => f.startsWith(`${bench.id}-`) && f.endsWith('.cpuprofile'))
-              .map((f) => ({ phase: f.slice(0, -'.cpuprofile'.length), summary: summariseProfile(join(profileDir, f), root) }))
+              .map((f) => ({
+                phase: f.slice(0, -'.cpuprofile'.length),
+                summary: summariseProfile(join(profileDir, f), root),
+              }))
           : undefined;
         resolve({ bench, seconds, result, ...load, ...(profiles ? { profiles } : {}) });
       } catch (err) {
@@ -162,17 +187,23 @@ function formatValue(row: Row): string {
 }
 
 function table(outcomes: readonly Outcome[]): string {
-  const rows = outcomes.flatMap((o) => o.result?.rows ?? [{ label: `${o.bench.id}: FAILED (${o.error})`, value: NaN, unit: '' }]);
+  const rows = outcomes.flatMap(
+    (o) => o.result?.rows ?? [{ label: `${o.bench.id}: FAILED (${o.error})`, value: NaN, unit: '' }],
+  );
   const w1 = Math.max(...rows.map((r) => r.label.length));
   const w2 = Math.max(...rows.map((r) => formatValue(r).length));
   const w3 = Math.max(...rows.map((r) => ratioText(r).length));
-  const lines = rows.map((r) => `${r.label.padEnd(w1)}  ${formatValue(r).padStart(w2)}  ${ratioText(r).padEnd(w3)}  ${r.note ?? ''}`.trimEnd());
+  const lines = rows.map((r) =>
+    `${r.label.padEnd(w1)}  ${formatValue(r).padStart(w2)}  ${ratioText(r).padEnd(w3)}  ${r.note ?? ''}`.trimEnd(),
+  );
   const head = `${'figure'.padEnd(w1)}  ${'value'.padStart(w2)}  ${'vs baseline'.padEnd(w3)}  notes`;
   return [head, '-'.repeat(head.length), ...lines].join('\n');
 }
 
 function ratioText(r: Row): string {
-  return r.ratio === undefined || r.baseline === undefined ? '' : `${r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2)}x ${r.baseline}`;
+  return r.ratio === undefined || r.baseline === undefined
+    ? ''
+    : `${r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2)}x ${r.baseline}`;
 }
 
 interface Verdict {
@@ -183,7 +214,8 @@ interface Verdict {
 
 function verdicts(j: Record<string, unknown>): Verdict[] {
   const n = (k: string): number | undefined => (typeof j[k] === 'number' ? (j[k] as number) : undefined);
-  const fmt = (v: number | undefined, d = 0): string => (v === undefined ? 'not measured' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
+  const fmt = (v: number | undefined, d = 0): string =>
+    v === undefined ? 'not measured' : v.toLocaleString('en-US', { maximumFractionDigits: d });
   const e2e = n('endToEndEventsPerSec');
   const kafka = n('kafkaRecordsPerSec');
   const p99 = n('p99Ms');
@@ -191,9 +223,21 @@ function verdicts(j: Record<string, unknown>): Verdict[] {
   const calls = n('memoryCalls');
   const flat = j['rssFlat'] === true;
   return [
-    { target: `>= ${fmt(TARGETS.endToEndEventsPerSec)} AMI events/s end to end (null sink, one core)`, pass: e2e === undefined ? undefined : e2e >= TARGETS.endToEndEventsPerSec, measured: `${fmt(e2e)} events/s` },
-    { target: `>= ${fmt(TARGETS.kafkaRecordsPerSec)} records/s into the Kafka-protocol broker`, pass: kafka === undefined ? undefined : kafka >= TARGETS.kafkaRecordsPerSec, measured: `${fmt(kafka)} records/s` },
-    { target: `p99 event->ack <= ${TARGETS.p99Ms} ms at ${fmt(TARGETS.offeredEventsPerSec)} events/s offered`, pass: p99 === undefined ? undefined : p99 <= TARGETS.p99Ms, measured: `p99 ${fmt(p99, 2)} ms (p50 ${fmt(n('p50Ms'), 2)} ms)` },
+    {
+      target: `>= ${fmt(TARGETS.endToEndEventsPerSec)} AMI events/s end to end (null sink, one core)`,
+      pass: e2e === undefined ? undefined : e2e >= TARGETS.endToEndEventsPerSec,
+      measured: `${fmt(e2e)} events/s`,
+    },
+    {
+      target: `>= ${fmt(TARGETS.kafkaRecordsPerSec)} records/s into the Kafka-protocol broker`,
+      pass: kafka === undefined ? undefined : kafka >= TARGETS.kafkaRecordsPerSec,
+      measured: `${fmt(kafka)} records/s`,
+    },
+    {
+      target: `p99 event->ack <= ${TARGETS.p99Ms} ms at ${fmt(TARGETS.offeredEventsPerSec)} events/s offered`,
+      pass: p99 === undefined ? undefined : p99 <= TARGETS.p99Ms,
+      measured: `p99 ${fmt(p99, 2)} ms (p50 ${fmt(n('p50Ms'), 2)} ms)`,
+    },
     {
       target: `RSS <= ${TARGETS.rssMb} MB and flat over ${fmt(TARGETS.calls)} calls`,
       pass: peak === undefined ? undefined : peak <= TARGETS.rssMb && flat,
@@ -213,11 +257,14 @@ async function main(): Promise<void> {
   const pinTo = pinned ? cpusAllowed[cpusAllowed.length - 1] : undefined;
   const needsBroker = selected.some((b) => b.broker);
   const broker = needsBroker ? await startKafkaBroker({ storeRecords: false }) : undefined;
-  process.stderr.write(`callveil bench: ${info.nproc} cpus (${info.cpu}), node ${info.node}, commit ${info.commit}; ${pinned ? `benchmarks on cpu ${pinTo}, broker on cpu ${cpusAllowed[0]}` : 'not pinned'}\n`);
+  process.stderr.write(
+    `callveil bench: ${info.nproc} cpus (${info.cpu}), node ${info.node}, commit ${info.commit}; ${pinned ? `benchmarks on cpu ${pinTo}, broker on cpu ${cpusAllowed[0]}` : 'not pinned'}\n`,
+  );
 
   const outcomes: Outcome[] = [];
   try {
-    for (const bench of selected) outcomes.push(await runChild(bench, pinTo, bench.broker && broker ? ['--broker', broker.address] : []));
+    for (const bench of selected)
+      outcomes.push(await runChild(bench, pinTo, bench.broker && broker ? ['--broker', broker.address] : []));
   } finally {
     await broker?.close();
   }
@@ -228,28 +275,59 @@ async function main(): Promise<void> {
   const totalS = (Date.now() - started) / 1000;
   const out: string[] = [];
   out.push(`callveil benchmark: ${info.nproc} cpus (${info.cpu}), node ${info.node}, commit ${info.commit}`);
-  out.push(`machine load (1-min average) before the run: ${info.loadavg}; "others on its core" above a few % means something else shared the benchmark's core and its figures are low`);
-  out.push(`one core per benchmark: ${pinned ? `taskset cpu ${pinTo} (Kafka test broker in the runner, cpu ${cpusAllowed[0]})` : 'not pinned (taskset missing, one cpu, or --no-pin)'}; ${totalS.toFixed(0)} s in all (${outcomes.map((o) => `${o.bench.id} ${o.seconds.toFixed(0)} s${o.result?.cpuShare === undefined ? '' : `, cpu/wall ${o.result.cpuShare.toFixed(2)}`}${o.others === undefined ? '' : `, others on its core ${pct(o.others)}, steal ${pct(o.steal ?? 0)}`}`).join('; ')})`);
+  out.push(
+    `machine load (1-min average) before the run: ${info.loadavg}; "others on its core" above a few % means something else shared the benchmark's core and its figures are low`,
+  );
+  out.push(
+    `one core per benchmark: ${pinned ? `taskset cpu ${pinTo} (Kafka test broker in the runner, cpu ${cpusAllowed[0]})` : 'not pinned (taskset missing, one cpu, or --no-pin)'}; ${totalS.toFixed(0)} s in all (${outcomes.map((o) => `${o.bench.id} ${o.seconds.toFixed(0)} s${o.result?.cpuShare === undefined ? '' : `, cpu/wall ${o.result.cpuShare.toFixed(2)}`}${o.others === undefined ? '' : `, others on its core ${pct(o.others)}, steal ${pct(o.steal ?? 0)}`}`).join('; ')})`,
+  );
   out.push('');
   out.push(table(outcomes));
   out.push('');
   out.push('targets (a measurement: a MISS does not fail the run)');
-  for (const v of verdictList) out.push(`  ${v.pass === undefined ? 'SKIP' : v.pass ? 'PASS' : 'MISS'}  ${v.target}${v.pass === undefined ? ' (not run)' : `: ${v.measured}`}`);
+  for (const v of verdictList)
+    out.push(
+      `  ${v.pass === undefined ? 'SKIP' : v.pass ? 'PASS' : 'MISS'}  ${v.target}${v.pass === undefined ? ' (not run)' : `: ${v.measured}`}`,
+    );
   if (profile) {
     out.push('');
     out.push('profiles of the measured phases (--profile: the sampling slows every figure above a little)');
     for (const { phase, summary } of outcomes.flatMap((o) => o.profiles ?? [])) {
       out.push('');
-      out.push(`${phase} (${summary.busySamples} busy samples of 250 us, ${(summary.idleShare * 100).toFixed(0)}% idle): self time, share of busy samples`);
-      out.push('  by file: ' + summary.files.slice(0, 8).map((h) => `${h.where} ${(h.share * 100).toFixed(1)}%`).join(', '));
+      out.push(
+        `${phase} (${summary.busySamples} busy samples of 250 us, ${(summary.idleShare * 100).toFixed(0)}% idle): self time, share of busy samples`,
+      );
+      out.push(
+        '  by file: ' +
+          summary.files
+            .slice(0, 8)
+            .map((h) => `${h.where} ${(h.share * 100).toFixed(1)}%`)
+            .join(', '),
+      );
       for (const h of summary.functions) out.push(`  ${(h.share * 100).toFixed(1).padStart(5)}%  ${h.where}`);
     }
   }
   process.stdout.write(out.join('\n') + '\n');
   if (wantJson) {
-    const targets = Object.fromEntries(verdictList.map((v, i) => [['endToEnd', 'kafka', 'latency', 'memory'][i]!, v.pass === undefined ? 'SKIP' : v.pass ? 'PASS' : 'MISS']));
-    const load = Object.fromEntries(outcomes.map((o) => [o.bench.id, { cpuOverWall: o.result?.cpuShare ?? null, othersOnCore: o.others ?? null, steal: o.steal ?? null }]));
-    process.stdout.write(JSON.stringify({ ...json, targets, machine: { ...info, loadavgEnd: loadavg()[0]!.toFixed(2), pinned, seconds: totalS, load } }) + '\n');
+    const targets = Object.fromEntries(
+      verdictList.map((v, i) => [
+        ['endToEnd', 'kafka', 'latency', 'memory'][i]!,
+        v.pass === undefined ? 'SKIP' : v.pass ? 'PASS' : 'MISS',
+      ]),
+    );
+    const load = Object.fromEntries(
+      outcomes.map((o) => [
+        o.bench.id,
+        { cpuOverWall: o.result?.cpuShare ?? null, othersOnCore: o.others ?? null, steal: o.steal ?? null },
+      ]),
+    );
+    process.stdout.write(
+      JSON.stringify({
+        ...json,
+        targets,
+        machine: { ...info, loadavgEnd: loadavg()[0]!.toFixed(2), pinned, seconds: totalS, load },
+      }) + '\n',
+    );
   }
   if (outcomes.some((o) => o.error !== undefined)) process.exitCode = 1;
 }

@@ -21,7 +21,8 @@ import { createFrameParser } from '../../src/source/frame-parser.js';
 const SEQ_STRIDE = 10_000;
 const NUMBER_STEP = 37;
 // Alternatives: an Asterisk id's epoch.sequence | a wall-clock time | a phone number (head + last two digits).
-const TOKENS = /(?<!\d)(\d{10})\.(\d+)(?!\d)|(\d{4})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})|(?<![0-9A-Za-z.+-])(\+?\d{5,13})(\d{2})(?![\d.])/g;
+const TOKENS =
+  /(?<!\d)(\d{10})\.(\d+)(?!\d)|(\d{4})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})|(?<![0-9A-Za-z.+-])(\+?\d{5,13})(\d{2})(?![\d.])/g;
 const HAS_TOKEN = new RegExp(TOKENS.source);
 const TIME = /(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})/g;
 
@@ -182,7 +183,20 @@ function createBuilder(): { add(frame: string): void; finish(): SyntheticTraffic
     firstCalls.push(seenCalls.size);
   }
 
-  return { add, finish: () => finish(shapes, pool, frameShape.done(), frameStart.done(), valueIds.done(), events.done(), firstCalls.done(), seenCalls.size) };
+  return {
+    add,
+    finish: () =>
+      finish(
+        shapes,
+        pool,
+        frameShape.done(),
+        frameStart.done(),
+        valueIds.done(),
+        events.done(),
+        firstCalls.done(),
+        seenCalls.size,
+      ),
+  };
 }
 
 function finish(
@@ -256,13 +270,15 @@ function finish(
       parser.end();
       const c = copy(0);
       for (let f = 0; f < Math.min(checkFrames, parsed.length); f++) {
-        if (!isDeepStrictEqual({ ...c.message(f) }, { ...parsed[f] })) throw new Error(`synthetic: frame ${f} differs from the frame parser's message`);
+        if (!isDeepStrictEqual({ ...c.message(f) }, { ...parsed[f] }))
+          throw new Error(`synthetic: frame ${f} differs from the frame parser's message`);
       }
       const one = copy(1);
       for (let f = 0; f < Math.min(frames, 2_000); f++) {
         const a = c.message(f);
         const b = one.message(f);
-        if (Object.keys(a).join() !== Object.keys(b).join()) throw new Error(`synthetic: copy 1 frame ${f} changed shape`);
+        if (Object.keys(a).join() !== Object.keys(b).join())
+          throw new Error(`synthetic: copy 1 frame ${f} changed shape`);
       }
     },
   };
@@ -303,14 +319,30 @@ function makeShape(heads: readonly string[]): Shape {
 }
 
 function rewrite(value: string, k: number, periodSec: number): string {
-  return value.replace(TOKENS, (_m, epoch?: string, seq?: string, y?: string, mo?: string, d?: string, t?: string, h?: string, mi?: string, s?: string, head?: string, last2?: string) => {
-    if (epoch !== undefined) return `${Number(epoch) + k * periodSec}.${Number(seq) + k * SEQ_STRIDE}`;
-    if (y !== undefined) {
-      const at = new Date(Date.UTC(+y, +mo! - 1, +d!, +h!, +mi!, +s!) + k * periodSec * 1000);
-      return `${at.toISOString().slice(0, 10)}${t}${at.toISOString().slice(11, 19)}`;
-    }
-    return head! + String((Number(last2) + NUMBER_STEP * k) % 100).padStart(2, '0');
-  });
+  return value.replace(
+    TOKENS,
+    (
+      _m,
+      epoch?: string,
+      seq?: string,
+      y?: string,
+      mo?: string,
+      d?: string,
+      t?: string,
+      h?: string,
+      mi?: string,
+      s?: string,
+      head?: string,
+      last2?: string,
+    ) => {
+      if (epoch !== undefined) return `${Number(epoch) + k * periodSec}.${Number(seq) + k * SEQ_STRIDE}`;
+      if (y !== undefined) {
+        const at = new Date(Date.UTC(+y, +mo! - 1, +d!, +h!, +mi!, +s!) + k * periodSec * 1000);
+        return `${at.toISOString().slice(0, 10)}${t}${at.toISOString().slice(11, 19)}`;
+      }
+      return head! + String((Number(last2) + NUMBER_STEP * k) % 100).padStart(2, '0');
+    },
+  );
 }
 
 /** Whole minutes covering every time in the capture: copies follow each other without overlap. */

@@ -8,11 +8,16 @@ import { runChecks } from '../../src/cli/check.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 
-const IDLE = Buffer.from('Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n');
+const IDLE = Buffer.from(
+  'Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n',
+);
 const KEY = 'cd'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'check-'));
 
-async function run(t: Test, opts: { secret?: string; amiUp?: boolean; kafkaUp?: boolean; key?: boolean; config?: string } = {}) {
+async function run(
+  t: Test,
+  opts: { secret?: string; amiUp?: boolean; kafkaUp?: boolean; key?: boolean; config?: string } = {},
+) {
   const ami = await startReplayServer({ capture: IDLE, username: 'callveil', secret: 'right', holdOpen: true });
   const broker = await startKafkaBroker();
   const amiPort = ami.port;
@@ -32,14 +37,22 @@ storage: { dir: ${join(dir, 'data')} }
 `,
   );
   const lines: string[] = [];
-  const ok = await runChecks(file, { CALLVEIL_AMI_SECRET: opts.secret ?? 'right', ...(opts.key === false ? {} : { K_ACME: KEY }) }, (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`), 1000);
+  const ok = await runChecks(
+    file,
+    { CALLVEIL_AMI_SECRET: opts.secret ?? 'right', ...(opts.key === false ? {} : { K_ACME: KEY }) },
+    (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`),
+    1000,
+  );
   return { ok, text: lines.join('\n'), lines };
 }
 
 t.test('everything reachable: all pass', async (t) => {
   const r = await run(t);
   t.equal(r.ok, true, r.text);
-  t.same(r.lines.map((l) => l.split(':')[0]), ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka']);
+  t.same(
+    r.lines.map((l) => l.split(':')[0]),
+    ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka'],
+  );
 });
 
 t.test('wrong AMI secret', async (t) => {
@@ -51,7 +64,10 @@ t.test('wrong AMI secret', async (t) => {
 
 t.test('Asterisk not listening', async (t) => {
   const r = await run(t, { amiUp: false });
-  t.match(r.text, /FAIL ami: cannot connect to 127.0.0.1:\d+ — fix: is Asterisk running with manager.conf enabled = yes/);
+  t.match(
+    r.text,
+    /FAIL ami: cannot connect to 127.0.0.1:\d+ — fix: is Asterisk running with manager.conf enabled = yes/,
+  );
 });
 
 t.test('Kafka unreachable', async (t) => {
@@ -76,7 +92,10 @@ t.test('invalid rules folder', async (t) => {
   writeFileSync(join(rulesDir, 'acme.yaml'), 'tenant: acme\nkeySet: acme\nnumbers: { defaultRegion: England }\n');
   const r = await run(t, { config: `rules: { dir: ${rulesDir} }\n` });
   t.equal(r.ok, false);
-  t.match(r.text, /FAIL config: invalid rules .*acme\.yaml:3: numbers\.defaultRegion: expected an ISO 3166-1 alpha-2 region/s);
+  t.match(
+    r.text,
+    /FAIL config: invalid rules .*acme\.yaml:3: numbers\.defaultRegion: expected an ISO 3166-1 alpha-2 region/s,
+  );
 });
 
 t.test('spool full', async (t) => {

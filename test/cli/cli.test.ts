@@ -13,7 +13,12 @@ const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = mkdtempSync(join(tmpdir(), 'callveil-cli-'));
 
 function callveil(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'buffer', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'buffer',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -31,9 +36,14 @@ t.test('replay with no config: embedded defaults, one JSON summary line, a warni
   t.match(r.stderr.toString(), 'random key');
   const written = readFileSync(out);
   t.equal(written.toString().trim().split('\n').length, 12);
-  t.same(scanBuffers(needlesForCapture('edge-actions'), [
-    { label: 'out', data: written }, { label: 'stdout', data: r.stdout }, { label: 'stderr', data: r.stderr },
-  ]), []);
+  t.same(
+    scanBuffers(needlesForCapture('edge-actions'), [
+      { label: 'out', data: written },
+      { label: 'stdout', data: r.stdout },
+      { label: 'stderr', data: r.stderr },
+    ]),
+    [],
+  );
 });
 
 t.test('replay to stdout: records first, the summary line last', async (t) => {
@@ -69,16 +79,34 @@ t.test('usage errors exit 2; schema prints the published JSON Schema', async (t)
   const r = callveil(['schema']);
   t.equal(r.code, 0);
   t.same(JSON.parse(r.stdout.toString()), cdrJsonSchema());
-  const published = JSON.parse(readFileSync(resolve(import.meta.dirname, '..', '..', 'src', 'privacy', 'cdr-record.schema.json'), 'utf8'));
-  t.same(published, cdrJsonSchema(), 'the checked-in schema file matches the zod type (run `callveil schema` to refresh it)');
+  const published = JSON.parse(
+    readFileSync(resolve(import.meta.dirname, '..', '..', 'src', 'privacy', 'cdr-record.schema.json'), 'utf8'),
+  );
+  t.same(
+    published,
+    cdrJsonSchema(),
+    'the checked-in schema file matches the zod type (run `callveil schema` to refresh it)',
+  );
 });
 
 t.test('audit verify: intact chain exits 0, a tampered one exits 1 naming the line', async (t) => {
   const { openAuditLog } = await import('../../src/audit/audit-log.js');
   const path = join(dir, 'audit.jsonl');
   const log = openAuditLog(path);
-  await log.append({ actor: 'operator', action: 'consent.set', tenant: 'acme', subject: '1004', detail: { recording: true } });
-  await log.append({ actor: 'operator', action: 'consent.set', tenant: 'acme', subject: '1001', detail: { recording: true } });
+  await log.append({
+    actor: 'operator',
+    action: 'consent.set',
+    tenant: 'acme',
+    subject: '1004',
+    detail: { recording: true },
+  });
+  await log.append({
+    actor: 'operator',
+    action: 'consent.set',
+    tenant: 'acme',
+    subject: '1001',
+    detail: { recording: true },
+  });
   log.close();
   const ok = callveil(['audit', 'verify', '--file', path]);
   t.equal(ok.code, 0);

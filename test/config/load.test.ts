@@ -36,7 +36,11 @@ sink: { type: jsonl, path: /tmp/x.jsonl }
 `;
 
 t.test('a good file loads, with env overrides and defaults', async (t) => {
-  const c = loadConfigFile(write('good.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET: 's3cret', CALLVEIL_AMI_PORT: '5039' });
+  const c = loadConfigFile(write('good.yaml', good), {
+    ACME_KEY: KEY,
+    CALLVEIL_AMI_SECRET: 's3cret',
+    CALLVEIL_AMI_PORT: '5039',
+  });
   t.equal(c.config.pbx.timeZone, 'Europe/London');
   t.equal(c.config.ami.port, 5039, 'env wins over the file');
   t.equal(c.config.ami.secret, 's3cret');
@@ -48,7 +52,13 @@ t.test('a good file loads, with env overrides and defaults', async (t) => {
 });
 
 t.test('a bad file names the file, the line, the path and what was expected', async (t) => {
-  const p = write('bad.yaml', good.replace('port: 5038', 'port: "many"').replace('Europe/London', 'Mars/Olympus').replace('id: acme', 'id: ACME Corp'));
+  const p = write(
+    'bad.yaml',
+    good
+      .replace('port: 5038', 'port: "many"')
+      .replace('Europe/London', 'Mars/Olympus')
+      .replace('id: acme', 'id: ACME Corp'),
+  );
   const e = failure(() => loadConfigFile(p, { ACME_KEY: KEY }));
   t.equal(e.code, 'GW_CONFIG_INVALID');
   t.match(e.message, `${p}:3: ami.port: expected`);
@@ -58,7 +68,9 @@ t.test('a bad file names the file, the line, the path and what was expected', as
 });
 
 t.test('unknown keys are rejected (a typo is not silently ignored)', async (t) => {
-  const e = failure(() => loadConfigFile(write('typo.yaml', good.replace('ami: {', 'ami: { hots: x,')), { ACME_KEY: KEY }));
+  const e = failure(() =>
+    loadConfigFile(write('typo.yaml', good.replace('ami: {', 'ami: { hots: x,')), { ACME_KEY: KEY }),
+  );
   t.match(e.message, /ami: expected .*hots/);
 });
 
@@ -68,7 +80,10 @@ t.test('a bad value from the environment names the variable', async (t) => {
 });
 
 t.test('YAML syntax errors, unreadable files, short keys', async (t) => {
-  t.match(failure(() => loadConfigFile(write('syntax.yaml', 'tenants: [\n  - id: a\n  x: ]'), {})).message, /syntax\.yaml:\d+: expected valid YAML/);
+  t.match(
+    failure(() => loadConfigFile(write('syntax.yaml', 'tenants: [\n  - id: a\n  x: ]'), {})).message,
+    /syntax\.yaml:\d+: expected valid YAML/,
+  );
   t.equal(failure(() => loadConfigFile(join(dir, 'missing.yaml'), {})).code, 'GW_CONFIG_UNREADABLE');
   const short = failure(() => loadConfigFile(write('short.yaml', good), { ACME_KEY: 'abcd' }));
   t.match(short.message, 'tenants.0: expected environment ACME_KEY to hold a key of at least 32 bytes');
@@ -94,6 +109,8 @@ t.test('the AMI secret can come from a file (container secrets)', async (t) => {
   const secretPath = write('ami_secret', 'from-a-file\n');
   const c = loadConfigFile(write('good3.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET_FILE: secretPath });
   t.equal(c.config.ami.secret, 'from-a-file');
-  const e = failure(() => loadConfigFile(write('good4.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET_FILE: join(dir, 'nope') }));
+  const e = failure(() =>
+    loadConfigFile(write('good4.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET_FILE: join(dir, 'nope') }),
+  );
   t.match(e.message, 'CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file');
 });

@@ -2,8 +2,15 @@
 import t from 'tap';
 import { decideRecording, extensionOf, recordingParties, type ConsentView } from '../../src/consent/decide.js';
 
-const view = (on: Record<string, string[]>, readable = true): ConsentView => ({ readable, isOn: (tenant, ext) => (on[tenant] ?? []).includes(ext) });
-const ch = (channel: string, dialled: string, targets: string[] = []) => ({ channel, dialled, consentTargets: new Set(targets) });
+const view = (on: Record<string, string[]>, readable = true): ConsentView => ({
+  readable,
+  isOn: (tenant, ext) => (on[tenant] ?? []).includes(ext),
+});
+const ch = (channel: string, dialled: string, targets: string[] = []) => ({
+  channel,
+  dialled,
+  consentTargets: new Set(targets),
+});
 
 t.test('extensionOf: short digit strings and extension channels only', async (t) => {
   const cases: Array<[string, string | undefined]> = [
@@ -31,16 +38,34 @@ t.test('parties as the capture shows them', async (t) => {
   // outbound: the caller's own channel, dialling an external number over the trunk
   t.same(recordingParties(ch('SIP/1004-00000079', '02079460204', ['SIP/trunk-0000007a']), 6), ['1004']);
   // a queue that rang two members
-  t.same(recordingParties(ch('SIP/trunk-00000001', '+442079460180', ['SIP/1006-00000002', 'SIP/1003-00000003']), 6), ['1003', '1006']);
+  t.same(recordingParties(ch('SIP/trunk-00000001', '+442079460180', ['SIP/1006-00000002', 'SIP/1003-00000003']), 6), [
+    '1003',
+    '1006',
+  ]);
 });
 
 t.test('kept only if every internal party consents; anything unknown is blocked', async (t) => {
   const v = view({ acme: ['1001', '1002'] });
   t.same(decideRecording('acme', ['1001', '1002'], v), { verdict: 'kept', parties: ['1001', '1002'] });
-  t.match(decideRecording('acme', ['1001', '1004'], v), { verdict: 'blocked', reason: 'no-consent', withoutConsent: ['1004'] });
-  t.match(decideRecording('acme', ['1003'], v), { verdict: 'blocked', reason: 'no-consent', withoutConsent: ['1003'] }, 'unknown extension: off');
-  t.match(decideRecording('globex', ['1001'], v), { verdict: 'blocked', reason: 'no-consent' }, 'consent is per tenant');
+  t.match(decideRecording('acme', ['1001', '1004'], v), {
+    verdict: 'blocked',
+    reason: 'no-consent',
+    withoutConsent: ['1004'],
+  });
+  t.match(
+    decideRecording('acme', ['1003'], v),
+    { verdict: 'blocked', reason: 'no-consent', withoutConsent: ['1003'] },
+    'unknown extension: off',
+  );
+  t.match(
+    decideRecording('globex', ['1001'], v),
+    { verdict: 'blocked', reason: 'no-consent' },
+    'consent is per tenant',
+  );
   t.match(decideRecording(undefined, ['1001'], v), { verdict: 'blocked', reason: 'unknown-tenant' });
   t.match(decideRecording('acme', [], v), { verdict: 'blocked', reason: 'no-target' });
-  t.match(decideRecording('acme', ['1001'], view({ acme: ['1001'] }, false)), { verdict: 'blocked', reason: 'store-unreadable' });
+  t.match(decideRecording('acme', ['1001'], view({ acme: ['1001'] }, false)), {
+    verdict: 'blocked',
+    reason: 'store-unreadable',
+  });
 });

@@ -47,7 +47,12 @@ const RECORDINGS = [
 const STOP_LIMIT_MS = 100;
 
 t.test('recording-consent capture: exactly the recordings without consent are stopped, fast', async (t) => {
-  const stack = await consentStack(t, { capture: 'recording-consent', consent: CONSENT, api: true, replay: { chunking: 'recorded', pauseBetweenChunksMs: 2 } });
+  const stack = await consentStack(t, {
+    capture: 'recording-consent',
+    consent: CONSENT,
+    api: true,
+    replay: { chunking: 'recorded', pauseBetweenChunksMs: 2 },
+  });
 
   // Two tenant admins watch their live feeds while the capture plays.
   const frames: Record<string, string[]> = { acme: [], globex: [] };
@@ -81,9 +86,13 @@ t.test('recording-consent capture: exactly the recordings without consent are st
   for (const stop of stops) {
     const channel = field(stop.msg, 'channel');
     const monitor = /^stopmonitor$/i.test(field(stop.msg, 'action'));
-    const start = stack.delivered.find(({ msg }) =>
-      field(msg, 'channel') === channel &&
-      (monitor ? field(msg, 'event') === 'MonitorStart' : (field(msg, 'event') === 'VarSet' && field(msg, 'variable') === 'MIXMONITOR_FILENAME') || field(msg, 'event') === 'MixMonitorStart'),
+    const start = stack.delivered.find(
+      ({ msg }) =>
+        field(msg, 'channel') === channel &&
+        (monitor
+          ? field(msg, 'event') === 'MonitorStart'
+          : (field(msg, 'event') === 'VarSet' && field(msg, 'variable') === 'MIXMONITOR_FILENAME') ||
+            field(msg, 'event') === 'MixMonitorStart'),
     );
     t.ok(start, `start signal seen for ${channel}`);
     if (start === undefined) continue;
@@ -93,37 +102,76 @@ t.test('recording-consent capture: exactly the recordings without consent are st
   }
   latencies.sort((a, b) => a - b);
   const p50 = latencies[Math.floor((latencies.length - 1) / 2)] ?? NaN;
-  t.comment(`stop latency over ${latencies.length} recordings: p50 ${p50.toFixed(2)} ms, max ${(latencies.at(-1) ?? NaN).toFixed(2)} ms`);
+  t.comment(
+    `stop latency over ${latencies.length} recordings: p50 ${p50.toFixed(2)} ms, max ${(latencies.at(-1) ?? NaN).toFixed(2)} ms`,
+  );
 
   // Records carry the outcome of their call.
   const records = readRecords(stack.recordsPath);
   t.equal(records.length, 21, 'one record per Master.csv row');
   const verdict = new Map<string, string>(RECORDINGS.map((r) => [r[1], r[4]]));
-  for (const r of records) t.equal(r.recording, verdict.get(r.callId as string) ?? 'none', `record ${r.id as string}: recording ${(verdict.get(r.callId as string) ?? 'none') as string}`);
+  for (const r of records)
+    t.equal(
+      r.recording,
+      verdict.get(r.callId as string) ?? 'none',
+      `record ${r.id as string}: recording ${(verdict.get(r.callId as string) ?? 'none') as string}`,
+    );
 
   // Audit: one entry per blocked recording, chain intact, no number.
   const v = verifyAuditLog(stack.auditPath);
   t.ok(v.ok, 'audit chain intact');
-  const entries = readFileSync(stack.auditPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
+  const entries = readFileSync(stack.auditPath, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditEntry);
   const blocked = entries.filter((e) => e.action === 'recording.blocked');
-  t.same(blocked.map((e) => e.subject).sort(), RECORDINGS.filter((r) => r[4] === 'blocked').map((r) => r[1]).sort(), 'one audit entry per blocked recording, naming the call');
-  t.match(blocked.find((e) => e.subject === 'pbx-lab-1795418522.163'), { actor: 'gateway', tenant: 'acme', detail: { kind: 'mixmonitor', reason: 'no-consent', withoutConsent: '1004,1005' } });
+  t.same(
+    blocked.map((e) => e.subject).sort(),
+    RECORDINGS.filter((r) => r[4] === 'blocked')
+      .map((r) => r[1])
+      .sort(),
+    'one audit entry per blocked recording, naming the call',
+  );
+  t.match(
+    blocked.find((e) => e.subject === 'pbx-lab-1795418522.163'),
+    {
+      actor: 'gateway',
+      tenant: 'acme',
+      detail: { kind: 'mixmonitor', reason: 'no-consent', withoutConsent: '1004,1005' },
+    },
+  );
   t.equal(entries.filter((e) => e.action === 'consent.set').length, 7, 'every consent change audited');
 
   // Live feeds: scoped to their tenant, outcomes visible, tokens only.
   const parsed = { acme: frames.acme!.map((f) => JSON.parse(f)), globex: frames.globex!.map((f) => JSON.parse(f)) };
-  const outcomeOf = (tenant: 'acme' | 'globex') => parsed[tenant].filter((f) => f.type === 'recording').map((f) => `${f.callId} ${f.outcome}`).sort();
-  const tenantOfCall = (linkedid: string) => (records.find((r) => r.callId === linkedid)?.tenant as string | undefined) ?? 'acme';
+  const outcomeOf = (tenant: 'acme' | 'globex') =>
+    parsed[tenant]
+      .filter((f) => f.type === 'recording')
+      .map((f) => `${f.callId} ${f.outcome}`)
+      .sort();
+  const tenantOfCall = (linkedid: string) =>
+    (records.find((r) => r.callId === linkedid)?.tenant as string | undefined) ?? 'acme';
   for (const tenant of ['acme', 'globex'] as const) {
-    t.same(outcomeOf(tenant), RECORDINGS.filter((r) => tenantOfCall(r[1]) === tenant).map((r) => `${r[1]} ${r[4]}`).sort(), `${tenant} sees the recording outcome of each of its calls`);
+    t.same(
+      outcomeOf(tenant),
+      RECORDINGS.filter((r) => tenantOfCall(r[1]) === tenant)
+        .map((r) => `${r[1]} ${r[4]}`)
+        .sort(),
+      `${tenant} sees the recording outcome of each of its calls`,
+    );
     const foreign = parsed[tenant].filter((f) => f.type === 'record' && f.record.tenant !== tenant);
     t.same(foreign, [], `${tenant} sees no other tenant's records`);
     const types = new Set(parsed[tenant].map((f) => f.type));
-    for (const type of ['hello', 'call.started', 'call.answered', 'call.ended', 'recording', 'record']) t.ok(types.has(type), `${tenant} feed has ${type} frames`);
+    for (const type of ['hello', 'call.started', 'call.answered', 'call.ended', 'recording', 'record'])
+      t.ok(types.has(type), `${tenant} feed has ${type} frames`);
   }
   const acmeCalls = new Set(parsed.acme.filter((f) => f.callId).map((f) => f.callId));
   const globexCalls = new Set(parsed.globex.filter((f) => f.callId).map((f) => f.callId));
-  t.same([...acmeCalls].filter((c) => globexCalls.has(c)), [], 'no call appears in both tenants\' feeds');
+  t.same(
+    [...acmeCalls].filter((c) => globexCalls.has(c)),
+    [],
+    "no call appears in both tenants' feeds",
+  );
 
   const leaks = scanBuffers(needlesForCapture('recording-consent'), [
     { label: 'records', data: readFileSync(stack.recordsPath) },
@@ -149,12 +197,20 @@ t.test('with every extension consenting nothing is stopped; with none, every rec
     },
   });
   await all.run();
-  t.same(all.proxy.actions.filter((a) => /^stop/i.test(field(a.msg, 'action'))), [], 'no stop when everyone consents');
+  t.same(
+    all.proxy.actions.filter((a) => /^stop/i.test(field(a.msg, 'action'))),
+    [],
+    'no stop when everyone consents',
+  );
   t.ok(readRecords(all.recordsPath).every((r) => r.recording !== 'blocked'));
 
   const none = await consentStack(t, { capture: 'recording-consent' });
   await none.run();
-  t.equal(none.proxy.actions.filter((a) => /^stop/i.test(field(a.msg, 'action'))).length, RECORDINGS.length, 'default off: every recording stopped');
+  t.equal(
+    none.proxy.actions.filter((a) => /^stop/i.test(field(a.msg, 'action'))).length,
+    RECORDINGS.length,
+    'default off: every recording stopped',
+  );
 });
 
 t.test('an unreadable consent store blocks every recording', async (t) => {
@@ -165,9 +221,16 @@ t.test('an unreadable consent store blocks every recording', async (t) => {
   writeFileSync(join(dir, 'consent.json'), '{"version":1,"tenants":{"acme":{"1001":{"recording":tru');
   const stack = await consentStack(t, { capture: 'recording-consent', dir });
   t.equal(stack.consent.registry.readable, false);
-  await t.rejects(stack.consent.registry.set('acme', [{ extension: '1001', recording: true }], 'operator:x'), { code: 'GW_CONSENT_STORE' }, 'changes refused');
+  await t.rejects(
+    stack.consent.registry.set('acme', [{ extension: '1001', recording: true }], 'operator:x'),
+    { code: 'GW_CONSENT_STORE' },
+    'changes refused',
+  );
   await stack.run();
   t.equal(stack.proxy.actions.filter((a) => /^stop/i.test(field(a.msg, 'action'))).length, RECORDINGS.length);
-  const reasons = readFileSync(stack.auditPath, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as AuditEntry).detail?.reason);
+  const reasons = readFileSync(stack.auditPath, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as AuditEntry).detail?.reason);
   t.ok(reasons.every((r) => r === 'store-unreadable'));
 });

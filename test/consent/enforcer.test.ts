@@ -25,7 +25,8 @@ function setup(on: Set<string>, failFirst = false) {
       },
     },
     consent: { readable: true, isOn: (tenant, ext) => tenant === 'acme' && on.has(ext) },
-    resolveTenant: (_h, account) => (account === 'acme' ? { id: 'acme', numbers: { extensionMaxDigits: 6 } } : undefined),
+    resolveTenant: (_h, account) =>
+      account === 'acme' ? { id: 'acme', numbers: { extensionMaxDigits: 6 } } : undefined,
     audit: { append: async (e) => (audit.push(e), e as never) },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   });
@@ -49,10 +50,14 @@ t.test('VarSet then MixMonitorStart is one recording; a failed stop is retried a
   await tick();
   s.feed({ event: 'MixMonitorStart' });
   await tick();
-  t.same(s.actions, [
-    { Action: 'StopMixMonitor', Channel: 'SIP/1001-0000009b' },
-    { Action: 'StopMixMonitor', Channel: 'SIP/1001-0000009b' },
-  ], 'sent at the VarSet, again at MixMonitorStart because the first failed');
+  t.same(
+    s.actions,
+    [
+      { Action: 'StopMixMonitor', Channel: 'SIP/1001-0000009b' },
+      { Action: 'StopMixMonitor', Channel: 'SIP/1001-0000009b' },
+    ],
+    'sent at the VarSet, again at MixMonitorStart because the first failed',
+  );
   t.same(s.outcomes, [`${U} blocked`], 'one recording, one outcome');
   t.equal(s.enforcer.stats().stopsFailed, 1);
   t.notMatch(JSON.stringify(s.audit), /7700|monitor\//, 'no path, no number in the audit entry');
@@ -68,7 +73,11 @@ t.test('a kept recording is stopped when a party without consent joins, or conse
   s.feed({ event: 'DialBegin', destchannel: 'SIP/1002-0000009d', destuniqueid: 'pbx-lab-1795418520.157' });
   t.same(s.actions, [], 'every party consents: kept');
   s.feed({ event: 'DialBegin', destchannel: 'SIP/1006-0000009e', destuniqueid: 'pbx-lab-1795418520.158' });
-  t.same(s.actions.map((a) => a.Action), ['StopMixMonitor'], '1006 joined without consent');
+  t.same(
+    s.actions.map((a) => a.Action),
+    ['StopMixMonitor'],
+    '1006 joined without consent',
+  );
   t.same(s.outcomes, [`${U} kept`, `${U} blocked`]);
 
   const s2 = setup(on);
@@ -80,7 +89,16 @@ t.test('a kept recording is stopped when a party without consent joins, or conse
   t.same(s2.actions, [{ Action: 'StopMonitor', Channel: 'SIP/1001-0000009b' }], 'consent switched off mid-call');
   s2.enforcer.reevaluate('acme');
   t.equal(s2.actions.length, 1, 'stopped once');
-  s2.feed({ event: 'Cdr', uniqueid: U, starttime: '2026-11-23 07:22:00', endtime: '2026-11-23 07:22:09', answertime: '', duration: '9', billableseconds: '0', disposition: 'NO ANSWER' });
+  s2.feed({
+    event: 'Cdr',
+    uniqueid: U,
+    starttime: '2026-11-23 07:22:00',
+    endtime: '2026-11-23 07:22:09',
+    answertime: '',
+    duration: '9',
+    billableseconds: '0',
+    disposition: 'NO ANSWER',
+  });
 });
 
 t.test('the call record carries the outcome; blocked sticks', async (t) => {
@@ -88,9 +106,27 @@ t.test('the call record carries the outcome; blocked sticks', async (t) => {
   a.handle({ event: 'Newchannel', uniqueid: U, linkedid: U, exten: '1002' });
   a.markRecording(U, 'blocked');
   a.markRecording(U, 'kept');
-  const raw = a.handle({ event: 'Cdr', uniqueid: U, starttime: '2026-11-23 07:22:00', endtime: '2026-11-23 07:22:09', answertime: '', duration: '9', billableseconds: '0', disposition: 'NO ANSWER' });
+  const raw = a.handle({
+    event: 'Cdr',
+    uniqueid: U,
+    starttime: '2026-11-23 07:22:00',
+    endtime: '2026-11-23 07:22:09',
+    answertime: '',
+    duration: '9',
+    billableseconds: '0',
+    disposition: 'NO ANSWER',
+  });
   t.equal(raw?.recording, 'blocked');
   const other = 'pbx-lab-1795418521.159';
-  const none = a.handle({ event: 'Cdr', uniqueid: other, starttime: '2026-11-23 07:22:00', endtime: '2026-11-23 07:22:09', answertime: '', duration: '9', billableseconds: '0', disposition: 'NO ANSWER' });
+  const none = a.handle({
+    event: 'Cdr',
+    uniqueid: other,
+    starttime: '2026-11-23 07:22:00',
+    endtime: '2026-11-23 07:22:09',
+    answertime: '',
+    duration: '9',
+    billableseconds: '0',
+    disposition: 'NO ANSWER',
+  });
   t.equal(none?.recording, 'none');
 });

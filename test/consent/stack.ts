@@ -14,7 +14,14 @@ import { loadConsoleAssets } from '../../src/api/console-assets.js';
 import type { LiveFeed } from '../../src/api/live-feed.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import type { LoadedConfig } from '../../src/config/load.js';
-import { attachConsent, attachLiveFeed, auditLogPath, buildPipeline, connectSource, type ConsentParts } from '../../src/main.js';
+import {
+  attachConsent,
+  attachLiveFeed,
+  auditLogPath,
+  buildPipeline,
+  connectSource,
+  type ConsentParts,
+} from '../../src/main.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import type { Pipeline } from '../../src/pipeline.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
@@ -108,20 +115,40 @@ export interface Stack {
 
 export async function consentStack(
   t: T,
-  opts: { capture: string; consent?: Record<string, Record<string, boolean>>; replay?: Partial<ReplayServerOptions>; api?: boolean; dir?: string; wsMaxBufferedBytes?: number },
+  opts: {
+    capture: string;
+    consent?: Record<string, Record<string, boolean>>;
+    replay?: Partial<ReplayServerOptions>;
+    api?: boolean;
+    dir?: string;
+    wsMaxBufferedBytes?: number;
+  },
 ): Promise<Stack> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'callveil-consent-'));
   const loaded = configWithStorage(dir);
   const { log, text } = memoryLog();
   const metrics = createMetrics();
-  const server = await startReplayServer({ capture: readCapture(opts.capture), username: 'gw', secret: 'pw', holdOpen: true, ...opts.replay });
+  const server = await startReplayServer({
+    capture: readCapture(opts.capture),
+    username: 'gw',
+    secret: 'pw',
+    holdOpen: true,
+    ...opts.replay,
+  });
   t.teardown(() => server.close());
   const proxy = await startActionProxy(t, server.port);
   const recordsPath = join(dir, 'records.jsonl');
   const sink = createJsonlFileSink(recordsPath);
   const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble });
   const pipeline = buildPipeline(loaded, sink, log, metrics, assembler);
-  const client = createAmiClient({ host: '127.0.0.1', port: proxy.port, username: 'gw', secret: 'pw', reconnect: false, log: log.child({ component: 'ami' }) });
+  const client = createAmiClient({
+    host: '127.0.0.1',
+    port: proxy.port,
+    username: 'gw',
+    secret: 'pw',
+    reconnect: false,
+    log: log.child({ component: 'ami' }),
+  });
   t.teardown(() => client.stop());
   // Registered first: the time the client delivered the event, before anyone handled it.
   const delivered: Array<{ t: number; msg: AmiMessage }> = [];
@@ -131,7 +158,11 @@ export async function consentStack(
   t.teardown(() => audit.close());
   const consent = attachConsent(loaded, client, assembler, audit, log, metrics);
   for (const [tenant, exts] of Object.entries(opts.consent ?? {})) {
-    await consent.registry.set(tenant, Object.entries(exts).map(([extension, recording]) => ({ extension, recording })), 'operator:setup');
+    await consent.registry.set(
+      tenant,
+      Object.entries(exts).map(([extension, recording]) => ({ extension, recording })),
+      'operator:setup',
+    );
   }
   let api: ApiServer | undefined;
   let feed: LiveFeed | undefined;
@@ -170,7 +201,12 @@ export async function consentStack(
     async run(settleMs = 300) {
       client.start();
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([server.done, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('replay did not finish in 60 s')), 60_000)))]);
+      await Promise.race([
+        server.done,
+        new Promise(
+          (_, reject) => (timer = setTimeout(() => reject(new Error('replay did not finish in 60 s')), 60_000)),
+        ),
+      ]);
       clearTimeout(timer);
       // The last events are in flight to the client; give them and their actions time.
       await new Promise((r) => setTimeout(r, settleMs));

@@ -21,8 +21,17 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 t.test('the image config runs the gateway end to end', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'image-'));
   // What compose mounts: secrets as files, storage on a volume. Only those paths change here.
-  for (const [name, value] of [['ami_secret', 'compose-secret\n'], ['acme_key', 'ab'.repeat(32)], ['globex_key', 'cd'.repeat(32)], ['northwind_key', 'ef'.repeat(32)]] as const) writeFileSync(join(dir, name), value);
-  const keys = readFileSync(join(ROOT, 'docker', 'callveil', 'keys.yaml'), 'utf8').replaceAll('/run/secrets/', `${dir}/`);
+  for (const [name, value] of [
+    ['ami_secret', 'compose-secret\n'],
+    ['acme_key', 'ab'.repeat(32)],
+    ['globex_key', 'cd'.repeat(32)],
+    ['northwind_key', 'ef'.repeat(32)],
+  ] as const)
+    writeFileSync(join(dir, name), value);
+  const keys = readFileSync(join(ROOT, 'docker', 'callveil', 'keys.yaml'), 'utf8').replaceAll(
+    '/run/secrets/',
+    `${dir}/`,
+  );
   writeFileSync(join(dir, 'keys.yaml'), keys);
   const text = readFileSync(join(ROOT, 'docker', 'callveil', 'config.yaml'), 'utf8')
     .replace('/var/lib/callveil', join(dir, 'data'))
@@ -33,12 +42,22 @@ t.test('the image config runs the gateway end to end', async (t) => {
   const cfg = join(dir, 'config.yaml');
   writeFileSync(cfg, text);
 
-  const ami = await startReplayServer({ capture: await readCapture(captureFile('outbound-pstn')), username: 'callveil', secret: 'compose-secret', holdOpen: true });
+  const ami = await startReplayServer({
+    capture: await readCapture(captureFile('outbound-pstn')),
+    username: 'callveil',
+    secret: 'compose-secret',
+    holdOpen: true,
+  });
   t.teardown(() => ami.close());
   const broker = await startKafkaBroker();
   t.teardown(() => broker.close());
   // The environment compose sets, pointed at the test servers.
-  const env = { CALLVEIL_AMI_HOST: '127.0.0.1', CALLVEIL_AMI_PORT: String(ami.port), CALLVEIL_AMI_SECRET_FILE: join(dir, 'ami_secret'), CALLVEIL_KAFKA_BROKERS: broker.address };
+  const env = {
+    CALLVEIL_AMI_HOST: '127.0.0.1',
+    CALLVEIL_AMI_PORT: String(ami.port),
+    CALLVEIL_AMI_SECRET_FILE: join(dir, 'ami_secret'),
+    CALLVEIL_KAFKA_BROKERS: broker.address,
+  };
   const loaded = loadConfigFile(cfg, env);
   t.same(loaded.warnings, [], 'keys and secrets all found');
   const log = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }));
@@ -48,7 +67,11 @@ t.test('the image config runs the gateway end to end', async (t) => {
   await broker.waitForRecords(expected, 20_000);
   await gw.stop();
   // The message key is the call id (legs of a call share it); the record id is in the value.
-  t.equal(new Set(broker.records().map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id)).size, expected, 'every CDR of the capture at the broker');
+  t.equal(
+    new Set(broker.records().map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id)).size,
+    expected,
+    'every CDR of the capture at the broker',
+  );
   // Every tenant's topic is created at start, with the retention its rules give (rules/*.yaml retention.kafkaDays).
   t.same(broker.topics().sort(), ['callveil.acme.cdr', 'callveil.globex.cdr', 'callveil.northwind.cdr']);
   t.same(
@@ -62,9 +85,16 @@ const hasCompose = spawnSync('sh', ['-c', 'command -v docker-compose'], { encodi
 
 t.test(
   'docker/compose.yaml validates (docker-compose config, no engine needed)',
-  { skip: hasCompose ? false : 'docker-compose is not installed: apt-get install -y docker-compose (.ci/run installs it)' },
+  {
+    skip: hasCompose
+      ? false
+      : 'docker-compose is not installed: apt-get install -y docker-compose (.ci/run installs it)',
+  },
   async (t) => {
-    const r = spawnSync('docker-compose', ['-f', join(ROOT, 'docker', 'compose.yaml'), 'config', '-q'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync('docker-compose', ['-f', join(ROOT, 'docker', 'compose.yaml'), 'config', '-q'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     t.equal(r.status, 0, r.stderr);
   },
 );

@@ -36,7 +36,7 @@ t.test('inbound-pstn with the link cut at 35% and 20% of the events lost', async
       if (field(m, 'event') === 'Cdr') (offset <= a || offset > b ? seenCdr : lostCdr).add(field(m, 'uniqueid'));
     },
   });
-  for (let i = 0; i < body.length; ) {
+  for (let i = 0; i < body.length;) {
     const j = body.indexOf(BOUNDARY, i) + BOUNDARY.length;
     offset = j;
     p.push(body.subarray(i, j));
@@ -44,19 +44,38 @@ t.test('inbound-pstn with the link cut at 35% and 20% of the events lost', async
   }
   t.ok(lostCdr.size > 3, `the lost stretch holds Cdr events of ${lostCdr.size} legs`);
 
-  const server = await startReplayServer({ capture, username: 'u', secret: 's', dropAfterBytes: dropAfter, resumeOnReconnect: true, skipOnReconnectBytes: skip, holdOpen: true });
+  const server = await startReplayServer({
+    capture,
+    username: 'u',
+    secret: 's',
+    dropAfterBytes: dropAfter,
+    resumeOnReconnect: true,
+    skipOnReconnectBytes: skip,
+    holdOpen: true,
+  });
   t.teardown(() => server.close());
   const logged: Buffer[] = [];
   const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
   const records: CdrRecord[] = [];
-  const pipeline = buildPipeline(twoTenantConfig(), { name: 'mem', write: (r) => (records.push(r), Promise.resolve()), close: () => Promise.resolve() }, log);
-  const client = createAmiClient({ host: '127.0.0.1', port: server.port, username: 'u', secret: 's', reconnectMinMs: 50, reconnectMaxMs: 200 });
+  const pipeline = buildPipeline(
+    twoTenantConfig(),
+    { name: 'mem', write: (r) => (records.push(r), Promise.resolve()), close: () => Promise.resolve() },
+    log,
+  );
+  const client = createAmiClient({
+    host: '127.0.0.1',
+    port: server.port,
+    username: 'u',
+    secret: 's',
+    reconnectMinMs: 50,
+    reconnectMaxMs: 200,
+  });
   connectSource(client, pipeline, log);
   t.teardown(() => client.stop());
   client.start();
   await server.done;
   // `done` means written, not yet read: wait until the event stream goes quiet.
-  for (let last = -1; last !== client.stats().messages; ) {
+  for (let last = -1; last !== client.stats().messages;) {
     last = client.stats().messages;
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -70,7 +89,9 @@ t.test('inbound-pstn with the link cut at 35% and 20% of the events lost', async
   const expectedExact = master.filter((row) => seenCdr.has(row.uniqueid));
   t.equal(complete.length, expectedExact.length, 'one exact record per CDR the gateway saw');
   for (const row of expectedExact) {
-    const rec = complete.find((r) => r.legId === row.uniqueid && r.disposition === row.disposition && r.billSec === row.billsec);
+    const rec = complete.find(
+      (r) => r.legId === row.uniqueid && r.disposition === row.disposition && r.billSec === row.billsec,
+    );
     t.ok(rec, `exact record for ${row.uniqueid}`);
   }
   t.ok(incomplete.length > 0, `${incomplete.length} calls marked incomplete`);
@@ -82,23 +103,50 @@ t.test('inbound-pstn with the link cut at 35% and 20% of the events lost', async
   }
   // A lost call whose first channel the gateway saw before the cut is never silent.
   const seenRootsBeforeCut = new Set<string>();
-  const q = createFrameParser({ onMessage: (m) => field(m, 'event') === 'Newchannel' && field(m, 'uniqueid') === field(m, 'linkedid') && seenRootsBeforeCut.add(field(m, 'uniqueid')) });
+  const q = createFrameParser({
+    onMessage: (m) =>
+      field(m, 'event') === 'Newchannel' &&
+      field(m, 'uniqueid') === field(m, 'linkedid') &&
+      seenRootsBeforeCut.add(field(m, 'uniqueid')),
+  });
   q.push(body.subarray(0, a));
-  const mustBeMarked = [...lostCalls].filter((id) => seenRootsBeforeCut.has(id) && !complete.some((r) => r.callId === id));
-  for (const id of mustBeMarked) t.ok(incomplete.some((r) => r.callId === id), `call ${id} marked`);
+  const mustBeMarked = [...lostCalls].filter(
+    (id) => seenRootsBeforeCut.has(id) && !complete.some((r) => r.callId === id),
+  );
+  for (const id of mustBeMarked)
+    t.ok(
+      incomplete.some((r) => r.callId === id),
+      `call ${id} marked`,
+    );
   t.match(Buffer.concat(logged).toString(), 'records marked incomplete');
-  t.same(scanBuffers(needlesForCapture('inbound-pstn'), [{ label: 'records', data: JSON.stringify(records) }, { label: 'log', data: Buffer.concat(logged) }]), []);
+  t.same(
+    scanBuffers(needlesForCapture('inbound-pstn'), [
+      { label: 'records', data: JSON.stringify(records) },
+      { label: 'log', data: Buffer.concat(logged) },
+    ]),
+    [],
+  );
 });
 
 t.test('calls ending without Cdr events: a warning names cdr_manager', async (t) => {
   // The capture with its Cdr events removed: as if cdr_manager were off.
   const text = (await readCapture(captureFile('basic-internal'))).toString('latin1');
-  const capture = Buffer.from(text.split('\r\n\r\n').filter((m) => !m.includes('Event: Cdr\r\n')).join('\r\n\r\n'), 'latin1');
+  const capture = Buffer.from(
+    text
+      .split('\r\n\r\n')
+      .filter((m) => !m.includes('Event: Cdr\r\n'))
+      .join('\r\n\r\n'),
+    'latin1',
+  );
   const server = await startReplayServer({ capture, username: 'u', secret: 's', holdOpen: true });
   t.teardown(() => server.close());
   const logged: Buffer[] = [];
   const log = createLogger('info', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
-  const pipeline = buildPipeline(twoTenantConfig(), { name: 'mem', write: () => Promise.resolve(), close: () => Promise.resolve() }, log);
+  const pipeline = buildPipeline(
+    twoTenantConfig(),
+    { name: 'mem', write: () => Promise.resolve(), close: () => Promise.resolve() },
+    log,
+  );
   const client = createAmiClient({ host: '127.0.0.1', port: server.port, username: 'u', secret: 's' });
   const stopWatch = connectSource(client, pipeline, log, 1000, 50);
   t.teardown(() => (stopWatch(), client.stop()));

@@ -26,10 +26,31 @@ const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AMI_SECRET: 'repl
 
 function settings(brokers: string, storageDir: string, amiPort = 5038) {
   return {
-    ami: { host: '127.0.0.1', port: amiPort, username: 'callveil', pingIntervalMs: 1000, pingTimeoutMs: 1000, reconnectMaxMs: 500 },
+    ami: {
+      host: '127.0.0.1',
+      port: amiPort,
+      username: 'callveil',
+      pingIntervalMs: 1000,
+      pingTimeoutMs: 1000,
+      reconnectMaxMs: 500,
+    },
     tenants: [
-      { id: 'acme', keyId: 'acme-1', keyEnv: 'K_ACME', defaultRegion: 'GB', fallbackRegions: ['US'], match: { accountCodes: ['acme'] } },
-      { id: 'globex', keyId: 'globex-1', keyEnv: 'K_GLOBEX', defaultRegion: 'US', fallbackRegions: ['GB'], match: { accountCodes: ['globex'] } },
+      {
+        id: 'acme',
+        keyId: 'acme-1',
+        keyEnv: 'K_ACME',
+        defaultRegion: 'GB',
+        fallbackRegions: ['US'],
+        match: { accountCodes: ['acme'] },
+      },
+      {
+        id: 'globex',
+        keyId: 'globex-1',
+        keyEnv: 'K_GLOBEX',
+        defaultRegion: 'US',
+        fallbackRegions: ['GB'],
+        match: { accountCodes: ['globex'] },
+      },
     ],
     defaultTenant: 'acme',
     sink: { type: 'kafka', brokers: [brokers], requestTimeoutMs: 1000 },
@@ -88,26 +109,52 @@ t.test('broker down for a stretch mid-replay, then back: every record delivered,
   const inner = (await openSink(loaded, {}, log)) as DeliverySink;
   let writes = 0;
   // The broker goes away after the 10th record and stays away until the replay is over.
-  const sink = { name: 'test', write: (r: Parameters<DeliverySink['write']>[0]) => (++writes === 10 && broker.setFault({ kind: 'refuse' }), inner.write(r)), close: () => inner.close() };
+  const sink = {
+    name: 'test',
+    write: (r: Parameters<DeliverySink['write']>[0]) => (
+      ++writes === 10 && broker.setFault({ kind: 'refuse' }),
+      inner.write(r)
+    ),
+    close: () => inner.close(),
+  };
   const summary = await replayCapture({ capturePath: captureFile(CAPTURE), loaded, sink, log });
   t.equal(summary.cdrs, EXPECTED, 'every record settled (acked or spooled)');
   t.equal(inner.mode(), 'spooling', 'the outage sent records to the spool');
   const spooledDuringOutage = spooledIds(spoolDir(loaded.config)).length;
   t.ok(spooledDuringOutage > 0, `records waited on disk (${spooledDuringOutage})`);
-  const spoolBytes = Buffer.concat(readdirSync(spoolDir(loaded.config)).map((n) => readFileSync(join(spoolDir(loaded.config), n))));
+  const spoolBytes = Buffer.concat(
+    readdirSync(spoolDir(loaded.config)).map((n) => readFileSync(join(spoolDir(loaded.config), n))),
+  );
 
   broker.setFault({ kind: 'none' });
   await inner.drained(30_000);
   await inner.close();
   const ids = uniqueIds(broker);
   t.equal(ids.size, EXPECTED, 'unique ids at the broker = Master.csv rows');
-  t.ok(duplicatesAreIdentical(broker), `duplicates (${broker.records().length - ids.size}) carry the same id and bytes`);
+  t.ok(
+    duplicatesAreIdentical(broker),
+    `duplicates (${broker.records().length - ids.size}) carry the same id and bytes`,
+  );
   t.same(spooledIds(spoolDir(loaded.config)), [], 'spool empty after the drain');
-  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'spool', data: spoolBytes }, { label: 'log', data: Buffer.concat(logged) }]), [], 'spool and logs hold nothing raw');
+  t.same(
+    scanBuffers(needlesForCapture(CAPTURE), [
+      { label: 'spool', data: spoolBytes },
+      { label: 'log', data: Buffer.concat(logged) },
+    ]),
+    [],
+    'spool and logs hold nothing raw',
+  );
 });
 
-function startGateway(configPath: string): { child: ChildProcess; stderr: () => Buffer; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], { env: { PATH: process.env.PATH ?? '', ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startGateway(configPath: string): {
+  child: ChildProcess;
+  stderr: () => Buffer;
+  exited: Promise<number | null>;
+} {
+  const child = spawn(process.execPath, [BIN, 'run', '--config', configPath], {
+    env: { PATH: process.env.PATH ?? '', ...ENV },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const err: Buffer[] = [];
   child.stderr!.on('data', (c: Buffer) => err.push(c));
   child.stdout!.on('data', (c: Buffer) => err.push(c));
@@ -132,19 +179,28 @@ async function gatewayScenario(t: Test, fault: 'stall' | 'refuse') {
   return { broker, storage, cfg, spool, gw };
 }
 
-t.test('SIGTERM while Kafka stalls: the gateway exits 0 within its deadline, every record at the broker or in the spool', async (t) => {
-  const { broker, spool, gw } = await gatewayScenario(t, 'stall');
-  await new Promise((r) => setTimeout(r, 1500)); // the last Cdr events reach the pipeline and stall at Kafka
-  const t0 = Date.now();
-  gw.child.kill('SIGTERM');
-  const code = await gw.exited;
-  t.equal(code, 0, 'exit 0');
-  t.ok(Date.now() - t0 < 8000, `stopped in ${Date.now() - t0} ms (deadline 1000 ms plus AMI logoff)`);
-  t.ok(spooledIds(spool).length > 0, 'the stalled records were spooled at the deadline');
-  const all = new Set([...uniqueIds(broker), ...spooledIds(spool)]);
-  t.equal(all.size, EXPECTED, 'acknowledged or spooled: nothing lost');
-  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'stderr', data: gw.stderr() }, ...readdirSync(spool).map((n) => ({ label: n, data: readFileSync(join(spool, n)) }))]), []);
-});
+t.test(
+  'SIGTERM while Kafka stalls: the gateway exits 0 within its deadline, every record at the broker or in the spool',
+  async (t) => {
+    const { broker, spool, gw } = await gatewayScenario(t, 'stall');
+    await new Promise((r) => setTimeout(r, 1500)); // the last Cdr events reach the pipeline and stall at Kafka
+    const t0 = Date.now();
+    gw.child.kill('SIGTERM');
+    const code = await gw.exited;
+    t.equal(code, 0, 'exit 0');
+    t.ok(Date.now() - t0 < 8000, `stopped in ${Date.now() - t0} ms (deadline 1000 ms plus AMI logoff)`);
+    t.ok(spooledIds(spool).length > 0, 'the stalled records were spooled at the deadline');
+    const all = new Set([...uniqueIds(broker), ...spooledIds(spool)]);
+    t.equal(all.size, EXPECTED, 'acknowledged or spooled: nothing lost');
+    t.same(
+      scanBuffers(needlesForCapture(CAPTURE), [
+        { label: 'stderr', data: gw.stderr() },
+        ...readdirSync(spool).map((n) => ({ label: n, data: readFileSync(join(spool, n)) })),
+      ]),
+      [],
+    );
+  },
+);
 
 t.test('SIGKILL mid-stream while Kafka refuses, then restart: the spool drains first, nothing lost', async (t) => {
   const { broker, cfg, spool, gw } = await gatewayScenario(t, 'refuse');
@@ -154,7 +210,14 @@ t.test('SIGKILL mid-stream while Kafka refuses, then restart: the spool drains f
   t.equal(new Set(spooledIds(spool)).size, EXPECTED, 'the spool survived kill -9 with every record');
 
   // The restarted gateway's AMI has nothing new to say: anything at the broker now came from the spool.
-  const idle = await startReplayServer({ capture: Buffer.from('Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n'), username: 'callveil', secret: 'replay-secret', holdOpen: true });
+  const idle = await startReplayServer({
+    capture: Buffer.from(
+      'Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n',
+    ),
+    username: 'callveil',
+    secret: 'replay-secret',
+    holdOpen: true,
+  });
   t.teardown(() => idle.close());
   const settingsNow = JSON.parse(readFileSync(cfg, 'utf8'));
   settingsNow.ami.port = idle.port;
@@ -168,5 +231,11 @@ t.test('SIGKILL mid-stream while Kafka refuses, then restart: the spool drains f
   t.equal(await again.exited, 0);
   t.equal(uniqueIds(broker).size, EXPECTED, 'unique ids at the broker = Master.csv rows');
   t.ok(duplicatesAreIdentical(broker));
-  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'first run', data: gw.stderr() }, { label: 'second run', data: again.stderr() }]), []);
+  t.same(
+    scanBuffers(needlesForCapture(CAPTURE), [
+      { label: 'first run', data: gw.stderr() },
+      { label: 'second run', data: again.stderr() },
+    ]),
+    [],
+  );
 });

@@ -31,18 +31,56 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   const rand = mulberry32(20261123);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const real = CAPTURES.flatMap((c) => messagesOf(readCapture(c)));
-  const values = real.flatMap((m) => m.toString('latin1').split('\r\n').map((l) => l.slice(l.indexOf(': ') + 2)).filter(Boolean));
-  const keys = ['Event', 'Uniqueid', 'Linkedid', 'UniqueID', 'Source', 'Destination', 'StartTime', 'AnswerTime', 'EndTime', 'Duration', 'BillableSeconds', 'Disposition', 'AccountCode', 'Tenantid', 'Exten', 'CallerIDNum'];
+  const values = real.flatMap((m) =>
+    m
+      .toString('latin1')
+      .split('\r\n')
+      .map((l) => l.slice(l.indexOf(': ') + 2))
+      .filter(Boolean),
+  );
+  const keys = [
+    'Event',
+    'Uniqueid',
+    'Linkedid',
+    'UniqueID',
+    'Source',
+    'Destination',
+    'StartTime',
+    'AnswerTime',
+    'EndTime',
+    'Duration',
+    'BillableSeconds',
+    'Disposition',
+    'AccountCode',
+    'Tenantid',
+    'Exten',
+    'CallerIDNum',
+  ];
 
   const mutations: Array<(m: Buffer) => Buffer> = [
     (m) => m, // unchanged
-    (m) => { const b = Buffer.from(m); for (let i = 0; i < 1 + rand() * 8; i++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256); return b; },
+    (m) => {
+      const b = Buffer.from(m);
+      for (let i = 0; i < 1 + rand() * 8; i++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+      return b;
+    },
     (m) => m.subarray(0, Math.floor(rand() * m.length)), // truncated: the next frame glues on
     (m) => Buffer.concat([m.subarray(0, m.length - 2), Buffer.from(`${pick(keys)}: ${pick(values)}\r\n\r\n`)]), // a value moved to another key
-    (m) => Buffer.from(m.toString('latin1').replace(/^(\w+): .*$/m, (_l, k: string) => `${k}: ${pick(values)}`), 'latin1'),
-    (m) => Buffer.from(m.toString('latin1').replace('Event: ' + (/Event: (\w+)/.exec(m.toString('latin1'))?.[1] ?? ''), 'Event: Cdr'), 'latin1'), // anything posing as a Cdr
+    (m) =>
+      Buffer.from(
+        m.toString('latin1').replace(/^(\w+): .*$/m, (_l, k: string) => `${k}: ${pick(values)}`),
+        'latin1',
+      ),
+    (m) =>
+      Buffer.from(
+        m.toString('latin1').replace('Event: ' + (/Event: (\w+)/.exec(m.toString('latin1'))?.[1] ?? ''), 'Event: Cdr'),
+        'latin1',
+      ), // anything posing as a Cdr
     // A plausible Cdr (valid times) whose other fields come from anywhere, ids included: it reaches privacy.
-    () => Buffer.from(`Event: Cdr\r\nUniqueID: ${pick([pick(values), `pbx-lab-17954${Math.floor(rand() * 99999)}.${Math.floor(rand() * 999)}`])}\r\nSource: ${pick(values)}\r\nDestination: ${pick(values)}\r\nStartTime: 2026-11-23 07:21:13\r\nAnswerTime: ${pick(['', '2026-11-23 07:21:14', pick(values)])}\r\nEndTime: 2026-11-23 07:21:20\r\nDuration: ${pick(values)}\r\nBillableSeconds: ${pick(values)}\r\nDisposition: ${pick(values)}\r\nAccountCode: ${pick(['acme', 'globex', '', pick(values)])}\r\n\r\n`),
+    () =>
+      Buffer.from(
+        `Event: Cdr\r\nUniqueID: ${pick([pick(values), `pbx-lab-17954${Math.floor(rand() * 99999)}.${Math.floor(rand() * 999)}`])}\r\nSource: ${pick(values)}\r\nDestination: ${pick(values)}\r\nStartTime: 2026-11-23 07:21:13\r\nAnswerTime: ${pick(['', '2026-11-23 07:21:14', pick(values)])}\r\nEndTime: 2026-11-23 07:21:20\r\nDuration: ${pick(values)}\r\nBillableSeconds: ${pick(values)}\r\nDisposition: ${pick(values)}\r\nAccountCode: ${pick(['acme', 'globex', '', pick(values)])}\r\n\r\n`,
+      ),
     () => Buffer.from(Array.from({ length: Math.floor(rand() * 300) }, () => Math.floor(rand() * 256))), // noise
     () => Buffer.from(`Event: VarSet\r\nValue: ${'x'.repeat(80_000)}\r\n\r\n`), // oversized
     (m) => Buffer.from(m.toString('latin1').replaceAll(': ', ':'), 'latin1'), // no separator
@@ -61,7 +99,10 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   });
   let parsed = 0;
   let frameErrors = 0;
-  const parser = createFrameParser({ onMessage: (msg) => (parsed++, pipeline.handle(msg)), onError: () => frameErrors++ });
+  const parser = createFrameParser({
+    onMessage: (msg) => (parsed++, pipeline.handle(msg)),
+    onError: () => frameErrors++,
+  });
   global.gc?.();
   const heapBefore = process.memoryUsage().heapUsed;
   parser.push(Buffer.from('Asterisk Call Manager/9.0.0\r\n'));
@@ -79,5 +120,12 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   const c = pipeline.counts();
   t.ok(c.withheld.schema + c.withheld['unknown-tenant'] > 0, 'odd CDRs were withheld, not published half-cleaned');
   const needles = mergeNeedles(...CAPTURES.map(needlesForCapture));
-  t.same(scanBuffers(needles, [{ label: 'records', data: records.map((r) => JSON.stringify(r)).join('\n') }, { label: 'log', data: Buffer.concat(logged) }]), [], 'nothing raw in any record or log line');
+  t.same(
+    scanBuffers(needles, [
+      { label: 'records', data: records.map((r) => JSON.stringify(r)).join('\n') },
+      { label: 'log', data: Buffer.concat(logged) },
+    ]),
+    [],
+    'nothing raw in any record or log line',
+  );
 });

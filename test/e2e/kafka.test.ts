@@ -17,10 +17,22 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
   const logged: Buffer[] = [];
   const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
   const sink = await createKafkaSink({
-    brokers: [broker.address], clientId: 'callveil-test', topicPrefix: 'callveil', ssl: false,
-    lingerMs: 5, maxBatchRecords: 500, requestTimeoutMs: 5000, connectionTimeoutMs: 1000, log,
+    brokers: [broker.address],
+    clientId: 'callveil-test',
+    topicPrefix: 'callveil',
+    ssl: false,
+    lingerMs: 5,
+    maxBatchRecords: 500,
+    requestTimeoutMs: 5000,
+    connectionTimeoutMs: 1000,
+    log,
   });
-  const summary = await replayCapture({ capturePath: captureFile('inbound-pstn'), loaded: twoTenantConfig(), sink, log });
+  const summary = await replayCapture({
+    capturePath: captureFile('inbound-pstn'),
+    loaded: twoTenantConfig(),
+    sink,
+    log,
+  });
   await sink.close();
 
   const master = readMasterCsv(masterCsvFile('inbound-pstn'));
@@ -30,7 +42,10 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
   t.same(broker.topics().sort(), ['callveil.acme.cdr', 'callveil.globex.cdr']);
   const records = stored.map((m) => CdrRecord.parse(JSON.parse(m.value!.toString('utf8'))));
   t.equal(new Set(records.map((r) => r.id)).size, stored.length, 'record ids are unique');
-  t.ok(new Set(records.map((r) => r.callId)).size < records.length, 'the capture has calls with several legs (so the key choice matters)');
+  t.ok(
+    new Set(records.map((r) => r.callId)).size < records.length,
+    'the capture has calls with several legs (so the key choice matters)',
+  );
 
   stored.forEach((m, i) => {
     const rec = records[i]!;
@@ -42,7 +57,10 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
   const outputs = stored.flatMap((m, i) => [
     { label: `value ${i}`, data: m.value ?? Buffer.alloc(0) },
     { label: `key ${i}`, data: m.key ?? Buffer.alloc(0) },
-    ...Object.entries(m.headers).map(([k, v]) => ({ label: `header ${i} ${k}`, data: Buffer.concat([Buffer.from(k), v]) })),
+    ...Object.entries(m.headers).map(([k, v]) => ({
+      label: `header ${i} ${k}`,
+      data: Buffer.concat([Buffer.from(k), v]),
+    })),
   ]);
   outputs.push({ label: 'log', data: Buffer.concat(logged) });
   t.same(scanBuffers(needlesForCapture('inbound-pstn'), outputs), [], 'no leak in Kafka values, keys, headers or logs');

@@ -15,55 +15,75 @@ import { memoryLog } from '../helpers/memory-log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callveil-e2e-'));
 
-for (const name of ['basic-internal', 'inbound-pstn', 'outbound-pstn', 'recording-consent', 'edge-actions', 'transfers-queue', 'load']) {
-  t.test(`${name}: one record per Master.csv row, same disposition, duration, billsec and times, no leak`, async (t) => {
-    const out = join(dir, `${name}.jsonl`);
-    const { log, text } = memoryLog();
-    const summary = await replayCapture({ capturePath: captureFile(name), loaded: twoTenantConfig(), sink: createJsonlFileSink(out), log });
-    const fileBytes = readFileSync(out);
-    const records = fileBytes.toString('utf8').trim().split('\n').map((l) => CdrRecord.parse(JSON.parse(l)));
-    const master = readMasterCsv(masterCsvFile(name));
+for (const name of [
+  'basic-internal',
+  'inbound-pstn',
+  'outbound-pstn',
+  'recording-consent',
+  'edge-actions',
+  'transfers-queue',
+  'load',
+]) {
+  t.test(
+    `${name}: one record per Master.csv row, same disposition, duration, billsec and times, no leak`,
+    async (t) => {
+      const out = join(dir, `${name}.jsonl`);
+      const { log, text } = memoryLog();
+      const summary = await replayCapture({
+        capturePath: captureFile(name),
+        loaded: twoTenantConfig(),
+        sink: createJsonlFileSink(out),
+        log,
+      });
+      const fileBytes = readFileSync(out);
+      const records = fileBytes
+        .toString('utf8')
+        .trim()
+        .split('\n')
+        .map((l) => CdrRecord.parse(JSON.parse(l)));
+      const master = readMasterCsv(masterCsvFile(name));
 
-    t.equal(summary.withheld, 0, 'nothing withheld with both tenants configured');
-    t.equal(records.length, master.length, 'one record per Master.csv row');
-    t.equal(summary.cdrs, master.length);
+      t.equal(summary.withheld, 0, 'nothing withheld with both tenants configured');
+      t.equal(records.length, master.length, 'one record per Master.csv row');
+      t.equal(summary.cdrs, master.length);
 
-    const byLeg = new Map<string, CdrRecord[]>();
-    for (const r of records) byLeg.set(r.legId, [...(byLeg.get(r.legId) ?? []), r]);
-    const iso = (s: string) => (s === '' ? null : new Date(s.replace(' ', 'T') + 'Z').toISOString());
-    const sorted = [...master].sort((a, b) => Number(a.sequence) - Number(b.sequence));
-    const seen = new Map<string, number>();
-    for (const row of sorted) {
-      const n = seen.get(row.uniqueid) ?? 0;
-      seen.set(row.uniqueid, n + 1);
-      const rec = byLeg.get(row.uniqueid)?.[n];
-      t.ok(rec, `record for ${row.uniqueid} #${n + 1}`);
-      if (!rec) continue;
-      t.same(
-        [rec.disposition, rec.durationSec, rec.billSec, rec.startedAt, rec.answeredAt, rec.endedAt, rec.callId],
-        [row.disposition, row.duration, row.billsec, iso(row.start), iso(row.answer), iso(row.end), row.linkedid],
-        `${row.uniqueid} #${n + 1} matches Master.csv`,
-      );
-      t.equal(rec.tenant, row.accountcode === '' ? 'acme' : row.accountcode, 'tenant from accountcode');
-    }
+      const byLeg = new Map<string, CdrRecord[]>();
+      for (const r of records) byLeg.set(r.legId, [...(byLeg.get(r.legId) ?? []), r]);
+      const iso = (s: string) => (s === '' ? null : new Date(s.replace(' ', 'T') + 'Z').toISOString());
+      const sorted = [...master].sort((a, b) => Number(a.sequence) - Number(b.sequence));
+      const seen = new Map<string, number>();
+      for (const row of sorted) {
+        const n = seen.get(row.uniqueid) ?? 0;
+        seen.set(row.uniqueid, n + 1);
+        const rec = byLeg.get(row.uniqueid)?.[n];
+        t.ok(rec, `record for ${row.uniqueid} #${n + 1}`);
+        if (!rec) continue;
+        t.same(
+          [rec.disposition, rec.durationSec, rec.billSec, rec.startedAt, rec.answeredAt, rec.endedAt, rec.callId],
+          [row.disposition, row.duration, row.billsec, iso(row.start), iso(row.answer), iso(row.end), row.linkedid],
+          `${row.uniqueid} #${n + 1} matches Master.csv`,
+        );
+        t.equal(rec.tenant, row.accountcode === '' ? 'acme' : row.accountcode, 'tenant from accountcode');
+      }
 
-    const leaks = scanBuffers(needlesForCapture(name), [
-      { label: 'jsonl', data: fileBytes },
-      { label: 'log', data: text() },
-      { label: 'summary', data: JSON.stringify(summary) },
-    ]);
-    t.same(leaks, [], 'no raw number or name in anything written');
+      const leaks = scanBuffers(needlesForCapture(name), [
+        { label: 'jsonl', data: fileBytes },
+        { label: 'log', data: text() },
+        { label: 'summary', data: JSON.stringify(summary) },
+      ]);
+      t.same(leaks, [], 'no raw number or name in anything written');
 
-    if (name === 'load') {
-      // The load capture has one subscriber in two formats within one tenant: +12025550163 and 2025550163.
-      const legsOf = (src: string) => new Set(master.filter((r) => r.src === src && r.accountcode === 'acme').map((r) => r.uniqueid));
-      const tokensOf = (legs: Set<string>) => new Set(records.filter((r) => legs.has(r.legId)).map((r) => r.caller?.token));
-      const a = tokensOf(legsOf('+12025550163'));
-      const b = tokensOf(legsOf('2025550163'));
-      t.equal(a.size, 1, 'both formats occur in the capture');
-      t.same([...a], [...b], 'one subscriber, one token, whatever the format');
-    }
-  });
+      if (name === 'load') {
+        // The load capture has one subscriber in two formats within one tenant: +12025550163 and 2025550163.
+        const legsOf = (src: string) =>
+          new Set(master.filter((r) => r.src === src && r.accountcode === 'acme').map((r) => r.uniqueid));
+        const tokensOf = (legs: Set<string>) =>
+          new Set(records.filter((r) => legs.has(r.legId)).map((r) => r.caller?.token));
+        const a = tokensOf(legsOf('+12025550163'));
+        const b = tokensOf(legsOf('2025550163'));
+        t.equal(a.size, 1, 'both formats occur in the capture');
+        t.same([...a], [...b], 'one subscriber, one token, whatever the format');
+      }
+    },
+  );
 }
-
-

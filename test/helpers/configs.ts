@@ -11,8 +11,22 @@ export function twoTenantConfig(): LoadedConfig {
   return parseConfig(
     {
       tenants: [
-        { id: 'acme', keyId: 'acme-1', keyEnv: 'K_ACME', defaultRegion: 'GB', fallbackRegions: ['US'], match: { accountCodes: ['acme'] } },
-        { id: 'globex', keyId: 'globex-1', keyEnv: 'K_GLOBEX', defaultRegion: 'US', fallbackRegions: ['GB'], match: { accountCodes: ['globex'] } },
+        {
+          id: 'acme',
+          keyId: 'acme-1',
+          keyEnv: 'K_ACME',
+          defaultRegion: 'GB',
+          fallbackRegions: ['US'],
+          match: { accountCodes: ['acme'] },
+        },
+        {
+          id: 'globex',
+          keyId: 'globex-1',
+          keyEnv: 'K_GLOBEX',
+          defaultRegion: 'US',
+          fallbackRegions: ['GB'],
+          match: { accountCodes: ['globex'] },
+        },
       ],
       defaultTenant: 'acme',
     },
@@ -46,6 +60,14 @@ export function writeKeysFile(dir: string): string {
 }
 
 /** The example rules folder with its keys: what an operator deploys. */
-export function rulesConfig(dir: string, rulesDir: string = RULES_DIR, extra: Record<string, unknown> = {}): LoadedConfig {
-  return parseConfig({ rules: { dir: rulesDir, keysFile: writeKeysFile(dir) }, ...extra }, { K_NORTHWIND: 'c3'.repeat(32) }, join(dir, 'config.yaml'));
+export function rulesConfig(
+  dir: string,
+  rulesDir: string = RULES_DIR,
+  extra: Record<string, unknown> = {},
+): LoadedConfig {
+  return parseConfig(
+    { rules: { dir: rulesDir, keysFile: writeKeysFile(dir) }, ...extra },
+    { K_NORTHWIND: 'c3'.repeat(32) },
+    join(dir, 'config.yaml'),
+  );
 }

@@ -68,7 +68,11 @@ t.test('Master.csv row counts, calls and dispositions match the README', async (
     const want = EXPECTED[name];
     t.equal(rows.length, want.rows, `${name} rows`);
     t.equal(new Set(rows.map((r) => r.linkedid)).size, want.linkedids, `${name} distinct linkedids`);
-    t.same(countBy(rows, (r) => r.disposition), want.dispositions, `${name} dispositions`);
+    t.same(
+      countBy(rows, (r) => r.disposition),
+      want.dispositions,
+      `${name} dispositions`,
+    );
     const unknown = rows.filter((r) => !(DISPOSITIONS as readonly string[]).includes(r.disposition));
     t.same(unknown, [], `${name} dispositions are among ${DISPOSITIONS.join('/')}`);
   }
@@ -106,8 +110,14 @@ t.test('quoted fields parse intact', async (t) => {
   t.equal(jane?.src, '+447700900123');
   t.equal(jane?.dst, 's', 'inbound calls run through extension s');
   t.equal(jane?.lastdata, 'SIP/1001,4,tT', 'commas inside quotes');
-  t.ok(rows.some((r) => r.clid === '"+1 (202) 555-0143" <+12025550143>'), 'number as caller name');
-  t.ok(rows.some((r) => r.src === '+1 (202) 555-0146'), 'decoded percent-encoded caller');
+  t.ok(
+    rows.some((r) => r.clid === '"+1 (202) 555-0143" <+12025550143>'),
+    'number as caller name',
+  );
+  t.ok(
+    rows.some((r) => r.src === '+1 (202) 555-0146'),
+    'decoded percent-encoded caller',
+  );
   const unanswered = rows.find((r) => r.disposition === 'BUSY');
   t.equal(unanswered?.answer, '', 'unquoted empty answer');
 });

@@ -65,9 +65,26 @@ export function readCapture(name: string): Buffer {
 
 /** cdr_csv column order with loguniqueid, loguserfield and newcdrcolumns on. */
 export const MASTER_CSV_COLUMNS = [
-  'accountcode', 'src', 'dst', 'dcontext', 'clid', 'channel', 'dstchannel',
-  'lastapp', 'lastdata', 'start', 'answer', 'end', 'duration', 'billsec',
-  'disposition', 'amaflags', 'uniqueid', 'userfield', 'peeraccount', 'linkedid',
+  'accountcode',
+  'src',
+  'dst',
+  'dcontext',
+  'clid',
+  'channel',
+  'dstchannel',
+  'lastapp',
+  'lastdata',
+  'start',
+  'answer',
+  'end',
+  'duration',
+  'billsec',
+  'disposition',
+  'amaflags',
+  'uniqueid',
+  'userfield',
+  'peeraccount',
+  'linkedid',
   'sequence',
 ] as const;
 

@@ -58,7 +58,6 @@ async function broker(tt: Tap, opts?: KafkaTestBrokerOptions): Promise<KafkaTest
   return b;
 }
 
-
 async function producer(
   tt: Tap,
   b: KafkaTestBroker,
@@ -98,7 +97,11 @@ async function admin(tt: Tap, b: KafkaTestBroker): Promise<Admin> {
 }
 
 async function consumer(tt: Tap, b: KafkaTestBroker, config: Partial<ConsumerConfig> = {}): Promise<Consumer> {
-  const c = kafkaClient(b).consumer({ groupId: `g-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 100, ...config });
+  const c = kafkaClient(b).consumer({
+    groupId: `g-${Math.random().toString(36).slice(2)}`,
+    maxWaitTimeInMs: 100,
+    ...config,
+  });
   tt.teardown(() => c.disconnect().catch(() => {}));
   await c.connect();
   return c;
@@ -114,7 +117,10 @@ async function consumeUntil(
   const seen: Array<KafkaMessage & { partition: number }> = [];
   await c.subscribe({ topic, fromBeginning: opts.fromBeginning ?? true });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`consumed ${seen.length} messages before the timeout`)), opts.timeoutMs ?? 5000);
+    const timer = setTimeout(
+      () => reject(new Error(`consumed ${seen.length} messages before the timeout`)),
+      opts.timeoutMs ?? 5000,
+    );
     if (until(seen)) {
       clearTimeout(timer);
       resolve();
@@ -183,23 +189,31 @@ t.test('idempotent kafkajs producer: records stored exactly, in order, headers i
       { topic: 'topic-c', messages: messages('c2', 2) },
     ],
   });
-  tt.same(
-    more.map((r) => [r.topicName, r.baseOffset, r.errorCode]).sort(),
-    [
-      ['topic-a', '25', 0],
-      ['topic-c', '25', 0],
-    ],
-  );
+  tt.same(more.map((r) => [r.topicName, r.baseOffset, r.errorCode]).sort(), [
+    ['topic-a', '25', 0],
+    ['topic-c', '25', 0],
+  ]);
 
   tt.same(b.topics().sort(), ['topic-a', 'topic-c']);
   tt.same(summary(b, 'topic-a'), [...expected('a', 25), ...expected('a2', 3)]);
   tt.same(summary(b, 'topic-c'), [...expected('c', 25), ...expected('c2', 2)]);
   for (const topic of ['topic-a', 'topic-c']) {
     const recs = b.records(topic);
-    tt.same(recs.map((r) => r.offset), recs.map((_, i) => i), `${topic} offsets are contiguous`);
-    tt.same(recs.map((r) => r.sequence), recs.map((_, i) => i), `${topic} sequences are contiguous`);
+    tt.same(
+      recs.map((r) => r.offset),
+      recs.map((_, i) => i),
+      `${topic} offsets are contiguous`,
+    );
+    tt.same(
+      recs.map((r) => r.sequence),
+      recs.map((_, i) => i),
+      `${topic} sequences are contiguous`,
+    );
     tt.ok(recs.every((r) => r.partition === 0 && r.producerId >= 0 && r.producerId === recs[0]!.producerId));
-    tt.ok(recs.every((r) => Math.abs(r.timestamp - Date.now()) < 60_000), 'timestamps are create times');
+    tt.ok(
+      recs.every((r) => Math.abs(r.timestamp - Date.now()) < 60_000),
+      'timestamps are create times',
+    );
   }
   tt.equal(b.records().length, 55);
   tt.match(b.stats(), { produceRequests: 11, storedRecords: 55, duplicatesIgnored: 0 });
@@ -213,10 +227,13 @@ t.test('repeated header keys are all kept in headerEntries', async (tt) => {
   const [rec] = b.records('h');
   tt.equal(rec?.key, null);
   tt.equal(rec?.value, null);
-  tt.same(rec?.headerEntries.map(([k, v]) => [k, v?.toString()]), [
-    ['multi', '1'],
-    ['multi', '2'],
-  ]);
+  tt.same(
+    rec?.headerEntries.map(([k, v]) => [k, v?.toString()]),
+    [
+      ['multi', '1'],
+      ['multi', '2'],
+    ],
+  );
   tt.equal(rec?.headers.multi?.toString(), '2');
 });
 
@@ -312,7 +329,11 @@ t.test('partitions option spreads keyed records over partitions', async (tt) => 
   const byPartition = new Map<number, number[]>();
   for (const r of recs) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), r.offset]);
   tt.same([...byPartition.keys()].sort(), [0, 1, 2]);
-  for (const offsets of byPartition.values()) tt.same(offsets, offsets.map((_, i) => i));
+  for (const offsets of byPartition.values())
+    tt.same(
+      offsets,
+      offsets.map((_, i) => i),
+    );
 });
 
 t.test('waitForRecords rejects with a clear error on timeout', async (tt) => {
@@ -366,13 +387,20 @@ t.test('describeConfigs: auto-created topics get the default; unknown topics and
     includeSynonyms: false,
     resources: [{ type: ConfigResourceTypes.TOPIC, name: 'auto' }],
   });
-  tt.same(all.resources[0]?.configEntries.map((e) => e.configName).sort(), ['cleanup.policy', 'retention.bytes', 'retention.ms']);
+  tt.same(all.resources[0]?.configEntries.map((e) => e.configName).sort(), [
+    'cleanup.policy',
+    'retention.bytes',
+    'retention.ms',
+  ]);
   const unknownName = await a.describeConfigs({
     includeSynonyms: false,
     resources: [{ type: ConfigResourceTypes.TOPIC, name: 'auto', configNames: ['no.such.config'] }],
   });
   tt.same(unknownName.resources[0]?.configEntries, [], 'unknown names are left out, as Kafka does');
-  await tt.rejects(retentionOf(a, 'never-created'), { name: 'KafkaJSProtocolError', type: 'UNKNOWN_TOPIC_OR_PARTITION' });
+  await tt.rejects(retentionOf(a, 'never-created'), {
+    name: 'KafkaJSProtocolError',
+    type: 'UNKNOWN_TOPIC_OR_PARTITION',
+  });
 });
 
 t.test('alterConfigs sets retention.ms, replaces the whole set, validates', async (tt) => {
@@ -391,7 +419,9 @@ t.test('alterConfigs sets retention.ms, replaces the whole set, validates', asyn
   });
   await a.alterConfigs({
     validateOnly: false,
-    resources: [{ type: ConfigResourceTypes.TOPIC, name: 't', configEntries: [{ name: 'retention.ms', value: '86400000' }] }],
+    resources: [
+      { type: ConfigResourceTypes.TOPIC, name: 't', configEntries: [{ name: 'retention.ms', value: '86400000' }] },
+    ],
   });
   tt.same(b.topicConfig('t'), { 'retention.ms': '86400000' }, 'cleanup.policy reverted to its default');
   tt.same(await retentionOf(a, 't'), ['86400000', false]);
@@ -415,7 +445,9 @@ t.test('alterConfigs sets retention.ms, replaces the whole set, validates', asyn
   await tt.rejects(
     a.alterConfigs({
       validateOnly: false,
-      resources: [{ type: ConfigResourceTypes.TOPIC, name: 'nope', configEntries: [{ name: 'retention.ms', value: '1' }] }],
+      resources: [
+        { type: ConfigResourceTypes.TOPIC, name: 'nope', configEntries: [{ name: 'retention.ms', value: '1' }] },
+      ],
     }),
     { name: 'KafkaJSProtocolError', type: 'UNKNOWN_TOPIC_OR_PARTITION' },
   );
@@ -483,7 +515,9 @@ t.test('kafkajs consumer reads back exactly what was produced, in order, from ea
     const stored = b.records('c').filter((r) => r.partition === partition);
     tt.ok(stored.length > 0, `partition ${partition} has records`);
     tt.same(
-      seen.filter((m) => m.partition === partition).map((m) => [m.offset, m.key?.toString(), m.value?.toString(), m.headers?.['x-seq']?.toString()]),
+      seen
+        .filter((m) => m.partition === partition)
+        .map((m) => [m.offset, m.key?.toString(), m.value?.toString(), m.headers?.['x-seq']?.toString()]),
       stored.map((r) => [String(r.offset), r.key?.toString(), r.value?.toString(), r.headers['x-seq']?.toString()]),
       `partition ${partition}: same records, same order, same offsets`,
     );
@@ -516,7 +550,11 @@ t.test('a group resumes from its committed offset; a fresh group that never comm
   const c2 = await consumer(tt, b, { groupId: 'resume' });
   const resumed = await consumeUntil(c2, 'r', (s) => s.length >= 5);
   await new Promise((r) => setTimeout(r, 150)); // a stray re-read of old records would show up here
-  tt.same(resumed.map((m) => m.value?.toString()), expected('second', 5).map((e) => e.value), 'only the new records');
+  tt.same(
+    resumed.map((m) => m.value?.toString()),
+    expected('second', 5).map((e) => e.value),
+    'only the new records',
+  );
   await c2.disconnect();
   tt.equal(b.groupState('resume')?.generationId, 4, 'two join rounds, two leaves');
 
@@ -544,7 +582,9 @@ t.test('two members share the partitions; when one leaves the other takes over',
   const deadline = Date.now() + 5000;
   const split = () => {
     const g = b.groupState('pair');
-    return g?.state === 'Stable' && g.members.length === 2 && g.members.every((m) => m.assignment?.shared?.length === 1);
+    return (
+      g?.state === 'Stable' && g.members.length === 2 && g.members.every((m) => m.assignment?.shared?.length === 1)
+    );
   };
   while (!split() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const g = b.groupState('pair')!;
@@ -557,7 +597,11 @@ t.test('two members share the partitions; when one leaves the other takes over',
     if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 20));
   }
-  tt.match(b.groupState('pair'), { state: 'Stable', members: [{ assignment: { shared: [0, 1] } }] }, 'the remaining member owns both');
+  tt.match(
+    b.groupState('pair'),
+    { state: 'Stable', members: [{ assignment: { shared: [0, 1] } }] },
+    'the remaining member owns both',
+  );
 });
 
 t.test('long poll: an idle consumer parks its fetch instead of spinning', async (tt) => {
@@ -570,7 +614,10 @@ t.test('long poll: an idle consumer parks its fetch instead of spinning', async 
   await new Promise((r) => setTimeout(r, 20));
   const before = b.stats().fetchRequests;
   await new Promise((r) => setTimeout(r, 350));
-  tt.ok(b.stats().fetchRequests - before <= 1, `${b.stats().fetchRequests - before} fetches answered in 350 ms at the end of the log`);
+  tt.ok(
+    b.stats().fetchRequests - before <= 1,
+    `${b.stats().fetchRequests - before} fetches answered in 350 ms at the end of the log`,
+  );
 });
 
 t.test('long poll: a parked fetch returns as soon as a record arrives', async (tt) => {
@@ -582,7 +629,13 @@ t.test('long poll: a parked fetch returns as soon as a record arrives', async (t
   c.write(
     await encode(
       1,
-      fetchV11({ replicaId: -1, maxWaitTime: 3000, minBytes: 1, maxBytes: 1 << 20, topics: [{ topic: 'lp', partitions: [{ partition: 0, fetchOffset: 1, maxBytes: 1 << 20 }] }] }),
+      fetchV11({
+        replicaId: -1,
+        maxWaitTime: 3000,
+        minBytes: 1,
+        maxBytes: 1 << 20,
+        topics: [{ topic: 'lp', partitions: [{ partition: 0, fetchOffset: 1, maxBytes: 1 << 20 }] }],
+      }),
     ),
   );
   await new Promise((r) => setTimeout(r, 100));
@@ -590,20 +643,39 @@ t.test('long poll: a parked fetch returns as soon as a record arrives', async (t
   await p.send({ topic: 'lp', acks: -1, messages: messages('late', 1) });
   const res = await fetchV11Response.decode((await c.next(3000)).payload);
   tt.ok(Date.now() - sent < 1000, `answered ${Date.now() - sent} ms after the produce`);
-  tt.same(res.responses[0].partitions[0].messages.map((m: any) => m.value.toString()), ['late-value-0']);
+  tt.same(
+    res.responses[0].partitions[0].messages.map((m: any) => m.value.toString()),
+    ['late-value-0'],
+  );
 });
 
 t.test('ListOffsets: earliest, latest and by timestamp', async (tt) => {
   const b = await broker(tt);
   const p = await producer(tt, b);
   await p.connect();
-  await p.send({ topic: 'ts', acks: -1, messages: messages('old', 4).map((m, i) => ({ ...m, timestamp: String(1_000_000 + i) })) });
-  await p.send({ topic: 'ts', acks: -1, messages: messages('new', 3).map((m, i) => ({ ...m, timestamp: String(2_000_000 + i) })) });
+  await p.send({
+    topic: 'ts',
+    acks: -1,
+    messages: messages('old', 4).map((m, i) => ({ ...m, timestamp: String(1_000_000 + i) })),
+  });
+  await p.send({
+    topic: 'ts',
+    acks: -1,
+    messages: messages('new', 3).map((m, i) => ({ ...m, timestamp: String(2_000_000 + i) })),
+  });
   const a = await admin(tt, b);
   tt.same(await a.fetchTopicOffsets('ts'), [{ partition: 0, offset: '7', high: '7', low: '0' }]);
   tt.same(await a.fetchTopicOffsetsByTimestamp('ts', 1_000_002), [{ partition: 0, offset: '2' }]);
-  tt.same(await a.fetchTopicOffsetsByTimestamp('ts', 1_500_000), [{ partition: 0, offset: '4' }], 'first record at or after the time');
-  tt.same(await a.fetchTopicOffsetsByTimestamp('ts', 3_000_000), [{ partition: 0, offset: '7' }], 'none after: kafkajs falls back to the high-water mark');
+  tt.same(
+    await a.fetchTopicOffsetsByTimestamp('ts', 1_500_000),
+    [{ partition: 0, offset: '4' }],
+    'first record at or after the time',
+  );
+  tt.same(
+    await a.fetchTopicOffsetsByTimestamp('ts', 3_000_000),
+    [{ partition: 0, offset: '7' }],
+    'none after: kafkajs falls back to the high-water mark',
+  );
 });
 
 // ---- raw socket: framing, idempotence edge cases, unsupported requests ----
@@ -680,7 +752,9 @@ function idempotentProduce(opts: { producerId: number; firstSequence: number; va
     topicData: [
       {
         topic: 'raw',
-        partitions: [{ partition: 0, firstSequence: opts.firstSequence, messages: opts.values.map((value) => ({ value })) }],
+        partitions: [
+          { partition: 0, firstSequence: opts.firstSequence, messages: opts.values.map((value) => ({ value })) },
+        ],
       },
     ],
   });
@@ -695,7 +769,11 @@ t.test('frames split byte by byte and coalesced are both handled', async (tt) =>
   tt.equal(r1.correlationId, 1);
   const versions = await apiVersionsV2Response.decode(r1.payload);
   tt.same(
-    versions.apiVersions.map((v: { apiKey: number; minVersion: number; maxVersion: number }) => [v.apiKey, v.minVersion, v.maxVersion]),
+    versions.apiVersions.map((v: { apiKey: number; minVersion: number; maxVersion: number }) => [
+      v.apiKey,
+      v.minVersion,
+      v.maxVersion,
+    ]),
     [
       [0, 3, 7],
       [1, 4, 11],
@@ -730,7 +808,10 @@ t.test('frames split byte by byte and coalesced are both handled', async (tt) =>
   tt.same(meta.brokers, [{ nodeId: 0, host: '127.0.0.1', port: b.port, rack: null }]);
   tt.equal(meta.controllerId, 0);
   tt.same(
-    meta.topicMetadata.map((m: { topic: string; partitionMetadata: unknown[] }) => [m.topic, m.partitionMetadata.length]),
+    meta.topicMetadata.map((m: { topic: string; partitionMetadata: unknown[] }) => [
+      m.topic,
+      m.partitionMetadata.length,
+    ]),
     [
       ['raw-a', 1],
       ['raw-b', 1],
@@ -755,7 +836,13 @@ t.test('unsupported API key closes the connection instead of hanging', async (tt
   const b = await broker(tt);
   const c = await RawClient.connect(tt, b.port);
   // DeleteTopics v0 (api key 20); not advertised by this broker.
-  c.write(await encode(1, { apiKey: 20, apiVersion: 0, encode: async () => new Encoder().writeArray(['g']).writeInt32(1000) }));
+  c.write(
+    await encode(1, {
+      apiKey: 20,
+      apiVersion: 0,
+      encode: async () => new Encoder().writeArray(['g']).writeInt32(1000),
+    }),
+  );
   tt.ok(await c.waitClosed(), 'closed');
 });
 
@@ -768,7 +855,13 @@ t.test('duplicate batch is acknowledged with its original offset; a gap is out o
   const first = await encode(2, idempotentProduce({ producerId: 7, firstSequence: 0, values: ['a', 'b'] }));
   c.write(first);
   const r1 = await produceV7Response.decode((await c.next()).payload);
-  tt.same(r1.topics[0].partitions[0], { partition: 0, errorCode: 0, baseOffset: '0', logAppendTime: '-1', logStartOffset: '0' });
+  tt.same(r1.topics[0].partitions[0], {
+    partition: 0,
+    errorCode: 0,
+    baseOffset: '0',
+    logAppendTime: '-1',
+    logStartOffset: '0',
+  });
 
   c.write(await encode(3, idempotentProduce({ producerId: 7, firstSequence: 2, values: ['c'] })));
   tt.equal((await produceV7Response.decode((await c.next()).payload)).topics[0].partitions[0].baseOffset, '2');
@@ -784,11 +877,14 @@ t.test('duplicate batch is acknowledged with its original offset; a gap is out o
   c.write(await encode(6, idempotentProduce({ producerId: 8, firstSequence: 3, values: ['late'] })));
   tt.equal((await produceV7Response.decode((await c.next()).payload)).topics[0].partitions[0].errorCode, 45);
 
-  tt.same(b.records('raw').map((r) => [r.value?.toString(), r.offset, r.sequence]), [
-    ['a', 0, 0],
-    ['b', 1, 1],
-    ['c', 2, 2],
-  ]);
+  tt.same(
+    b.records('raw').map((r) => [r.value?.toString(), r.offset, r.sequence]),
+    [
+      ['a', 0, 0],
+      ['b', 1, 1],
+      ['c', 2, 2],
+    ],
+  );
   tt.match(b.stats(), { produceRequests: 5, storedRecords: 3, duplicatesIgnored: 2 });
 });
 
@@ -817,7 +913,9 @@ t.test('v0 layouts: CreateTopics, DescribeConfigs (is_default), AlterConfigs; v1
   c.write(
     await encode(
       1,
-      createTopicsV0({ topics: [{ topic: 'v0', configEntries: [{ name: 'retention.ms', value: '42' }] }, { topic: 'v0b' }] }),
+      createTopicsV0({
+        topics: [{ topic: 'v0', configEntries: [{ name: 'retention.ms', value: '42' }] }, { topic: 'v0b' }],
+      }),
     ),
   );
   tt.same((await createTopicsV0Response.decode((await c.next()).payload)).topicErrors, [
@@ -838,7 +936,11 @@ t.test('v0 layouts: CreateTopics, DescribeConfigs (is_default), AlterConfigs; v1
     ),
   );
   const d0 = await describeConfigsV0Response.decode((await c.next()).payload);
-  tt.match(d0.resources[0], { errorCode: 0, resourceName: 'v0', configEntries: [{ configName: 'retention.ms', configValue: '42', isDefault: false }] });
+  tt.match(d0.resources[0], {
+    errorCode: 0,
+    resourceName: 'v0',
+    configEntries: [{ configName: 'retention.ms', configValue: '42', isDefault: false }],
+  });
   tt.match(d0.resources[1], { errorCode: 0, configEntries: [{ configValue: '604800000', isDefault: true }] });
   tt.match(d0.resources[2], { errorCode: 42, configEntries: [] }, 'broker resources are not described');
 
@@ -862,11 +964,15 @@ t.test('v0 layouts: CreateTopics, DescribeConfigs (is_default), AlterConfigs; v1
       4,
       alterConfigsV0({
         validateOnly: false,
-        resources: [{ type: ConfigResourceTypes.TOPIC, name: 'v0b', configEntries: [{ name: 'retention.ms', value: '7' }] }],
+        resources: [
+          { type: ConfigResourceTypes.TOPIC, name: 'v0b', configEntries: [{ name: 'retention.ms', value: '7' }] },
+        ],
       }),
     ),
   );
-  tt.match((await alterConfigsV0Response.decode((await c.next()).payload)).resources, [{ errorCode: 0, resourceName: 'v0b' }]);
+  tt.match((await alterConfigsV0Response.decode((await c.next()).payload)).resources, [
+    { errorCode: 0, resourceName: 'v0b' },
+  ]);
   tt.same(b.topicConfig('v0b'), { 'retention.ms': '7' });
 });
 
@@ -882,11 +988,16 @@ t.test('raw group protocol: member id required, generations, heartbeat errors, s
     return decoder.decode(res.payload);
   };
 
-  tt.match(await call(findCoordinatorV2({ coordinatorKey: 'raw-group', coordinatorType: 0 }), findCoordinatorV2Response), {
-    errorCode: 0,
-    coordinator: { nodeId: 0, host: '127.0.0.1', port: b.port },
+  tt.match(
+    await call(findCoordinatorV2({ coordinatorKey: 'raw-group', coordinatorType: 0 }), findCoordinatorV2Response),
+    {
+      errorCode: 0,
+      coordinator: { nodeId: 0, host: '127.0.0.1', port: b.port },
+    },
+  );
+  tt.match(await call(findCoordinatorV2({ coordinatorKey: 'tx', coordinatorType: 1 }), findCoordinatorV2Response), {
+    errorCode: 15,
   });
-  tt.match(await call(findCoordinatorV2({ coordinatorKey: 'tx', coordinatorType: 1 }), findCoordinatorV2Response), { errorCode: 15 });
 
   const metadata = AssignerProtocol.MemberMetadata.encode({ version: 1, topics: ['gt'], userData: Buffer.alloc(0) });
   const join = (memberId: string) =>
@@ -903,17 +1014,38 @@ t.test('raw group protocol: member id required, generations, heartbeat errors, s
   tt.match(first.memberId, /^raw-/);
   tt.equal((await call(join('made-up'), joinGroupV5Response)).errorCode, 25, 'an id the broker did not hand out');
   const joined = await call(join(first.memberId), joinGroupV5Response);
-  tt.match(joined, { errorCode: 0, generationId: 1, groupProtocol: 'RoundRobinAssigner', leaderId: first.memberId, memberId: first.memberId });
-  tt.same(AssignerProtocol.MemberMetadata.decode(joined.members[0].memberMetadata)?.topics, ['gt'], 'the leader gets the subscriptions');
+  tt.match(joined, {
+    errorCode: 0,
+    generationId: 1,
+    groupProtocol: 'RoundRobinAssigner',
+    leaderId: first.memberId,
+    memberId: first.memberId,
+  });
+  tt.same(
+    AssignerProtocol.MemberMetadata.decode(joined.members[0].memberMetadata)?.topics,
+    ['gt'],
+    'the leader gets the subscriptions',
+  );
 
-  const assignment = AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: { gt: [0, 1] }, userData: Buffer.alloc(0) });
-  const sync = (generationId: number) => syncGroupV3({ groupId: 'raw-group', generationId, memberId: first.memberId, groupAssignment: [{ memberId: first.memberId, memberAssignment: assignment }] });
+  const assignment = AssignerProtocol.MemberAssignment.encode({
+    version: 1,
+    assignment: { gt: [0, 1] },
+    userData: Buffer.alloc(0),
+  });
+  const sync = (generationId: number) =>
+    syncGroupV3({
+      groupId: 'raw-group',
+      generationId,
+      memberId: first.memberId,
+      groupAssignment: [{ memberId: first.memberId, memberAssignment: assignment }],
+    });
   tt.equal((await call(sync(7), syncGroupV3Response)).errorCode, 22, 'ILLEGAL_GENERATION');
   const synced = await call(sync(1), syncGroupV3Response);
   tt.same(AssignerProtocol.MemberAssignment.decode(synced.memberAssignment)?.assignment, { gt: [0, 1] });
   tt.match(b.groupState('raw-group'), { state: 'Stable', members: [{ assignment: { gt: [0, 1] } }] });
 
-  const beat = (groupGenerationId: number, memberId: string) => heartbeatV3({ groupId: 'raw-group', groupGenerationId, memberId });
+  const beat = (groupGenerationId: number, memberId: string) =>
+    heartbeatV3({ groupId: 'raw-group', groupGenerationId, memberId });
   tt.equal((await call(beat(1, first.memberId), heartbeatV3Response)).errorCode, 0);
   tt.equal((await call(beat(0, first.memberId), heartbeatV3Response)).errorCode, 22);
   tt.equal((await call(beat(1, 'stranger'), heartbeatV3Response)).errorCode, 25);
@@ -925,12 +1057,25 @@ t.test('raw group protocol: member id required, generations, heartbeat errors, s
 
   // JoinGroup v0 (no rebalance timeout, no member id round trip) and a protocol clash.
   const v0 = await call(
-    joinGroupV0({ groupId: 'raw-group', sessionTimeout: 1000, memberId: '', protocolType: 'consumer', groupProtocols: [{ name: 'RoundRobinAssigner', metadata }] }),
+    joinGroupV0({
+      groupId: 'raw-group',
+      sessionTimeout: 1000,
+      memberId: '',
+      protocolType: 'consumer',
+      groupProtocols: [{ name: 'RoundRobinAssigner', metadata }],
+    }),
     joinGroupV0Response,
   );
   tt.match(v0, { errorCode: 0, generationId: 3 });
   const clash = await call(
-    joinGroupV5({ groupId: 'raw-group', sessionTimeout: 1000, rebalanceTimeout: 1000, memberId: v0.memberId + 'x', protocolType: 'consumer', groupProtocols: [{ name: 'Other', metadata }] }),
+    joinGroupV5({
+      groupId: 'raw-group',
+      sessionTimeout: 1000,
+      rebalanceTimeout: 1000,
+      memberId: v0.memberId + 'x',
+      protocolType: 'consumer',
+      groupProtocols: [{ name: 'Other', metadata }],
+    }),
     joinGroupV5Response,
   );
   tt.equal(clash.errorCode, 23, 'INCONSISTENT_GROUP_PROTOCOL');
@@ -943,22 +1088,44 @@ t.test('raw fetch: stored batches from an offset, partition maxBytes, errors, re
   for (let i = 0; i < 3; i++) await p.send({ topic: 'f', acks: -1, messages: messages(`b${i}`, 4) });
   const c = await RawClient.connect(tt, b.port);
   const fetch = (fetchOffset: number, partitionMaxBytes = 1 << 20, topic = 'f', maxWaitTime = 0) =>
-    fetchV11({ replicaId: -1, maxWaitTime, minBytes: 1, maxBytes: 1 << 20, topics: [{ topic, partitions: [{ partition: 0, fetchOffset, maxBytes: partitionMaxBytes }] }] });
+    fetchV11({
+      replicaId: -1,
+      maxWaitTime,
+      minBytes: 1,
+      maxBytes: 1 << 20,
+      topics: [{ topic, partitions: [{ partition: 0, fetchOffset, maxBytes: partitionMaxBytes }] }],
+    });
   const values = (res: any) => res.responses[0].partitions[0].messages.map((m: any) => [m.offset, m.value.toString()]);
 
   c.write(await encode(1, fetch(5)));
   const r1 = await fetchV11Response.decode((await c.next()).payload);
   tt.match(r1, { errorCode: 0, sessionId: 0 });
   tt.match(r1.responses[0].partitions[0], { errorCode: 0, highWatermark: '12', lastStableOffset: '12' });
-  tt.same(values(r1), [4, 5, 6, 7, 8, 9, 10, 11].map((o) => [String(o), `b${Math.floor(o / 4)}-value-${o % 4}`]), 'whole batches from the one holding offset 5');
+  tt.same(
+    values(r1),
+    [4, 5, 6, 7, 8, 9, 10, 11].map((o) => [String(o), `b${Math.floor(o / 4)}-value-${o % 4}`]),
+    'whole batches from the one holding offset 5',
+  );
 
   c.write(await encode(2, fetch(0, 10)));
-  tt.same(values(await fetchV11Response.decode((await c.next()).payload)).length, 4, 'a batch larger than maxBytes still comes alone');
+  tt.same(
+    values(await fetchV11Response.decode((await c.next()).payload)).length,
+    4,
+    'a batch larger than maxBytes still comes alone',
+  );
 
   c.write(await encode(3, fetch(13)));
-  tt.equal((await fetchV11Response.decode((await c.next()).payload)).responses[0].partitions[0].errorCode, 1, 'OFFSET_OUT_OF_RANGE');
+  tt.equal(
+    (await fetchV11Response.decode((await c.next()).payload)).responses[0].partitions[0].errorCode,
+    1,
+    'OFFSET_OUT_OF_RANGE',
+  );
   c.write(await encode(4, fetch(0, 1024, 'nope')));
-  tt.equal((await fetchV11Response.decode((await c.next()).payload)).responses[0].partitions[0].errorCode, 3, 'UNKNOWN_TOPIC_OR_PARTITION');
+  tt.equal(
+    (await fetchV11Response.decode((await c.next()).payload)).responses[0].partitions[0].errorCode,
+    3,
+    'UNKNOWN_TOPIC_OR_PARTITION',
+  );
 
   // A parked fetch at the end of the log holds the connection: the next request's answer waits behind it.
   const started = Date.now();
@@ -970,7 +1137,7 @@ t.test('raw fetch: stored batches from an offset, partition maxBytes, errors, re
   tt.equal((await c.next()).correlationId, 6);
 });
 
-t.test('responses larger than the writer\'s first buffer are intact (growth mid-field)', async (tt) => {
+t.test("responses larger than the writer's first buffer are intact (growth mid-field)", async (tt) => {
   const b = await broker(tt);
   const names = Array.from({ length: 40 }, (_, i) => `a-rather-long-topic-name-to-grow-the-buffer-${i}`);
   for (const name of names) b.createTopic({ name });

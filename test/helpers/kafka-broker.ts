@@ -675,7 +675,9 @@ class TestBroker implements KafkaTestBroker {
       leaderId: g.leader,
       members: [...g.members.values()].map((m) => ({
         memberId: m.id,
-        subscription: decodeSubscription(m.protocols.find((p) => p.name === g.protocol)?.metadata ?? m.protocols[0]?.metadata),
+        subscription: decodeSubscription(
+          m.protocols.find((p) => p.name === g.protocol)?.metadata ?? m.protocols[0]?.metadata,
+        ),
         assignment: m.assignment === null ? null : decodeAssignment(m.assignment),
       })),
       offsets,
@@ -794,7 +796,12 @@ class TestBroker implements KafkaTestBroker {
   private dispatch(conn: Connection, frame: Buffer): void {
     try {
       const r = new Reader(frame);
-      const header: RequestHeader = { apiKey: r.int16(), apiVersion: r.int16(), correlationId: r.int32(), clientId: r.nullableString() };
+      const header: RequestHeader = {
+        apiKey: r.int16(),
+        apiVersion: r.int16(),
+        correlationId: r.int32(),
+        clientId: r.nullableString(),
+      };
       if (header.apiKey === ApiKey.ApiVersions) {
         this.handleApiVersions(conn, header);
         return;
@@ -944,8 +951,13 @@ class TestBroker implements KafkaTestBroker {
 
     const names = requests.map((t) => t.name);
     const results = requests.map((t) => {
-      const fail = (errorCode: number, message: string) => ({ name: t.name, errorCode, message: message as string | null });
-      if (names.indexOf(t.name) !== names.lastIndexOf(t.name)) return fail(ErrorCode.INVALID_REQUEST, 'topic named twice');
+      const fail = (errorCode: number, message: string) => ({
+        name: t.name,
+        errorCode,
+        message: message as string | null,
+      });
+      if (names.indexOf(t.name) !== names.lastIndexOf(t.name))
+        return fail(ErrorCode.INVALID_REQUEST, 'topic named twice');
       if (!isLegalTopic(t.name)) return fail(ErrorCode.INVALID_TOPIC_EXCEPTION, 'illegal topic name');
       if (this.logs.has(t.name)) return fail(ErrorCode.TOPIC_ALREADY_EXISTS, `Topic '${t.name}' already exists.`);
       let count = t.numPartitions === -1 ? this.defaultPartitions : t.numPartitions;
@@ -953,7 +965,9 @@ class TestBroker implements KafkaTestBroker {
         if (t.numPartitions !== -1 || t.replicationFactor !== -1) {
           return fail(ErrorCode.INVALID_REQUEST, 'both a replica assignment and partitions/replication factor');
         }
-        const ok = t.assignment.every((a, i) => a.partition === i && a.replicas.length === 1 && a.replicas[0] === NODE_ID);
+        const ok = t.assignment.every(
+          (a, i) => a.partition === i && a.replicas.length === 1 && a.replicas[0] === NODE_ID,
+        );
         if (!ok) return fail(ErrorCode.INVALID_REPLICA_ASSIGNMENT, 'one broker: partitions 0..n-1 on node 0 only');
         count = t.assignment.length;
       }
@@ -979,7 +993,11 @@ class TestBroker implements KafkaTestBroker {
 
   private handleDescribeConfigs(conn: Connection, h: RequestHeader, r: Reader): void {
     const v = h.apiVersion;
-    const resources = readArray(r, () => ({ type: r.int8(), name: r.string(), names: readNullableArray(r, () => r.string()) }));
+    const resources = readArray(r, () => ({
+      type: r.int8(),
+      name: r.string(),
+      names: readNullableArray(r, () => r.string()),
+    }));
     const includeSynonyms = v >= 1 ? r.boolean() : false;
 
     const w = new Writer(h.correlationId, 512);
@@ -1003,8 +1021,11 @@ class TestBroker implements KafkaTestBroker {
       for (const name of names) {
         const set = config.get(name);
         const fallback = TOPIC_CONFIG_DEFAULTS.get(name)!;
-        w.nullableString(name).nullableString(set ?? fallback).boolean(false); // read_only
-        if (v === 0) w.boolean(set === undefined); // is_default
+        w.nullableString(name)
+          .nullableString(set ?? fallback)
+          .boolean(false); // read_only
+        if (v === 0)
+          w.boolean(set === undefined); // is_default
         else w.int8(set === undefined ? SOURCE_DEFAULT_CONFIG : SOURCE_TOPIC_CONFIG);
         w.boolean(false); // is_sensitive
         if (v >= 1) {
@@ -1087,7 +1108,10 @@ class TestBroker implements KafkaTestBroker {
     const protocolType = r.string();
     const protocols = readArray(r, () => ({ name: r.string(), metadata: r.nullableBytes() ?? Buffer.alloc(0) }));
 
-    const reply = (errorCode: number, join?: { generation: number; protocol: string; leader: string; members: Member[] }) => {
+    const reply = (
+      errorCode: number,
+      join?: { generation: number; protocol: string; leader: string; members: Member[] },
+    ) => {
       const w = new Writer(h.correlationId, 256);
       if (v >= 2) w.int32(0); // throttle_time_ms
       w.int16(errorCode)
@@ -1106,7 +1130,8 @@ class TestBroker implements KafkaTestBroker {
     const fail = (errorCode: number) => this.respond(conn, reply(errorCode));
 
     if (groupId === '') return fail(ErrorCode.INVALID_GROUP_ID);
-    if (sessionTimeoutMs < MIN_SESSION_TIMEOUT_MS || sessionTimeoutMs > MAX_SESSION_TIMEOUT_MS) return fail(ErrorCode.INVALID_SESSION_TIMEOUT);
+    if (sessionTimeoutMs < MIN_SESSION_TIMEOUT_MS || sessionTimeoutMs > MAX_SESSION_TIMEOUT_MS)
+      return fail(ErrorCode.INVALID_SESSION_TIMEOUT);
     if (protocolType === '' || protocols.length === 0) return fail(ErrorCode.INCONSISTENT_GROUP_PROTOCOL);
     const group = this.group(groupId);
     const others = [...group.members.values()].filter((m) => m.id !== memberId);
@@ -1135,7 +1160,8 @@ class TestBroker implements KafkaTestBroker {
     group.protocolType = protocolType;
     const id = memberId;
     const done = this.hold(conn);
-    member.joinReply = (join) => done(join === null ? reply(ErrorCode.UNKNOWN_MEMBER_ID) : reply(ErrorCode.NONE, join(id)));
+    member.joinReply = (join) =>
+      done(join === null ? reply(ErrorCode.UNKNOWN_MEMBER_ID) : reply(ErrorCode.NONE, join(id)));
     this.touch(group, member);
     if (group.state !== 'PreparingRebalance') this.prepareRebalance(group);
     this.maybeCompleteJoin(group);
@@ -1147,7 +1173,10 @@ class TestBroker implements KafkaTestBroker {
     const generation = r.int32();
     const memberId = r.string();
     if (v >= 3) r.nullableString(); // group_instance_id
-    const assignments = readArray(r, () => ({ memberId: r.string(), assignment: r.nullableBytes() ?? Buffer.alloc(0) }));
+    const assignments = readArray(r, () => ({
+      memberId: r.string(),
+      assignment: r.nullableBytes() ?? Buffer.alloc(0),
+    }));
 
     const reply = (errorCode: number, assignment: Buffer) => {
       const w = new Writer(h.correlationId);
@@ -1175,7 +1204,8 @@ class TestBroker implements KafkaTestBroker {
     }
     // CompletingRebalance: everyone waits for the leader's assignment.
     const done = this.hold(conn);
-    member.syncReply = (errorCode) => done(reply(errorCode, errorCode === ErrorCode.NONE ? (member.assignment ?? Buffer.alloc(0)) : Buffer.alloc(0)));
+    member.syncReply = (errorCode) =>
+      done(reply(errorCode, errorCode === ErrorCode.NONE ? (member.assignment ?? Buffer.alloc(0)) : Buffer.alloc(0)));
     if (memberId === group.leader) {
       for (const m of group.members.values()) {
         m.assignment = assignments.find((a) => a.memberId === m.id)?.assignment ?? Buffer.alloc(0);
@@ -1205,7 +1235,10 @@ class TestBroker implements KafkaTestBroker {
   private handleLeaveGroup(conn: Connection, h: RequestHeader, r: Reader): void {
     const v = h.apiVersion;
     const groupId = r.string();
-    const leaving = v >= 3 ? readArray(r, () => ({ memberId: r.string(), instance: r.nullableString() })) : [{ memberId: r.string(), instance: null }];
+    const leaving =
+      v >= 3
+        ? readArray(r, () => ({ memberId: r.string(), instance: r.nullableString() }))
+        : [{ memberId: r.string(), instance: null }];
     const group = this.groupsById.get(groupId);
     const results = leaving.map((l) => {
       const known = group?.members.has(l.memberId) === true;
@@ -1226,7 +1259,17 @@ class TestBroker implements KafkaTestBroker {
   private group(groupId: string): Group {
     let group = this.groupsById.get(groupId);
     if (group === undefined) {
-      group = { id: groupId, state: 'Empty', generation: 0, protocolType: null, protocol: null, leader: null, members: new Map(), pendingIds: new Set(), offsets: new Map() };
+      group = {
+        id: groupId,
+        state: 'Empty',
+        generation: 0,
+        protocolType: null,
+        protocol: null,
+        leader: null,
+        members: new Map(),
+        pendingIds: new Set(),
+        offsets: new Map(),
+      };
       this.groupsById.set(groupId, group);
     }
     return group;
@@ -1368,7 +1411,8 @@ class TestBroker implements KafkaTestBroker {
     const group = groupId === '' ? undefined : this.group(groupId);
     let error: number = ErrorCode.NONE;
     if (group === undefined) error = ErrorCode.INVALID_GROUP_ID;
-    else if (generation < 0 && group.state === 'Empty') error = ErrorCode.NONE; // a commit from outside the group (admin tools)
+    else if (generation < 0 && group.state === 'Empty')
+      error = ErrorCode.NONE; // a commit from outside the group (admin tools)
     else if (group.state === 'CompletingRebalance') error = ErrorCode.REBALANCE_IN_PROGRESS;
     else if (!group.members.has(memberId)) error = ErrorCode.UNKNOWN_MEMBER_ID;
     else if (generation !== group.generation) error = ErrorCode.ILLEGAL_GENERATION;
@@ -1382,8 +1426,10 @@ class TestBroker implements KafkaTestBroker {
       w.nullableString(t.name).int32(t.partitions.length);
       for (const p of t.partitions) {
         let code = error;
-        if (code === ErrorCode.NONE && this.logs.get(t.name)?.[p.partition] === undefined) code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
-        if (code === ErrorCode.NONE) group!.offsets.set(offsetKey(t.name, p.partition), { offset: p.offset, metadata: p.metadata });
+        if (code === ErrorCode.NONE && this.logs.get(t.name)?.[p.partition] === undefined)
+          code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
+        if (code === ErrorCode.NONE)
+          group!.offsets.set(offsetKey(t.name, p.partition), { offset: p.offset, metadata: p.metadata });
         w.int32(p.partition).int16(code);
       }
     }
@@ -1406,7 +1452,10 @@ class TestBroker implements KafkaTestBroker {
       for (const p of t.partitions) {
         const committed = offsets.get(offsetKey(t.name, p));
         // No committed offset is -1 with no error; the client then applies its reset policy.
-        w.int32(p).int64(committed?.offset ?? -1).nullableString(committed?.metadata ?? '').int16(ErrorCode.NONE);
+        w.int32(p)
+          .int64(committed?.offset ?? -1)
+          .nullableString(committed?.metadata ?? '')
+          .int16(ErrorCode.NONE);
       }
     }
     if (v >= 2) w.int16(ErrorCode.NONE);
@@ -1417,7 +1466,10 @@ class TestBroker implements KafkaTestBroker {
     const v = h.apiVersion;
     r.int32(); // replica_id
     if (v >= 2) r.int8(); // isolation_level: no transactions here, so committed == everything
-    const topics = readArray(r, () => ({ name: r.string(), partitions: readArray(r, () => ({ partition: r.int32(), timestamp: Number(r.int64()) })) }));
+    const topics = readArray(r, () => ({
+      name: r.string(),
+      partitions: readArray(r, () => ({ partition: r.int32(), timestamp: Number(r.int64()) })),
+    }));
     const w = new Writer(h.correlationId);
     if (v >= 2) w.int32(0); // throttle_time_ms
     w.int32(topics.length);
@@ -1463,7 +1515,10 @@ class TestBroker implements KafkaTestBroker {
     // Incremental fetch sessions (KIP-227) are declined: a full fetch (epoch -1)
     // or a request to open one (id 0, epoch 0) is answered with session id 0,
     // which tells the client to keep sending full fetches.
-    const sessionError = sessionId === 0 && (sessionEpoch === -1 || sessionEpoch === 0) ? ErrorCode.NONE : ErrorCode.FETCH_SESSION_ID_NOT_FOUND;
+    const sessionError =
+      sessionId === 0 && (sessionEpoch === -1 || sessionEpoch === 0)
+        ? ErrorCode.NONE
+        : ErrorCode.FETCH_SESSION_ID_NOT_FOUND;
     const answer = (): Writer => {
       this.counters.fetchRequests++;
       let budget = maxBytes;
@@ -1488,7 +1543,10 @@ class TestBroker implements KafkaTestBroker {
           if (v >= 5) w.int64(log === undefined ? -1 : 0); // log_start_offset: nothing is ever deleted
           w.int32(0); // aborted_transactions
           if (v >= 11) w.int32(-1); // preferred_read_replica
-          const batches = error === ErrorCode.NONE ? batchesFrom(log!, p.fetchOffset, Math.min(p.maxBytes, budget), budget === maxBytes) : [];
+          const batches =
+            error === ErrorCode.NONE
+              ? batchesFrom(log!, p.fetchOffset, Math.min(p.maxBytes, budget), budget === maxBytes)
+              : [];
           const size = batches.reduce((n, b) => n + b.bytes.length, 0);
           budget -= size;
           w.int32(size);
@@ -1517,7 +1575,9 @@ class TestBroker implements KafkaTestBroker {
   }
 
   /** Bytes a fetch could return now, to decide whether a long poll may end. */
-  private available(topics: ReadonlyArray<{ name: string; partitions: ReadonlyArray<{ partition: number; fetchOffset: number }> }>): number {
+  private available(
+    topics: ReadonlyArray<{ name: string; partitions: ReadonlyArray<{ partition: number; fetchOffset: number }> }>,
+  ): number {
     let n = 0;
     for (const t of topics) {
       for (const p of t.partitions) {
@@ -1623,7 +1683,8 @@ class TestBroker implements KafkaTestBroker {
         const batchStart = r.offset;
         const batch = readBatchHeader(r);
         if (batch.magic !== 2) return { errorCode: ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT, baseOffset: -1 };
-        if ((batch.attributes & 0x07) !== 0) return { errorCode: ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, baseOffset: -1 };
+        if ((batch.attributes & 0x07) !== 0)
+          return { errorCode: ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, baseOffset: -1 };
         if (batch.count <= 0) return { errorCode: ErrorCode.CORRUPT_MESSAGE, baseOffset: -1 };
 
         const baseOffset = log.nextOffset;
@@ -1676,7 +1737,9 @@ class TestBroker implements KafkaTestBroker {
 
 /** The protocol most members name first among those every member supports (Kafka's vote). */
 function chooseProtocol(members: readonly Member[]): string {
-  const common = members[0]!.protocols.map((p) => p.name).filter((name) => members.every((m) => m.protocols.some((q) => q.name === name)));
+  const common = members[0]!.protocols
+    .map((p) => p.name)
+    .filter((name) => members.every((m) => m.protocols.some((q) => q.name === name)));
   const votes = new Map<string, number>(common.map((name) => [name, 0]));
   for (const m of members) {
     const choice = m.protocols.find((p) => votes.has(p.name))!.name;
@@ -1696,7 +1759,9 @@ function parseOffsetKey(key: string): { topic: string; partition: number } {
   return { partition: Number(key.slice(0, colon)), topic: key.slice(colon + 1) };
 }
 
-function groupByTopic(list: ReadonlyArray<{ topic: string; partition: number }>): Array<{ name: string; partitions: number[] }> {
+function groupByTopic(
+  list: ReadonlyArray<{ topic: string; partition: number }>,
+): Array<{ name: string; partitions: number[] }> {
   const byTopic = new Map<string, number[]>();
   for (const { topic, partition } of list) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
   return [...byTopic].map(([name, partitions]) => ({ name, partitions }));
@@ -1715,7 +1780,12 @@ function offsetForTime(log: PartitionLog, timestamp: number): { offset: number; 
  * like Kafka (KIP-74), the first batch of a response is returned whole even
  * when it alone is larger, so a consumer can never get stuck.
  */
-function batchesFrom(log: PartitionLog, fetchOffset: number, maxBytes: number, firstOfResponse: boolean): StoredBatch[] {
+function batchesFrom(
+  log: PartitionLog,
+  fetchOffset: number,
+  maxBytes: number,
+  firstOfResponse: boolean,
+): StoredBatch[] {
   const out: StoredBatch[] = [];
   let size = 0;
   for (const b of log.batches) {
@@ -1747,7 +1817,11 @@ function decodeAssignment(assignment: Buffer): Record<string, number[]> | null {
     const r = new Reader(assignment);
     r.int16();
     const out: Record<string, number[]> = {};
-    for (const { topic, partitions } of readArray(r, () => ({ topic: r.string(), partitions: readArray(r, () => r.int32()) }))) out[topic] = partitions;
+    for (const { topic, partitions } of readArray(r, () => ({
+      topic: r.string(),
+      partitions: readArray(r, () => r.int32()),
+    })))
+      out[topic] = partitions;
     return out;
   } catch (err) {
     if (err instanceof MalformedError) return null;
@@ -1821,7 +1895,17 @@ function readBatchHeader(r: Reader): BatchHeader {
   const end = r.offset + length;
   r.int32(); // partition leader epoch
   const magic = r.int8();
-  if (magic !== 2) return { magic, attributes: 0, firstTimestamp: 0, producerId: -1, producerEpoch: -1, baseSequence: -1, count: 0, end };
+  if (magic !== 2)
+    return {
+      magic,
+      attributes: 0,
+      firstTimestamp: 0,
+      producerId: -1,
+      producerEpoch: -1,
+      baseSequence: -1,
+      count: 0,
+      end,
+    };
   r.int32(); // crc
   const attributes = r.int16();
   r.int32(); // last offset delta
@@ -1836,7 +1920,13 @@ function readBatchHeader(r: Reader): BatchHeader {
   return { magic, attributes, firstTimestamp, producerId, producerEpoch, baseSequence, count, end };
 }
 
-function readRecords(r: Reader, batch: BatchHeader, topic: string, partition: number, baseOffset: number): StoredRecord[] {
+function readRecords(
+  r: Reader,
+  batch: BatchHeader,
+  topic: string,
+  partition: number,
+  baseOffset: number,
+): StoredRecord[] {
   const out: StoredRecord[] = new Array(batch.count);
   const idempotent = batch.producerId >= 0;
   for (let i = 0; i < batch.count; i++) {

@@ -6,13 +6,7 @@ import { createHmac } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import {
-  CAPTURES,
-  needlesForAllCaptures,
-  needlesForCapture,
-  readCapture,
-  readMasterCsv,
-} from './ground-truth.js';
+import { CAPTURES, needlesForAllCaptures, needlesForCapture, readCapture, readMasterCsv } from './ground-truth.js';
 import {
   emptyNeedles,
   mergeNeedles,
@@ -185,8 +179,15 @@ t.test('free-text extraction skips ids around the number', async (t) => {
 t.test('scanning the raw capture itself finds leaks (sanity)', async (t) => {
   const leaks = scanBuffers(inbound, [{ label: 'inbound-pstn.ami', data: readCapture('inbound-pstn') }]);
   t.ok(leaks.filter((l) => l.kind === 'number').length >= 20, 'numbers');
-  t.ok(leaks.some((l) => l.kind === 'name' && l.needle === 'Jane Example'), 'names');
-  t.same(leaks.filter((l) => /\d/.test(l.context)), [], 'no context shows a digit');
+  t.ok(
+    leaks.some((l) => l.kind === 'name' && l.needle === 'Jane Example'),
+    'names',
+  );
+  t.same(
+    leaks.filter((l) => /\d/.test(l.context)),
+    [],
+    'no context shows a digit',
+  );
 });
 
 t.test('plan and Master.csv needles', async (t) => {
@@ -196,7 +197,14 @@ t.test('plan and Master.csv needles', async (t) => {
       'carrier;+447700900179;"Sam Example";+442079460112;long;P-Asserted-Identity: "Sam Example" <sip:+447700900180@carrier.example>;X-Info: none\n' +
       'carrier;anonymous;"Anonymous";2079460141;short;X-Info: none;Privacy: id\n',
   );
-  t.same([...plan.numbers].sort(), ['+1 (202) 555-0146', '+442079460112', '+442079460127', '+447700900179', '+447700900180', '2079460141']);
+  t.same([...plan.numbers].sort(), [
+    '+1 (202) 555-0146',
+    '+442079460112',
+    '+442079460127',
+    '+447700900179',
+    '+447700900180',
+    '2079460141',
+  ]);
   t.same([...plan.names], ['Sam Example']);
 
   const master = needlesFromMasterCsv(
@@ -218,8 +226,13 @@ t.test('needlesForCapture merges capture, plan and Master.csv', async (t) => {
 });
 
 t.test('parseCsv handles quotes, doubled quotes, empty and unquoted fields', async (t) => {
-  t.same(parseCsv('"a,b","say ""hi""",,3\n"x",y\n'), [['a,b', 'say "hi"', '', '3'], ['x', 'y']]);
-  t.same(parseCsv('h;P-Asserted-Identity: "Sam" <sip:1@x>;\n', ';'), [['h', 'P-Asserted-Identity: "Sam" <sip:1@x>', '']]);
+  t.same(parseCsv('"a,b","say ""hi""",,3\n"x",y\n'), [
+    ['a,b', 'say "hi"', '', '3'],
+    ['x', 'y'],
+  ]);
+  t.same(parseCsv('h;P-Asserted-Identity: "Sam" <sip:1@x>;\n', ';'), [
+    ['h', 'P-Asserted-Identity: "Sam" <sip:1@x>', ''],
+  ]);
   t.throws(() => parseCsv('"open'), /unterminated/);
 });
 
@@ -249,7 +262,9 @@ t.test('scan speed: a few MB against all needles well under a second', async (t)
   const leaks = scanBuffers(all, [{ label: 'big', data }]);
   const ms = performance.now() - started;
   t.same(leaks, []);
-  t.comment(`scanned ${(data.length / 1e6).toFixed(1)} MB, ${searchedDigitStrings(all)} digit strings + ${all.names.size} names in ${ms.toFixed(0)} ms`);
+  t.comment(
+    `scanned ${(data.length / 1e6).toFixed(1)} MB, ${searchedDigitStrings(all)} digit strings + ${all.names.size} names in ${ms.toFixed(0)} ms`,
+  );
   // Generous bound so a loaded CI box does not flake; typical is ~0.2 s.
   t.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
 });

@@ -65,12 +65,75 @@ export function mergeNeedles(...all: Needles[]): Needles {
 // match is the country code. Covers the fixtures (1, 44) plus common ones so
 // a real-world number in a future fixture is still reduced correctly.
 const COUNTRY_CODES = [
-  '1', '7', '20', '27', '30', '31', '32', '33', '34', '36', '39', '40', '41',
-  '43', '44', '45', '46', '47', '48', '49', '51', '52', '53', '54', '55', '56',
-  '57', '58', '60', '61', '62', '63', '64', '65', '66', '81', '82', '84', '86',
-  '90', '91', '92', '93', '94', '95', '98', '212', '213', '216', '234', '254',
-  '351', '352', '353', '354', '358', '370', '371', '372', '380', '420', '421',
-  '852', '880', '886', '961', '966', '971', '972',
+  '1',
+  '7',
+  '20',
+  '27',
+  '30',
+  '31',
+  '32',
+  '33',
+  '34',
+  '36',
+  '39',
+  '40',
+  '41',
+  '43',
+  '44',
+  '45',
+  '46',
+  '47',
+  '48',
+  '49',
+  '51',
+  '52',
+  '53',
+  '54',
+  '55',
+  '56',
+  '57',
+  '58',
+  '60',
+  '61',
+  '62',
+  '63',
+  '64',
+  '65',
+  '66',
+  '81',
+  '82',
+  '84',
+  '86',
+  '90',
+  '91',
+  '92',
+  '93',
+  '94',
+  '95',
+  '98',
+  '212',
+  '213',
+  '216',
+  '234',
+  '254',
+  '351',
+  '352',
+  '353',
+  '354',
+  '358',
+  '370',
+  '371',
+  '372',
+  '380',
+  '420',
+  '421',
+  '852',
+  '880',
+  '886',
+  '961',
+  '966',
+  '971',
+  '972',
 ].sort((a, b) => b.length - a.length);
 
 const PERCENT_ESCAPE = /%[0-9a-fA-F]{2}/g;
@@ -117,12 +180,22 @@ export function significantDigits(raw: string): string[] {
 // Extracting needles from values
 
 const NAME_PLACEHOLDERS = new Set([
-  '', '<unknown>', 'unknown', 'anonymous', 'restricted', 'asterisk', 'unavailable',
-  'private', 'withheld', '<none>', 'none', 'device',
+  '',
+  '<unknown>',
+  'unknown',
+  'anonymous',
+  'restricted',
+  'asterisk',
+  'unavailable',
+  'private',
+  'withheld',
+  '<none>',
+  'none',
+  'device',
 ]);
 
 // Number-like: only digits and phone punctuation (and at least one digit).
-const NUMBER_LIKE = /^[+\d ()\-]*\d[+\d ()\-]*$/;
+const NUMBER_LIKE = /^[+\d ()-]*\d[+\d ()-]*$/;
 
 // Ids and timestamps whose digits would otherwise look like numbers in free
 // text. Masked with '~' (neither digit nor letter) before searching, so the
@@ -181,7 +254,10 @@ export function addNumberValue(into: Needles, value: string): void {
 
 /** A caller name; digit-only "names" ("07700 900181") are numbers. */
 export function addNameValue(into: Needles, value: string): void {
-  const v = value.trim().replace(/^"(.*)"$/, '$1').trim();
+  const v = value
+    .trim()
+    .replace(/^"(.*)"$/, '$1')
+    .trim();
   if (NAME_PLACEHOLDERS.has(v.toLowerCase())) return;
   if (NUMBER_LIKE.test(v) || !/\p{L}/u.test(v)) {
     addNumber(into, v);
@@ -229,18 +305,37 @@ type FieldKind = 'number' | 'name' | 'text' | 'callerid';
 // Output, Digit ...) are ignored: their digits are ids, not subscribers, and
 // channel names here hold only extensions or "trunk".
 const FIELD_KINDS = new Map<string, FieldKind>([
-  ['calleridnum', 'number'], ['connectedlinenum', 'number'], ['exten', 'number'],
-  ['source', 'number'], ['destination', 'number'], ['calleriddnid', 'number'],
-  ['calleridani', 'number'], ['calleridrdnis', 'number'], ['dnid', 'number'],
-  ['rdnis', 'number'], ['extension', 'number'], ['accountid', 'number'],
-  ['calleridname', 'name'], ['connectedlinename', 'name'],
+  ['calleridnum', 'number'],
+  ['connectedlinenum', 'number'],
+  ['exten', 'number'],
+  ['source', 'number'],
+  ['destination', 'number'],
+  ['calleriddnid', 'number'],
+  ['calleridani', 'number'],
+  ['calleridrdnis', 'number'],
+  ['dnid', 'number'],
+  ['rdnis', 'number'],
+  ['extension', 'number'],
+  ['accountid', 'number'],
+  ['calleridname', 'name'],
+  ['connectedlinename', 'name'],
   ['callerid', 'callerid'],
-  ['dialstring', 'text'], ['lastdata', 'text'], ['appdata', 'text'],
-  ['applicationdata', 'text'], ['value', 'text'], ['data', 'text'],
+  ['dialstring', 'text'],
+  ['lastdata', 'text'],
+  ['appdata', 'text'],
+  ['applicationdata', 'text'],
+  ['value', 'text'],
+  ['data', 'text'],
 ]);
 const FIELD_PREFIXES = [
-  'dest', 'transferer', 'transferee', 'transfertarget', 'origtransferer',
-  'secondtransferer', 'effective', 'orig',
+  'dest',
+  'transferer',
+  'transferee',
+  'transfertarget',
+  'origtransferer',
+  'secondtransferer',
+  'effective',
+  'orig',
 ];
 // chan_sip RTP statistics: ssrc and counters, never personal data.
 const IGNORED_VARIABLES = /^RTPAUDIOQOS/i;
@@ -291,7 +386,7 @@ export function needlesFromCapture(captureBytes: Buffer | string): Needles {
   // VarSet carries `Variable:` before `Value:`; remember it per message.
   let variable = '';
   // A hand-rolled line loop: split() on 2.5 M lines costs more than the rest.
-  for (let pos = 0; pos < text.length; ) {
+  for (let pos = 0; pos < text.length;) {
     let eol = text.indexOf('\n', pos);
     if (eol < 0) eol = text.length;
     const end = text.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
@@ -494,7 +589,10 @@ function maskContext(c: CompiledNeedles, text: string, start: number, end: numbe
       chars.fill('*', at, at + form.length);
     }
   }
-  return chars.join('').replace(/\d/g, '#').replace(/[^\x20-\x7e]/g, '.');
+  return chars
+    .join('')
+    .replace(/\d/g, '#')
+    .replace(/[^\x20-\x7e]/g, '.');
 }
 
 type Hit = { key: string; needle: string; start: number; end: number };

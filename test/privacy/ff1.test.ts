@@ -9,7 +9,14 @@ const VECTORS: Array<[string, Buffer, number, string, string, string]> = [
   ['sample 1 (AES-128, radix 10, no tweak)', K128, 10, '', '0123456789', '2433477484'],
   ['sample 7 (AES-256, radix 10, no tweak)', K256, 10, '', '0123456789', '6657667009'],
   ['sample 8 (AES-256, radix 10, tweak)', K256, 10, '39383736353433323130', '0123456789', '1001623463'],
-  ['sample 9 (AES-256, radix 36, tweak)', K256, 36, '3737373770717273373737', '0123456789abcdefghi', 'xs8a0azh2avyalyzuwd'],
+  [
+    'sample 9 (AES-256, radix 36, tweak)',
+    K256,
+    36,
+    '3737373770717273373737',
+    '0123456789abcdefghi',
+    'xs8a0azh2avyalyzuwd',
+  ],
 ];
 
 t.test('FF1 matches the NIST sample vectors, both ways', async (t) => {

@@ -1,14 +1,28 @@
 import t from 'tap';
 import { createKeyRing } from '../../src/privacy/keys.js';
 import { applyMethod, fpeDecrypt, fpeEncrypt, ratingPrefix } from '../../src/privacy/methods.js';
-import { compilePrivacyRules, DEFAULT_FIELDS, type NumberFieldRule, type TenantPolicy, type TenantPolicySpec } from '../../src/privacy/tenants.js';
+import {
+  compilePrivacyRules,
+  DEFAULT_FIELDS,
+  type NumberFieldRule,
+  type TenantPolicy,
+  type TenantPolicySpec,
+} from '../../src/privacy/tenants.js';
 import { MAX_KEPT_DIGITS } from '../../src/rules/schema.js';
 
 const key = { keyId: 'k1', secret: Buffer.alloc(32, 9) };
 const numbers = { defaultRegion: 'GB', fallbackRegions: ['US'], extensionMaxDigits: 6 };
 
 function policy(id: string, over: Partial<TenantPolicySpec> = {}): TenantPolicy {
-  const spec: TenantPolicySpec = { id, keys: createKeyRing([{ ...key, activeFromMs: 0 }]), numbers, tokenBytes: 16, fields: DEFAULT_FIELDS, match: {}, ...over };
+  const spec: TenantPolicySpec = {
+    id,
+    keys: createKeyRing([{ ...key, activeFromMs: 0 }]),
+    numbers,
+    tokenBytes: 16,
+    fields: DEFAULT_FIELDS,
+    match: {},
+    ...over,
+  };
   return compilePrivacyRules([spec]).tenants.get(id)!;
 }
 
@@ -33,7 +47,13 @@ t.test('token: one subscriber in every format, one token; two tenants, unlinkabl
 });
 
 t.test('token: length follows the rules, never below 80 bits', async (t) => {
-  for (const [bytes, chars] of [[10, 14], [12, 16], [16, 22], [32, 43], [4, 14]] as const) {
+  for (const [bytes, chars] of [
+    [10, 14],
+    [12, 16],
+    [16, 22],
+    [32, 43],
+    [4, 14],
+  ] as const) {
     const tok = run(policy('acme', { tokenBytes: bytes }), { method: 'token' }, '07700900123')?.token;
     t.equal(tok?.length, chars, `${bytes} bytes -> ${chars} characters`);
   }
@@ -57,13 +77,21 @@ t.test('fpe: same length, kept prefix, one value per subscriber, round-trips, un
     t.equal(kept, prefix, `keep ${keep}: kept part`);
     t.equal(enc!.length, encLen, `keep ${keep}: encrypted digits`);
     t.ok(kept!.replace('+', '').length <= MAX_KEPT_DIGITS, 'never more than 6 kept digits');
-    t.equal(kept!.length - 1 + enc!.length, acme.classify(formats[0]!).canonical.length - 1, 'same number of digits as the number');
+    t.equal(
+      kept!.length - 1 + enc!.length,
+      acme.classify(formats[0]!).canonical.length - 1,
+      'same number of digits as the number',
+    );
     t.ok(enc!.length >= 6, 'FF1 domain: at least 6 encrypted digits');
     t.equal(fpeDecrypt('acme', key, v), acme.classify(formats[0]!).canonical, 'round trip');
     t.not(run(globex, { method: 'fpe', keepDigits: keep }, formats[0]!)?.fpe, v, 'other tenant, other value');
     t.equal(run(acme, { method: 'fpe', keepDigits: keep }, formats[0]!)?.token, null, 'no token beside fpe');
   }
-  t.equal(fpeDecrypt('globex', key, fpeEncrypt('acme', key, acme.classify('07700900123'), 3)!) === '+447700900123', false, 'the tenant is in the tweak');
+  t.equal(
+    fpeDecrypt('globex', key, fpeEncrypt('acme', key, acme.classify('07700900123'), 3)!) === '+447700900123',
+    false,
+    'the tenant is in the tweak',
+  );
   t.equal(fpeDecrypt('acme', key, 'not-fpe'), undefined);
 });
 
@@ -87,25 +115,52 @@ t.test('prefix: never longer than configured, never more than 6 digits, nothing 
     }
   }
   t.equal(ratingPrefix(acme.classify('07700900123'), 4), '+447700');
-  t.equal(run(acme, { method: 'token', ratingPrefix: 4 }, '02079460101')?.prefix, '+442079', 'token plus rating prefix');
+  t.equal(
+    run(acme, { method: 'token', ratingPrefix: 4 }, '02079460101')?.prefix,
+    '+442079',
+    'token plus rating prefix',
+  );
 });
 
 t.test('redact: the field is gone; keep: only extensions, only when the tenant says so', async (t) => {
   t.equal(run(acme, { method: 'redact' }, '07700900123'), undefined);
-  t.equal(run(acme, { method: 'redact' }, '1001'), undefined, 'a redacted party stays redacted when it is an extension');
+  t.equal(
+    run(acme, { method: 'redact' }, '1001'),
+    undefined,
+    'a redacted party stays redacted when it is an extension',
+  );
   const keep = policy('acme', { fields: { ...DEFAULT_FIELDS, extension: { method: 'keep' } } });
-  t.same(run(keep, { method: 'token' }, '1001'), { kind: 'extension', token: null, country: null, callingCode: null, numberType: null, extension: '1001' });
-  t.equal(run(keep, { method: 'token' }, '07700900123')?.extension, undefined, 'keep never applies to subscriber numbers');
+  t.same(run(keep, { method: 'token' }, '1001'), {
+    kind: 'extension',
+    token: null,
+    country: null,
+    callingCode: null,
+    numberType: null,
+    extension: '1001',
+  });
+  t.equal(
+    run(keep, { method: 'token' }, '07700900123')?.extension,
+    undefined,
+    'keep never applies to subscriber numbers',
+  );
   t.match(run(acme, { method: 'token' }, '1001')?.token, /^[A-Za-z0-9_-]{22}$/, 'default: extensions are tokenised');
   const redactExt = policy('acme', { fields: { ...DEFAULT_FIELDS, extension: { method: 'redact' } } });
   t.equal(run(redactExt, { method: 'token' }, '1001'), undefined);
 });
 
 t.test('withheld and control values carry no identifier under any method', async (t) => {
-  for (const rule of [{ method: 'token' }, { method: 'fpe', keepDigits: 3 }, { method: 'prefix', keepDigits: 3 }] as NumberFieldRule[]) {
+  for (const rule of [
+    { method: 'token' },
+    { method: 'fpe', keepDigits: 3 },
+    { method: 'prefix', keepDigits: 3 },
+  ] as NumberFieldRule[]) {
     for (const raw of ['anonymous', '', 's']) {
       const p = run(acme, rule, raw)!;
-      t.same([p.token, p.fpe, p.prefix, p.extension], [null, undefined, undefined, undefined], `${rule.method} ${JSON.stringify(raw)}`);
+      t.same(
+        [p.token, p.fpe, p.prefix, p.extension],
+        [null, undefined, undefined, undefined],
+        `${rule.method} ${JSON.stringify(raw)}`,
+      );
     }
   }
 });

@@ -5,7 +5,15 @@ const GB: NumberPolicy = { defaultRegion: 'GB', fallbackRegions: [], extensionMa
 const GB_US: NumberPolicy = { ...GB, fallbackRegions: ['US'] };
 
 t.test('one subscriber in every format normalises to one E.164 value', async (t) => {
-  for (const raw of ['+447700900123', '07700900123', '00447700900123', '447700900123', '+44 7700 900123', '07700 900 123', ' +44 (0)7700 900123 ']) {
+  for (const raw of [
+    '+447700900123',
+    '07700900123',
+    '00447700900123',
+    '447700900123',
+    '+44 7700 900123',
+    '07700 900 123',
+    ' +44 (0)7700 900123 ',
+  ]) {
     const n = classifyNumber(raw, GB);
     t.equal(n.kind, 'e164', `${raw} is a number`);
     t.equal(n.canonical, '+447700900123', `${raw} normalises`);
@@ -50,7 +58,11 @@ t.test('withheld, control extensions, extensions and invalid values', async (t) 
     t.equal(n.kind, kind, `${JSON.stringify(raw)} kind`);
     t.equal(n.canonical, canonical, `${JSON.stringify(raw)} canonical`);
   }
-  t.equal(classifyNumber('1234567', { ...GB, extensionMaxDigits: 7 }).kind, 'extension', 'extension length is a policy');
+  t.equal(
+    classifyNumber('1234567', { ...GB, extensionMaxDigits: 7 }).kind,
+    'extension',
+    'extension length is a policy',
+  );
 });
 
 t.test('the cached classifier returns the same answers', async (t) => {

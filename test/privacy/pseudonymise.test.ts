@@ -11,7 +11,11 @@ t.test('tokens are keyed, deterministic, url-safe and 128 bits', async (t) => {
   t.match(tok, /^[A-Za-z0-9_-]{22}$/);
   t.equal(Buffer.from(tok, 'base64url').length, TOKEN_BYTES);
   t.not(tok, pseudonym('acme', keyB, 'e164', '+447700900123'), 'another key, another token');
-  t.not(tok, pseudonym('globex', keyA, 'e164', '+447700900123'), 'another tenant, another token even with the same key');
+  t.not(
+    tok,
+    pseudonym('globex', keyA, 'e164', '+447700900123'),
+    'another tenant, another token even with the same key',
+  );
   t.not(tok, pseudonym('acme', keyA, 'invalid', '+447700900123'), 'kinds are separate domains');
 });
 

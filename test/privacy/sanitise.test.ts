@@ -3,18 +3,45 @@ import type { RawCdr } from '../../src/assemble/raw-cdr.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { createKeyRing, EMPTY_RING } from '../../src/privacy/keys.js';
 import { createSanitiser } from '../../src/privacy/sanitise.js';
-import { compilePrivacyRules, createTenantResolver, DEFAULT_FIELDS, type TenantPolicySpec, type TenantSpec } from '../../src/privacy/tenants.js';
+import {
+  compilePrivacyRules,
+  createTenantResolver,
+  DEFAULT_FIELDS,
+  type TenantPolicySpec,
+  type TenantSpec,
+} from '../../src/privacy/tenants.js';
 
 const numbers = { defaultRegion: 'GB', fallbackRegions: ['US'], extensionMaxDigits: 6 };
-const acme: TenantSpec = { id: 'acme', key: { keyId: 'acme-1', secret: Buffer.alloc(32, 7) }, numbers, match: { tenantIds: [], accountCodes: ['acme'] } };
-const globex: TenantSpec = { id: 'globex', key: { keyId: 'globex-1', secret: Buffer.alloc(32, 7) }, numbers, match: { tenantIds: [], accountCodes: ['globex'] } };
+const acme: TenantSpec = {
+  id: 'acme',
+  key: { keyId: 'acme-1', secret: Buffer.alloc(32, 7) },
+  numbers,
+  match: { tenantIds: [], accountCodes: ['acme'] },
+};
+const globex: TenantSpec = {
+  id: 'globex',
+  key: { keyId: 'globex-1', secret: Buffer.alloc(32, 7) },
+  numbers,
+  match: { tenantIds: [], accountCodes: ['globex'] },
+};
 const nokey: TenantSpec = { id: 'nokey', key: null, numbers, match: { tenantIds: [], accountCodes: ['nokey'] } };
 
 function raw(over: Partial<RawCdr> = {}): RawCdr {
   return {
-    legId: 'pbx-lab-1795418472.36', callId: 'pbx-lab-1795418472.36', ordinal: 1, tenantHint: '', accountCode: 'acme',
-    source: '+447700900123', destination: 's', dialled: '+442079460101', disposition: 'ANSWERED',
-    durationSec: 12, billSec: 9, startedAt: '2026-11-18T10:00:00.000Z', answeredAt: '2026-11-18T10:00:03.000Z', endedAt: '2026-11-18T10:00:12.000Z',
+    legId: 'pbx-lab-1795418472.36',
+    callId: 'pbx-lab-1795418472.36',
+    ordinal: 1,
+    tenantHint: '',
+    accountCode: 'acme',
+    source: '+447700900123',
+    destination: 's',
+    dialled: '+442079460101',
+    disposition: 'ANSWERED',
+    durationSec: 12,
+    billSec: 9,
+    startedAt: '2026-11-18T10:00:00.000Z',
+    answeredAt: '2026-11-18T10:00:03.000Z',
+    endedAt: '2026-11-18T10:00:12.000Z',
     ...over,
   };
 }
@@ -27,7 +54,11 @@ function ok(r: ReturnType<typeof sanitise>) {
 }
 
 t.test('the same subscriber in any format gets one token within a tenant', async (t) => {
-  const tokens = new Set(['+447700900123', '07700900123', '00447700900123', '447700900123', '+44 7700 900123', '07700 900 123'].map((s) => ok(sanitise(raw({ source: s }))).caller?.token));
+  const tokens = new Set(
+    ['+447700900123', '07700900123', '00447700900123', '447700900123', '+44 7700 900123', '07700 900 123'].map(
+      (s) => ok(sanitise(raw({ source: s }))).caller?.token,
+    ),
+  );
   t.equal(tokens.size, 1);
   t.notOk(tokens.has(null));
   t.notOk(tokens.has(undefined));
@@ -43,31 +74,73 @@ t.test('two tenants get different tokens for the same number', async (t) => {
 });
 
 t.test('legacy tenants: accountcode first, then channel tenantid, then default, else withheld', async (t) => {
-  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'acme' }))).tenant, 'acme', 'accountcode wins over tenantid');
-  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: '' }))).tenant, 'globex', 'tenantid when no accountcode');
-  t.equal(ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'initech' }))).tenant, 'globex', 'tenantid when the accountcode matches no tenant');
+  t.equal(
+    ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'acme' }))).tenant,
+    'acme',
+    'accountcode wins over tenantid',
+  );
+  t.equal(
+    ok(sanitise(raw({ tenantHint: 'globex', accountCode: '' }))).tenant,
+    'globex',
+    'tenantid when no accountcode',
+  );
+  t.equal(
+    ok(sanitise(raw({ tenantHint: 'globex', accountCode: 'initech' }))).tenant,
+    'globex',
+    'tenantid when the accountcode matches no tenant',
+  );
   t.same(sanitise(raw({ accountCode: 'initech' })), { ok: false, reason: 'unknown-tenant', tenant: null });
   const withDefault = createSanitiser(createTenantResolver([acme, globex], 'globex'));
   t.equal(ok(withDefault(raw({ accountCode: 'initech' }))).tenant, 'globex');
-  t.equal(createTenantResolver([acme, globex])('globex', 'acme')?.id, 'acme', 'the (tenantHint, accountCode) call shape still works');
+  t.equal(
+    createTenantResolver([acme, globex])('globex', 'acme')?.id,
+    'acme',
+    'the (tenantHint, accountCode) call shape still works',
+  );
 });
 
 function spec(id: string, match: TenantPolicySpec['match'], over: Partial<TenantPolicySpec> = {}): TenantPolicySpec {
-  return { id, keys: createKeyRing([{ keyId: `${id}-1`, secret: Buffer.alloc(32, id.length), activeFromMs: 0 }]), numbers, tokenBytes: 16, fields: DEFAULT_FIELDS, match, ...over };
+  return {
+    id,
+    keys: createKeyRing([{ keyId: `${id}-1`, secret: Buffer.alloc(32, id.length), activeFromMs: 0 }]),
+    numbers,
+    tokenBytes: 16,
+    fields: DEFAULT_FIELDS,
+    match,
+    ...over,
+  };
 }
 
 t.test('rules resolution: first match wins, in the documented order', async (t) => {
-  const rules = compilePrivacyRules([
-    spec('a-acct', { accountCodes: ['acc'] }),
-    spec('b-tid', { tenantIds: ['tid'] }),
-    spec('c-ctx', { contexts: ['cc-*'] }),
-    spec('d-did', { dids: ['_+4420794601X[1-5]', '+442079460180'] }),
-    spec('e-ext', { extensions: ['1001-1005'] }),
-    spec('f-peer', { peers: ['agent-*'] }),
-  ], 'f-peer');
+  const rules = compilePrivacyRules(
+    [
+      spec('a-acct', { accountCodes: ['acc'] }),
+      spec('b-tid', { tenantIds: ['tid'] }),
+      spec('c-ctx', { contexts: ['cc-*'] }),
+      spec('d-did', { dids: ['_+4420794601X[1-5]', '+442079460180'] }),
+      spec('e-ext', { extensions: ['1001-1005'] }),
+      spec('f-peer', { peers: ['agent-*'] }),
+    ],
+    'f-peer',
+  );
   const s = createSanitiser(rules);
-  const all = { accountCode: 'acc', tenantHint: 'tid', destinationContext: 'cc-sales', dialled: '02079460101', source: '1001', channel: 'SIP/agent-7-0000001' };
-  const none = { accountCode: '', tenantHint: '', destinationContext: 'inbound', dialled: '', source: '+447700900123', destination: 's', channel: 'SIP/trunk-0000001' };
+  const all = {
+    accountCode: 'acc',
+    tenantHint: 'tid',
+    destinationContext: 'cc-sales',
+    dialled: '02079460101',
+    source: '1001',
+    channel: 'SIP/agent-7-0000001',
+  };
+  const none = {
+    accountCode: '',
+    tenantHint: '',
+    destinationContext: 'inbound',
+    dialled: '',
+    source: '+447700900123',
+    destination: 's',
+    channel: 'SIP/trunk-0000001',
+  };
   const table: Array<[string, Partial<RawCdr>, string]> = [
     ['accountcode beats everything', all, 'a-acct'],
     ['tenantid next', { ...all, accountCode: 'unknown-code' }, 'b-tid'],
@@ -81,7 +154,11 @@ t.test('rules resolution: first match wins, in the documented order', async (t) 
   ];
   for (const [name, over, tenant] of table) t.equal(ok(s(raw(over))).tenant, tenant, name);
   const noDefault = createSanitiser(compilePrivacyRules([spec('e-ext', { extensions: ['1001-1005'] })]));
-  t.same(noDefault(raw(none)), { ok: false, reason: 'unknown-tenant', tenant: null }, 'unmatched without a default: withheld');
+  t.same(
+    noDefault(raw(none)),
+    { ok: false, reason: 'unknown-tenant', tenant: null },
+    'unmatched without a default: withheld',
+  );
   t.equal(ok(noDefault(raw({ ...none, source: '1004' }))).tenant, 'e-ext');
 });
 
@@ -100,20 +177,37 @@ t.test('keys: the newest active key signs; a key not active yet does not; no key
   t.not(at(5 * DAY).caller?.token, at(15 * DAY).caller?.token, 'a new key, new tokens');
   const empty = compilePrivacyRules([spec('acme', { accountCodes: ['acme'] }, { keys: EMPTY_RING })]);
   t.same(createSanitiser(empty)(raw()), { ok: false, reason: 'no-key', tenant: 'acme' });
-  t.same(createSanitiser(rules, () => -1)(raw()), { ok: false, reason: 'no-key', tenant: 'acme' }, 'before any key is active');
+  t.same(
+    createSanitiser(rules, () => -1)(raw()),
+    { ok: false, reason: 'no-key', tenant: 'acme' },
+    'before any key is active',
+  );
 });
 
 t.test('redact leaves no trace; caller names are keyed or absent', async (t) => {
-  const fields = { caller: { method: 'redact' as const }, callee: { method: 'prefix' as const, keepDigits: 2 }, extension: { method: 'token' as const }, callerName: { method: 'token' as const } };
+  const fields = {
+    caller: { method: 'redact' as const },
+    callee: { method: 'prefix' as const, keepDigits: 2 },
+    extension: { method: 'token' as const },
+    callerName: { method: 'token' as const },
+  };
   const s = createSanitiser(compilePrivacyRules([spec('acme', { accountCodes: ['acme'] }, { fields })]));
   const r = ok(s(raw({ callerName: 'Alice Example' })));
   t.notOk('caller' in r, 'no caller key at all');
-  t.same(r.callee, { kind: 'e164', token: null, country: 'GB', callingCode: '44', numberType: 'FIXED_LINE', prefix: '+4420' });
+  t.same(r.callee, {
+    kind: 'e164',
+    token: null,
+    country: 'GB',
+    callingCode: '44',
+    numberType: 'FIXED_LINE',
+    prefix: '+4420',
+  });
   t.match(r.callerName, /^[A-Za-z0-9_-]{22}$/);
   t.equal(ok(s(raw({ callerName: ' alice  EXAMPLE ' }))).callerName, r.callerName, 'names are folded before keying');
   t.equal(ok(s(raw({ callerName: '' }))).callerName, null);
   const text = JSON.stringify(r);
-  for (const needle of ['7700900123', '447700900123', '900123', 'Alice', 'alice']) t.notOk(text.includes(needle), `no ${needle}`);
+  for (const needle of ['7700900123', '447700900123', '900123', 'Alice', 'alice'])
+    t.notOk(text.includes(needle), `no ${needle}`);
   t.notOk('callerName' in ok(sanitise(raw({ callerName: 'Alice Example' }))), 'names are redacted by default');
   CdrRecord.parse(r);
 });
@@ -132,7 +226,12 @@ t.test('inbound calls to extension s are rated on the DID that was dialled', asy
 
 t.test('the output holds exactly the schema fields, none from the input', async (t) => {
   const r = ok(sanitise(raw()));
-  t.same(Object.keys(r).sort(), Object.keys(CdrRecord.shape).filter((k) => k !== 'callerName').sort());
+  t.same(
+    Object.keys(r).sort(),
+    Object.keys(CdrRecord.shape)
+      .filter((k) => k !== 'callerName')
+      .sort(),
+  );
   t.same(Object.keys(r.caller!).sort(), ['callingCode', 'country', 'kind', 'numberType', 'token']);
   const text = JSON.stringify(r);
   for (const needle of ['7700900123', '2079460101']) t.notOk(text.includes(needle), 'no raw digits');

@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openAuditLog, verifyAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
+import { openAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { createConsentRegistry } from '../../src/consent/registry.js';
 import { openConsentStore } from '../../src/consent/store.js';
 import { createMetrics } from '../../src/observability/metrics.js';
@@ -22,11 +22,16 @@ function clock(start = T0) {
 
 function recordingLog() {
   const lines: Array<{ level: string; o: Record<string, unknown>; m: string }> = [];
-  const at = (level: string) => (o: object, m: string) => void lines.push({ level, o: o as Record<string, unknown>, m });
+  const at = (level: string) => (o: object, m: string) =>
+    void lines.push({ level, o: o as Record<string, unknown>, m });
   return { lines, log: { info: at('info'), warn: at('warn'), error: at('error') } };
 }
 
-const POLICY: RetentionPolicy = { spoolMaxAgeMs: 7 * DAY_MS, audit: { maxAgeMs: 30 * DAY_MS, segmentMs: DAY_MS }, consentHistoryMaxAgeMs: 10 * DAY_MS };
+const POLICY: RetentionPolicy = {
+  spoolMaxAgeMs: 7 * DAY_MS,
+  audit: { maxAgeMs: 30 * DAY_MS, segmentMs: DAY_MS },
+  consentHistoryMaxAgeMs: 10 * DAY_MS,
+};
 
 const rec = (id: string, tenant: string) => JSON.stringify({ id, tenant, caller: { token: 'tok_' + id } });
 
@@ -46,7 +51,10 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
   const dir = tmp();
   const c = clock();
   // One record per segment (each line is ~60 bytes).
-  const spool = openSpool({ dir: join(dir, 'spool'), maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 }, c.ms);
+  const spool = openSpool(
+    { dir: join(dir, 'spool'), maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 },
+    c.ms,
+  );
   const old = Array.from({ length: 6 }, (_, i) => rec(`old${i}`, i < 4 ? 'acme' : 'globex'));
   for (const l of old) spool.append([l]);
   const oldSegments = readdirSync(join(dir, 'spool')).length;
@@ -64,7 +72,11 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
 
   c.advance(2 * DAY_MS + 1); // the old segments are now 7 days + 1 ms old; the fresh one 2 days
   const r = await retention.attach({ spool });
-  t.same(r.spool, { segments: old.length, records: old.length, tenants: { acme: 4, globex: 2 } }, 'every old record deleted, counted per tenant');
+  t.same(
+    r.spool,
+    { segments: old.length, records: old.length, tenants: { acme: 4, globex: 2 } },
+    'every old record deleted, counted per tenant',
+  );
   t.equal(spool.records(), fresh.length);
   t.same(r.failed, []);
   const remaining: string[] = [];
@@ -83,85 +95,120 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
   t.match(loud?.m, /DELETED: billing data lost/);
   t.notMatch(JSON.stringify(lines), /tok_|"id"/, 'the log names counts and tenants, never record content');
   await new Promise((r) => setImmediate(r));
-  t.match(auditEntries(dir).find((e) => e.action === 'spool.expire'), { actor: 'gateway', tenant: '*', detail: { records: 6, segments: 6 } }, 'audited');
-});
-
-t.test('spool: segments an earlier run left are aged by their mtime and swept at attach, before anything drains', async (t) => {
-  const dir = tmp();
-  const first = openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 });
-  for (let i = 0; i < 4; i++) first.append([rec(`r${i}`, 'acme')]);
-  first.close();
-  const names = readdirSync(dir).sort();
-  // The oldest segment was last written 8 days ago, the others 1 day ago (as a crash and a long outage leave them).
-  const nowMs = Date.now();
-  utimesSync(join(dir, names[0]!), new Date(nowMs - 8 * DAY_MS), new Date(nowMs - 8 * DAY_MS));
-  for (const n of names.slice(1)) utimesSync(join(dir, n), new Date(nowMs - DAY_MS), new Date(nowMs - DAY_MS));
-  const spool = openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 }, () => nowMs);
-  const before = spool.records();
-  const retention = createRetention({ policy: POLICY, metrics: createMetrics(), log: recordingLog().log });
-  void retention.attach({ spool });
-  // Synchronous: no tick has passed, so a delivery sink created next cannot have read the expired segment.
-  t.same(readdirSync(dir).sort(), names.slice(1), 'the expired segment is gone at once');
-  t.ok(spool.records() < before && spool.records() > 0);
-  t.equal(spool.oldest()?.name, names[1]);
-});
-
-t.test('consent history: off entries past their age are forgotten, consents in force and fresh entries stay', async (t) => {
-  const dir = tmp();
-  const c = clock();
-  const audit = openAuditLog(join(dir, 'audit.jsonl'), c.date);
-  t.teardown(() => audit.close());
-  // A tenant removed from the config still has an old consent on file.
-  writeFileSync(
-    join(dir, 'consent.json'),
-    JSON.stringify({ version: 1, tenants: { gone: { '2001': { recording: true, changedBy: 'tenant:gone', changedAt: new Date(T0).toISOString() } } } }),
-  );
-  const registry = createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'], now: c.date });
-  await registry.set('acme', [{ extension: '1001', recording: true }, { extension: '1002', recording: false }], 'tenant:acme:admin');
-  await registry.set('globex', [{ extension: '1006', recording: false }], 'operator:ops');
-  c.advance(9 * DAY_MS);
-  await registry.set('acme', [{ extension: '1003', recording: false }], 'tenant:acme:admin');
-  c.advance(DAY_MS + 1);
-
-  const metrics = createMetrics();
-  const retention = createRetention({ policy: POLICY, metrics, log: recordingLog().log });
-  await retention.attach({ audit });
-  const r = await retention.attach({ consent: registry });
-  t.same(r.consent, { entries: 3, tenants: { acme: 1, globex: 1, gone: 1 } });
-  t.same(
-    registry.list('acme').map((e) => [e.extension, e.recording, e.changedBy]),
-    [
-      ['1001', true, 'tenant:acme:admin'],
-      ['1003', false, 'tenant:acme:admin'],
-    ],
-    'the in-force consent and the fresh change stay; the old withdrawal is forgotten',
-  );
-  t.same(registry.list('globex'), []);
-  t.equal(registry.isOn('acme', '1001'), true, 'a consent in force is never expired');
-  const onDisk = readFileSync(join(dir, 'consent.json'), 'utf8');
-  t.notMatch(onDisk, /"1002"|"1006"|"gone"/, 'gone from the file too');
-  t.match(onDisk, /"1001"/);
-  t.equal(metrics.value('retention_deleted_total', { store: 'consent' }), 3);
-  const expiries = auditEntries(dir).filter((e) => e.action === 'consent.expire');
-  t.same(
-    expiries.map((e) => [e.tenant, e.detail?.entries]),
-    [
-      ['acme', 1],
-      ['globex', 1],
-      ['gone', 1],
-    ],
-    'one audit entry per tenant',
-  );
-  const again = await retention.sweep();
-  t.same(again.consent, { entries: 0, tenants: {} }, 'nothing left to expire');
-
-  // Restart: the store holds what retention left.
-  const reopened = createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'], now: c.date });
-  t.same(
-    reopened.list('acme').map((e) => e.extension),
-    ['1001', '1003'],
+  t.match(
+    auditEntries(dir).find((e) => e.action === 'spool.expire'),
+    { actor: 'gateway', tenant: '*', detail: { records: 6, segments: 6 } },
+    'audited',
   );
 });
+
+t.test(
+  'spool: segments an earlier run left are aged by their mtime and swept at attach, before anything drains',
+  async (t) => {
+    const dir = tmp();
+    const first = openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 });
+    for (let i = 0; i < 4; i++) first.append([rec(`r${i}`, 'acme')]);
+    first.close();
+    const names = readdirSync(dir).sort();
+    // The oldest segment was last written 8 days ago, the others 1 day ago (as a crash and a long outage leave them).
+    const nowMs = Date.now();
+    utimesSync(join(dir, names[0]!), new Date(nowMs - 8 * DAY_MS), new Date(nowMs - 8 * DAY_MS));
+    for (const n of names.slice(1)) utimesSync(join(dir, n), new Date(nowMs - DAY_MS), new Date(nowMs - DAY_MS));
+    const spool = openSpool(
+      { dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 },
+      () => nowMs,
+    );
+    const before = spool.records();
+    const retention = createRetention({ policy: POLICY, metrics: createMetrics(), log: recordingLog().log });
+    void retention.attach({ spool });
+    // Synchronous: no tick has passed, so a delivery sink created next cannot have read the expired segment.
+    t.same(readdirSync(dir).sort(), names.slice(1), 'the expired segment is gone at once');
+    t.ok(spool.records() < before && spool.records() > 0);
+    t.equal(spool.oldest()?.name, names[1]);
+  },
+);
+
+t.test(
+  'consent history: off entries past their age are forgotten, consents in force and fresh entries stay',
+  async (t) => {
+    const dir = tmp();
+    const c = clock();
+    const audit = openAuditLog(join(dir, 'audit.jsonl'), c.date);
+    t.teardown(() => audit.close());
+    // A tenant removed from the config still has an old consent on file.
+    writeFileSync(
+      join(dir, 'consent.json'),
+      JSON.stringify({
+        version: 1,
+        tenants: {
+          gone: { '2001': { recording: true, changedBy: 'tenant:gone', changedAt: new Date(T0).toISOString() } },
+        },
+      }),
+    );
+    const registry = createConsentRegistry({
+      store: openConsentStore(dir),
+      audit,
+      tenants: ['acme', 'globex'],
+      now: c.date,
+    });
+    await registry.set(
+      'acme',
+      [
+        { extension: '1001', recording: true },
+        { extension: '1002', recording: false },
+      ],
+      'tenant:acme:admin',
+    );
+    await registry.set('globex', [{ extension: '1006', recording: false }], 'operator:ops');
+    c.advance(9 * DAY_MS);
+    await registry.set('acme', [{ extension: '1003', recording: false }], 'tenant:acme:admin');
+    c.advance(DAY_MS + 1);
+
+    const metrics = createMetrics();
+    const retention = createRetention({ policy: POLICY, metrics, log: recordingLog().log });
+    await retention.attach({ audit });
+    const r = await retention.attach({ consent: registry });
+    t.same(r.consent, { entries: 3, tenants: { acme: 1, globex: 1, gone: 1 } });
+    t.same(
+      registry.list('acme').map((e) => [e.extension, e.recording, e.changedBy]),
+      [
+        ['1001', true, 'tenant:acme:admin'],
+        ['1003', false, 'tenant:acme:admin'],
+      ],
+      'the in-force consent and the fresh change stay; the old withdrawal is forgotten',
+    );
+    t.same(registry.list('globex'), []);
+    t.equal(registry.isOn('acme', '1001'), true, 'a consent in force is never expired');
+    const onDisk = readFileSync(join(dir, 'consent.json'), 'utf8');
+    t.notMatch(onDisk, /"1002"|"1006"|"gone"/, 'gone from the file too');
+    t.match(onDisk, /"1001"/);
+    t.equal(metrics.value('retention_deleted_total', { store: 'consent' }), 3);
+    const expiries = auditEntries(dir).filter((e) => e.action === 'consent.expire');
+    t.same(
+      expiries.map((e) => [e.tenant, e.detail?.entries]),
+      [
+        ['acme', 1],
+        ['globex', 1],
+        ['gone', 1],
+      ],
+      'one audit entry per tenant',
+    );
+    const again = await retention.sweep();
+    t.same(again.consent, { entries: 0, tenants: {} }, 'nothing left to expire');
+
+    // Restart: the store holds what retention left.
+    const reopened = createConsentRegistry({
+      store: openConsentStore(dir),
+      audit,
+      tenants: ['acme', 'globex'],
+      now: c.date,
+    });
+    t.same(
+      reopened.list('acme').map((e) => e.extension),
+      ['1001', '1003'],
+    );
+  },
+);
 
 t.test('an unreadable consent store is not swept: failure logged and counted, other stores still swept', async (t) => {
   const dir = tmp();
@@ -176,14 +223,20 @@ t.test('an unreadable consent store is not swept: failure logged and counted, ot
   t.same(r.failed, ['consent']);
   t.ok(r.audit !== undefined, 'the audit log was still swept');
   t.equal(metrics.value('retention_sweep_failures_total', { store: 'consent' }), 1);
-  t.match(lines.find((l) => l.level === 'error'), { o: { store: 'consent', code: 'GW_CONSENT_STORE' } });
+  t.match(
+    lines.find((l) => l.level === 'error'),
+    { o: { store: 'consent', code: 'GW_CONSENT_STORE' } },
+  );
   t.equal(readFileSync(join(dir, 'consent.json'), 'utf8'), '{"version":1,"tenants":', 'the broken file is left alone');
 });
 
 t.test('scheduled sweep: a timer from the interval, unref so it never holds the process', async (t) => {
   const dir = tmp();
   const c = clock();
-  const spool = openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 }, c.ms);
+  const spool = openSpool(
+    { dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 },
+    c.ms,
+  );
   const metrics = createMetrics();
   const retention = createRetention({ policy: POLICY, metrics, log: recordingLog().log });
   await retention.attach({ spool });

@@ -18,9 +18,19 @@ const tmp = mkdtempSync(join(tmpdir(), 'callveil-rules-e2e-'));
 async function replay(name: string, rulesDir: string, label: string) {
   const out = join(tmp, `${label}-${name}.jsonl`);
   const { log, text } = memoryLog();
-  const summary = await replayCapture({ capturePath: captureFile(name), loaded: rulesConfig(tmp, rulesDir), sink: createJsonlFileSink(out), log });
+  const summary = await replayCapture({
+    capturePath: captureFile(name),
+    loaded: rulesConfig(tmp, rulesDir),
+    sink: createJsonlFileSink(out),
+    log,
+  });
   const bytes = readFileSync(out);
-  const records = bytes.toString('utf8').trim().split('\n').filter((l) => l !== '').map((l) => CdrRecord.parse(JSON.parse(l)));
+  const records = bytes
+    .toString('utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => CdrRecord.parse(JSON.parse(l)));
   const leaks = scanBuffers(needlesForCapture(name), [
     { label: 'jsonl', data: bytes },
     { label: 'log', data: text() },
@@ -34,11 +44,20 @@ function variant(label: string, edit: (text: string, file: string) => string): s
   const dir = join(tmp, label);
   mkdirSync(dir, { recursive: true });
   cpSync(RULES_DIR, dir, { recursive: true });
-  for (const f of ['acme.yaml', 'globex.yaml', 'northwind.yaml']) writeFileSync(join(dir, f), edit(readFileSync(join(RULES_DIR, f), 'utf8'), f));
+  for (const f of ['acme.yaml', 'globex.yaml', 'northwind.yaml'])
+    writeFileSync(join(dir, f), edit(readFileSync(join(RULES_DIR, f), 'utf8'), f));
   return dir;
 }
 
-for (const name of ['basic-internal', 'inbound-pstn', 'outbound-pstn', 'recording-consent', 'edge-actions', 'transfers-queue', 'load']) {
+for (const name of [
+  'basic-internal',
+  'inbound-pstn',
+  'outbound-pstn',
+  'recording-consent',
+  'edge-actions',
+  'transfers-queue',
+  'load',
+]) {
   t.test(`${name}: every call lands in the tenant its accountcode, tenantid or DID says; no leak`, async (t) => {
     const { summary, records, leaks } = await replay(name, RULES_DIR, 'example');
     const master = readMasterCsv(masterCsvFile(name));
@@ -49,14 +68,29 @@ for (const name of ['basic-internal', 'inbound-pstn', 'outbound-pstn', 'recordin
     for (const row of master) {
       // Empty accountcode: the support queue (tenantid acme) or acme's announcement DID (...0190).
       const want = row.accountcode === '' ? 'acme' : row.accountcode;
-      t.ok(byLeg.get(row.uniqueid)?.every((r) => r.tenant === want), `${row.uniqueid} -> ${want}`);
+      t.ok(
+        byLeg.get(row.uniqueid)?.every((r) => r.tenant === want),
+        `${row.uniqueid} -> ${want}`,
+      );
     }
     for (const r of records) {
       t.equal(r.keyId, r.tenant === 'acme' ? 'acme-2026-11' : 'globex-2026-11', 'the newest active key signs');
       if (r.tenant === 'globex') {
-        t.equal(r.caller?.token === null || r.caller?.kind !== 'e164' || r.caller?.fpe !== undefined, true, 'globex: e164 callers are FF1-encrypted');
-        t.equal(r.callee?.token ?? null, r.callee?.kind === 'extension' ? r.callee.token : null, 'globex: callee prefix only');
-        t.equal(r.callee?.kind === 'e164' ? (r.callee.prefix?.length ?? 0) <= 7 : true, true, 'prefix at most + and 6 digits');
+        t.equal(
+          r.caller?.token === null || r.caller?.kind !== 'e164' || r.caller?.fpe !== undefined,
+          true,
+          'globex: e164 callers are FF1-encrypted',
+        );
+        t.equal(
+          r.callee?.token ?? null,
+          r.callee?.kind === 'extension' ? r.callee.token : null,
+          'globex: callee prefix only',
+        );
+        t.equal(
+          r.callee?.kind === 'e164' ? (r.callee.prefix?.length ?? 0) <= 7 : true,
+          true,
+          'prefix at most + and 6 digits',
+        );
       } else {
         t.notOk('callerName' in r, 'acme redacts names');
         if (r.caller?.kind === 'extension') t.match(r.caller.extension, /^[0-9*#]{1,6}$/, 'acme keeps extensions');
@@ -68,14 +102,23 @@ for (const name of ['basic-internal', 'inbound-pstn', 'outbound-pstn', 'recordin
 
 t.test('a call no rule set claims is withheld and counted, never published under another tenant', async (t) => {
   // Without acme's announcement DID, the two inbound calls to +44 20 7946 0190 (no accountcode, no tenantid) have no owner.
-  const dir = variant('no-announcement', (text, f) => (f === 'acme.yaml' ? text.replace(', "+442079460190"', '') : text));
+  const dir = variant('no-announcement', (text, f) =>
+    f === 'acme.yaml' ? text.replace(', "+442079460190"', '') : text,
+  );
   const { summary, records, leaks, log } = await replay('inbound-pstn', dir, 'unmatched');
   t.equal(summary.counts.withheld['unknown-tenant'], 2, 'two records withheld as unknown-tenant');
   t.equal(records.length, readMasterCsv(masterCsvFile('inbound-pstn')).length - 2);
   const unowned = ['pbx-lab-1795418489.100', 'pbx-lab-1795418492.111'];
-  t.notOk(records.some((r) => unowned.includes(r.legId)), 'neither is published');
+  t.notOk(
+    records.some((r) => unowned.includes(r.legId)),
+    'neither is published',
+  );
   const full = await replay('inbound-pstn', RULES_DIR, 'owned');
-  t.same(full.records.filter((r) => unowned.includes(r.legId)).map((r) => r.tenant), ['acme', 'acme'], 'with the DID rule, both are acme\'s');
+  t.same(
+    full.records.filter((r) => unowned.includes(r.legId)).map((r) => r.tenant),
+    ['acme', 'acme'],
+    "with the DID rule, both are acme's",
+  );
   t.match(log, /"reason":"unknown-tenant"/);
   t.same(leaks, []);
 });
@@ -99,8 +142,16 @@ for (const [method, rule] of METHODS) {
       const { summary, records, leaks } = await replay(name, dir, `all-${method}`);
       t.equal(summary.withheld, 0, `${name}: nothing withheld`);
       t.same(leaks, [], `${name}: no leak`);
-      if (method === 'redact') t.ok(records.every((r) => !('caller' in r) && !('callee' in r)), `${name}: no party at all`);
-      if (method === 'fpe') t.ok(records.some((r) => r.caller?.fpe !== undefined), `${name}: fpe values present`);
+      if (method === 'redact')
+        t.ok(
+          records.every((r) => !('caller' in r) && !('callee' in r)),
+          `${name}: no party at all`,
+        );
+      if (method === 'fpe')
+        t.ok(
+          records.some((r) => r.caller?.fpe !== undefined),
+          `${name}: fpe values present`,
+        );
     }
   });
 }

@@ -23,7 +23,11 @@ t.test('the shipped example rules are valid and load with their keys', async (t)
   t.same([...r.loaded.rules.tenants.keys()], ['acme', 'globex', 'northwind']);
   t.same(r.loaded.warnings, []);
   const acme = r.loaded.rules.tenants.get('acme')!;
-  t.same(acme.keys.keys.map((k) => k.keyId), ['acme-2026-11', 'acme-2025-11'], 'newest first; older key kept for lookups');
+  t.same(
+    acme.keys.keys.map((k) => k.keyId),
+    ['acme-2026-11', 'acme-2025-11'],
+    'newest first; older key kept for lookups',
+  );
   t.equal(r.loaded.tenants.find((x) => x.id === 'acme')?.key?.keyId, 'acme-2026-11', 'newest active key signs');
   t.equal(r.loaded.rules.tenants.get('globex')?.tokenBytes, 12);
   t.equal(r.loaded.rules.tenants.get('northwind')?.tokenBytes, 10);
@@ -76,30 +80,39 @@ fields:
   t.notMatch(text, /notes\.txt/, 'only .yaml/.yml files are rules');
 });
 
-t.test('keys: a missing key set, a short key and a secret in two places are errors; key material is never echoed', async (t) => {
-  const dir = folder('keys', { 'acme.yaml': GOOD, 'globex.yaml': 'tenant: globex\nkeySet: globex\n' });
-  const keys = join(tmp, 'bad-keys.yaml');
-  writeFileSync(keys, 'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a2, secret: "x", secretEnv: X, activeFrom: "yesterday" }\n');
-  const r = loadRules({ dir, keysFile: keys }, {});
-  t.equal(r.ok, false);
-  if (r.ok) return;
-  const text = formatRuleProblems(r.problems);
-  t.match(text, `${keys}:4: keySets.acme.1.secret: expected exactly one of secret, secretEnv, secretFile`);
-  t.match(text, `${keys}:4: keySets.acme.1.activeFrom: expected an ISO-8601 time`);
-  t.notMatch(text, 'abcdef');
-  writeFileSync(keys, 'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n');
-  const r2 = loadRules({ dir, keysFile: keys }, {});
-  if (r2.ok) throw new Error('expected problems');
-  const text2 = formatRuleProblems(r2.problems);
-  t.match(text2, `${keys}:3: keySets.acme.0: expected secret to hold a key of at least 32 bytes`);
-  t.match(text2, `${join(dir, 'globex.yaml')}:2: keySet: expected a key set defined in ${keys}`);
-  t.notMatch(text2, 'abcdef', 'key material is never echoed');
-});
+t.test(
+  'keys: a missing key set, a short key and a secret in two places are errors; key material is never echoed',
+  async (t) => {
+    const dir = folder('keys', { 'acme.yaml': GOOD, 'globex.yaml': 'tenant: globex\nkeySet: globex\n' });
+    const keys = join(tmp, 'bad-keys.yaml');
+    writeFileSync(
+      keys,
+      'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a2, secret: "x", secretEnv: X, activeFrom: "yesterday" }\n',
+    );
+    const r = loadRules({ dir, keysFile: keys }, {});
+    t.equal(r.ok, false);
+    if (r.ok) return;
+    const text = formatRuleProblems(r.problems);
+    t.match(text, `${keys}:4: keySets.acme.1.secret: expected exactly one of secret, secretEnv, secretFile`);
+    t.match(text, `${keys}:4: keySets.acme.1.activeFrom: expected an ISO-8601 time`);
+    t.notMatch(text, 'abcdef');
+    writeFileSync(keys, 'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n');
+    const r2 = loadRules({ dir, keysFile: keys }, {});
+    if (r2.ok) throw new Error('expected problems');
+    const text2 = formatRuleProblems(r2.problems);
+    t.match(text2, `${keys}:3: keySets.acme.0: expected secret to hold a key of at least 32 bytes`);
+    t.match(text2, `${join(dir, 'globex.yaml')}:2: keySet: expected a key set defined in ${keys}`);
+    t.notMatch(text2, 'abcdef', 'key material is never echoed');
+  },
+);
 
 t.test('a key set whose key is missing withholds that tenant (warning), retired keys are not loaded', async (t) => {
   const dir = folder('missing', { 'acme.yaml': GOOD });
   const keys = join(tmp, 'keys-missing.yaml');
-  writeFileSync(keys, `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\n`);
+  writeFileSync(
+    keys,
+    `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\n`,
+  );
   const r = loadRules({ dir, keysFile: keys }, {});
   if (!r.ok) throw new Error(formatRuleProblems(r.problems));
   t.same(r.loaded.rules.tenants.get('acme')?.keys.keys, []);
@@ -123,19 +136,22 @@ t.test('the gateway refuses to start on a broken rules folder, naming file and p
   t.match((err as GatewayError).message, `${join(dir, 'globex.yaml')}:4: fields.caller.method: expected`);
 });
 
-t.test('config: rules or inline tenants, exactly one; references to tenants are checked against the rules', async (t) => {
-  const cfg = join(tmp, 'both.yaml');
-  writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\ntenants: [{ id: acme, keyId: k, keyEnv: K }]\n`);
-  t.throws(() => loadConfigFile(cfg, {}), /tenants: expected rules or inline tenants, not both/);
-  writeFileSync(cfg, 'log: { level: info }\n');
-  t.throws(() => loadConfigFile(cfg, {}), /rules: expected rules \(a rules folder and keys file\) or inline tenants/);
-  writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\ndefaultTenant: initech\n`);
-  t.throws(() => loadConfigFile(cfg, {}), /defaultTenant: expected a rules file for the default tenant "initech"/);
-  writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\nconsent: { extensions: { initech: ["1001"] } }\n`);
-  t.throws(() => loadConfigFile(cfg, {}), /consent\.extensions\.initech: expected the id of a tenant/);
-  writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\ndefaultTenant: acme\n`);
-  const keys = writeKeysFile(tmp);
-  const loaded = loadConfigFile(cfg, { ...env, CALLVEIL_KEYS_FILE: keys });
-  t.equal(loaded.privacy.defaultTenant, 'acme');
-  t.equal(loaded.rulesSource?.keysFile, keys, 'CALLVEIL_KEYS_FILE names the keys file');
-});
+t.test(
+  'config: rules or inline tenants, exactly one; references to tenants are checked against the rules',
+  async (t) => {
+    const cfg = join(tmp, 'both.yaml');
+    writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\ntenants: [{ id: acme, keyId: k, keyEnv: K }]\n`);
+    t.throws(() => loadConfigFile(cfg, {}), /tenants: expected rules or inline tenants, not both/);
+    writeFileSync(cfg, 'log: { level: info }\n');
+    t.throws(() => loadConfigFile(cfg, {}), /rules: expected rules \(a rules folder and keys file\) or inline tenants/);
+    writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\ndefaultTenant: initech\n`);
+    t.throws(() => loadConfigFile(cfg, {}), /defaultTenant: expected a rules file for the default tenant "initech"/);
+    writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\nconsent: { extensions: { initech: ["1001"] } }\n`);
+    t.throws(() => loadConfigFile(cfg, {}), /consent\.extensions\.initech: expected the id of a tenant/);
+    writeFileSync(cfg, `rules: { dir: ${RULES_DIR} }\ndefaultTenant: acme\n`);
+    const keys = writeKeysFile(tmp);
+    const loaded = loadConfigFile(cfg, { ...env, CALLVEIL_KEYS_FILE: keys });
+    t.equal(loaded.privacy.defaultTenant, 'acme');
+    t.equal(loaded.rulesSource?.keysFile, keys, 'CALLVEIL_KEYS_FILE names the keys file');
+  },
+);

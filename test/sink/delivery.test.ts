@@ -28,8 +28,21 @@ function flakyPrimary() {
 
 function setup(maxBytes = 1 << 20) {
   const primary = flakyPrimary();
-  const spool = openSpool({ dir: mkdtempSync(join(tmpdir(), 'deliv-')), maxBytes, segmentMaxBytes: 200, fsync: 'always', fsyncIntervalMs: 10 });
-  const sink = createDeliverySink({ primary, spool, sendTimeoutMs: 50, retryIntervalMs: 20, closeDeadlineMs: 100, log: quiet });
+  const spool = openSpool({
+    dir: mkdtempSync(join(tmpdir(), 'deliv-')),
+    maxBytes,
+    segmentMaxBytes: 200,
+    fsync: 'always',
+    fsyncIntervalMs: 10,
+  });
+  const sink = createDeliverySink({
+    primary,
+    spool,
+    sendTimeoutMs: 50,
+    retryIntervalMs: 20,
+    closeDeadlineMs: 100,
+    log: quiet,
+  });
   return { primary, spool, sink };
 }
 
@@ -43,7 +56,11 @@ t.test('outage: records spool, then drain in order when the primary returns; non
   primary.state.mode = 'up';
   await sink.drained(5000);
   t.equal(sink.mode(), 'direct');
-  t.same(primary.acked, Array.from({ length: 31 }, (_, i) => `pbx-1.${i}#1`), 'in order, each once');
+  t.same(
+    primary.acked,
+    Array.from({ length: 31 }, (_, i) => `pbx-1.${i}#1`),
+    'in order, each once',
+  );
   await sink.close();
 });
 
@@ -79,7 +96,14 @@ t.test('full spool: writers are held back (backpressure), nothing is dropped', a
 t.test('close within its deadline spools what is not acknowledged; the next start drains it first', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'deliv-'));
   const mk = (primary: ReturnType<typeof flakyPrimary>) =>
-    createDeliverySink({ primary, spool: openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 4096, fsync: 'always', fsyncIntervalMs: 10 }), sendTimeoutMs: 10_000, retryIntervalMs: 20, closeDeadlineMs: 100, log: quiet });
+    createDeliverySink({
+      primary,
+      spool: openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 4096, fsync: 'always', fsyncIntervalMs: 10 }),
+      sendTimeoutMs: 10_000,
+      retryIntervalMs: 20,
+      closeDeadlineMs: 100,
+      log: quiet,
+    });
   const p1 = flakyPrimary();
   p1.state.mode = 'stall';
   const s1 = mk(p1);

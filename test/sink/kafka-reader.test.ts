@@ -11,17 +11,32 @@ import { startKafkaBroker, type KafkaTestBroker, type KafkaTestBrokerOptions } f
 /** All setup needs from a test: somewhere to register cleanup. */
 type Tap = Pick<typeof t, 'teardown'>;
 
-async function setup(tt: Tap, opts: KafkaTestBrokerOptions = {}): Promise<{ broker: KafkaTestBroker; producer: Producer; options: (topic: string) => TopicReadOptions }> {
+async function setup(
+  tt: Tap,
+  opts: KafkaTestBrokerOptions = {},
+): Promise<{ broker: KafkaTestBroker; producer: Producer; options: (topic: string) => TopicReadOptions }> {
   const broker = await startKafkaBroker(opts);
   tt.teardown(() => broker.close());
-  const producer = new Kafka({ clientId: 'reader-test', brokers: [broker.address], logLevel: logLevel.NOTHING }).producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer = new Kafka({
+    clientId: 'reader-test',
+    brokers: [broker.address],
+    logLevel: logLevel.NOTHING,
+  }).producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   tt.teardown(() => producer.disconnect());
-  return { broker, producer, options: (topic) => ({ brokers: [broker.address], clientId: 'callveil-test', ssl: false, topic, timeoutMs: 1000 }) };
+  return {
+    broker,
+    producer,
+    options: (topic) => ({ brokers: [broker.address], clientId: 'callveil-test', ssl: false, topic, timeoutMs: 1000 }),
+  };
 }
 
 const values = (prefix: string, n: number, timestamp?: number) =>
-  Array.from({ length: n }, (_, i) => ({ key: `${prefix}-${i}`, value: `${prefix}-${i}`, ...(timestamp === undefined ? {} : { timestamp: String(timestamp + i) }) }));
+  Array.from({ length: n }, (_, i) => ({
+    key: `${prefix}-${i}`,
+    value: `${prefix}-${i}`,
+    ...(timestamp === undefined ? {} : { timestamp: String(timestamp + i) }),
+  }));
 
 t.test('reads every partition in offset order and stops at the high-water marks taken at start', async (t) => {
   const { broker, producer, options } = await setup(t, { partitions: 3 });
@@ -37,10 +52,25 @@ t.test('reads every partition in offset order and stops at the high-water marks 
   await grew;
   t.same(r, { exists: true, due: 40, read: 40 });
   t.equal(broker.records('r').length, 70, 'the late records did arrive');
-  t.same([...seen].sort(), broker.records('r').filter((m) => !m.value!.toString().startsWith('late')).map((m) => m.value!.toString()).sort(), 'each record once, none of the late ones');
+  t.same(
+    [...seen].sort(),
+    broker
+      .records('r')
+      .filter((m) => !m.value!.toString().startsWith('late'))
+      .map((m) => m.value!.toString())
+      .sort(),
+    'each record once, none of the late ones',
+  );
   for (let p = 0; p < 3; p++) {
-    const order = broker.records('r').filter((m) => m.partition === p && !m.value!.toString().startsWith('late')).map((m) => m.value!.toString());
-    t.same(seen.filter((v) => order.includes(v)), order, `partition ${p} in offset order`);
+    const order = broker
+      .records('r')
+      .filter((m) => m.partition === p && !m.value!.toString().startsWith('late'))
+      .map((m) => m.value!.toString());
+    t.same(
+      seen.filter((v) => order.includes(v)),
+      order,
+      `partition ${p} in offset order`,
+    );
   }
   t.same(progress.at(-1), [40, 40], 'progress ends at due');
   const groups = broker.groups();
@@ -61,7 +91,11 @@ t.test('sinceMs: starts at the first record at or after the time, in every parti
   const r = await readTopicOnce({ ...options('s'), sinceMs: 2_000_005 }, (v) => seen.push(v!.toString()));
   t.same(r, { exists: true, due: 5, read: 5 });
   t.same(seen.sort(), ['new-5', 'new-6', 'new-7', 'new-8', 'new-9']);
-  t.same(await readTopicOnce({ ...options('s'), sinceMs: 3_000_000 }, () => t.fail('nothing is due')), { exists: true, due: 0, read: 0 });
+  t.same(await readTopicOnce({ ...options('s'), sinceMs: 3_000_000 }, () => t.fail('nothing is due')), {
+    exists: true,
+    due: 0,
+    read: 0,
+  });
 });
 
 t.test('a missing topic: nothing read, nothing created', async (t) => {
@@ -73,7 +107,8 @@ t.test('a missing topic: nothing read, nothing created', async (t) => {
 t.test('Kafka away: GW_SINK_UNAVAILABLE within seconds, at start and in the middle of a read', async (t) => {
   const { broker, producer, options } = await setup(t);
   // 300 kB records in their own batches: a fetch returns about 1 MB, so the read needs several.
-  for (let i = 0; i < 6; i++) await producer.send({ topic: 'f', acks: -1, messages: [{ value: Buffer.alloc(300_000, i) }] });
+  for (let i = 0; i < 6; i++)
+    await producer.send({ topic: 'f', acks: -1, messages: [{ value: Buffer.alloc(300_000, i) }] });
   const started = Date.now();
   let read = 0;
   const midway = await readTopicOnce({ ...options('f'), stallTimeoutMs: 2000 }, () => {
@@ -85,6 +120,9 @@ t.test('Kafka away: GW_SINK_UNAVAILABLE within seconds, at start and in the midd
   t.ok(Date.now() - started < 8000, `failed after ${Date.now() - started} ms`);
 
   const before = Date.now();
-  await t.rejects(readTopicOnce(options('f'), () => {}), { code: 'GW_SINK_UNAVAILABLE', message: /^kafka: cannot read the offsets of f from 127\.0\.0\.1:\d+/ });
+  await t.rejects(
+    readTopicOnce(options('f'), () => {}),
+    { code: 'GW_SINK_UNAVAILABLE', message: /^kafka: cannot read the offsets of f from 127\.0\.0\.1:\d+/ },
+  );
   t.ok(Date.now() - before < 8000, `failed after ${Date.now() - before} ms`);
 });

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSpool, type SpoolOptions } from '../../src/sink/spool.js';
 
-const opts = (dir: string, over: Partial<SpoolOptions> = {}): SpoolOptions => ({ dir, maxBytes: 10_000, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100, ...over });
+const opts = (dir: string, over: Partial<SpoolOptions> = {}): SpoolOptions => ({
+  dir,
+  maxBytes: 10_000,
+  segmentMaxBytes: 100,
+  fsync: 'always',
+  fsyncIntervalMs: 100,
+  ...over,
+});
 
 t.test('appends roll into segments and drain oldest first, in order', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spool-'));

@@ -1,7 +1,14 @@
 import t from 'tap';
 import { GatewayError } from '../../src/errors.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
-import { actionErrorResponse, createAmiClient, type AmiClient, type AmiClientOptions, type AmiState, type AmiStateInfo } from '../../src/source/ami-client.js';
+import {
+  actionErrorResponse,
+  createAmiClient,
+  type AmiClient,
+  type AmiClientOptions,
+  type AmiState,
+  type AmiStateInfo,
+} from '../../src/source/ami-client.js';
 import { readCapture } from '../../src/source/capture.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { startReplayServer, type ReplayServer, type ReplayServerOptions } from '../../src/source/replay-server.js';
@@ -96,9 +103,19 @@ for (const [name, chunking] of [
     const expected = eventsOf(await capture(name));
     t.equal(h.events.length, expected.length, 'every event');
     t.same(h.events, expected, 'same events, same order, same fields as the frame parser');
-    t.ok(h.events.every((e) => typeof e['event'] === 'string'), 'event is always a string');
-    t.same(h.states.map((x) => x.state), ['connecting', 'connected', 'disconnected', 'ended']);
-    t.same(s.actionsReceived()[0], { action: 'Login', actionid: 'callveil-1', events: 'on', secret: '***', username: USER }, 'our Login: Events: on');
+    t.ok(
+      h.events.every((e) => typeof e['event'] === 'string'),
+      'event is always a string',
+    );
+    t.same(
+      h.states.map((x) => x.state),
+      ['connecting', 'connected', 'disconnected', 'ended'],
+    );
+    t.same(
+      s.actionsReceived()[0],
+      { action: 'Login', actionid: 'callveil-1', events: 'on', secret: '***', username: USER },
+      'our Login: Events: on',
+    );
     t.match(h.client.stats(), { connects: 1, disconnects: 1, loginFailures: 0, messages: expected.length });
   });
 }
@@ -120,7 +137,11 @@ t.test('a wrong secret: GW_AMI_AUTH; reconnect=false ends', async (t) => {
   await h.until('ended', ended(h));
   t.same(
     h.states.map((x) => [x.state, x.info?.code]),
-    [['connecting', undefined], ['disconnected', 'GW_AMI_AUTH'], ['ended', undefined]],
+    [
+      ['connecting', undefined],
+      ['disconnected', 'GW_AMI_AUTH'],
+      ['ended', undefined],
+    ],
   );
   t.equal(h.client.stats().loginFailures, 1);
   t.equal(h.events.length, 0);
@@ -137,8 +158,13 @@ t.test('a wrong secret is retried at the maximum delay, never in a hot loop', as
   t.ok(attempts >= 3, `retried (${attempts} attempts in ${windowMs} ms)`);
   t.ok(attempts <= windowMs / 50 + 1, 'no faster than one per reconnectMaxMs/2');
   t.equal(h.client.stats().loginFailures, attempts);
-  const delays = h.states.filter((x) => x.state === 'disconnected' && x.info?.delayMs !== undefined).map((x) => x.info!.delayMs!);
-  t.ok(delays.every((d) => d >= 50 && d <= 100), `delays at the maximum, jittered: ${delays.join(', ')}`);
+  const delays = h.states
+    .filter((x) => x.state === 'disconnected' && x.info?.delayMs !== undefined)
+    .map((x) => x.info!.delayMs!);
+  t.ok(
+    delays.every((d) => d >= 50 && d <= 100),
+    `delays at the maximum, jittered: ${delays.join(', ')}`,
+  );
   t.notOk(h.states.some((x) => x.state === 'connected'));
 });
 
@@ -151,9 +177,16 @@ t.test('connection refused: exponential backoff up to the maximum', async (t) =>
   await h.until('6 failures', () => h.states.filter((x) => x.state === 'disconnected').length >= 6);
   await h.client.stop();
   const down = h.states.filter((x) => x.state === 'disconnected' && x.info?.delayMs !== undefined).slice(0, 6);
-  t.same(down.map((x) => x.info?.delayMs), [10, 20, 40, 80, 80, 80], 'doubling from reconnectMinMs, capped');
+  t.same(
+    down.map((x) => x.info?.delayMs),
+    [10, 20, 40, 80, 80, 80],
+    'doubling from reconnectMinMs, capped',
+  );
   t.ok(down.every((x) => x.info?.code === 'GW_AMI_CONNECT'));
-  t.same(down.map((x) => x.info?.attempt), [1, 2, 3, 4, 5, 6]);
+  t.same(
+    down.map((x) => x.info?.attempt),
+    [1, 2, 3, 4, 5, 6],
+  );
 });
 
 t.test('a dropped link reconnects within a second and resumes every event', async (t) => {
@@ -213,10 +246,15 @@ t.test('action(): responses, errors, timeouts, and no connection', async (t) => 
   h.client.start();
   await h.until('connected', () => h.client.connected);
 
-  t.match(await h.client.action({ Action: 'StopMixMonitor', Channel: 'SIP/1004-00000001' }), { response: 'Success', actionid: /^callveil-\d+$/ });
+  t.match(await h.client.action({ Action: 'StopMixMonitor', Channel: 'SIP/1004-00000001' }), {
+    response: 'Success',
+    actionid: /^callveil-\d+$/,
+  });
   const listed = await h.client.action({ Action: 'CoreShowChannels' });
   t.match(listed, { response: 'Success', eventlist: 'start' });
-  await h.until('list complete', () => h.events.some((e) => e['event'] === 'CoreShowChannelsComplete' && e['actionid'] === listed['actionid']));
+  await h.until('list complete', () =>
+    h.events.some((e) => e['event'] === 'CoreShowChannelsComplete' && e['actionid'] === listed['actionid']),
+  );
 
   const unknown = await rejection(h.client.action({ Action: 'Bogus' }));
   t.equal(unknown.code, 'GW_AMI_ACTION');
@@ -232,7 +270,10 @@ t.test('action(): responses, errors, timeouts, and no connection', async (t) => 
   t.ok(h.client.connected, 'an action timeout alone does not drop the link');
 
   await h.client.stop();
-  t.ok(s.actionsReceived().some((a) => a['action'] === 'Logoff'), 'stop() logs off');
+  t.ok(
+    s.actionsReceived().some((a) => a['action'] === 'Logoff'),
+    'stop() logs off',
+  );
   t.equal(h.states.at(-1)?.state, 'ended');
   t.notOk(h.client.connected);
   t.equal((await rejection(h.client.action({ Action: 'Ping' }))).code, 'GW_AMI_CLOSED', 'after stop');
@@ -255,11 +296,23 @@ t.test('an invalid port fails like a refused connection, without throwing', asyn
   const h = harness(t, { port: 70_000, reconnect: false });
   t.doesNotThrow(() => h.client.start());
   await h.until('ended', ended(h));
-  t.same(h.states.map((x) => [x.state, x.info?.code]), [['connecting', undefined], ['disconnected', 'GW_AMI_CONNECT'], ['ended', undefined]]);
+  t.same(
+    h.states.map((x) => [x.state, x.info?.code]),
+    [
+      ['connecting', undefined],
+      ['disconnected', 'GW_AMI_CONNECT'],
+      ['ended', undefined],
+    ],
+  );
 });
 
 t.test('nothing reaches stdout, even on the failure paths', async (t) => {
-  const s = await server(t, 'transfers-queue', { holdOpen: true, answerPings: false, dropAfterBytes: 50_000, resumeOnReconnect: true });
+  const s = await server(t, 'transfers-queue', {
+    holdOpen: true,
+    answerPings: false,
+    dropAfterBytes: 50_000,
+    resumeOnReconnect: true,
+  });
   const writes: string[] = [];
   const write = process.stdout.write;
   process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
@@ -272,7 +325,11 @@ t.test('nothing reaches stdout, even on the failure paths', async (t) => {
     await h.client.action({ Action: 'Ping' }).catch(() => undefined);
     bad.client.start();
     h.client.start();
-    await h.until('ping timeout after resume', () => h.client.stats().pingTimeouts >= 1 && h.client.stats().disconnects >= 2, 8000);
+    await h.until(
+      'ping timeout after resume',
+      () => h.client.stats().pingTimeouts >= 1 && h.client.stats().disconnects >= 2,
+      8000,
+    );
     await Promise.all([bad.client.stop(), h.client.stop()]);
     await h.client.action({ Action: 'Ping' }).catch(() => undefined);
   } finally {
@@ -285,30 +342,42 @@ t.test('nothing printed, and logs carry codes and counts only', async (t) => {
   t.same(consoleCalls, [], 'console untouched');
   t.ok(logged.length > 0);
   const allowed = new Set(['ami', 'attempt', 'code', 'delayMs', 'error']);
-  for (const { obj } of logged) t.ok(Object.keys(obj).every((k) => allowed.has(k)), JSON.stringify(Object.keys(obj)));
+  for (const { obj } of logged)
+    t.ok(
+      Object.keys(obj).every((k) => allowed.has(k)),
+      JSON.stringify(Object.keys(obj)),
+    );
   const text = JSON.stringify(logged);
-  for (const needle of ['SIP/', 'pbx-lab', '0770', '+44', 'Success', SECRET]) t.notOk(text.includes(needle), `no ${needle} in logs`);
+  for (const needle of ['SIP/', 'pbx-lab', '0770', '+44', 'Success', SECRET])
+    t.notOk(text.includes(needle), `no ${needle} in logs`);
 });
 
-t.test('hostile input on the live link: oversized, malformed and non-UTF-8 frames are counted and skipped, the link stays up', async (t) => {
-  const head = 'Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n';
-  const huge = 'Event: VarSet\r\n' + 'Value: +447700900123 padding padding padding\r\n'.repeat(3000) + '\r\n';
-  const body = Buffer.concat([
-    Buffer.from(head + 'Event: Newchannel\r\nUniqueid: pbx-1.1\r\n\r\n' + huge),
-    Buffer.from('Event: Broken\r\nthis line has no colon 07700900123\r\nUniqueid: pbx-1.2\r\n\r\n'),
-    Buffer.from([0x45, 0x76, 0x65, 0x6e, 0x74, 0x3a, 0x20, 0xff, 0xfe, 0x0d, 0x0a, 0x0d, 0x0a]),
-    Buffer.from('Event: Hangup\r\nUniqueid: pbx-1.1\r\n\r\n'),
-  ]);
-  const s = await startReplayServer({ capture: body, username: USER, secret: SECRET });
-  t.teardown(() => s.close());
-  const before = logged.length;
-  const h = harness(t, { port: s.port, reconnect: false, maxFrameBytes: 16 * 1024 });
-  h.client.start();
-  await h.until('ended', ended(h));
-  t.same(h.events.map((e) => e['event']), ['Newchannel', 'Broken', '\ufffd\ufffd', 'Hangup'], 'the oversized frame is skipped, the rest arrive');
-  t.equal(h.events[1]?.['uniqueid'], 'pbx-1.2', 'a malformed line is dropped, the rest of its message kept');
-  t.equal(h.client.stats().framesOversized, 1);
-  t.equal(h.client.stats().framesMalformed, 1);
-  const text = JSON.stringify(logged.slice(before));
-  t.notMatch(text, '7700900123', 'nothing raw logged about the skipped frames');
-});
+t.test(
+  'hostile input on the live link: oversized, malformed and non-UTF-8 frames are counted and skipped, the link stays up',
+  async (t) => {
+    const head = 'Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n';
+    const huge = 'Event: VarSet\r\n' + 'Value: +447700900123 padding padding padding\r\n'.repeat(3000) + '\r\n';
+    const body = Buffer.concat([
+      Buffer.from(head + 'Event: Newchannel\r\nUniqueid: pbx-1.1\r\n\r\n' + huge),
+      Buffer.from('Event: Broken\r\nthis line has no colon 07700900123\r\nUniqueid: pbx-1.2\r\n\r\n'),
+      Buffer.from([0x45, 0x76, 0x65, 0x6e, 0x74, 0x3a, 0x20, 0xff, 0xfe, 0x0d, 0x0a, 0x0d, 0x0a]),
+      Buffer.from('Event: Hangup\r\nUniqueid: pbx-1.1\r\n\r\n'),
+    ]);
+    const s = await startReplayServer({ capture: body, username: USER, secret: SECRET });
+    t.teardown(() => s.close());
+    const before = logged.length;
+    const h = harness(t, { port: s.port, reconnect: false, maxFrameBytes: 16 * 1024 });
+    h.client.start();
+    await h.until('ended', ended(h));
+    t.same(
+      h.events.map((e) => e['event']),
+      ['Newchannel', 'Broken', '\ufffd\ufffd', 'Hangup'],
+      'the oversized frame is skipped, the rest arrive',
+    );
+    t.equal(h.events[1]?.['uniqueid'], 'pbx-1.2', 'a malformed line is dropped, the rest of its message kept');
+    t.equal(h.client.stats().framesOversized, 1);
+    t.equal(h.client.stats().framesMalformed, 1);
+    const text = JSON.stringify(logged.slice(before));
+    t.notMatch(text, '7700900123', 'nothing raw logged about the skipped frames');
+  },
+);

@@ -13,7 +13,11 @@ const cert = readFileSync(new URL('../fixtures/tls/ami-test.crt', import.meta.ur
 const key = readFileSync(new URL('../fixtures/tls/ami-test.key', import.meta.url));
 
 async function tlsFront(t: Test) {
-  const ami = await startReplayServer({ capture: await readCapture(captureFile('edge-actions')), username: 'u', secret: 's' });
+  const ami = await startReplayServer({
+    capture: await readCapture(captureFile('edge-actions')),
+    username: 'u',
+    secret: 's',
+  });
   t.teardown(() => ami.close());
   const front = createServer({ key, cert }, (tlsSocket) => {
     const plain = connect(ami.port, '127.0.0.1');

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import { GatewayError } from '../../src/errors.js';
 import { readCapture, splitCapture } from '../../src/source/capture.js';
 
@@ -11,7 +11,7 @@ const LOGIN_OK = 'Response: Success\r\nActionID: login-1\r\nMessage: Authenticat
 const EVENT = 'Event: FullyBooted\r\nPrivilege: system,all\r\n\r\n';
 const SECRET_LINE = 'CallerIDNum: 07700900123\r\n';
 
-async function tempDir(t: Pick<typeof import('tap').default, 'teardown'>): Promise<string> {
+async function tempDir(t: Pick<Tap, 'teardown'>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'callveil-capture-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
@@ -46,7 +46,7 @@ t.test('unreadable captures: GW_CAPTURE_UNREADABLE naming the file, never its co
   }
 });
 
-t.test('splitCapture separates greeting and the recorder\'s login', async (t) => {
+t.test("splitCapture separates greeting and the recorder's login", async (t) => {
   const s = splitCapture(Buffer.from(`Asterisk Call Manager/9.0.0\r\n${LOGIN_OK}${EVENT}`));
   t.equal(s.greeting.toString(), 'Asterisk Call Manager/9.0.0\r\n');
   t.equal(s.loginResponse?.toString(), LOGIN_OK);
@@ -56,7 +56,9 @@ t.test('splitCapture separates greeting and the recorder\'s login', async (t) =>
   t.equal(noLogin.loginResponse, null, 'first message is not a login response');
   t.equal(noLogin.body.toString(), EVENT);
 
-  const failed = splitCapture(Buffer.from(`Asterisk Call Manager/9.0.0\r\nResponse: Error\r\nMessage: Authentication failed\r\n\r\n`));
+  const failed = splitCapture(
+    Buffer.from(`Asterisk Call Manager/9.0.0\r\nResponse: Error\r\nMessage: Authentication failed\r\n\r\n`),
+  );
   t.equal(failed.loginResponse, null);
 
   const bare = splitCapture(Buffer.from(EVENT));
@@ -71,8 +73,15 @@ t.test('real capture: greeting + login + body is the whole file', async (t) => {
   const buf = await readCapture(new URL('basic-internal.ami.gz', FIXTURES).pathname);
   const s = splitCapture(buf);
   t.equal(s.greeting.toString(), 'Asterisk Call Manager/9.0.0\r\n');
-  t.match(s.loginResponse?.toString(), /^Response: Success\r\nActionID: login-1\r\nMessage: Authentication accepted\r\n\r\n$/);
+  t.match(
+    s.loginResponse?.toString(),
+    /^Response: Success\r\nActionID: login-1\r\nMessage: Authentication accepted\r\n\r\n$/,
+  );
   t.ok(s.body.toString('latin1').startsWith('Event: FullyBooted\r\n'));
-  t.ok(s.body.toString('latin1').endsWith('Response: Goodbye\r\nActionID: logoff-1\r\nMessage: Thanks for all the fish.\r\n\r\n'));
+  t.ok(
+    s.body
+      .toString('latin1')
+      .endsWith('Response: Goodbye\r\nActionID: logoff-1\r\nMessage: Thanks for all the fish.\r\n\r\n'),
+  );
   t.equal(s.greeting.length + (s.loginResponse?.length ?? 0) + s.body.length, buf.length);
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import t from 'tap';
+import t, { type Test as Tap } from 'tap';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import { readCapture, splitCapture } from '../../src/source/capture.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
@@ -47,7 +47,8 @@ class RawClient {
   async waitFor(text: string | Buffer, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.received().includes(text)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${JSON.stringify(text.toString().slice(0, 40))}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${JSON.stringify(text.toString().slice(0, 40))}`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 50);
@@ -93,7 +94,10 @@ t.test('a wrong secret: Authentication failed, then close', async (t) => {
   await c.waitFor(greeting);
   c.send(LOGIN.replace('s3cret', 'nope'));
   await c.closed;
-  t.equal(c.received().toString(), `${greeting}Response: Error\r\nActionID: l1\r\nMessage: Authentication failed\r\n\r\n`);
+  t.equal(
+    c.received().toString(),
+    `${greeting}Response: Error\r\nActionID: l1\r\nMessage: Authentication failed\r\n\r\n`,
+  );
   t.match(s.stats(), { loginFailures: 1, logins: 0 });
   t.equal(s.actionsReceived()[0]?.['secret'], '***');
 });
@@ -107,7 +111,7 @@ t.test('actions before login are refused', async (t) => {
 });
 
 /** Removes each response frame from `bytes` once; fails if one is missing. */
-function withoutFrames(t: Pick<typeof import('tap').default, 'ok'>, bytes: Buffer, frames: string[]): Buffer {
+function withoutFrames(t: Pick<Tap, 'ok'>, bytes: Buffer, frames: string[]): Buffer {
   let out = bytes;
   for (const f of frames) {
     const i = out.indexOf(f);
@@ -124,9 +128,13 @@ for (const chunking of ['recorded', 'random', undefined] as const) {
     await c.waitFor(greeting);
     c.send(LOGIN);
     await c.waitFor(LOGIN_OK);
-    c.send('Action: Ping\r\nActionID: p1\r\n\r\nAction: StopMixMonitor\r\nActionID: m1\r\nChannel: SIP/1004-00000001\r\n\r\n');
+    c.send(
+      'Action: Ping\r\nActionID: p1\r\n\r\nAction: StopMixMonitor\r\nActionID: m1\r\nChannel: SIP/1004-00000001\r\n\r\n',
+    );
     await c.waitFor('ActionID: m1\r\n');
-    c.send('Action: CoreShowChannels\r\nActionID: c1\r\n\r\nAction: NoSuchThing\r\nActionID: x1\r\n\r\nAction: Ping\r\n\r\n');
+    c.send(
+      'Action: CoreShowChannels\r\nActionID: c1\r\n\r\nAction: NoSuchThing\r\nActionID: x1\r\n\r\nAction: Ping\r\n\r\n',
+    );
     await c.closed;
     const got = c.received();
     const { messages, errors } = parseAll(got);
@@ -141,7 +149,12 @@ for (const chunking of ['recorded', 'random', undefined] as const) {
       'Response: Success\r\nActionID: m1\r\n\r\n',
       // The channels the capture has up at that point, listed as Asterisk would.
       'Response: Success\r\nActionID: c1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n' +
-        items.map((m) => `Event: CoreShowChannel\r\nActionID: c1\r\nUniqueid: ${String(m['uniqueid'])}\r\nLinkedid: ${String(m['linkedid'])}\r\n\r\n`).join('') +
+        items
+          .map(
+            (m) =>
+              `Event: CoreShowChannel\r\nActionID: c1\r\nUniqueid: ${String(m['uniqueid'])}\r\nLinkedid: ${String(m['linkedid'])}\r\n\r\n`,
+          )
+          .join('') +
         `Event: CoreShowChannelsComplete\r\nActionID: c1\r\nEventList: Complete\r\nListItems: ${items.length}\r\n\r\n`,
       'Response: Error\r\nActionID: x1\r\nMessage: Invalid/unknown command\r\n\r\n',
       `Response: Success\r\nPing: Pong\r\nTimestamp: ${String(bare?.['timestamp'])}\r\n\r\n`,
@@ -159,7 +172,9 @@ t.test('Logoff: Goodbye, then close before the body ends', async (t) => {
   c.send('Action: Logoff\r\nActionID: bye\r\n\r\n');
   await c.closed;
   const got = c.received();
-  t.ok(got.toString('latin1').endsWith('Response: Goodbye\r\nActionID: bye\r\nMessage: Thanks for all the fish.\r\n\r\n'));
+  t.ok(
+    got.toString('latin1').endsWith('Response: Goodbye\r\nActionID: bye\r\nMessage: Thanks for all the fish.\r\n\r\n'),
+  );
   t.ok(got.length < greeting.length + LOGIN_OK.length + body.length, 'the rest of the body is not sent');
   t.equal(s.stats().completed, 0);
 });

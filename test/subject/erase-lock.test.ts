@@ -15,12 +15,23 @@ t.test('one holder at a time; release lets the next one in', async (t) => {
   const dir = tmp('lock');
   const gw = acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(100));
   t.match(readStateLock(dir), { kind: 'gateway', pid: 100, host: 'pbx-1', since: NOW.toISOString() });
-  t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(200)), { code: 'GW_STATE_LOCKED', message: /in use by a running gateway \(pid 100 on host pbx-1.*stop the gateway first, or use the tenant API/ });
-  t.throws(() => acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(200)), { code: 'GW_STATE_LOCKED' }, 'a second gateway on the same state dir is refused');
+  t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(200)), {
+    code: 'GW_STATE_LOCKED',
+    message: /in use by a running gateway \(pid 100 on host pbx-1.*stop the gateway first, or use the tenant API/,
+  });
+  t.throws(
+    () => acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(200)),
+    { code: 'GW_STATE_LOCKED' },
+    'a second gateway on the same state dir is refused',
+  );
   gw.release();
   t.notOk(existsSync(join(dir, STATE_LOCK_FILE)));
   const cli = acquireStateLock(dir, { kind: 'cli', command: 'tenant shred' }, env(200));
-  t.throws(() => acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(100)), { message: /"callveil tenant shred" \(pid 200.*wait for it to finish/ }, 'a gateway does not start under a running command');
+  t.throws(
+    () => acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(100)),
+    { message: /"callveil tenant shred" \(pid 200.*wait for it to finish/ },
+    'a gateway does not start under a running command',
+  );
   cli.release();
   cli.release();
 });
@@ -32,22 +43,35 @@ t.test('a dead holder on this host is taken over; a torn lock only once it is ol
   t.match(readStateLock(dir), { pid: 200, command: 'subject erase' });
   cli.release();
   writeFileSync(join(dir, STATE_LOCK_FILE), '{"kind":"gat');
-  t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(200)), { message: /being written by another process/ }, 'fresh and torn: its writer may be mid-write');
+  t.throws(
+    () => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(200)),
+    { message: /being written by another process/ },
+    'fresh and torn: its writer may be mid-write',
+  );
   const later: LockEnv = { ...env(200), now: () => new Date(Date.now() + 5000) };
   const taken = acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, later);
   t.match(JSON.parse(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')), { pid: 200 });
   taken.release();
 });
 
-t.test('another host: a command asks a human; a starting gateway replaces a gateway from a replaced container', async (t) => {
-  const dir = tmp('lock-host');
-  acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'old-container'));
-  t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(1, 'new-container')), {
-    message: new RegExp(`locked by a running gateway \\(pid 1 on host old-container.*if nothing runs there any more, delete ${join(dir, STATE_LOCK_FILE)}`),
-  });
-  const gw = acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'new-container'));
-  t.match(readStateLock(dir), { host: 'new-container' });
-  gw.release();
-  acquireStateLock(dir, { kind: 'cli', command: 'tenant shred' }, env(5, 'ops-box'));
-  t.throws(() => acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'new-container')), { code: 'GW_STATE_LOCKED' }, 'a command on another host is never taken over');
-});
+t.test(
+  'another host: a command asks a human; a starting gateway replaces a gateway from a replaced container',
+  async (t) => {
+    const dir = tmp('lock-host');
+    acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'old-container'));
+    t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(1, 'new-container')), {
+      message: new RegExp(
+        `locked by a running gateway \\(pid 1 on host old-container.*if nothing runs there any more, delete ${join(dir, STATE_LOCK_FILE)}`,
+      ),
+    });
+    const gw = acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'new-container'));
+    t.match(readStateLock(dir), { host: 'new-container' });
+    gw.release();
+    acquireStateLock(dir, { kind: 'cli', command: 'tenant shred' }, env(5, 'ops-box'));
+    t.throws(
+      () => acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'new-container')),
+      { code: 'GW_STATE_LOCKED' },
+      'a command on another host is never taken over',
+    );
+  },
+);

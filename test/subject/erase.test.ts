@@ -40,12 +40,18 @@ async function inProcess(args: string[]): Promise<{ code: number | null; stdout:
 /** The built bin, as an operator runs it. Asynchronous: the test broker lives in this process's event loop, which spawnSync would block. */
 function callveil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...ENV }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 30_000,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('close', (code) => done({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.on('close', (code) =>
+      done({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
   });
 }
 
@@ -60,108 +66,167 @@ function spoolBytes(dir: string): Buffer {
   return Buffer.concat(readdirSync(dir).map((n) => readFileSync(join(dir, n))));
 }
 
-t.test('erase: suppressed, gone from the spool, one erasure request published, audited; nothing raw anywhere', async (t) => {
-  const dir = tmp('erase');
-  const withBroker = (address: string) =>
-    settings(dir, {
-      sink: { type: 'kafka', brokers: [address], requestTimeoutMs: 1000 },
-      delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 100 },
-      log: { level: 'warn' },
-    });
-  // Kafka away for the whole replay: every sanitized record waits in the spool.
-  const away = await startKafkaBroker();
-  away.setFault({ kind: 'refuse' });
-  const { log } = memoryLogger();
-  const spooling = parseConfig(withBroker(away.address), ENV, '(test)');
-  const sink = (await openSink(spooling, {}, log)) as DeliverySink;
-  const summary = await replayCapture({ capturePath: captureFile(CAPTURE), loaded: spooling, sink, log });
-  await sink.close();
-  // Gone for good (a refused producer may still be retrying in the background).
-  await away.close();
+t.test(
+  'erase: suppressed, gone from the spool, one erasure request published, audited; nothing raw anywhere',
+  async (t) => {
+    const dir = tmp('erase');
+    const withBroker = (address: string) =>
+      settings(dir, {
+        sink: { type: 'kafka', brokers: [address], requestTimeoutMs: 1000 },
+        delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 100 },
+        log: { level: 'warn' },
+      });
+    // Kafka away for the whole replay: every sanitized record waits in the spool.
+    const away = await startKafkaBroker();
+    away.setFault({ kind: 'refuse' });
+    const { log } = memoryLogger();
+    const spooling = parseConfig(withBroker(away.address), ENV, '(test)');
+    const sink = (await openSink(spooling, {}, log)) as DeliverySink;
+    const summary = await replayCapture({ capturePath: captureFile(CAPTURE), loaded: spooling, sink, log });
+    await sink.close();
+    // Gone for good (a refused producer may still be retrying in the background).
+    await away.close();
 
-  const broker = await startKafkaBroker();
-  t.teardown(() => broker.close());
-  const cfg = join(dir, 'config.json');
-  writeFileSync(cfg, JSON.stringify(withBroker(broker.address)));
-  const loaded = parseConfig(withBroker(broker.address), ENV, cfg);
-  const acme = loaded.privacy.tenants.get('acme')!;
-  const jane = subjectTokens(acme, JANE)!;
-  const shared = subjectTokens(acme, SHARED_CALLER)!;
-  const spool = spoolDir(loaded.config);
-  const before = spoolLines(spool);
-  t.equal(before.length, summary.cdrs, `the spool holds every record (${before.length})`);
-  const janeLines = before.filter((l) => involves(CdrRecord.parse(JSON.parse(l)), jane));
-  t.equal(janeLines.length, 3, 'three of them are the subscriber\'s');
+    const broker = await startKafkaBroker();
+    t.teardown(() => broker.close());
+    const cfg = join(dir, 'config.json');
+    writeFileSync(cfg, JSON.stringify(withBroker(broker.address)));
+    const loaded = parseConfig(withBroker(broker.address), ENV, cfg);
+    const acme = loaded.privacy.tenants.get('acme')!;
+    const jane = subjectTokens(acme, JANE)!;
+    const shared = subjectTokens(acme, SHARED_CALLER)!;
+    const spool = spoolDir(loaded.config);
+    const before = spoolLines(spool);
+    t.equal(before.length, summary.cdrs, `the spool holds every record (${before.length})`);
+    const janeLines = before.filter((l) => involves(CdrRecord.parse(JSON.parse(l)), jane));
+    t.equal(janeLines.length, 3, "three of them are the subscriber's");
 
-  // Refused while a gateway owns the state dir: nothing changes.
-  writeFileSync(join(dir, STATE_LOCK_FILE), JSON.stringify({ kind: 'gateway', command: 'gateway', pid: process.pid, host: hostname(), since: new Date().toISOString(), nonce: 'x' }));
-  const locked = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', JANE]);
-  t.equal(locked.code, 1);
-  t.match(locked.stderr, /in use by a running gateway \(pid \d+.*stop the gateway first/);
-  t.same(spoolLines(spool), before, 'spool untouched');
-  t.same(broker.topics(), [], 'nothing published');
-  t.same(readdirSync(dir).includes('suppressions'), false, 'nothing suppressed');
-  unlinkSync(join(dir, STATE_LOCK_FILE));
+    // Refused while a gateway owns the state dir: nothing changes.
+    writeFileSync(
+      join(dir, STATE_LOCK_FILE),
+      JSON.stringify({
+        kind: 'gateway',
+        command: 'gateway',
+        pid: process.pid,
+        host: hostname(),
+        since: new Date().toISOString(),
+        nonce: 'x',
+      }),
+    );
+    const locked = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', JANE]);
+    t.equal(locked.code, 1);
+    t.match(locked.stderr, /in use by a running gateway \(pid \d+.*stop the gateway first/);
+    t.same(spoolLines(spool), before, 'spool untouched');
+    t.same(broker.topics(), [], 'nothing published');
+    t.same(readdirSync(dir).includes('suppressions'), false, 'nothing suppressed');
+    unlinkSync(join(dir, STATE_LOCK_FILE));
 
-  const r = await callveil(['subject', 'erase', '--config', cfg, '--tenant', 'acme', JANE, '--reason', 'DSR ticket ABC-12']);
-  t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /suppression: added \(sup_[a-z]{12}\)/);
-  t.match(r.stdout, /spool: removed 3 records \(\d+ of \d+ segments? rewritten\)/);
-  t.match(r.stdout, /erasure request er_[a-z]{20} published to callveil\.acme\.erasure/);
-  const after = spoolLines(spool);
-  t.same(after.filter((l) => involves(CdrRecord.parse(JSON.parse(l)), jane)), [], 'no record of theirs is left in the spool');
-  t.same(after, before.filter((l) => !janeLines.includes(l)), 'every other record is still there, byte for byte, in order');
-  t.ok(after.some((l) => involves(CdrRecord.parse(JSON.parse(l)), shared)), "another subscriber's records stay");
-  t.same(readdirSync(spool).filter((n) => n.endsWith('.tmp')), [], 'no temp files left');
+    const r = await callveil([
+      'subject',
+      'erase',
+      '--config',
+      cfg,
+      '--tenant',
+      'acme',
+      JANE,
+      '--reason',
+      'DSR ticket ABC-12',
+    ]);
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /suppression: added \(sup_[a-z]{12}\)/);
+    t.match(r.stdout, /spool: removed 3 records \(\d+ of \d+ segments? rewritten\)/);
+    t.match(r.stdout, /erasure request er_[a-z]{20} published to callveil\.acme\.erasure/);
+    const after = spoolLines(spool);
+    t.same(
+      after.filter((l) => involves(CdrRecord.parse(JSON.parse(l)), jane)),
+      [],
+      'no record of theirs is left in the spool',
+    );
+    t.same(
+      after,
+      before.filter((l) => !janeLines.includes(l)),
+      'every other record is still there, byte for byte, in order',
+    );
+    t.ok(
+      after.some((l) => involves(CdrRecord.parse(JSON.parse(l)), shared)),
+      "another subscriber's records stay",
+    );
+    t.same(
+      readdirSync(spool).filter((n) => n.endsWith('.tmp')),
+      [],
+      'no temp files left',
+    );
 
-  const requests = broker.records('callveil.acme.erasure');
-  t.equal(requests.length, 1, 'exactly one erasure request');
-  t.same(broker.topics().sort(), ['callveil.acme.erasure'], 'on the tenant\'s erasure topic only');
-  const req = ErasureRequest.parse(JSON.parse(requests[0]!.value!.toString()));
-  t.equal(requests[0]!.key!.toString(), req.id, 'keyed by the request id');
-  t.match(req, { tenant: 'acme', type: 'erasure-request', schemaVersion: 1, subject: { kind: 'e164' } });
-  t.same(req.subject.keys, jane.keys.map((k) => ({ keyId: k.keyId, token: k.token, fpe: [...k.fpe] })), 'the tokens `callveil token` prints, per key');
-  t.match(r.stdout, req.id);
+    const requests = broker.records('callveil.acme.erasure');
+    t.equal(requests.length, 1, 'exactly one erasure request');
+    t.same(broker.topics().sort(), ['callveil.acme.erasure'], "on the tenant's erasure topic only");
+    const req = ErasureRequest.parse(JSON.parse(requests[0]!.value!.toString()));
+    t.equal(requests[0]!.key!.toString(), req.id, 'keyed by the request id');
+    t.match(req, { tenant: 'acme', type: 'erasure-request', schemaVersion: 1, subject: { kind: 'e164' } });
+    t.same(
+      req.subject.keys,
+      jane.keys.map((k) => ({ keyId: k.keyId, token: k.token, fpe: [...k.fpe] })),
+      'the tokens `callveil token` prints, per key',
+    );
+    t.match(r.stdout, req.id);
 
-  const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.match(audit, [
-    { action: 'suppression.add', tenant: 'acme', actor: /^cli:/, detail: { via: 'number' } },
-    { action: 'subject.erase', tenant: 'acme', detail: { request: req.id, published: true, spoolRemoved: 3, reason: 'DSR ticket ABC-12' } },
-  ]);
-  t.ok(verifyAuditLog(join(dir, 'audit.jsonl')).ok, 'audit chain intact');
-  const list = JSON.parse(readFileSync(join(dir, 'suppressions', 'acme.json'), 'utf8'));
-  t.same(list.entries[0].tokens, jane.keys.map((k) => ({ kid: k.keyId, token: k.token })), 'the suppression list holds their tokens');
+    const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    t.match(audit, [
+      { action: 'suppression.add', tenant: 'acme', actor: /^cli:/, detail: { via: 'number' } },
+      {
+        action: 'subject.erase',
+        tenant: 'acme',
+        detail: { request: req.id, published: true, spoolRemoved: 3, reason: 'DSR ticket ABC-12' },
+      },
+    ]);
+    t.ok(verifyAuditLog(join(dir, 'audit.jsonl')).ok, 'audit chain intact');
+    const list = JSON.parse(readFileSync(join(dir, 'suppressions', 'acme.json'), 'utf8'));
+    t.same(
+      list.entries[0].tokens,
+      jane.keys.map((k) => ({ kid: k.keyId, token: k.token })),
+      'the suppression list holds their tokens',
+    );
 
-  // A re-run is safe: already suppressed, nothing left to remove, one more request.
-  const again = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', '+44 7700 900123']);
-  t.equal(again.code, 0, again.stderr);
-  t.match(again.stdout, /suppression: already present/);
-  t.match(again.stdout, /spool: removed 0 records/);
-  t.equal(broker.records('callveil.acme.erasure').length, 2);
+    // A re-run is safe: already suppressed, nothing left to remove, one more request.
+    const again = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', '+44 7700 900123']);
+    t.equal(again.code, 0, again.stderr);
+    t.match(again.stdout, /suppression: already present/);
+    t.match(again.stdout, /spool: removed 0 records/);
+    t.equal(broker.records('callveil.acme.erasure').length, 2);
 
-  // The gateway's next drain sends what is left: none of theirs.
-  const { log: log2 } = memoryLogger();
-  const drain = (await openSink(loaded, {}, log2)) as DeliverySink;
-  await drain.drained(20_000);
-  await drain.close();
-  const delivered = broker.records('callveil.acme.cdr').map((m) => CdrRecord.parse(JSON.parse(m.value!.toString())));
-  t.ok(delivered.length > 0);
-  t.same(delivered.filter((x) => involves(x, jane)), [], 'nothing of theirs reaches Kafka from the spool');
+    // The gateway's next drain sends what is left: none of theirs.
+    const { log: log2 } = memoryLogger();
+    const drain = (await openSink(loaded, {}, log2)) as DeliverySink;
+    await drain.drained(20_000);
+    await drain.close();
+    const delivered = broker.records('callveil.acme.cdr').map((m) => CdrRecord.parse(JSON.parse(m.value!.toString())));
+    t.ok(delivered.length > 0);
+    t.same(
+      delivered.filter((x) => involves(x, jane)),
+      [],
+      'nothing of theirs reaches Kafka from the spool',
+    );
 
-  t.same(
-    scanBuffers(needlesForCapture(CAPTURE), [
-      { label: 'stdout', data: r.stdout + again.stdout + locked.stdout },
-      { label: 'stderr', data: r.stderr + again.stderr + locked.stderr },
-      { label: 'spool', data: spoolBytes(spool) },
-      { label: 'audit', data: readFileSync(join(dir, 'audit.jsonl')) },
-      { label: 'suppressions', data: readFileSync(join(dir, 'suppressions', 'acme.json')) },
-      ...broker.records('callveil.acme.erasure').map((m, i) => ({ label: `erasure ${i}`, data: Buffer.concat([m.key!, m.value!]) })),
-    ]),
-    [],
-    'no raw number in stdout, stderr, spool, audit, suppression list or erasure requests',
-  );
-  t.notMatch(r.stdout + r.stderr, /7700|900123/);
-});
+    t.same(
+      scanBuffers(needlesForCapture(CAPTURE), [
+        { label: 'stdout', data: r.stdout + again.stdout + locked.stdout },
+        { label: 'stderr', data: r.stderr + again.stderr + locked.stderr },
+        { label: 'spool', data: spoolBytes(spool) },
+        { label: 'audit', data: readFileSync(join(dir, 'audit.jsonl')) },
+        { label: 'suppressions', data: readFileSync(join(dir, 'suppressions', 'acme.json')) },
+        ...broker
+          .records('callveil.acme.erasure')
+          .map((m, i) => ({ label: `erasure ${i}`, data: Buffer.concat([m.key!, m.value!]) })),
+      ]),
+      [],
+      'no raw number in stdout, stderr, spool, audit, suppression list or erasure requests',
+    );
+    t.notMatch(r.stdout + r.stderr, /7700|900123/);
+  },
+);
 
 t.test('erase with Kafka away: suppression and spool done, the request is not, exit 1 says to re-run', async (t) => {
   const broker = await startKafkaBroker();
@@ -173,32 +238,59 @@ t.test('erase with Kafka away: suppression and spool done, the request is not, e
   const r = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', JANE]);
   t.equal(r.code, 1);
   t.match(r.stdout, /suppression: added/);
-  t.match(r.stdout, /erasure request NOT published to callveil\.acme\.erasure \(GW_SINK_UNAVAILABLE\): run the same command again/);
-  const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.match(
+    r.stdout,
+    /erasure request NOT published to callveil\.acme\.erasure \(GW_SINK_UNAVAILABLE\): run the same command again/,
+  );
+  const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   t.match(audit[1], { action: 'subject.erase', detail: { published: false } }, 'the failed publication is audited too');
   t.notMatch(r.stdout + r.stderr, /7700|900123/);
 });
 
-t.test('erase refuses clearly: unknown tenant, not a number, a non-Kafka sink, a reason holding a number', async (t) => {
-  const dir = tmp('erase-usage');
-  const cfg = join(dir, 'config.json');
-  writeFileSync(cfg, JSON.stringify(settings(dir, { sink: { type: 'kafka', brokers: ['127.0.0.1:1'] } })));
-  const unknown = await inProcess(['erase', '--config', cfg, '--tenant', 'initech', JANE]);
-  t.same([unknown.code, /no tenant "initech"/.test(unknown.stderr)], [1, true]);
-  const withheld = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', 'anonymous']);
-  t.same([withheld.code, /not a subscriber number/.test(withheld.stderr)], [2, true]);
-  const reason = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', JANE, '--reason', 'caller 07700 900123 asked']);
-  t.same([reason.code, /--reason looks like it holds a phone number/.test(reason.stderr)], [2, true]);
-  const jsonl = join(dir, 'jsonl.json');
-  writeFileSync(jsonl, JSON.stringify(settings(dir, { sink: { type: 'jsonl', path: join(dir, 'out.jsonl') } })));
-  const nokafka = await inProcess(['erase', '--config', jsonl, '--tenant', 'acme', JANE]);
-  t.same([nokafka.code, /publishes an erasure request to Kafka, and sink\.type is jsonl/.test(nokafka.stderr)], [2, true]);
-  t.same(readdirSync(dir).sort(), ['config.json', 'jsonl.json'], 'none of them changed anything');
-  const all = [unknown, withheld, reason, nokafka].map((x) => x.stdout + x.stderr).join('\n');
-  t.notMatch(all, /7700|900123/, 'the number is never echoed, not even in a refusal');
-});
+t.test(
+  'erase refuses clearly: unknown tenant, not a number, a non-Kafka sink, a reason holding a number',
+  async (t) => {
+    const dir = tmp('erase-usage');
+    const cfg = join(dir, 'config.json');
+    writeFileSync(cfg, JSON.stringify(settings(dir, { sink: { type: 'kafka', brokers: ['127.0.0.1:1'] } })));
+    const unknown = await inProcess(['erase', '--config', cfg, '--tenant', 'initech', JANE]);
+    t.same([unknown.code, /no tenant "initech"/.test(unknown.stderr)], [1, true]);
+    const withheld = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', 'anonymous']);
+    t.same([withheld.code, /not a subscriber number/.test(withheld.stderr)], [2, true]);
+    const reason = await inProcess([
+      'erase',
+      '--config',
+      cfg,
+      '--tenant',
+      'acme',
+      JANE,
+      '--reason',
+      'caller 07700 900123 asked',
+    ]);
+    t.same([reason.code, /--reason looks like it holds a phone number/.test(reason.stderr)], [2, true]);
+    const jsonl = join(dir, 'jsonl.json');
+    writeFileSync(jsonl, JSON.stringify(settings(dir, { sink: { type: 'jsonl', path: join(dir, 'out.jsonl') } })));
+    const nokafka = await inProcess(['erase', '--config', jsonl, '--tenant', 'acme', JANE]);
+    t.same(
+      [nokafka.code, /publishes an erasure request to Kafka, and sink\.type is jsonl/.test(nokafka.stderr)],
+      [2, true],
+    );
+    t.same(readdirSync(dir).sort(), ['config.json', 'jsonl.json'], 'none of them changed anything');
+    const all = [unknown, withheld, reason, nokafka].map((x) => x.stdout + x.stderr).join('\n');
+    t.notMatch(all, /7700|900123/, 'the number is never echoed, not even in a refusal');
+  },
+);
 
 t.test('the erasure request schema is published beside the record schema', async (t) => {
-  const file = JSON.parse(readFileSync(resolve(import.meta.dirname, '..', '..', 'src', 'subject', 'erase-request.schema.json'), 'utf8'));
-  t.same(file, erasureJsonSchema(), 'the checked-in file matches the zod type (refresh with `callveil schema erasure`)');
+  const file = JSON.parse(
+    readFileSync(resolve(import.meta.dirname, '..', '..', 'src', 'subject', 'erase-request.schema.json'), 'utf8'),
+  );
+  t.same(
+    file,
+    erasureJsonSchema(),
+    'the checked-in file matches the zod type (refresh with `callveil schema erasure`)',
+  );
 });

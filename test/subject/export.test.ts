@@ -72,44 +72,65 @@ function source(values: Array<unknown | null>): RecordSource {
   };
 }
 
-t.test('matcher: caller or callee token, or an fpe value, under the record\'s own key', async (t) => {
+t.test("matcher: caller or callee token, or an fpe value, under the record's own key", async (t) => {
   const m = subjectMatcher(SUBJECT);
   const parsed = (over: Record<string, unknown>) => CdrRecord.parse(record('1', over));
   t.ok(m.matches(parsed({ caller: party('TOKnewAAAAAAAAAAAAAAAA') })), 'caller token');
   t.ok(m.matches(parsed({ callee: party('TOKnewAAAAAAAAAAAAAAAA') })), 'callee token');
-  t.ok(m.matches(parsed({ keyId: 'k-old', caller: party(null, { fpe: '+44770_1234567' }) })), 'fpe value under its key');
-  t.notOk(m.matches(parsed({ keyId: 'k-new', caller: party('TOKoldAAAAAAAAAAAAAAAA') })), 'a token of another key is not this record\'s');
+  t.ok(
+    m.matches(parsed({ keyId: 'k-old', caller: party(null, { fpe: '+44770_1234567' }) })),
+    'fpe value under its key',
+  );
+  t.notOk(
+    m.matches(parsed({ keyId: 'k-new', caller: party('TOKoldAAAAAAAAAAAAAAAA') })),
+    "a token of another key is not this record's",
+  );
   t.notOk(m.matches(parsed({ tenant: 'globex', caller: party('TOKnewAAAAAAAAAAAAAAAA') })), 'another tenant');
   t.notOk(m.matches(parsed({ caller: party(null, { prefix: '+44770' }) })), 'a rating prefix names no one');
-  t.notOk(m.matches(parsed({ callerName: 'TOKnewAAAAAAAAAAAAAAAA' })), 'callerName is a name token, not a number field');
+  t.notOk(
+    m.matches(parsed({ callerName: 'TOKnewAAAAAAAAAAAAAAAA' })),
+    'callerName is a name token, not a number field',
+  );
   t.notOk(m.matches(parsed({ caller: undefined, callee: undefined })), 'redacted parties');
 });
 
-t.test('exportSubject: dedupes by id, orders by start, filters by start time, counts what it could not check', async (t) => {
-  const mine = (id: string, over: Record<string, unknown> = {}) => record(id, { caller: party('TOKnewAAAAAAAAAAAAAAAA'), ...over });
-  const values = [
-    mine('3'),
-    record('2'),
-    mine('1'),
-    mine('3'), // redelivered
-    null, // a tombstone
-    mine('4', { keyId: 'k-gone' }), // made under a key that is no longer live
-    '{"caller":{"token":"TOKnewAAAAAAAAAAAAAAAA"}', // holds the token, is no record
-    mine('5', { extra: 'field' }), // not the published schema
-  ];
-  const r = await exportSubject(source(values), subjectMatcher(SUBJECT));
-  t.same(r.records.map((x) => x.id), ['pbx-1.1#1', 'pbx-1.3#1']);
-  t.match(r, { read: 8, duplicates: 1, unreadable: 2, otherKeys: 2, beforeSince: 0, topicExists: true });
+t.test(
+  'exportSubject: dedupes by id, orders by start, filters by start time, counts what it could not check',
+  async (t) => {
+    const mine = (id: string, over: Record<string, unknown> = {}) =>
+      record(id, { caller: party('TOKnewAAAAAAAAAAAAAAAA'), ...over });
+    const values = [
+      mine('3'),
+      record('2'),
+      mine('1'),
+      mine('3'), // redelivered
+      null, // a tombstone
+      mine('4', { keyId: 'k-gone' }), // made under a key that is no longer live
+      '{"caller":{"token":"TOKnewAAAAAAAAAAAAAAAA"}', // holds the token, is no record
+      mine('5', { extra: 'field' }), // not the published schema
+    ];
+    const r = await exportSubject(source(values), subjectMatcher(SUBJECT));
+    t.same(
+      r.records.map((x) => x.id),
+      ['pbx-1.1#1', 'pbx-1.3#1'],
+    );
+    t.match(r, { read: 8, duplicates: 1, unreadable: 2, otherKeys: 2, beforeSince: 0, topicExists: true });
 
-  const since = await exportSubject(source(values), subjectMatcher(SUBJECT), { sinceMs: Date.parse('2026-11-02T00:00:00Z') });
-  t.same(since.records.map((x) => x.id), ['pbx-1.3#1']);
-  t.equal(since.beforeSince, 1);
+    const since = await exportSubject(source(values), subjectMatcher(SUBJECT), {
+      sinceMs: Date.parse('2026-11-02T00:00:00Z'),
+    });
+    t.same(
+      since.records.map((x) => x.id),
+      ['pbx-1.3#1'],
+    );
+    t.equal(since.beforeSince, 1);
 
-  t.equal(exportDocument([]), '[]\n');
-  const doc = exportDocument(r.records);
-  t.same(JSON.parse(doc), r.records, 'the document is a JSON array of the records');
-  t.equal(doc.split('\n').length, 5, 'one record per line');
-});
+    t.equal(exportDocument([]), '[]\n');
+    const doc = exportDocument(r.records);
+    t.same(JSON.parse(doc), r.records, 'the document is a JSON array of the records');
+    t.equal(doc.split('\n').length, 5, 'one record per line');
+  },
+);
 
 // ---- against the broker: real captures through the real pipeline -------------
 
@@ -135,10 +156,21 @@ writeFileSync(
 const loaded = loadConfigFile(configPath, ENV);
 const log = createLogger('error');
 for (const name of CAPTURES) {
-  const sink = await createKafkaSink({ brokers: [broker.address], clientId: 'callveil-test', topicPrefix: 'callveil', ssl: false, lingerMs: 5, maxBatchRecords: 500, requestTimeoutMs: 5000, connectionTimeoutMs: 1000, log });
+  const sink = await createKafkaSink({
+    brokers: [broker.address],
+    clientId: 'callveil-test',
+    topicPrefix: 'callveil',
+    ssl: false,
+    lingerMs: 5,
+    maxBatchRecords: 500,
+    requestTimeoutMs: 5000,
+    connectionTimeoutMs: 1000,
+    log,
+  });
   const s = await replayCapture({ capturePath: captureFile(name), loaded, sink, log });
   await sink.close();
-  if (s.sinkFailures > 0 || s.withheld > 0) throw new Error(`replay of ${name}: ${s.sinkFailures} failures, ${s.withheld} withheld`);
+  if (s.sinkFailures > 0 || s.withheld > 0)
+    throw new Error(`replay of ${name}: ${s.sinkFailures} failures, ${s.withheld} withheld`);
 }
 const needles = mergeNeedles(...CAPTURES.map(needlesForCapture));
 
@@ -180,7 +212,11 @@ function expectedRows(tenant: string, typed: string, sinceMs?: number): Array<Ma
 async function runExport(args: string[]) {
   let stdout = '';
   let stderr = '';
-  const code = await cmdSubjectExport(['--config', configPath, ...args], ENV, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), stderrIsTty: false });
+  const code = await cmdSubjectExport(['--config', configPath, ...args], ENV, {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    stderrIsTty: false,
+  });
   return { code, stdout, stderr };
 }
 
@@ -189,7 +225,11 @@ const parseDoc = (text: string) => (JSON.parse(text) as unknown[]).map((r) => Cd
 // Each subscriber is typed in another format than the PBX used, so normalisation is part of what is tested.
 const SUBJECTS = [
   { tenant: 'acme', typed: '07700 900123', what: 'caller, token (capture: +447700900123)' },
-  { tenant: 'acme', typed: '+1 202-555-0144', what: 'caller, token, US number without +1 in the capture (fallback region)' },
+  {
+    tenant: 'acme',
+    typed: '+1 202-555-0144',
+    what: 'caller, token, US number without +1 in the capture (fallback region)',
+  },
   { tenant: 'acme', typed: '+44 20 7946 0204', what: 'callee, token (capture: 02079460204)' },
   { tenant: 'globex', typed: '+44 20 7946 0555', what: 'caller, fpe (capture: 02079460555)' },
 ] as const;
@@ -202,12 +242,22 @@ for (const s of SUBJECTS) {
     t.equal(r.code, 0, r.stderr);
     const records = parseDoc(r.stdout);
     t.same(records.map((x) => x.id).sort(), expected.map((x) => x.id).sort(), 'same record ids as Master.csv');
-    t.ok(records.every((x) => x.tenant === s.tenant), 'only the tenant\'s records');
+    t.ok(
+      records.every((x) => x.tenant === s.tenant),
+      "only the tenant's records",
+    );
     const topic = `callveil.${s.tenant}.cdr`;
     const inTopic = broker.records(topic).length;
     t.ok(inTopic > records.length, 'the topic holds other subscribers too');
     t.equal(r.stderr, `exported ${records.length} records of ${inTopic} read from ${topic}\n`);
-    t.same(scanBuffers(needles, [{ label: 'stdout', data: r.stdout }, { label: 'stderr', data: r.stderr }]), [], 'tokens only: no raw number, the subject\'s included');
+    t.same(
+      scanBuffers(needles, [
+        { label: 'stdout', data: r.stdout },
+        { label: 'stderr', data: r.stderr },
+      ]),
+      [],
+      "tokens only: no raw number, the subject's included",
+    );
   });
 }
 
@@ -216,12 +266,23 @@ t.test('--since: only calls that started at or after the time', async (t) => {
   const starts = [...new Set(all.map((r) => r.start))].sort();
   const since = starts[1]!.replace(' ', 'T') + 'Z';
   const expected = expectedRows('acme', '+1 202-555-0144', Date.parse(since));
-  t.ok(expected.length > 0 && expected.length < all.length, `${expected.length} of ${all.length} rows are from ${since} on`);
+  t.ok(
+    expected.length > 0 && expected.length < all.length,
+    `${expected.length} of ${all.length} rows are from ${since} on`,
+  );
   const r = await runExport(['--tenant', 'acme', '--since', since, '2025550144']);
   t.equal(r.code, 0, r.stderr);
-  t.same(parseDoc(r.stdout).map((x) => x.id).sort(), expected.map((x) => x.id).sort());
+  t.same(
+    parseDoc(r.stdout)
+      .map((x) => x.id)
+      .sort(),
+    expected.map((x) => x.id).sort(),
+  );
   t.match(r.stderr, `(calls started since ${since}; ${all.length - expected.length} earlier match`);
-  await t.rejects(runExport(['--tenant', 'acme', '--since', '2025550144', '2025550144']), { code: 'GW_USAGE', message: /^--since must be an ISO 8601 time/ });
+  await t.rejects(runExport(['--tenant', 'acme', '--since', '2025550144', '2025550144']), {
+    code: 'GW_USAGE',
+    message: /^--since must be an ISO 8601 time/,
+  });
 });
 
 t.test('--out writes the file atomically (0600); unknown tenant, no number, wrong sink: clear errors', async (t) => {
@@ -231,19 +292,39 @@ t.test('--out writes the file atomically (0600); unknown tenant, no number, wron
   t.equal(r.stdout, '', 'nothing on stdout');
   t.match(r.stderr, `read from callveil.acme.cdr to ${out}\n`);
   t.equal(statSync(out).mode & 0o777, 0o600);
-  t.same(parseDoc(readFileSync(out, 'utf8')).map((x) => x.id).sort(), expectedRows('acme', '07700900123').map((x) => x.id).sort());
+  t.same(
+    parseDoc(readFileSync(out, 'utf8'))
+      .map((x) => x.id)
+      .sort(),
+    expectedRows('acme', '07700900123')
+      .map((x) => x.id)
+      .sort(),
+  );
 
   const named = await runExport(['--tenant', 'acme', '--out', join(dir, '07700900123.json'), '07700900123']);
   t.match(named.stderr, 'to the --out file\n', 'a path that holds a number is not echoed');
 
-  await t.rejects(runExport(['--tenant', 'initech', '07700900123']), { code: 'GW_PRIVACY_UNKNOWN_TENANT', message: 'no tenant "initech" in the configured rules' });
-  await t.rejects(runExport(['--tenant', 'acme', 'anonymous']), { code: 'GW_USAGE', message: /^not a subscriber number/ });
+  await t.rejects(runExport(['--tenant', 'initech', '07700900123']), {
+    code: 'GW_PRIVACY_UNKNOWN_TENANT',
+    message: 'no tenant "initech" in the configured rules',
+  });
+  await t.rejects(runExport(['--tenant', 'acme', 'anonymous']), {
+    code: 'GW_USAGE',
+    message: /^not a subscriber number/,
+  });
   await t.rejects(runExport(['--tenant', 'acme']), { code: 'GW_USAGE' });
 
   const stdoutConfig = join(dir, 'stdout-config.yaml');
-  writeFileSync(stdoutConfig, readFileSync(configPath, 'utf8').replace(/sink:\n(  .*\n)+/, 'sink: { type: stdout }\n'));
+  writeFileSync(
+    stdoutConfig,
+    readFileSync(configPath, 'utf8').replace(/sink:\n( {2}.*\n)+/, 'sink: { type: stdout }\n'),
+  );
   await t.rejects(
-    cmdSubjectExport(['--config', stdoutConfig, '--tenant', 'acme', '07700900123'], ENV, { stdout: () => {}, stderr: () => {}, stderrIsTty: false }),
+    cmdSubjectExport(['--config', stdoutConfig, '--tenant', 'acme', '07700900123'], ENV, {
+      stdout: () => {},
+      stderr: () => {},
+      stderrIsTty: false,
+    }),
     { code: 'GW_USAGE', message: /reads the tenant's Kafka topic, and sink.type is stdout/ },
   );
 });
@@ -261,17 +342,32 @@ t.test('CLI end to end: bin/callveil.js subject export, and an unknown tenant', 
   // Asynchronous: the broker lives in this process and must keep answering while the child runs.
   const run = (args: string[]) =>
     new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [BIN, 'subject', 'export', '--config', configPath, ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...ENV }, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
-        done({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr }),
+      execFile(
+        process.execPath,
+        [BIN, 'subject', 'export', '--config', configPath, ...args],
+        { cwd: dir, env: { PATH: process.env.PATH ?? '', ...ENV }, encoding: 'utf8', timeout: 30_000 },
+        (err, stdout, stderr) =>
+          done({ status: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr }),
       );
     });
   // Both at once: each child spends most of its time starting up.
-  const [ok, unknown] = await Promise.all([run(['--tenant', 'acme', '--out', out, '+44 7700 900123']), run(['--tenant', 'initech', '+44 7700 900123'])]);
+  const [ok, unknown] = await Promise.all([
+    run(['--tenant', 'acme', '--out', out, '+44 7700 900123']),
+    run(['--tenant', 'initech', '+44 7700 900123']),
+  ]);
   t.equal(ok.status, 0, ok.stderr);
   const expected = expectedRows('acme', '+447700900123');
-  t.same(parseDoc(readFileSync(out, 'utf8')).map((x) => x.id).sort(), expected.map((x) => x.id).sort());
+  t.same(
+    parseDoc(readFileSync(out, 'utf8'))
+      .map((x) => x.id)
+      .sort(),
+    expected.map((x) => x.id).sort(),
+  );
   t.equal(ok.stdout, '');
-  t.equal(ok.stderr, `exported ${expected.length} records of ${broker.records('callveil.acme.cdr').length} read from callveil.acme.cdr to ${out}\n`);
+  t.equal(
+    ok.stderr,
+    `exported ${expected.length} records of ${broker.records('callveil.acme.cdr').length} read from callveil.acme.cdr to ${out}\n`,
+  );
   t.equal(unknown.status, 1, 'unknown tenant: exit 1');
   t.equal(unknown.stderr, 'callveil: no tenant "initech" in the configured rules [GW_PRIVACY_UNKNOWN_TENANT]\n');
   t.equal(unknown.stdout, '');
@@ -286,12 +382,20 @@ t.test('CLI end to end: bin/callveil.js subject export, and an unknown tenant', 
     [],
     'no raw number in the file, stdout or stderr',
   );
-  t.not(scanBuffers(needles, [{ label: 'control', data: 'callveil: +44 7700 900123' }]).length, 0, 'control: the scanner does find the typed number');
+  t.not(
+    scanBuffers(needles, [{ label: 'control', data: 'callveil: +44 7700 900123' }]).length,
+    0,
+    'control: the scanner does find the typed number',
+  );
 });
 
 t.test('progress is drawn on stderr only when it is a terminal', async (t) => {
   let stderr = '';
-  const code = await cmdSubjectExport(['--config', configPath, '--tenant', 'acme', '07700900123'], ENV, { stdout: () => {}, stderr: (s) => (stderr += s), stderrIsTty: true });
+  const code = await cmdSubjectExport(['--config', configPath, '--tenant', 'acme', '07700900123'], ENV, {
+    stdout: () => {},
+    stderr: (s) => (stderr += s),
+    stderrIsTty: true,
+  });
   t.equal(code, 0);
   const total = broker.records('callveil.acme.cdr').length;
   t.match(stderr, new RegExp(`^(\\r  reading callveil\\.acme\\.cdr: \\d+ of ${total} records )+\\n`));

@@ -49,11 +49,16 @@ function deployment(rulesDir: string = RULES_DIR) {
     ].join('\n'),
   );
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, `rules:\n  dir: ${rulesDir}\n  keysFile: ${keys}\nstorage:\n  dir: ${join(dir, 'data')}\nsink: { type: jsonl, path: ${join(dir, 'out.jsonl')} }\n`);
+  writeFileSync(
+    config,
+    `rules:\n  dir: ${rulesDir}\n  keysFile: ${keys}\nstorage:\n  dir: ${join(dir, 'data')}\nsink: { type: jsonl, path: ${join(dir, 'out.jsonl')} }\n`,
+  );
   return { dir, acmeOld, acmeNew, keys, config, data: join(dir, 'data') };
 }
 
-async function run(fn: (out: (s: string) => void) => Promise<number> | number): Promise<{ code: number; out: string; error?: { code: string; message: string } }> {
+async function run(
+  fn: (out: (s: string) => void) => Promise<number> | number,
+): Promise<{ code: number; out: string; error?: { code: string; message: string } }> {
   let out = '';
   try {
     return { code: await fn((s) => void (out += s)), out };
@@ -69,92 +74,198 @@ t.test('refuses without --confirm-destroy-keys naming the tenant; nothing change
   for (const args of [[], ['--confirm-destroy-keys', 'globex'], ['--confirm-destroy-keys', '']]) {
     const r = await run((out) => cmdTenant(['shred', '--config', d.config, '--tenant', 'acme', ...args], RUN_ENV, out));
     t.equal(r.code, 2);
-    t.match(r.error!.message, /refusing to shred: this destroys tenant "acme"'s keys for good.*--confirm-destroy-keys acme/);
+    t.match(
+      r.error!.message,
+      /refusing to shred: this destroys tenant "acme"'s keys for good.*--confirm-destroy-keys acme/,
+    );
   }
   t.ok(existsSync(d.acmeNew) && existsSync(d.acmeOld), 'secret files untouched');
   t.equal(readFileSync(d.keys, 'utf8'), keysBefore, 'keys file untouched');
   t.notOk(existsSync(join(d.data, 'shredded')), 'no tombstone');
 });
 
-t.test('shred: tombstone, secrets destroyed, audited; lookups refuse naming the date; records withheld; others untouched', async (t) => {
-  const d = deployment();
-  const before = await run((out) => cmdToken(['--config', d.config, '--tenant', 'acme', JANE], RUN_ENV, out));
-  t.equal(before.code, 0, 'acme answers lookups before');
-  const r = await run((out) => cmdTenant(['shred', '--config', d.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme', '--reason', 'offboarding ACME-7'], RUN_ENV, out));
-  t.equal(r.code, 0, r.error?.message ?? "");
-  t.match(r.out, /tenant acme: crypto-shredded\n {2}tombstone: written/);
-  t.match(r.out, `kid acme-2025-11: secret file ${d.acmeOld} overwritten with random bytes and deleted`);
-  t.match(r.out, `kid acme-2026-11: secret file ${d.acmeNew} overwritten with random bytes and deleted`);
-  t.match(r.out, `keys file: key set "acme" removed from ${d.keys}`);
-  t.notOk(existsSync(d.acmeOld) || existsSync(d.acmeNew), 'both secret files are gone, the retired one too');
-  const keys = readFileSync(d.keys, 'utf8');
-  t.notMatch(keys, /acme-20/, 'the key set is gone from the keys file');
-  t.match(keys, /# key sets \(comments survive a shred\)[\s\S]*globex-2026-11[\s\S]*northwind-1/, 'the rest of the file is as it was');
-  const tomb = JSON.parse(readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8'));
-  t.match(tomb, { version: 1, tenant: 'acme', keySet: 'acme', keyIds: ['acme-2025-11', 'acme-2026-11'], shreddedBy: /^cli:/ });
-  const audit = readFileSync(join(d.data, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.match(audit, [{ action: 'tenant.shred', tenant: 'acme', detail: { keySet: 'acme', keys: 2, destroyed: 2, notDestroyed: null, reason: 'offboarding ACME-7' } }]);
-  t.ok(verifyAuditLog(join(d.data, 'audit.jsonl')).ok);
+t.test(
+  'shred: tombstone, secrets destroyed, audited; lookups refuse naming the date; records withheld; others untouched',
+  async (t) => {
+    const d = deployment();
+    const before = await run((out) => cmdToken(['--config', d.config, '--tenant', 'acme', JANE], RUN_ENV, out));
+    t.equal(before.code, 0, 'acme answers lookups before');
+    const r = await run((out) =>
+      cmdTenant(
+        [
+          'shred',
+          '--config',
+          d.config,
+          '--tenant',
+          'acme',
+          '--confirm-destroy-keys',
+          'acme',
+          '--reason',
+          'offboarding ACME-7',
+        ],
+        RUN_ENV,
+        out,
+      ),
+    );
+    t.equal(r.code, 0, r.error?.message ?? '');
+    t.match(r.out, /tenant acme: crypto-shredded\n {2}tombstone: written/);
+    t.match(r.out, `kid acme-2025-11: secret file ${d.acmeOld} overwritten with random bytes and deleted`);
+    t.match(r.out, `kid acme-2026-11: secret file ${d.acmeNew} overwritten with random bytes and deleted`);
+    t.match(r.out, `keys file: key set "acme" removed from ${d.keys}`);
+    t.notOk(existsSync(d.acmeOld) || existsSync(d.acmeNew), 'both secret files are gone, the retired one too');
+    const keys = readFileSync(d.keys, 'utf8');
+    t.notMatch(keys, /acme-20/, 'the key set is gone from the keys file');
+    t.match(
+      keys,
+      /# key sets \(comments survive a shred\)[\s\S]*globex-2026-11[\s\S]*northwind-1/,
+      'the rest of the file is as it was',
+    );
+    const tomb = JSON.parse(readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8'));
+    t.match(tomb, {
+      version: 1,
+      tenant: 'acme',
+      keySet: 'acme',
+      keyIds: ['acme-2025-11', 'acme-2026-11'],
+      shreddedBy: /^cli:/,
+    });
+    const audit = readFileSync(join(d.data, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    t.match(audit, [
+      {
+        action: 'tenant.shred',
+        tenant: 'acme',
+        detail: { keySet: 'acme', keys: 2, destroyed: 2, notDestroyed: null, reason: 'offboarding ACME-7' },
+      },
+    ]);
+    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl')).ok);
 
-  // The loader honours the tombstone: the configuration still loads, acme without keys.
-  const loaded = loadConfigFile(d.config, RUN_ENV);
-  t.same(loaded.privacy.tenants.get('acme')!.keys.keys, [], 'acme has no key in memory');
-  t.match(loaded.warnings.join('\n'), `tenant "acme": crypto-shredded on ${tomb.shreddedAt}`);
-  t.equal(loaded.privacy.tenants.get('globex')!.keys.keys.length, 1, 'globex keeps its key');
+    // The loader honours the tombstone: the configuration still loads, acme without keys.
+    const loaded = loadConfigFile(d.config, RUN_ENV);
+    t.same(loaded.privacy.tenants.get('acme')!.keys.keys, [], 'acme has no key in memory');
+    t.match(loaded.warnings.join('\n'), `tenant "acme": crypto-shredded on ${tomb.shreddedAt}`);
+    t.equal(loaded.privacy.tenants.get('globex')!.keys.keys.length, 1, 'globex keeps its key');
 
-  // The operator's own CLI, as run: a clear message naming the shred and its date.
-  const token = spawnSync(process.execPath, [BIN, 'token', '--config', d.config, '--tenant', 'acme', JANE], { env: { PATH: process.env.PATH ?? '', ...RUN_ENV }, encoding: 'utf8', timeout: 30_000 });
-  t.equal(token.status, 1);
-  t.equal(token.stdout, '');
-  t.equal(token.stderr, `callveil: tenant "acme" was crypto-shredded on ${tomb.shreddedAt}: its keys are destroyed, so its tokens can no longer be computed, matched or revealed [GW_TENANT_SHREDDED]\n`);
-  for (const [what, fn] of [
-    ['reveal', (out: (s: string) => void) => cmdReveal(['--config', d.config, '--tenant', 'acme', '--kid', 'acme-2026-11', '+44_1234567'], RUN_ENV, out, out)],
-    ['subject erase', (out: (s: string) => void) => cmdSubjectRights('erase', ['--config', d.config, '--tenant', 'acme', JANE], RUN_ENV, out)],
-    ['subject suppress', (out: (s: string) => void) => cmdSubjectRights('suppress', ['--config', d.config, '--tenant', 'acme', JANE], RUN_ENV, out)],
-  ] as const) {
-    const x = await run(fn);
-    t.same([x.code, x.error?.code], [1, 'GW_TENANT_SHREDDED'], `${what} refuses`);
-  }
-  t.equal((await run((out) => cmdToken(['--config', d.config, '--tenant', 'globex', '2025550144'], RUN_ENV, out))).code, 0, 'other tenants answer lookups');
+    // The operator's own CLI, as run: a clear message naming the shred and its date.
+    const token = spawnSync(process.execPath, [BIN, 'token', '--config', d.config, '--tenant', 'acme', JANE], {
+      env: { PATH: process.env.PATH ?? '', ...RUN_ENV },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    t.equal(token.status, 1);
+    t.equal(token.stdout, '');
+    t.equal(
+      token.stderr,
+      `callveil: tenant "acme" was crypto-shredded on ${tomb.shreddedAt}: its keys are destroyed, so its tokens can no longer be computed, matched or revealed [GW_TENANT_SHREDDED]\n`,
+    );
+    for (const [what, fn] of [
+      [
+        'reveal',
+        (out: (s: string) => void) =>
+          cmdReveal(
+            ['--config', d.config, '--tenant', 'acme', '--kid', 'acme-2026-11', '+44_1234567'],
+            RUN_ENV,
+            out,
+            out,
+          ),
+      ],
+      [
+        'subject erase',
+        (out: (s: string) => void) =>
+          cmdSubjectRights('erase', ['--config', d.config, '--tenant', 'acme', JANE], RUN_ENV, out),
+      ],
+      [
+        'subject suppress',
+        (out: (s: string) => void) =>
+          cmdSubjectRights('suppress', ['--config', d.config, '--tenant', 'acme', JANE], RUN_ENV, out),
+      ],
+    ] as const) {
+      const x = await run(fn);
+      t.same([x.code, x.error?.code], [1, 'GW_TENANT_SHREDDED'], `${what} refuses`);
+    }
+    t.equal(
+      (await run((out) => cmdToken(['--config', d.config, '--tenant', 'globex', '2025550144'], RUN_ENV, out))).code,
+      0,
+      'other tenants answer lookups',
+    );
 
-  // Records of the shredded tenant are withheld; globex's flow as before.
-  const { log, text } = memoryLogger();
-  const outFile = join(d.dir, 'after.jsonl');
-  const sink = createJsonlFileSink(outFile);
-  const s = await replayCapture({ capturePath: captureFile(CAPTURE), loaded, sink, log });
-  await sink.close();
-  const tenants = readFileSync(outFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).tenant as string);
-  t.same([...new Set(tenants)], ['globex'], 'only globex records are published');
-  t.ok(s.counts.withheld.shredded > 0, `acme's records withheld as shredded (${s.counts.withheld.shredded})`);
+    // Records of the shredded tenant are withheld; globex's flow as before.
+    const { log, text } = memoryLogger();
+    const outFile = join(d.dir, 'after.jsonl');
+    const sink = createJsonlFileSink(outFile);
+    const s = await replayCapture({ capturePath: captureFile(CAPTURE), loaded, sink, log });
+    await sink.close();
+    const tenants = readFileSync(outFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).tenant as string);
+    t.same([...new Set(tenants)], ['globex'], 'only globex records are published');
+    t.ok(s.counts.withheld.shredded > 0, `acme's records withheld as shredded (${s.counts.withheld.shredded})`);
 
-  // A re-run keeps the original date and retries what is left (nothing).
-  const again = await run((out) => cmdTenant(['shred', '--config', d.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out));
-  t.equal(again.code, 0);
-  t.match(again.out, `tombstone from ${tomb.shreddedAt} kept`);
-  t.equal(JSON.parse(readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8')).shreddedAt, tomb.shreddedAt);
+    // A re-run keeps the original date and retries what is left (nothing).
+    const again = await run((out) =>
+      cmdTenant(['shred', '--config', d.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out),
+    );
+    t.equal(again.code, 0);
+    t.match(again.out, `tombstone from ${tomb.shreddedAt} kept`);
+    t.equal(JSON.parse(readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8')).shreddedAt, tomb.shreddedAt);
 
-  const outputs = [r.out, again.out, token.stderr, text().toString(), readFileSync(join(d.data, 'audit.jsonl'), 'utf8'), readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8')].join('\n');
-  t.same(scanBuffers(needlesForCapture(CAPTURE), [{ label: 'shred outputs', data: outputs }]), [], 'no raw number in anything it wrote');
-  t.notOk([KEY_ACME, OLD_ACME, KEY_GLOBEX].some((k) => outputs.includes(k)), 'no key material either');
-});
+    const outputs = [
+      r.out,
+      again.out,
+      token.stderr,
+      text().toString(),
+      readFileSync(join(d.data, 'audit.jsonl'), 'utf8'),
+      readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8'),
+    ].join('\n');
+    t.same(
+      scanBuffers(needlesForCapture(CAPTURE), [{ label: 'shred outputs', data: outputs }]),
+      [],
+      'no raw number in anything it wrote',
+    );
+    t.notOk(
+      [KEY_ACME, OLD_ACME, KEY_GLOBEX].some((k) => outputs.includes(k)),
+      'no key material either',
+    );
+  },
+);
 
 t.test('a key from the environment: tombstoned, reported as NOT destroyed, exit 1', async (t) => {
   const d = deployment();
-  const r = await run((out) => cmdTenant(['shred', '--config', d.config, '--tenant', 'northwind', '--confirm-destroy-keys', 'northwind'], RUN_ENV, out));
+  const r = await run((out) =>
+    cmdTenant(
+      ['shred', '--config', d.config, '--tenant', 'northwind', '--confirm-destroy-keys', 'northwind'],
+      RUN_ENV,
+      out,
+    ),
+  );
   t.equal(r.code, 1);
-  t.match(r.out, 'kid northwind-1: NOT DESTROYED: comes from environment variable K_NORTHWIND: remove it from the deployment');
+  t.match(
+    r.out,
+    'kid northwind-1: NOT DESTROYED: comes from environment variable K_NORTHWIND: remove it from the deployment',
+  );
   t.match(r.out, /WARNING: 1 key of tenant northwind still exists outside the gateway's reach/);
   const loaded = loadConfigFile(d.config, RUN_ENV);
-  t.same(loaded.privacy.tenants.get('northwind')!.keys.keys, [], 'never loaded again, though the variable is still set');
+  t.same(
+    loaded.privacy.tenants.get('northwind')!.keys.keys,
+    [],
+    'never loaded again, though the variable is still set',
+  );
   t.notOk(r.out.includes(NORTHWIND));
 });
 
 t.test('refuses a key set shared with a live tenant, and a running gateway; nothing changes', async (t) => {
   const rules = join(tmp('shred-rules'), 'rules');
   cpSync(RULES_DIR, rules, { recursive: true });
-  writeFileSync(join(rules, 'northwind.yaml'), readFileSync(join(rules, 'northwind.yaml'), 'utf8').replace('keySet: northwind', 'keySet: acme'));
+  writeFileSync(
+    join(rules, 'northwind.yaml'),
+    readFileSync(join(rules, 'northwind.yaml'), 'utf8').replace('keySet: northwind', 'keySet: acme'),
+  );
   const d = deployment(rules);
-  const shared = await run((out) => cmdTenant(['shred', '--config', d.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out));
+  const shared = await run((out) =>
+    cmdTenant(['shred', '--config', d.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out),
+  );
   t.equal(shared.code, 2);
   t.match(shared.error!.message, 'key set "acme" is also used by tenant northwind');
   t.ok(existsSync(d.acmeNew));
@@ -162,8 +273,20 @@ t.test('refuses a key set shared with a live tenant, and a running gateway; noth
 
   const plain = deployment();
   mkdirSync(plain.data, { recursive: true });
-  writeFileSync(join(plain.data, STATE_LOCK_FILE), JSON.stringify({ kind: 'gateway', command: 'gateway', pid: process.pid, host: hostname(), since: new Date().toISOString(), nonce: 'x' }));
-  const running = await run((out) => cmdTenant(['shred', '--config', plain.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out));
+  writeFileSync(
+    join(plain.data, STATE_LOCK_FILE),
+    JSON.stringify({
+      kind: 'gateway',
+      command: 'gateway',
+      pid: process.pid,
+      host: hostname(),
+      since: new Date().toISOString(),
+      nonce: 'x',
+    }),
+  );
+  const running = await run((out) =>
+    cmdTenant(['shred', '--config', plain.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out),
+  );
   t.same([running.code, running.error?.code], [1, 'GW_STATE_LOCKED']);
   t.match(running.error!.message, 'in use by a running gateway');
   t.ok(existsSync(plain.acmeNew), 'nothing destroyed');
@@ -183,13 +306,19 @@ t.test('inline config tenants: the key file is destroyed and the tombstone honou
   };
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify(settings));
-  const r = await run((out) => cmdTenant(['shred', '--config', config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], ENV, out));
-  t.equal(r.code, 0, r.error?.message ?? "");
+  const r = await run((out) =>
+    cmdTenant(['shred', '--config', config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], ENV, out),
+  );
+  t.equal(r.code, 0, r.error?.message ?? '');
   t.notOk(existsSync(keyFile));
   const loaded = parseConfig(settings, ENV, config);
   t.equal(loaded.tenants.find((x) => x.id === 'acme')!.key, null);
   t.match(loaded.warnings.join('\n'), 'tenant "acme": crypto-shredded on');
   // Even with the key restored from a backup, it is not loaded again.
   writeFileSync(keyFile, KEY_ACME);
-  t.equal(parseConfig(settings, ENV, config).tenants.find((x) => x.id === 'acme')!.key, null, 'a restored key file is ignored');
+  t.equal(
+    parseConfig(settings, ENV, config).tenants.find((x) => x.id === 'acme')!.key,
+    null,
+    'a restored key file is ignored',
+  );
 });

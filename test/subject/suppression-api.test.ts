@@ -42,7 +42,12 @@ async function harness(t: { teardown(fn: () => unknown): void }) {
     if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;
     const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body }),
+      signal: AbortSignal.timeout(5000),
+    });
     const text = await res.text();
     responses.push(text);
     return { status: res.status, body: JSON.parse(text) as any };
@@ -53,36 +58,70 @@ async function harness(t: { teardown(fn: () => unknown): void }) {
 t.test('add by number or token, list, delete: tokens only, audited', async (t) => {
   const h = await harness(t);
   const jane = subjectTokens(h.loaded.privacy.tenants.get('acme')!, JANE)!;
-  const added = await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: { number: '+447700900123' } });
+  const added = await h.call('POST', '/v1/tenants/acme/suppressions', {
+    token: TOKENS.acme,
+    body: { number: '+447700900123' },
+  });
   t.equal(added.status, 201);
-  t.match(added.body, { tenant: 'acme', created: true, suppression: { id: /^sup_[a-z]{12}$/, via: 'number', addedBy: 'tenant:acme:acme-admin', coversSigningKey: true } });
+  t.match(added.body, {
+    tenant: 'acme',
+    created: true,
+    suppression: { id: /^sup_[a-z]{12}$/, via: 'number', addedBy: 'tenant:acme:acme-admin', coversSigningKey: true },
+  });
   t.same(added.body.suppression.tokens, [{ kid: 'acme-1', token: jane.keys[0]!.token }]);
   const again = await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: { number: JANE } });
   t.equal(again.status, 200, 'the same subscriber in another format: already there');
   t.same([again.body.created, again.body.suppression.id], [false, added.body.suppression.id]);
 
   const otherToken = subjectTokens(h.loaded.privacy.tenants.get('acme')!, SHARED_CALLER)!.keys[0]!.token;
-  const byToken = await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.operator, body: { token: otherToken, kid: 'acme-1' } });
+  const byToken = await h.call('POST', '/v1/tenants/acme/suppressions', {
+    token: TOKENS.operator,
+    body: { token: otherToken, kid: 'acme-1' },
+  });
   t.equal(byToken.status, 201, 'an operator adds by a token seen in a record');
-  t.match(byToken.body.suppression, { via: 'token', addedBy: 'operator:ops', tokens: [{ kid: 'acme-1', token: otherToken }] });
-  const bare = await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: { token: 'A'.repeat(22) } });
+  t.match(byToken.body.suppression, {
+    via: 'token',
+    addedBy: 'operator:ops',
+    tokens: [{ kid: 'acme-1', token: otherToken }],
+  });
+  const bare = await h.call('POST', '/v1/tenants/acme/suppressions', {
+    token: TOKENS.acme,
+    body: { token: 'A'.repeat(22) },
+  });
   t.equal(bare.body.suppression.coversSigningKey, null, 'a bare token: whether it covers the signing key is unknown');
 
   const listed = await h.call('GET', '/v1/tenants/acme/suppressions', { token: TOKENS.acme });
   t.equal(listed.status, 200);
   t.equal(listed.body.mode, 'withhold');
-  t.same(listed.body.suppressions.map((s: { id: string }) => s.id), [added.body.suppression.id, byToken.body.suppression.id, bare.body.suppression.id]);
+  t.same(
+    listed.body.suppressions.map((s: { id: string }) => s.id),
+    [added.body.suppression.id, byToken.body.suppression.id, bare.body.suppression.id],
+  );
   const one = await h.call('GET', `/v1/tenants/acme/suppressions/${added.body.suppression.id}`, { token: TOKENS.acme });
   t.same(one.body.suppression, added.body.suppression);
 
-  const del = await h.call('DELETE', `/v1/tenants/acme/suppressions/${added.body.suppression.id}`, { token: TOKENS.acme });
+  const del = await h.call('DELETE', `/v1/tenants/acme/suppressions/${added.body.suppression.id}`, {
+    token: TOKENS.acme,
+  });
   t.equal(del.status, 200);
   t.equal(del.body.removed.id, added.body.suppression.id);
-  t.equal((await h.call('DELETE', `/v1/tenants/acme/suppressions/${added.body.suppression.id}`, { token: TOKENS.acme })).status, 404, 'gone');
+  t.equal(
+    (await h.call('DELETE', `/v1/tenants/acme/suppressions/${added.body.suppression.id}`, { token: TOKENS.acme }))
+      .status,
+    404,
+    'gone',
+  );
   t.equal((await h.call('GET', '/v1/tenants/acme/suppressions', { token: TOKENS.acme })).body.suppressions.length, 2);
 
-  const audit = readFileSync(join(h.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.same(audit.map((e) => e.action), ['suppression.add', 'suppression.add', 'suppression.add', 'suppression.remove'], 'every add and remove is audited (a repeat add is not a change)');
+  const audit = readFileSync(join(h.dir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.same(
+    audit.map((e) => e.action),
+    ['suppression.add', 'suppression.add', 'suppression.add', 'suppression.remove'],
+    'every add and remove is audited (a repeat add is not a change)',
+  );
   t.equal(audit[0].subject, `suppression:${added.body.suppression.id}`);
   t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
   const file = readFileSync(join(h.dir, 'suppressions', 'acme.json'));
@@ -101,25 +140,55 @@ t.test('add by number or token, list, delete: tokens only, audited', async (t) =
 
 t.test('tenant A cannot see or change tenant B; unknown tenants; no token', async (t) => {
   const h = await harness(t);
-  const b = await h.call('POST', '/v1/tenants/globex/suppressions', { token: TOKENS.globex, body: { number: SHARED_CALLER } });
+  const b = await h.call('POST', '/v1/tenants/globex/suppressions', {
+    token: TOKENS.globex,
+    body: { number: SHARED_CALLER },
+  });
   t.equal(b.status, 201);
   const id = b.body.suppression.id as string;
   t.equal((await h.call('GET', '/v1/tenants/globex/suppressions', { token: TOKENS.acme })).status, 403);
-  t.equal((await h.call('POST', '/v1/tenants/globex/suppressions', { token: TOKENS.acme, body: { number: JANE } })).status, 403);
+  t.equal(
+    (await h.call('POST', '/v1/tenants/globex/suppressions', { token: TOKENS.acme, body: { number: JANE } })).status,
+    403,
+  );
   t.equal((await h.call('DELETE', `/v1/tenants/globex/suppressions/${id}`, { token: TOKENS.acme })).status, 403);
   t.equal((await h.call('GET', `/v1/tenants/globex/suppressions/${id}`, { token: TOKENS.acme })).status, 403);
-  t.equal((await h.call('DELETE', `/v1/tenants/acme/suppressions/${id}`, { token: TOKENS.acme })).status, 404, "another tenant's id is not found in one's own list");
-  t.equal((await h.call('GET', '/v1/tenants/initech/suppressions', { token: TOKENS.acme })).status, 403, 'a tenant token: unknown tenants are forbidden too');
-  t.equal((await h.call('GET', '/v1/tenants/initech/suppressions', { token: TOKENS.operator })).status, 404, 'an operator: unknown tenant');
+  t.equal(
+    (await h.call('DELETE', `/v1/tenants/acme/suppressions/${id}`, { token: TOKENS.acme })).status,
+    404,
+    "another tenant's id is not found in one's own list",
+  );
+  t.equal(
+    (await h.call('GET', '/v1/tenants/initech/suppressions', { token: TOKENS.acme })).status,
+    403,
+    'a tenant token: unknown tenants are forbidden too',
+  );
+  t.equal(
+    (await h.call('GET', '/v1/tenants/initech/suppressions', { token: TOKENS.operator })).status,
+    404,
+    'an operator: unknown tenant',
+  );
   t.equal((await h.call('GET', '/v1/tenants/acme/suppressions')).status, 401);
-  t.equal((await h.call('GET', '/v1/tenants/globex/suppressions', { token: TOKENS.globex })).body.suppressions.length, 1, 'globex still has its entry');
-  t.equal((await h.call('GET', '/v1/tenants/acme/suppressions', { token: TOKENS.acme })).body.suppressions.length, 0, 'acme sees none of it');
+  t.equal(
+    (await h.call('GET', '/v1/tenants/globex/suppressions', { token: TOKENS.globex })).body.suppressions.length,
+    1,
+    'globex still has its entry',
+  );
+  t.equal(
+    (await h.call('GET', '/v1/tenants/acme/suppressions', { token: TOKENS.acme })).body.suppressions.length,
+    0,
+    'acme sees none of it',
+  );
   t.equal((await h.call('PUT', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: {} })).status, 405);
 });
 
 t.test('400s name what was wrong and never echo the value', async (t) => {
   const h = await harness(t);
-  const post = (body: unknown, raw?: string) => h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, ...(raw === undefined ? { body } : { raw }) });
+  const post = (body: unknown, raw?: string) =>
+    h.call('POST', '/v1/tenants/acme/suppressions', {
+      token: TOKENS.acme,
+      ...(raw === undefined ? { body } : { raw }),
+    });
   const cases: Array<[string, unknown, string]> = [
     ['empty body', {}, 'number'],
     ['both number and token', { number: JANE, token: 'A'.repeat(22) }, 'number'],
@@ -133,11 +202,18 @@ t.test('400s name what was wrong and never echo the value', async (t) => {
   for (const [what, body, path] of cases) {
     const r = await post(body);
     t.equal(r.status, 400, what);
-    t.ok(r.body.issues.some((i: { path: string }) => i.path === path), `${what}: names ${path}`);
+    t.ok(
+      r.body.issues.some((i: { path: string }) => i.path === path),
+      `${what}: names ${path}`,
+    );
   }
   const notJson = await post(undefined, '{"number": "07700 900123"');
   t.same([notJson.status, notJson.body.issues[0].path], [400, '(body)']);
-  t.equal((await h.call('DELETE', '/v1/tenants/acme/suppressions/07700900123', { token: TOKENS.acme })).status, 400, 'a number is not an id');
+  t.equal(
+    (await h.call('DELETE', '/v1/tenants/acme/suppressions/07700900123', { token: TOKENS.acme })).status,
+    400,
+    'a number is not an id',
+  );
   t.notMatch(h.responses.join('\n'), /7700|900123/, 'no answer repeats the number');
 });
 
@@ -146,14 +222,23 @@ t.test('an unreadable list: 503 for the tenant, the other tenant unaffected', as
   mkdirSync(join(h.dir, 'suppressions'), { recursive: true });
   writeFileSync(join(h.dir, 'suppressions', 'acme.json'), '[]');
   t.equal((await h.call('GET', '/v1/tenants/acme/suppressions', { token: TOKENS.acme })).status, 503);
-  t.equal((await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: { number: JANE } })).status, 503);
+  t.equal(
+    (await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: { number: JANE } })).status,
+    503,
+  );
   t.equal((await h.call('GET', '/v1/tenants/globex/suppressions', { token: TOKENS.globex })).status, 200);
 });
 
-t.test('a key id that looks like a number to the audit check is audited as a count, the change still made', async (t) => {
-  const h = await harness(t);
-  const r = await h.call('POST', '/v1/tenants/acme/suppressions', { token: TOKENS.acme, body: { token: 'B'.repeat(22), kid: 'acme-20261101' } });
-  t.equal(r.status, 201);
-  const entry = JSON.parse(readFileSync(join(h.dir, 'audit.jsonl'), 'utf8').trim());
-  t.match(entry, { action: 'suppression.add', detail: { via: 'token', kids: '1 key' } });
-});
+t.test(
+  'a key id that looks like a number to the audit check is audited as a count, the change still made',
+  async (t) => {
+    const h = await harness(t);
+    const r = await h.call('POST', '/v1/tenants/acme/suppressions', {
+      token: TOKENS.acme,
+      body: { token: 'B'.repeat(22), kid: 'acme-20261101' },
+    });
+    t.equal(r.status, 201);
+    const entry = JSON.parse(readFileSync(join(h.dir, 'audit.jsonl'), 'utf8').trim());
+    t.match(entry, { action: 'suppression.add', detail: { via: 'token', kids: '1 key' } });
+  },
+);

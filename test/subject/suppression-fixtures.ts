@@ -30,8 +30,22 @@ export function tmp(prefix: string): string {
 export function settings(storage: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     tenants: [
-      { id: 'acme', keyId: 'acme-1', keyEnv: 'K_ACME', defaultRegion: 'GB', fallbackRegions: ['US'], match: { accountCodes: ['acme'] } },
-      { id: 'globex', keyId: 'globex-1', keyEnv: 'K_GLOBEX', defaultRegion: 'US', fallbackRegions: ['GB'], match: { accountCodes: ['globex'] } },
+      {
+        id: 'acme',
+        keyId: 'acme-1',
+        keyEnv: 'K_ACME',
+        defaultRegion: 'GB',
+        fallbackRegions: ['US'],
+        match: { accountCodes: ['acme'] },
+      },
+      {
+        id: 'globex',
+        keyId: 'globex-1',
+        keyEnv: 'K_GLOBEX',
+        defaultRegion: 'US',
+        fallbackRegions: ['GB'],
+        match: { accountCodes: ['globex'] },
+      },
     ],
     defaultTenant: 'acme',
     storage: { dir: storage },
@@ -54,7 +68,8 @@ export function captureMessages(name: string = CAPTURE): AmiMessage[] {
 /** A record the subject appears in (caller or callee, token or fpe, any key). */
 export function involves(record: CdrRecord, subject: SubjectTokens): boolean {
   const values = new Set(subject.keys.flatMap((k) => [k.token, ...k.fpe]));
-  const holds = (p: CdrRecord['caller']) => p !== undefined && ((p.token !== null && values.has(p.token)) || (p.fpe !== undefined && values.has(p.fpe)));
+  const holds = (p: CdrRecord['caller']) =>
+    p !== undefined && ((p.token !== null && values.has(p.token)) || (p.fpe !== undefined && values.has(p.fpe)));
   return record.tenant === subject.tenant && (holds(record.caller) || holds(record.callee));
 }
 

@@ -13,7 +13,10 @@
   const rows = new Map(); // extension -> update(entry), so a change seen on the feed does not rebuild the table (focus stays)
 
   async function api(path, init = {}) {
-    const res = await fetch(path, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers || {}) } });
+    const res = await fetch(path, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers || {}) },
+    });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw Object.assign(new Error(body.error || `HTTP ${res.status}`), { status: res.status, body });
     return body;
@@ -64,17 +67,25 @@
     const { extensions } = await api(`/v1/tenants/${encodeURIComponent(tenant)}/extensions`);
     rows.clear();
     $('ext-rows').replaceChildren(...extensions.map(row));
-    if (extensions.length === 0) $('ext-status').textContent = 'No extensions known yet: they appear once configured or seen on a call.';
+    if (extensions.length === 0)
+      $('ext-status').textContent = 'No extensions known yet: they appear once configured or seen on a call.';
   }
 
   function lastChange(e) {
-    return e.changedAt ? `${new Date(e.changedAt).toLocaleString()} by ${e.changedBy}` : 'never changed (off by default)';
+    return e.changedAt
+      ? `${new Date(e.changedAt).toLocaleString()} by ${e.changedBy}`
+      : 'never changed (off by default)';
   }
 
   function row(e) {
     const input = el('input', { type: 'checkbox', role: 'switch', checked: e.recording, id: `rec-${e.extension}` });
     input.setAttribute('aria-checked', String(e.recording));
-    const label = el('label', { className: 'switch', htmlFor: input.id }, input, el('span', { text: e.recording ? 'On' : 'Off' }));
+    const label = el(
+      'label',
+      { className: 'switch', htmlFor: input.id },
+      input,
+      el('span', { text: e.recording ? 'On' : 'Off' }),
+    );
     label.setAttribute('aria-label', `Recording for extension ${e.extension}`);
     const changed = el('td', { className: 'small muted', text: lastChange(e) });
     const show = (r) => {
@@ -88,7 +99,10 @@
       const want = input.checked;
       input.disabled = true;
       try {
-        const r = await api(`/v1/tenants/${encodeURIComponent(tenant)}/extensions/${encodeURIComponent(e.extension)}`, { method: 'PUT', body: JSON.stringify({ recording: want }) });
+        const r = await api(`/v1/tenants/${encodeURIComponent(tenant)}/extensions/${encodeURIComponent(e.extension)}`, {
+          method: 'PUT',
+          body: JSON.stringify({ recording: want }),
+        });
         show(r);
         $('ext-status').textContent = `Recording for extension ${e.extension} is now ${r.recording ? 'on' : 'off'}.`;
         loadChanges().catch(() => undefined);
@@ -105,19 +119,41 @@
 
   async function loadChanges() {
     const { changes } = await api(`/v1/tenants/${encodeURIComponent(tenant)}/consent-changes?limit=20`);
-    $('changes').replaceChildren(...changes.map((c) => el('li', {}, clock(c.changedAt), `Extension ${c.extension}: recording ${c.recording ? 'on' : 'off'} (${c.changedBy})`)));
+    $('changes').replaceChildren(
+      ...changes.map((c) =>
+        el(
+          'li',
+          {},
+          clock(c.changedAt),
+          `Extension ${c.extension}: recording ${c.recording ? 'on' : 'off'} (${c.changedBy})`,
+        ),
+      ),
+    );
   }
 
   function describe(f) {
     switch (f.type) {
-      case 'call.started': return `Call ${f.callId} started`;
-      case 'call.answered': return `Call ${f.callId} answered`;
-      case 'call.ended': return `Call ${f.callId} ended`;
-      case 'recording': return el('span', {}, `Call ${f.callId ?? '(unknown)'}: recording `, el('span', { className: `tag-${f.outcome}`, text: f.outcome }));
-      case 'record': return `Record ${f.record.id}: ${f.record.disposition}, ${f.record.billSec}s billed, caller ${f.record.caller.kind}${f.record.caller.token ? ` ${f.record.caller.token.slice(0, 8)}…` : ''}, recording ${f.record.recording}`;
-      case 'consent': return `Extension ${f.extension}: recording ${f.recording ? 'on' : 'off'} (${f.changedBy})`;
-      case 'dropped': return 'The feed fell behind and was cut off; reconnecting.';
-      default: return null;
+      case 'call.started':
+        return `Call ${f.callId} started`;
+      case 'call.answered':
+        return `Call ${f.callId} answered`;
+      case 'call.ended':
+        return `Call ${f.callId} ended`;
+      case 'recording':
+        return el(
+          'span',
+          {},
+          `Call ${f.callId ?? '(unknown)'}: recording `,
+          el('span', { className: `tag-${f.outcome}`, text: f.outcome }),
+        );
+      case 'record':
+        return `Record ${f.record.id}: ${f.record.disposition}, ${f.record.billSec}s billed, caller ${f.record.caller.kind}${f.record.caller.token ? ` ${f.record.caller.token.slice(0, 8)}…` : ''}, recording ${f.record.recording}`;
+      case 'consent':
+        return `Extension ${f.extension}: recording ${f.recording ? 'on' : 'off'} (${f.changedBy})`;
+      case 'dropped':
+        return 'The feed fell behind and was cut off; reconnecting.';
+      default:
+        return null;
     }
   }
 
@@ -131,15 +167,24 @@
     ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
     ws.onmessage = (m) => {
       let f;
-      try { f = JSON.parse(m.data); } catch { return; }
-      if (f.type === 'hello') { state.textContent = 'live'; state.className = 'pill live'; return; }
+      try {
+        f = JSON.parse(m.data);
+      } catch {
+        return;
+      }
+      if (f.type === 'hello') {
+        state.textContent = 'live';
+        state.className = 'pill live';
+        return;
+      }
       if (f.type === 'consent') {
         const show = rows.get(f.extension);
         if (show) show(f);
         else loadExtensions().catch(() => undefined);
       }
       const text = describe(f);
-      if (text !== null) prepend(f.type === 'consent' ? $('changes') : $('feed'), el('li', {}, clock(f.at || f.changedAt), text));
+      if (text !== null)
+        prepend(f.type === 'consent' ? $('changes') : $('feed'), el('li', {}, clock(f.at || f.changedAt), text));
     };
     ws.onclose = (ev) => {
       if (socket !== ws) return;
@@ -152,7 +197,11 @@
   function signOut() {
     sessionStorage.removeItem(KEY);
     token = null;
-    if (socket) { const s = socket; socket = null; s.close(); }
+    if (socket) {
+      const s = socket;
+      socket = null;
+      s.close();
+    }
     $('app').hidden = true;
     $('sign-out').hidden = true;
     $('sign-in').hidden = false;
@@ -168,7 +217,8 @@
       await signIn($('token').value.trim());
     } catch (err) {
       token = null;
-      $('sign-in-error').textContent = err.status === 401 ? 'That token was not accepted.' : `Sign-in failed: ${err.message}`;
+      $('sign-in-error').textContent =
+        err.status === 401 ? 'That token was not accepted.' : `Sign-in failed: ${err.message}`;
     }
   });
   $('sign-out').addEventListener('click', signOut);
