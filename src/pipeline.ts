@@ -9,6 +9,7 @@ import type { RecordSink } from './sink/sink.js';
 import type { AmiMessage } from './source/ami-message.js';
 import type { CdrRecord } from './privacy/cdr-record.js';
 import type { Metrics } from './observability/metrics.js';
+import { legOut } from './egress/out-record.js';
 
 export interface PipelineCounts {
   events: number;
@@ -101,7 +102,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       return;
     }
     const record = result.record;
-    const p = deps.sink.write(record).then(
+    const p = deps.sink.write(legOut(record)).then(
       () => {
         counts.published++;
         published?.inc({ tenant: record.tenant });

@@ -5,8 +5,7 @@
 // acknowledged it or the spool holds it durably. Nothing is dropped: a full
 // spool holds writers back (backpressure) and says so.
 import { GatewayError } from '../errors.js';
-import type { CdrRecord } from '../privacy/cdr-record.js';
-import { serialise, type RecordSink } from './sink.js';
+import { decodeSpoolLine, encodeSpoolLine, type RecordSink } from './sink.js';
 import type { Spool } from './spool.js';
 
 export type DeliveryMode = 'direct' | 'spooling';
@@ -125,7 +124,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     while (!closed) {
       const seg = spool.oldest();
       if (seg === undefined) break;
-      const records = seg.lines.map((l) => JSON.parse(l) as CdrRecord);
+      const records = seg.lines.map(decodeSpoolLine);
       // Each write is batched by the primary; all must be acknowledged before the segment goes.
       await withTimeout(Promise.all(records.map((r) => primary.write(r))), opts.sendTimeoutMs * 4);
       spool.remove(seg.name);
@@ -167,7 +166,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     name: 'delivery',
     write(record) {
       if (closed) return Promise.reject(new GatewayError('GW_SINK_CLOSED', 'delivery: closed'));
-      const line = serialise(record);
+      const line = encodeSpoolLine(record);
       if (mode === 'spooling') return toSpool(line);
       const flight = nextFlight++;
       return new Promise<void>((resolve, reject) => {

@@ -1,11 +1,18 @@
-// One JSON record per line, to a file or stdout: the embedded default.
+// One JSON record per line, to files or stdout: the embedded default. Leg
+// records and call records go to separate files (each file holds one schema);
+// on stdout they interleave.
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
-import { serialise, type RecordSink } from './sink.js';
+import type { OutRecord, RecordSink, RecordStream } from './sink.js';
 
-function streamSink(name: string, out: Writable, ownsStream: boolean): RecordSink {
+interface LineWriter {
+  write(line: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+function lineWriter(name: string, out: Writable, ownsStream: boolean): LineWriter {
   let failure: Error | undefined;
   out.on('error', (err) => {
     failure = new GatewayError(
@@ -14,11 +21,10 @@ function streamSink(name: string, out: Writable, ownsStream: boolean): RecordSin
     );
   });
   return {
-    name,
-    write(record) {
+    write(line) {
       if (failure !== undefined) return Promise.reject(failure);
       return new Promise((resolve, reject) => {
-        out.write(serialise(record) + '\n', (err) =>
+        out.write(line + '\n', (err) =>
           err ? reject(failure ?? new GatewayError('GW_SINK_WRITE', `${name}: write failed`)) : resolve(),
         );
       });
@@ -30,7 +36,7 @@ function streamSink(name: string, out: Writable, ownsStream: boolean): RecordSin
   };
 }
 
-export function createJsonlFileSink(path: string): RecordSink {
+function fileWriter(path: string): LineWriter {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
@@ -40,9 +46,37 @@ export function createJsonlFileSink(path: string): RecordSink {
       { retriable: false },
     );
   }
-  return streamSink(`jsonl:${path}`, createWriteStream(path, { flags: 'w' }), true);
+  return lineWriter(`jsonl:${path}`, createWriteStream(path, { flags: 'w' }), true);
+}
+
+/** Where each stream goes; `calls` defaults to `<path>` with `.jsonl` replaced by `.calls.jsonl`. */
+export interface JsonlPaths {
+  readonly cdr: string;
+  readonly calls?: string | undefined;
+}
+
+export function defaultCallsPath(cdrPath: string): string {
+  return cdrPath.endsWith('.jsonl') ? `${cdrPath.slice(0, -'.jsonl'.length)}.calls.jsonl` : `${cdrPath}.calls`;
+}
+
+export function createJsonlFileSink(paths: string | JsonlPaths): RecordSink {
+  const p = typeof paths === 'string' ? { cdr: paths } : paths;
+  const files: Partial<Record<RecordStream, LineWriter>> = {};
+  const callsPath = p.calls ?? defaultCallsPath(p.cdr);
+  // The calls file is opened on its first record: a leg-only replay leaves no empty file behind.
+  const writerFor = (stream: RecordStream): LineWriter =>
+    (files[stream] ??= fileWriter(stream === 'cdr' ? p.cdr : callsPath));
+  writerFor('cdr');
+  return {
+    name: `jsonl:${p.cdr}`,
+    write: (record: OutRecord) => writerFor(record.stream).write(record.value),
+    close: async () => {
+      await Promise.all(Object.values(files).map((w) => w.close()));
+    },
+  };
 }
 
 export function createStdoutSink(): RecordSink {
-  return streamSink('stdout', process.stdout, false);
+  const out = lineWriter('stdout', process.stdout, false);
+  return { name: 'stdout', write: (record) => out.write(record.value), close: () => out.close() };
 }

@@ -7,6 +7,7 @@
 // Re-running is safe: suppression is idempotent, the spool has nothing left,
 // and a new request carries the same tokens.
 import type { AuditLog } from '../audit/audit-log.js';
+import { decodeSpoolLine } from '../sink/sink.js';
 import type { SpoolPurge } from '../sink/spool.js';
 import { ERASURE_SCHEMA_VERSION, ErasureRequest, newErasureId } from './erase-request.js';
 import { kidsForAudit, type SuppressionChange, type SuppressionList } from './suppression.js';
@@ -64,7 +65,7 @@ export function subjectRecordMatcher(subject: SubjectTokens): (line: string) => 
   return (line) => {
     let r: { tenant?: unknown; caller?: PartyLike; callee?: PartyLike };
     try {
-      r = JSON.parse(line) as typeof r;
+      r = JSON.parse(decodeSpoolLine(line).value) as typeof r;
     } catch {
       for (const v of values) if (line.includes(v)) return true;
       return false;

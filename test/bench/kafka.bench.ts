@@ -4,10 +4,9 @@
 // JSON.stringify of the same records, the least any sink must do per record.
 // The broker is run.ts's (another process, another core) when --broker is
 // given, else started here.
-import type { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { buildPipeline } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import type { RecordSink } from '../../src/sink/sink.js';
+import type { OutRecord, RecordSink } from '../../src/sink/sink.js';
 import { createKafkaSink } from '../../src/sink/kafka.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
@@ -51,8 +50,8 @@ export async function benchBroker(): Promise<{ address: string; close: () => Pro
 }
 
 /** Real records: copies 0..copies-1 of the load capture through the pipeline, without the parser. */
-export async function collectRecords(synth: SyntheticTraffic, copies: number): Promise<CdrRecord[]> {
-  const records: CdrRecord[] = [];
+export async function collectRecords(synth: SyntheticTraffic, copies: number): Promise<OutRecord[]> {
+  const records: OutRecord[] = [];
   const sink: RecordSink = { name: 'collect', write: async (r) => void records.push(r), close: async () => undefined };
   const pipeline = buildPipeline(benchConfig(), sink, quietLogger());
   for (let k = 0; k < copies; k++) {
@@ -73,7 +72,7 @@ interface Pumped {
 /** Writes up to `total` records, one batch-sized block at a time, with at most `window` blocks unacknowledged. */
 async function pump(
   sink: RecordSink,
-  records: readonly CdrRecord[],
+  records: readonly OutRecord[],
   total: number,
   capMs: number,
   block: number,

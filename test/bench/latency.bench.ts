@@ -5,7 +5,6 @@
 // arrival, which adds any time the feed fell behind (coordinated omission).
 // Baseline: the same Kafka sink alone, fed the same records at the same
 // record rate: what batching (linger) and the broker round trip cost anyway.
-import type { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { buildPipeline } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { RecordSink } from '../../src/sink/sink.js';
@@ -72,7 +71,7 @@ export async function latencyBench(): Promise<BenchResult> {
   const kafka = await createKafkaSink({ ...kafkaOptions(), brokers: [broker.address], log });
 
   // Baseline: the sink alone at the record rate this event rate gives.
-  const records: CdrRecord[] = await collectRecords(synth, 1);
+  const records = await collectRecords(synth, 1);
   const recordRate = (rate * records.length) / synth.eventsPerCopy;
   const sinkOnly: number[] = [];
   const pendingBase: Promise<void>[] = [];

@@ -59,7 +59,11 @@ t.test('inbound-pstn with the link cut at 35% and 20% of the events lost', async
   const records: CdrRecord[] = [];
   const pipeline = buildPipeline(
     twoTenantConfig(),
-    { name: 'mem', write: (r) => (records.push(r), Promise.resolve()), close: () => Promise.resolve() },
+    {
+      name: 'mem',
+      write: (r) => (records.push(JSON.parse(r.value) as CdrRecord), Promise.resolve()),
+      close: () => Promise.resolve(),
+    },
     log,
   );
   const client = createAmiClient({

@@ -94,7 +94,7 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   const pipeline = createPipeline({
     assembler,
     sanitise: createSanitiser(createTenantResolver(loaded.tenants)),
-    sink: { write: (r) => (records.push(r), Promise.resolve()) },
+    sink: { write: (r) => (records.push(JSON.parse(r.value) as CdrRecord), Promise.resolve()) },
     log,
   });
   let parsed = 0;

@@ -3,6 +3,7 @@
 // operator runs it) suppresses the subscriber, removes every record of theirs
 // from the spool, publishes exactly one erasure request, and audits it.
 // Nothing it writes holds a raw number.
+import { decodeSpoolLine } from '../../src/sink/sink.js';
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -98,7 +99,7 @@ t.test(
     const spool = spoolDir(loaded.config);
     const before = spoolLines(spool);
     t.equal(before.length, summary.cdrs, `the spool holds every record (${before.length})`);
-    const janeLines = before.filter((l) => involves(CdrRecord.parse(JSON.parse(l)), jane));
+    const janeLines = before.filter((l) => involves(CdrRecord.parse(JSON.parse(decodeSpoolLine(l).value)), jane));
     t.equal(janeLines.length, 3, "three of them are the subscriber's");
 
     // Refused while a gateway owns the state dir: nothing changes.
@@ -138,7 +139,7 @@ t.test(
     t.match(r.stdout, /erasure request er_[a-z]{20} published to callveil\.acme\.erasure/);
     const after = spoolLines(spool);
     t.same(
-      after.filter((l) => involves(CdrRecord.parse(JSON.parse(l)), jane)),
+      after.filter((l) => involves(CdrRecord.parse(JSON.parse(decodeSpoolLine(l).value)), jane)),
       [],
       'no record of theirs is left in the spool',
     );
@@ -148,7 +149,7 @@ t.test(
       'every other record is still there, byte for byte, in order',
     );
     t.ok(
-      after.some((l) => involves(CdrRecord.parse(JSON.parse(l)), shared)),
+      after.some((l) => involves(CdrRecord.parse(JSON.parse(decodeSpoolLine(l).value)), shared)),
       "another subscriber's records stay",
     );
     t.same(

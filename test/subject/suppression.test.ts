@@ -44,7 +44,12 @@ const NEEDLES = needlesForCapture(CAPTURE);
 
 function collectingSink(): RecordSink & { records: CdrRecord[] } {
   const records: CdrRecord[] = [];
-  return { name: 'memory', records, write: async (r) => void records.push(r), close: async () => undefined };
+  return {
+    name: 'memory',
+    records,
+    write: async (r) => void records.push(JSON.parse(r.value) as CdrRecord),
+    close: async () => undefined,
+  };
 }
 
 /** Every record the capture gives under `loaded`, in the order the sanitiser sees them, nothing suppressed. */
