@@ -22,7 +22,6 @@ import {
   readOnlySuppressionList,
   reportSuppressions,
 } from './subject/suppression.js';
-import { createTenantResolver } from './privacy/tenants.js';
 import { loadRules } from './rules/load.js';
 import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
@@ -208,7 +207,19 @@ export function attachLiveFeed(
     pipeline,
     enforcer: consent.enforcer,
     registry: consent.registry,
-    calls: { resolveTagged: createTenantResolver(loaded.tenants), defaultTenant: loaded.config.defaultTenant },
+    calls: {
+      // Tagged calls only (accountcode or tenantid named in a tenant's rules); untagged ones wait for their end.
+      resolveTagged: (hint, account) => {
+        const p = loaded.privacy(hint, account);
+        return p !== undefined && (p.match.accountCodes?.includes(account) || p.match.tenantIds?.includes(hint))
+          ? p
+          : undefined;
+      },
+      defaultTenant:
+        loaded.privacy.defaultTenant === undefined
+          ? undefined
+          : loaded.privacy.tenants.get(loaded.privacy.defaultTenant),
+    },
   });
   return feed;
 }
@@ -237,7 +248,8 @@ export function attachConsent(
     assembler,
     ami: client,
     consent: registry,
-    resolveTenant: createTenantResolver(loaded.tenants, config.defaultTenant),
+    // The rules in force (hot reload included): the same tenants and id keys as the records.
+    resolveTenant: (hint, account) => loaded.privacy(hint, account),
     audit,
     log: log.child({ component: 'consent' }),
     ...(metrics ? { metrics } : {}),

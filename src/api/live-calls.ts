@@ -6,17 +6,23 @@
 // tenant never sees another's call. Untagged calls fall back to the default
 // tenant when they end.
 import { LRUCache } from 'lru-cache';
-import { isAsteriskId } from '../assemble/asterisk-id.js';
+import { isUsableId } from '../assemble/asterisk-id.js';
+import { callIdOf } from '../privacy/ids.js';
 import { field, type AmiMessage } from '../source/ami-message.js';
 import type { LiveFrame } from './live-feed.js';
 
-type TenantOf = (tenantHint: string, accountCode: string) => { readonly id: string } | undefined;
+type TenantOf = (
+  tenantHint: string,
+  accountCode: string,
+) => { readonly id: string; readonly idKey: Buffer | null } | undefined;
+
+type Tenant = NonNullable<ReturnType<TenantOf>>;
 
 export interface LiveCallTrackerOptions {
   /** Explicit matches only (no default tenant). */
   readonly resolveTagged: TenantOf;
   /** Used once, when an untagged call ends. */
-  readonly defaultTenant?: string | undefined;
+  readonly defaultTenant?: Tenant | undefined;
   readonly maxCalls?: number;
   readonly now?: () => Date;
 }
@@ -27,7 +33,7 @@ export interface TenantFrame {
 }
 
 interface Call {
-  tenant: string | undefined;
+  tenant: Tenant | undefined;
   readonly startedAt: string;
   answeredAt: string | undefined;
   announced: { started: boolean; answered: boolean };
@@ -37,16 +43,20 @@ export function createLiveCallTracker(opts: LiveCallTrackerOptions): { handle(ms
   const now = opts.now ?? (() => new Date());
   const calls = new LRUCache<string, Call>({ max: opts.maxCalls ?? 50_000 });
 
-  function announce(callId: string, call: Call, out: TenantFrame[]): void {
+  /** Frames carry the call id its records carry (keyed); a tenant without an id key gets none. */
+  function announce(linkedId: string, call: Call, out: TenantFrame[], ended?: string): void {
     const tenant = call.tenant!;
+    if (tenant.idKey === null) return;
+    const callId = callIdOf(tenant.idKey, tenant.id, linkedId);
     if (!call.announced.started) {
       call.announced.started = true;
-      out.push({ tenant, frame: { type: 'call.started', callId, at: call.startedAt } });
+      out.push({ tenant: tenant.id, frame: { type: 'call.started', callId, at: call.startedAt } });
     }
     if (call.answeredAt !== undefined && !call.announced.answered) {
       call.announced.answered = true;
-      out.push({ tenant, frame: { type: 'call.answered', callId, at: call.answeredAt } });
+      out.push({ tenant: tenant.id, frame: { type: 'call.answered', callId, at: call.answeredAt } });
     }
+    if (ended !== undefined) out.push({ tenant: tenant.id, frame: { type: 'call.ended', callId, at: ended } });
   }
 
   return {
@@ -54,10 +64,10 @@ export function createLiveCallTracker(opts: LiveCallTrackerOptions): { handle(ms
       const event = field(msg, 'event');
       if (event === '' || event === 'Cdr' || event === 'CEL') return [];
       const uniqueId = field(msg, 'uniqueid');
-      const callId = field(msg, 'linkedid');
-      if (uniqueId === '' || !isAsteriskId(callId)) return [];
+      const linkedId = field(msg, 'linkedid');
+      if (uniqueId === '' || !isUsableId(linkedId)) return [];
       const out: TenantFrame[] = [];
-      let call = calls.get(callId);
+      let call = calls.get(linkedId);
       if (call === undefined) {
         if (event === 'Hangup') return [];
         call = {
@@ -66,22 +76,21 @@ export function createLiveCallTracker(opts: LiveCallTrackerOptions): { handle(ms
           answeredAt: undefined,
           announced: { started: false, answered: false },
         };
-        calls.set(callId, call);
+        calls.set(linkedId, call);
       }
-      const originating = uniqueId === callId;
+      const originating = uniqueId === linkedId;
       if (call.tenant === undefined && originating)
-        call.tenant = opts.resolveTagged(field(msg, 'tenantid'), field(msg, 'accountcode'))?.id;
+        call.tenant = opts.resolveTagged(field(msg, 'tenantid'), field(msg, 'accountcode'));
       if (event === 'Newstate' && field(msg, 'channelstatedesc') === 'Up' && call.answeredAt === undefined)
         call.answeredAt = now().toISOString();
       if (event === 'Hangup' && originating) {
-        calls.delete(callId);
+        calls.delete(linkedId);
         call.tenant ??= opts.defaultTenant;
         if (call.tenant === undefined) return [];
-        announce(callId, call, out);
-        out.push({ tenant: call.tenant, frame: { type: 'call.ended', callId, at: now().toISOString() } });
+        announce(linkedId, call, out, now().toISOString());
         return out;
       }
-      if (call.tenant !== undefined) announce(callId, call, out);
+      if (call.tenant !== undefined) announce(linkedId, call, out);
       return out;
     },
   };

@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import { field, type AmiMessage } from '../source/ami-message.js';
 import type { RawCdr } from './raw-cdr.js';
 import { pbxTimeToIso } from './pbx-time.js';
-import { isAsteriskId } from './asterisk-id.js';
+import { isUsableId } from './asterisk-id.js';
 
 export type RecordingState = 'none' | 'mixmonitor' | 'monitor';
 
@@ -131,8 +131,6 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       if (!ch.hungUp && (reason === 'evict' || reason === 'expire')) stats.channelsEvictedLive++;
     },
   });
-  // CDR ordinals for legs whose channel state is already gone, so ids stay distinct.
-  const orphanOrdinals = new LRUCache<string, number>({ max: 10_000 });
   const recordingByCall = new LRUCache<string, 'kept' | 'blocked'>({
     max: opts.maxChannels,
     ttl: opts.channelTtlMs,
@@ -147,7 +145,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     if (ch === undefined) {
       ch = {
         uniqueId,
-        linkedId: isAsteriskId(field(msg, 'linkedid')) ? field(msg, 'linkedid') : uniqueId,
+        linkedId: isUsableId(field(msg, 'linkedid')) ? field(msg, 'linkedid') : uniqueId,
         tenantHint: '',
         accountCode: '',
         // Only Newchannel's Exten is what was dialled; a channel first seen mid-call has no known target.
@@ -170,7 +168,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       channels.set(uniqueId, ch);
     }
     const linked = field(msg, 'linkedid');
-    if (linked && isAsteriskId(linked)) ch.linkedId = linked;
+    if (linked && isUsableId(linked)) ch.linkedId = linked;
     const tenant = field(msg, 'tenantid');
     if (tenant) ch.tenantHint = tenant;
     const account = field(msg, 'accountcode');
@@ -230,7 +228,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
     const durationSec = toSeconds(field(msg, 'duration'));
     const billSec = toSeconds(field(msg, 'billableseconds'));
     if (
-      !isAsteriskId(legId) ||
+      !isUsableId(legId) ||
       startedAt === null ||
       endedAt === null ||
       (answerTime !== '' && answeredAt === null) ||
@@ -241,19 +239,28 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       return undefined;
     }
     const ch = channels.get(legId);
-    let ordinal: number;
-    if (ch === undefined) {
-      stats.cdrWithoutChannel++;
-      ordinal = (orphanOrdinals.get(legId) ?? 0) + 1;
-      orphanOrdinals.set(legId, ordinal);
-    } else {
-      ordinal = ++ch.cdrCount;
-    }
+    if (ch === undefined) stats.cdrWithoutChannel++;
+    else ch.cdrCount++;
     stats.cdrs++;
+    // cdr_manager.conf [mappings] can add the Linkedid to the Cdr event itself: it wins over what channels said.
+    const ownLinked = field(msg, 'linkedid');
+    const callId = isUsableId(ownLinked) ? ownLinked : (ch?.linkedId ?? legId);
+    const lastApp = field(msg, 'lastapplication');
     return {
       legId,
-      callId: ch?.linkedId ?? legId,
-      ordinal,
+      callId,
+      idTuple: {
+        uniqueId: legId,
+        start: field(msg, 'starttime'),
+        answer: answerTime,
+        end: field(msg, 'endtime'),
+        duration: field(msg, 'duration'),
+        billsec: field(msg, 'billableseconds'),
+        disposition: field(msg, 'disposition'),
+        dstChannel: field(msg, 'destinationchannel'),
+        lastApp,
+      },
+      lastApp,
       tenantHint: ch?.tenantHint ?? '',
       accountCode: field(msg, 'accountcode') || (ch?.accountCode ?? ''),
       source: field(msg, 'source'),
@@ -268,7 +275,7 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
       startedAt,
       answeredAt,
       endedAt,
-      recording: recordingByCall.get(ch?.linkedId ?? legId) ?? 'none',
+      recording: recordingByCall.get(callId) ?? 'none',
     };
   }
 
@@ -312,7 +319,6 @@ export function createAssembler(options: Partial<AssemblerOptions> = {}): Assemb
         gaps.push({
           legId: ch.uniqueId,
           callId: ch.linkedId,
-          ordinal: ch.cdrCount,
           tenantHint: ch.tenantHint,
           accountCode: ch.accountCode,
           source: ch.callerNum,

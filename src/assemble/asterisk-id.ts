@@ -1,17 +1,15 @@
-// Asterisk's channel ids: `[systemname-]epoch.sequence`. Only values of this
-// shape are carried as ids (records, logs); a UniqueID that looks like
-// anything else, say a phone number in a mangled frame, is not copied.
-const ASTERISK_ID = /^(?:[A-Za-z][A-Za-z0-9_-]{0,47}-)?([0-9]{9,10})\.[0-9]{1,10}$/;
-// Epoch seconds between 2001 and 2039: rules out most digit strings that are
-// numbers. Not all: a 10-digit national number followed by `.N` in a mangled
-// UniqueID would pass (e.g. US 202..., in range until 2034), so this is a
-// guard against corruption, not a guarantee; Asterisk makes these ids itself.
-const MIN_EPOCH = 1_000_000_000;
-const MAX_EPOCH = 2_200_000_000;
+// Asterisk's channel ids (Uniqueid, Linkedid) are accepted whatever they look
+// like: `[systemname-]epoch.sequence` where the system name may be a Docker
+// hostname (`195176c06ab8`), a dotted name, or an Originate ChannelId an
+// application chose. None of them ever leaves the gateway raw (privacy/ids.ts
+// keys them), so the only check left is that the value can be an id at all.
 
-export function isAsteriskId(value: string): boolean {
-  const m = ASTERISK_ID.exec(value);
-  if (m === null) return false;
-  const epoch = Number(m[1]);
-  return epoch >= MIN_EPOCH && epoch <= MAX_EPOCH;
+/** Asterisk's own bound (AST_MAX_UNIQUEID, include/asterisk/channel.h). */
+export const MAX_ASTERISK_ID_LENGTH = 150;
+
+// Printable ASCII without spaces: what Asterisk's ids are made of.
+const USABLE = /^[\x21-\x7e]+$/;
+
+export function isUsableId(value: string): boolean {
+  return value.length > 0 && value.length <= MAX_ASTERISK_ID_LENGTH && USABLE.test(value);
 }

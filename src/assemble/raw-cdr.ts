@@ -1,10 +1,17 @@
 // What the assembler hands to privacy/: one Asterisk CDR with the call
-// context it needs. Holds raw personal data (numbers): memory only.
+// context it needs. Holds raw personal data (numbers) and raw Asterisk ids:
+// memory only. privacy/ turns the ids into keyed ones.
+import type { CdrIdTuple } from '../privacy/ids.js';
+
 export interface RawCdr {
+  /** Asterisk Uniqueid of the CDR's channel. Raw. */
   readonly legId: string;
+  /** Asterisk Linkedid of the call. Raw. */
   readonly callId: string;
-  /** 1 for the first CDR of this leg, 2 for the next (a failed Dial then Hangup() gives two). */
-  readonly ordinal: number;
+  /** The raw CDR fields the record id is made of; absent for a gap placeholder (its id comes from legId). */
+  readonly idTuple?: CdrIdTuple;
+  /** The application the CDR ended in (Dial, Queue, Hangup, ...): never its arguments. */
+  readonly lastApp?: string;
   readonly tenantHint: string;
   readonly accountCode: string;
   readonly source: string;

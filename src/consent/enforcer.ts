@@ -8,7 +8,7 @@
 // MixMonitorStart, on the channel that ran MixMonitor (the calling channel);
 // Monitor(,b) sets AUTO_MONITOR and starts later with MonitorStart when bridged.
 // RECFILE is not a start: the lab dialplan sets it on calls that never record.
-import { isAsteriskId } from '../assemble/asterisk-id.js';
+import { callIdOf } from '../privacy/ids.js';
 import type { Assembler, ChannelState } from '../assemble/assembler.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../observability/logger.js';
@@ -32,6 +32,8 @@ export interface RecordingOutcomeEvent {
 export interface EnforcerTenant {
   readonly id: string;
   readonly numbers: { readonly extensionMaxDigits: number };
+  /** Keys the call id in audit entries and outcomes; null: no id key, the call id is left out. */
+  readonly idKey: Buffer | null;
 }
 
 export interface ConsentEnforcerDeps {
@@ -58,6 +60,7 @@ interface Active {
   readonly kind: RecordingKind;
   outcome: 'kept' | 'blocked';
   tenant: string | undefined;
+  spec: EnforcerTenant | undefined;
   /** MIXMONITOR_FILENAME seen, MixMonitorStart not yet: the start event joins this recording. */
   awaitingStart: boolean;
   stop: 'none' | 'pending' | 'ok' | 'failed';
@@ -82,17 +85,31 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
 
   function decide(ch: Readonly<ChannelState>): {
     tenant: string | undefined;
+    spec: EnforcerTenant | undefined;
     decision: ReturnType<typeof decideRecording>;
   } {
     const spec = deps.resolveTenant(ch.tenantHint, ch.accountCode);
     const parties = recordingParties(ch, spec?.numbers.extensionMaxDigits ?? 6);
     if (spec !== undefined) for (const p of parties) deps.consent.noteSeen?.(spec.id, p);
-    return { tenant: spec?.id, decision: decideRecording(spec?.id, parties, deps.consent) };
+    return { tenant: spec?.id, spec, decision: decideRecording(spec?.id, parties, deps.consent) };
+  }
+
+  /** The call's keyed id (as its records carry it), or null when the tenant or its id key is unknown. */
+  function keyedCallId(spec: EnforcerTenant | undefined, linkedId: string): string | null {
+    return spec === undefined || spec.idKey === null ? null : callIdOf(spec.idKey, spec.id, linkedId);
   }
 
   function start(ch: Readonly<ChannelState>, kind: RecordingKind, awaitingStart: boolean): void {
-    const { tenant, decision } = decide(ch);
-    const rec: Active = { uniqueId: ch.uniqueId, kind, outcome: decision.verdict, tenant, awaitingStart, stop: 'none' };
+    const { tenant, spec, decision } = decide(ch);
+    const rec: Active = {
+      uniqueId: ch.uniqueId,
+      kind,
+      outcome: decision.verdict,
+      tenant,
+      spec,
+      awaitingStart,
+      stop: 'none',
+    };
     if (active.size >= MAX_ACTIVE) active.delete(active.keys().next().value!);
     active.set(keyOf(ch.uniqueId, kind), rec);
     if (decision.verdict === 'blocked') block(ch, rec, decision.reason, decision.withoutConsent);
@@ -116,7 +133,7 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
     stats.blocked++;
     recordings?.inc({ outcome: 'blocked' });
     deps.assembler.markRecording(ch.linkedId, 'blocked');
-    const callId = isAsteriskId(ch.linkedId) ? ch.linkedId : null;
+    const callId = keyedCallId(rec.spec, ch.linkedId);
     deps.log.info(
       { component: 'consent', tenant: rec.tenant ?? null, callId, kind: rec.kind, reason },
       'recording without consent: stopping it',
@@ -168,7 +185,7 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
   function emit(ch: Readonly<ChannelState>, rec: Active, reason?: BlockReason): void {
     const o: RecordingOutcomeEvent = {
       tenant: rec.tenant ?? null,
-      callId: isAsteriskId(ch.linkedId) ? ch.linkedId : null,
+      callId: keyedCallId(rec.spec, ch.linkedId),
       kind: rec.kind,
       outcome: rec.outcome,
       ...(reason === undefined ? {} : { reason }),
@@ -190,8 +207,9 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
     if (rec.outcome !== 'kept') return;
     const ch = deps.assembler.channel(rec.uniqueId);
     if (ch === undefined || ch.hungUp) return;
-    const { tenant, decision } = decide(ch);
+    const { tenant, spec, decision } = decide(ch);
     rec.tenant = tenant;
+    rec.spec = spec;
     if (decision.verdict === 'blocked') block(ch, rec, decision.reason, decision.withoutConsent);
   }
 

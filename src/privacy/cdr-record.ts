@@ -3,6 +3,7 @@
 // (strict: an unknown key is an error), so a field nobody mapped cannot leak.
 import { z } from 'zod';
 import { SCHEMA_VERSION } from '../version.js';
+import { KEYED_ID } from './ids.js';
 
 export const DISPOSITIONS = ['ANSWERED', 'NO ANSWER', 'BUSY', 'FAILED', 'CONGESTION', 'UNKNOWN'] as const;
 
@@ -35,7 +36,7 @@ export const Party = z
       ),
     extension: z
       .string()
-      .regex(/^[0-9*#]{1,8}$/)
+      .regex(/^[0-9*#]{1,6}$/)
       .optional()
       .describe('Method keep: the internal extension as dialled (only when the tenant keeps extensions)'),
     country: z.string().nullable().describe('ISO 3166-1 alpha-2, only for numbers libphonenumber considers valid'),
@@ -51,22 +52,27 @@ export const Party = z
 export type Party = z.infer<typeof Party>;
 
 const isoUtc = z.iso.datetime({ offset: false });
-// Asterisk ids are `[systemname-]epoch.seq`; anything else is not copied.
-const asteriskId = z.string().regex(/^[A-Za-z0-9_-]{0,48}[0-9]+\.[0-9]+$/);
+const keyedId = z.string().regex(KEYED_ID);
+/** An Asterisk application name (Dial, Queue, Hangup, Playback, ...): never its arguments. */
+export const APP_NAME = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
 
 export const CdrRecord = z
   .object({
     schemaVersion: z.literal(SCHEMA_VERSION),
-    id: z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]+#[0-9]+$/)
-      .describe(
-        'Stable record id: Asterisk UniqueID of the CDR channel plus the ordinal of that CDR; consumers dedupe on it',
-      ),
+    id: keyedId.describe(
+      'Stable record id, keyed with the tenant\'s id key from the CDR\'s own fields (README "Record ids"): the same CDR gets the same id across restarts, replays and key rotations. Consumers dedupe on it',
+    ),
     tenant: z.string().min(1),
     keyId: z.string().min(1).describe('Id of the tenant key the tokens were made with'),
-    callId: asteriskId.describe('Asterisk Linkedid: groups the legs/CDRs of one call'),
-    legId: asteriskId.describe('Asterisk UniqueID of the channel the CDR belongs to'),
+    callId: keyedId.describe(
+      "Call id, keyed from Asterisk's Linkedid: groups the legs/CDRs of one call; the Kafka key",
+    ),
+    legId: keyedId.describe('Leg id, keyed from the Uniqueid of the channel the CDR belongs to'),
+    lastApp: z
+      .string()
+      .regex(APP_NAME)
+      .nullable()
+      .describe('The application the CDR ended in (Dial, Queue, Hangup, ...), never its arguments; null when unknown'),
     disposition: z.enum(DISPOSITIONS).describe("Asterisk's disposition words; UNKNOWN for anything else"),
     durationSec: z.number().int().nonnegative(),
     billSec: z.number().int().nonnegative(),
@@ -99,7 +105,7 @@ export type CdrRecord = z.infer<typeof CdrRecord>;
 /** The record schema as JSON Schema, for consumers. */
 export function cdrJsonSchema(): Record<string, unknown> {
   return {
-    $id: 'https://callveil.invalid/schema/cdr-record.v1.json',
+    $id: 'https://callveil.invalid/schema/cdr-record.v2.json',
     title: 'callveil sanitized CDR',
     ...z.toJSONSchema(CdrRecord, { target: 'draft-2020-12' }),
   };

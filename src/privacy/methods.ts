@@ -90,7 +90,10 @@ export function applyMethod(
       case 'redact':
         return undefined;
       case 'keep':
-        return { ...base, extension: n.canonical };
+        // At most MAX_KEPT_DIGITS digits of any number appear in a record: a longer "extension" is keyed.
+        return n.canonical.length <= MAX_KEPT_DIGITS
+          ? { ...base, extension: n.canonical }
+          : { ...base, token: tokenOf(policy, key, n) };
       case 'token':
         return { ...base, token: tokenOf(policy, key, n) };
     }

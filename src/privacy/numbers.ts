@@ -73,9 +73,51 @@ function fromParsed(p: NonNullable<ReturnType<typeof parse>>, valid: boolean): N
   });
 }
 
+// Unicode decimal digits come in contiguous runs of ten, zero first (a Unicode
+// stability guarantee), so a digit's value is its distance from the run's start.
+const DECIMAL = /\p{Nd}/u;
+const NOT_ASCII_NUMBER_TEXT = /[^\x20-\x7e]/;
+const digitValues = new Map<number, string>();
+
+function digitValue(cp: number): string {
+  let v = digitValues.get(cp);
+  if (v === undefined) {
+    let start = cp;
+    while (start > 0 && DECIMAL.test(String.fromCodePoint(start - 1))) start--;
+    v = String((cp - start) % 10);
+    digitValues.set(cp, v);
+  }
+  return v;
+}
+
+/**
+ * Folds what a number may be written in into ASCII: any Unicode decimal digit
+ * (fullwidth, Arabic-Indic, Devanagari, ...) to 0-9, Unicode spaces to a
+ * space, dashes to "-", fullwidth/small plus signs and parentheses to ASCII.
+ * So `＋４４ ７７００…` and `+٤٤٧٧٠٠…` are the subscriber `+447700…` is.
+ */
+export function foldNumberText(raw: string): string {
+  if (!NOT_ASCII_NUMBER_TEXT.test(raw)) return raw;
+  let out = '';
+  for (const ch of raw) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x80) out += ch;
+    else if (DECIMAL.test(ch)) out += digitValue(cp);
+    else if (/\p{Zs}/u.test(ch)) out += ' ';
+    else if (/\p{Pd}/u.test(ch) || ch === '\u2212') out += '-';
+    else if (ch === '\uff0b' || ch === '\ufe62') out += '+';
+    else if (ch === '\uff08' || ch === '\ufe59') out += '(';
+    else if (ch === '\uff09' || ch === '\ufe5a') out += ')';
+    else if (ch === '\uff0a') out += '*';
+    else if (ch === '\uff03') out += '#';
+    else out += ch;
+  }
+  return out;
+}
+
 /** Pure classification; see README "How numbers are treated" for the rules. */
 export function classifyNumber(raw: string, policy: NumberPolicy): NormalisedParty {
-  const text = raw.trim();
+  const text = foldNumberText(raw).trim();
   if (WITHHELD.has(text.toLowerCase())) return WITHHELD_PARTY;
   if (CONTROL_EXTENSIONS.has(text)) return NONE;
 

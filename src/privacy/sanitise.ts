@@ -2,7 +2,8 @@
 // field from the allow-list schema; a record that cannot be fully cleaned is
 // withheld with a reason, never published half-cleaned.
 import type { RawCdr } from '../assemble/raw-cdr.js';
-import { CdrRecord, DISPOSITIONS } from './cdr-record.js';
+import { APP_NAME, CdrRecord, DISPOSITIONS } from './cdr-record.js';
+import { callIdOf, gapRecordIdOf, legIdOf, recordIdOf } from './ids.js';
 import { signingKey } from './keys.js';
 import { applyMethod, nameField, tokenOf } from './methods.js';
 import type { PrivacyRules } from './tenants.js';
@@ -51,7 +52,8 @@ export function createSanitiser(
     // An unreadable suppression list could be hiding anyone: nothing of the tenant goes out.
     if (g?.state === 'unavailable') return { ok: false, reason: 'suppression-unavailable', tenant: policy.id };
     const key = signingKey(policy.keys, now());
-    if (key === null) return { ok: false, reason: 'no-key', tenant: policy.id };
+    if (key === null || policy.idKey === null) return { ok: false, reason: 'no-key', tenant: policy.id };
+    const idKey = policy.idKey;
 
     let callee = policy.classify(raw.destination);
     // Inbound calls run through extension `s`; the party called is the DID first dialled.
@@ -69,11 +71,15 @@ export function createSanitiser(
 
     const candidate = {
       schemaVersion: SCHEMA_VERSION,
-      id: `${raw.legId}#${raw.ordinal}`,
+      id:
+        raw.idTuple === undefined
+          ? gapRecordIdOf(idKey, policy.id, raw.legId)
+          : recordIdOf(idKey, policy.id, raw.idTuple),
       tenant: policy.id,
       keyId: key.keyId,
-      callId: raw.callId,
-      legId: raw.legId,
+      callId: callIdOf(idKey, policy.id, raw.callId),
+      legId: legIdOf(idKey, policy.id, raw.legId),
+      lastApp: raw.lastApp !== undefined && APP_NAME.test(raw.lastApp) ? raw.lastApp : null,
       disposition: DISPOSITION_SET.has(raw.disposition) ? raw.disposition : 'UNKNOWN',
       durationSec: raw.durationSec,
       billSec: raw.billSec,

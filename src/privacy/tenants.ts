@@ -18,6 +18,7 @@ import type { RawCdr } from '../assemble/raw-cdr.js';
 import { createKeyRing, EMPTY_RING, type KeyRing } from './keys.js';
 import { compileGlob, compileNumberSet, peerOfChannel, type NumberSetMatcher } from './number-sets.js';
 import { createNumberClassifier, type NormalisedParty, type NumberPolicy } from './numbers.js';
+import { derivedIdKey } from './ids.js';
 import type { TenantKey } from './pseudonymise.js';
 import { TOKEN_BYTES } from './pseudonymise.js';
 
@@ -54,6 +55,8 @@ export interface TenantMatchRules {
 export interface TenantPolicySpec {
   readonly id: string;
   readonly keys: KeyRing;
+  /** Keys record, call and leg ids (privacy/ids.ts); not rotated with `keys`. null: missing, records withheld. */
+  readonly idKey: Buffer | null;
   readonly numbers: NumberPolicy;
   readonly tokenBytes: number;
   readonly fields: FieldRules;
@@ -168,6 +171,7 @@ export function legacyPolicySpecs(specs: readonly TenantSpec[]): TenantPolicySpe
   return specs.map((s) => ({
     id: s.id,
     keys: s.key === null ? EMPTY_RING : createKeyRing([{ ...s.key, activeFromMs: 0 }]),
+    idKey: s.key === null ? null : derivedIdKey(s.key.secret),
     numbers: s.numbers,
     tokenBytes: TOKEN_BYTES,
     fields: DEFAULT_FIELDS,

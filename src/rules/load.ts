@@ -18,7 +18,7 @@ import {
   type TenantSpec,
 } from '../privacy/tenants.js';
 import { listShredTombstones, shredDir, type ShredMark } from '../subject/shred-tombstone.js';
-import { KeysFile, TenantRulesFile } from './schema.js';
+import { KeysFile, TenantRulesFile, type SecretRef } from './schema.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Path = readonly (string | number)[];
@@ -132,6 +132,21 @@ export function formatRuleProblems(problems: readonly RuleProblem[]): string {
 interface KeyMaterial {
   readonly rings: Map<string, RingKey[]>;
   readonly missing: Map<string, string[]>;
+  /** Id keys per key set; a set listed in idKeys whose material is absent maps to null. */
+  readonly idKeys: Map<string, Buffer | null>;
+  readonly file: string;
+  readonly y: ParsedYaml;
+}
+
+/** The text of a secret reference and where it came from; text undefined when absent or unreadable. */
+function readSecret(ref: SecretRef, env: Env): { text: string | undefined; from: string } {
+  if (ref.secret !== undefined) return { text: ref.secret, from: 'secret' };
+  if (ref.secretEnv !== undefined) return { text: env[ref.secretEnv], from: `environment ${ref.secretEnv}` };
+  try {
+    return { text: readFileSync(ref.secretFile!, 'utf8'), from: 'secretFile' };
+  } catch {
+    return { text: undefined, from: 'secretFile' };
+  }
 }
 
 function loadKeys(
@@ -158,22 +173,7 @@ function loadKeys(
     }
     keys.forEach((k, i) => {
       if (k.retired) return;
-      let text: string | undefined;
-      let from: string;
-      if (k.secret !== undefined) {
-        text = k.secret;
-        from = 'secret';
-      } else if (k.secretEnv !== undefined) {
-        text = env[k.secretEnv];
-        from = `environment ${k.secretEnv}`;
-      } else {
-        from = 'secretFile';
-        try {
-          text = readFileSync(k.secretFile!, 'utf8');
-        } catch {
-          text = undefined;
-        }
-      }
+      const { text, from } = readSecret(k, env);
       if (text === undefined || text.trim() === '') {
         missing.set(set, [...(missing.get(set) ?? []), `${k.kid} (${from})`]);
         return;
@@ -189,7 +189,20 @@ function loadKeys(
     });
     rings.set(set, ring);
   }
-  return { rings, missing };
+  const idKeys = new Map<string, Buffer | null>();
+  for (const [set, ref] of Object.entries(parsed.data.idKeys)) {
+    if (shreddedSets.has(set)) continue;
+    const { text, from } = readSecret(ref, env);
+    if (text === undefined || text.trim() === '') {
+      idKeys.set(set, null);
+      continue;
+    }
+    const secret = decodeKeyMaterial(text);
+    if (secret === null)
+      problems.push(problem(file, y, ['idKeys', set], `${from} to hold a key of at least 32 bytes (hex or base64)`));
+    else idKeys.set(set, secret);
+  }
+  return { rings, missing, idKeys, file, y };
 }
 
 /** Validates and compiles a rules folder; never throws for a bad file (problems come back instead). */
@@ -300,6 +313,15 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
         if (shredded.has(rules.tenant)) continue; // shredding may have removed its key set
         if (!keys.rings.has(rules.keySet) && !keys.missing.has(rules.keySet))
           problems.push(problem(file, y, ['keySet'], `a key set defined in ${source.keysFile}`));
+        else if (!keys.idKeys.has(rules.keySet))
+          problems.push(
+            problem(
+              keys.file,
+              keys.y,
+              ['idKeys'],
+              `an id key for key set "${rules.keySet}" (idKeys.${rules.keySet}: { secretFile | secretEnv | secret }; it keys record and call ids and is never rotated)`,
+            ),
+          );
       }
     }
   }
@@ -328,9 +350,15 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       warnings.push(
         `tenant "${rules.tenant}": no key of set "${rules.keySet}" is active yet; its records are withheld until one is`,
       );
+    const idKey = shred !== undefined ? null : (keys?.idKeys.get(rules.keySet) ?? null);
+    if (shred === undefined && keys !== undefined && keys.idKeys.get(rules.keySet) === null)
+      warnings.push(
+        `tenant "${rules.tenant}": no key material for its id key (idKeys.${rules.keySet}); its records will be withheld`,
+      );
     return {
       id: rules.tenant,
       keys: ring.length === 0 ? EMPTY_RING : createKeyRing(ring),
+      idKey,
       numbers: rules.numbers,
       tokenBytes: rules.token.bits / 8 || TOKEN_BYTES,
       fields: rules.fields,

@@ -138,7 +138,16 @@ export const TenantRulesFile = z
       .strict()
       .default({ kafkaDays: DEFAULT_KAFKA_RETENTION_DAYS }),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    // `keep` publishes an extension as dialled: only ever up to MAX_KEPT_DIGITS digits of any number.
+    if (r.fields.extension.method === 'keep' && r.numbers.extensionMaxDigits > MAX_KEPT_DIGITS)
+      ctx.addIssue({
+        code: 'custom',
+        message: `at most ${MAX_KEPT_DIGITS} while fields.extension.method is keep (a record never holds more than ${MAX_KEPT_DIGITS} digits of a number; use method token for longer extensions)`,
+        path: ['numbers', 'extensionMaxDigits'],
+      });
+  });
 export type TenantRulesFile = z.infer<typeof TenantRulesFile>;
 
 const kid = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id of letters, digits, ".", "_" or "-"');
@@ -165,8 +174,32 @@ export const KeyEntry = z
   });
 export type KeyEntry = z.infer<typeof KeyEntry>;
 
+/** Key material without a key id or activation: the id key of a key set (never rotated with its pseudonym keys). */
+export const SecretRef = z
+  .object({
+    secret: z.string().min(1).optional(),
+    secretEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name')
+      .optional(),
+    secretFile: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((k) => [k.secret, k.secretEnv, k.secretFile].filter((v) => v !== undefined).length === 1, {
+    message: 'exactly one of secret, secretEnv, secretFile',
+    path: ['secret'],
+  });
+export type SecretRef = z.infer<typeof SecretRef>;
+
 export const KeysFile = z
-  .object({ keySets: z.record(id, z.array(KeyEntry).min(1, 'at least one key')) })
+  .object({
+    keySets: z.record(id, z.array(KeyEntry).min(1, 'at least one key')),
+    /**
+     * Per key set: the key record, call and leg ids are made with. Not rotated
+     * with the pseudonym keys (ids stay stable); destroyed by `tenant shred`.
+     */
+    idKeys: z.record(id, SecretRef).default({}),
+  })
   .strict()
   .superRefine((f, ctx) => {
     for (const [set, keys] of Object.entries(f.keySets)) {

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
-import { KeysFile } from '../rules/schema.js';
+import { KeysFile, type SecretRef } from '../rules/schema.js';
 import {
   listShredTombstones,
   readShredTombstone,
@@ -64,12 +64,18 @@ function readKeysFile(path: string): KeysFile {
   return parsed.data;
 }
 
-const refOf = (k: KeysFile['keySets'][string][number]): KeyMaterialRef =>
+const refOf = (k: SecretRef & { readonly kid: string }): KeyMaterialRef =>
   k.secretFile !== undefined
     ? { kid: k.kid, from: 'secretFile', where: resolve(k.secretFile) }
     : k.secretEnv !== undefined
       ? { kid: k.kid, from: 'secretEnv', where: k.secretEnv }
       : { kid: k.kid, from: 'secret' };
+
+/** The key set's id key, named as shred reports it (it has no kid of its own). */
+const idKeyRef = (file: KeysFile, keySet: string): KeyMaterialRef[] => {
+  const ref = file.idKeys[keySet];
+  return ref === undefined ? [] : [refOf({ ...ref, kid: `idKeys.${keySet}` })];
+};
 
 /**
  * What shredding `tenant` would destroy. Refuses (changing nothing) when the
@@ -94,11 +100,13 @@ export function planShred(loaded: Pick<LoadedConfig, 'config' | 'privacy' | 'rul
     const keysFile = loaded.rulesSource.keysFile;
     if (keysFile === undefined) return { tenant, keySet, keysFile, keys: [], alreadyShreddedAt: already };
     const file = readKeysFile(keysFile);
-    const keys = (file.keySets[keySet] ?? []).map(refOf);
+    const keys = [...(file.keySets[keySet] ?? []).map(refOf), ...idKeyRef(file, keySet)];
     const otherSets = new Set(others.map((p) => p.keySet));
     const elsewhere = new Set(
       Object.entries(file.keySets).flatMap(([set, ks]) =>
-        set === keySet || !otherSets.has(set) ? [] : ks.map(refOf).map((r) => `${r.from}:${r.where ?? ''}`),
+        set === keySet || !otherSets.has(set)
+          ? []
+          : [...ks.map(refOf), ...idKeyRef(file, set)].map((r) => `${r.from}:${r.where ?? ''}`),
       ),
     );
     const shared = keys.filter((r) => r.from !== 'secret' && elsewhere.has(`${r.from}:${r.where}`)).map((r) => r.kid);
@@ -210,8 +218,11 @@ async function destroyFile(ref: KeyMaterialRef): Promise<KeyOutcome> {
 async function removeKeySet(keysFile: string, keySet: string): Promise<{ removed: boolean; note: string }> {
   try {
     const doc = parseDocument(readFileSync(keysFile, 'utf8'));
-    if (!doc.hasIn(['keySets', keySet])) return { removed: true, note: `key set "${keySet}" is not in ${keysFile}` };
+    const hadIdKey = doc.hasIn(['idKeys', keySet]);
+    if (!doc.hasIn(['keySets', keySet]) && !hadIdKey)
+      return { removed: true, note: `key set "${keySet}" is not in ${keysFile}` };
     doc.deleteIn(['keySets', keySet]);
+    doc.deleteIn(['idKeys', keySet]);
     await writeFileAtomic(keysFile, String(doc));
     return { removed: true, note: `key set "${keySet}" removed from ${keysFile}` };
   } catch (err) {

@@ -7,6 +7,9 @@ import { WS_CLOSE_SLOW } from '../../src/api/live-feed.js';
 import { createLiveCallTracker } from '../../src/api/live-calls.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import { apiHarness, TOKENS } from './helpers.js';
+import { callIdOf, KEYED_ID } from '../../src/privacy/ids.js';
+
+const ID_KEY = Buffer.alloc(32, 7);
 
 interface Client {
   ws: WebSocket;
@@ -112,8 +115,12 @@ t.test('a client that stops reading is dropped with a notice; memory stays bound
 t.test('call lifecycle frames: tagged tenant only, no AMI value copied', async (t) => {
   const tracker = createLiveCallTracker({
     resolveTagged: (hint, account) =>
-      account === 'acme' || hint === 'acme' ? { id: 'acme' } : account === 'globex' ? { id: 'globex' } : undefined,
-    defaultTenant: 'acme',
+      account === 'acme' || hint === 'acme'
+        ? { id: 'acme', idKey: ID_KEY }
+        : account === 'globex'
+          ? { id: 'globex', idKey: ID_KEY }
+          : undefined,
+    defaultTenant: { id: 'acme', idKey: ID_KEY },
     now: () => new Date('2026-11-23T10:00:00.000Z'),
   });
   const ev = (o: Record<string, string>): AmiMessage => o;
@@ -146,6 +153,9 @@ t.test('call lifecycle frames: tagged tenant only, no AMI value copied', async (
     ],
   );
   t.notMatch(JSON.stringify(out), /7700/);
+  for (const o of out) t.match(o.frame, { callId: KEYED_ID }, 'frames carry the keyed call id');
+  t.equal((out[0]!.frame as { callId: string }).callId, callIdOf(ID_KEY, 'globex', L), 'the id its records carry');
+  t.notMatch(JSON.stringify(out), /pbx-lab/, 'no raw Linkedid');
   const untagged = 'pbx-lab-1795418520.170';
   t.same(
     tracker.handle(ev({ event: 'Newchannel', uniqueid: untagged, linkedid: untagged })),
@@ -162,9 +172,9 @@ t.test('call lifecycle frames: tagged tenant only, no AMI value copied', async (
     ],
     'default tenant at the end',
   );
-  t.same(
-    tracker.handle(ev({ event: 'Newchannel', uniqueid: '07700900123', linkedid: '07700900123', accountcode: 'acme' })),
-    [],
-    'a linkedid that is no Asterisk id is not copied',
+  const planted = tracker.handle(
+    ev({ event: 'Newchannel', uniqueid: 'p447700900201-1.1', linkedid: 'p447700900201-1.1', accountcode: 'acme' }),
   );
+  t.equal(planted.length, 1, 'a number in the system name is still a call');
+  t.notMatch(JSON.stringify(planted), /7700900201/, 'and its id leaves keyed');
 });

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { verifyAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { field } from '../../src/source/ami-message.js';
+import { callIdOf, KEYED_ID } from '../../src/privacy/ids.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { consentStack, readRecords, TOKENS } from './stack.js';
@@ -109,7 +110,15 @@ t.test('recording-consent capture: exactly the recordings without consent are st
   // Records carry the outcome of their call.
   const records = readRecords(stack.recordsPath);
   t.equal(records.length, 21, 'one record per Master.csv row');
-  const verdict = new Map<string, string>(RECORDINGS.map((r) => [r[1], r[4]]));
+  // Outputs carry keyed call ids: map each back to its Linkedid under either tenant's id key.
+  const linkedOf = new Map<string, string>();
+  for (const tenant of ['acme', 'globex'])
+    for (const r of RECORDINGS)
+      linkedOf.set(callIdOf(stack.loaded.privacy.tenants.get(tenant)!.idKey!, tenant, r[1]), r[1]);
+  const verdictByLinked = new Map<string, string>(RECORDINGS.map((r) => [r[1], r[4]]));
+  const verdict = new Map<string, string>(
+    [...linkedOf].map(([keyed, linked]) => [keyed, verdictByLinked.get(linked)!]),
+  );
   for (const r of records)
     t.equal(
       r.recording,
@@ -125,15 +134,16 @@ t.test('recording-consent capture: exactly the recordings without consent are st
     .split('\n')
     .map((l) => JSON.parse(l) as AuditEntry);
   const blocked = entries.filter((e) => e.action === 'recording.blocked');
+  for (const e of blocked) t.match(e.subject, KEYED_ID, 'the audit entry names the keyed call id');
   t.same(
-    blocked.map((e) => e.subject).sort(),
+    blocked.map((e) => linkedOf.get(e.subject!)).sort(),
     RECORDINGS.filter((r) => r[4] === 'blocked')
       .map((r) => r[1])
       .sort(),
     'one audit entry per blocked recording, naming the call',
   );
   t.match(
-    blocked.find((e) => e.subject === 'pbx-lab-1795418522.163'),
+    blocked.find((e) => linkedOf.get(e.subject!) === 'pbx-lab-1795418522.163'),
     {
       actor: 'gateway',
       tenant: 'acme',
@@ -147,10 +157,10 @@ t.test('recording-consent capture: exactly the recordings without consent are st
   const outcomeOf = (tenant: 'acme' | 'globex') =>
     parsed[tenant]
       .filter((f) => f.type === 'recording')
-      .map((f) => `${f.callId} ${f.outcome}`)
+      .map((f) => `${linkedOf.get(f.callId)} ${f.outcome}`)
       .sort();
   const tenantOfCall = (linkedid: string) =>
-    (records.find((r) => r.callId === linkedid)?.tenant as string | undefined) ?? 'acme';
+    (records.find((r) => linkedOf.get(r.callId as string) === linkedid)?.tenant as string | undefined) ?? 'acme';
   for (const tenant of ['acme', 'globex'] as const) {
     t.same(
       outcomeOf(tenant),

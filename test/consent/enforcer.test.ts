@@ -2,6 +2,7 @@
 // into one recording, retries a stop that failed, and stops a kept
 // recording when a party without consent joins or consent is switched off.
 import t from 'tap';
+import { callIdOf } from '../../src/privacy/ids.js';
 import { createAssembler } from '../../src/assemble/assembler.js';
 import { createConsentEnforcer } from '../../src/consent/enforcer.js';
 import { GatewayError } from '../../src/errors.js';
@@ -26,7 +27,7 @@ function setup(on: Set<string>, failFirst = false) {
     },
     consent: { readable: true, isOn: (tenant, ext) => tenant === 'acme' && on.has(ext) },
     resolveTenant: (_h, account) =>
-      account === 'acme' ? { id: 'acme', numbers: { extensionMaxDigits: 6 } } : undefined,
+      account === 'acme' ? { id: 'acme', numbers: { extensionMaxDigits: 6 }, idKey: Buffer.alloc(32, 3) } : undefined,
     audit: { append: async (e) => (audit.push(e), e as never) },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   });
@@ -40,6 +41,8 @@ function setup(on: Set<string>, failFirst = false) {
   return { assembler, enforcer, actions, audit, outcomes, feed };
 }
 const U = 'pbx-lab-1795418520.155';
+/** The call id outcomes carry: keyed like the call's records, never the raw Linkedid. */
+const C = callIdOf(Buffer.alloc(32, 3), 'acme', U);
 const tick = () => new Promise((r) => setImmediate(r));
 
 t.test('VarSet then MixMonitorStart is one recording; a failed stop is retried at the start event', async (t) => {
@@ -58,7 +61,7 @@ t.test('VarSet then MixMonitorStart is one recording; a failed stop is retried a
     ],
     'sent at the VarSet, again at MixMonitorStart because the first failed',
   );
-  t.same(s.outcomes, [`${U} blocked`], 'one recording, one outcome');
+  t.same(s.outcomes, [`${C} blocked`], 'one recording, one outcome');
   t.equal(s.enforcer.stats().stopsFailed, 1);
   t.notMatch(JSON.stringify(s.audit), /7700|monitor\//, 'no path, no number in the audit entry');
 });
@@ -78,7 +81,7 @@ t.test('a kept recording is stopped when a party without consent joins, or conse
     ['StopMixMonitor'],
     '1006 joined without consent',
   );
-  t.same(s.outcomes, [`${U} kept`, `${U} blocked`]);
+  t.same(s.outcomes, [`${C} kept`, `${C} blocked`]);
 
   const s2 = setup(on);
   s2.feed({ event: 'Newchannel', exten: '1002' });

@@ -52,7 +52,7 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
     t.equal(m.key?.toString(), rec.callId, 'message key is the call id: the legs of a call share a partition');
     t.equal(m.topic, `callveil.${rec.tenant}.cdr`, 'topic of its tenant');
     t.same(Object.keys(m.headers), [], 'no headers: schemaVersion and keyId travel in the value');
-    t.equal(rec.schemaVersion, 1);
+    t.equal(rec.schemaVersion, 2);
   });
   const outputs = stored.flatMap((m, i) => [
     { label: `value ${i}`, data: m.value ?? Buffer.alloc(0) },

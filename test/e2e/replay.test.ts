@@ -11,6 +11,7 @@ import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { twoTenantConfig } from '../helpers/configs.js';
+import { idsOfRow } from '../helpers/record-ids.js';
 import { memoryLog } from '../helpers/memory-log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'callveil-e2e-'));
@@ -29,9 +30,10 @@ for (const name of [
     async (t) => {
       const out = join(dir, `${name}.jsonl`);
       const { log, text } = memoryLog();
+      const loaded = twoTenantConfig();
       const summary = await replayCapture({
         capturePath: captureFile(name),
-        loaded: twoTenantConfig(),
+        loaded,
         sink: createJsonlFileSink(out),
         log,
       });
@@ -47,23 +49,27 @@ for (const name of [
       t.equal(records.length, master.length, 'one record per Master.csv row');
       t.equal(summary.cdrs, master.length);
 
-      const byLeg = new Map<string, CdrRecord[]>();
-      for (const r of records) byLeg.set(r.legId, [...(byLeg.get(r.legId) ?? []), r]);
+      // Joined by the id computed from the Master.csv row alone: Asterisk's own store gives each record's id.
+      const byId = new Map(records.map((r) => [r.id, r]));
+      t.equal(byId.size, records.length, 'every record has its own id');
       const iso = (s: string) => (s === '' ? null : new Date(s.replace(' ', 'T') + 'Z').toISOString());
-      const sorted = [...master].sort((a, b) => Number(a.sequence) - Number(b.sequence));
-      const seen = new Map<string, number>();
-      for (const row of sorted) {
-        const n = seen.get(row.uniqueid) ?? 0;
-        seen.set(row.uniqueid, n + 1);
-        const rec = byLeg.get(row.uniqueid)?.[n];
-        t.ok(rec, `record for ${row.uniqueid} #${n + 1}`);
+      for (const row of master) {
+        const tenant = row.accountcode === '' ? 'acme' : row.accountcode;
+        const ids = idsOfRow(loaded, tenant, row);
+        const rec = byId.get(ids.id);
+        t.ok(rec, `record for ${row.uniqueid} seq ${row.sequence}: the id computed from its Master.csv row`);
         if (!rec) continue;
         t.same(
-          [rec.disposition, rec.durationSec, rec.billSec, rec.startedAt, rec.answeredAt, rec.endedAt, rec.callId],
-          [row.disposition, row.duration, row.billsec, iso(row.start), iso(row.answer), iso(row.end), row.linkedid],
-          `${row.uniqueid} #${n + 1} matches Master.csv`,
+          [rec.disposition, rec.durationSec, rec.billSec, rec.startedAt, rec.answeredAt, rec.endedAt, rec.lastApp],
+          [row.disposition, row.duration, row.billsec, iso(row.start), iso(row.answer), iso(row.end), row.lastapp],
+          `${row.uniqueid} seq ${row.sequence} matches Master.csv`,
         );
-        t.equal(rec.tenant, row.accountcode === '' ? 'acme' : row.accountcode, 'tenant from accountcode');
+        t.same(
+          [rec.callId, rec.legId],
+          [ids.callId, ids.legId],
+          "call and leg ids from the row's linkedid and uniqueid",
+        );
+        t.equal(rec.tenant, tenant, 'tenant from accountcode');
       }
 
       const leaks = scanBuffers(needlesForCapture(name), [
@@ -76,7 +82,11 @@ for (const name of [
       if (name === 'load') {
         // The load capture has one subscriber in two formats within one tenant: +12025550163 and 2025550163.
         const legsOf = (src: string) =>
-          new Set(master.filter((r) => r.src === src && r.accountcode === 'acme').map((r) => r.uniqueid));
+          new Set(
+            master
+              .filter((r) => r.src === src && r.accountcode === 'acme')
+              .map((r) => idsOfRow(loaded, 'acme', r).legId),
+          );
         const tokensOf = (legs: Set<string>) =>
           new Set(records.filter((r) => legs.has(r.legId)).map((r) => r.caller?.token));
         const a = tokensOf(legsOf('+12025550163'));

@@ -5,6 +5,8 @@ import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 
 export const KEY_ACME = 'a1'.repeat(32);
 export const KEY_GLOBEX = 'b2'.repeat(32);
+export const ID_KEY_ACME = 'a7'.repeat(32);
+export const ID_KEY_GLOBEX = 'b7'.repeat(32);
 
 /** The lab PBX's two tenants, matched by accountcode; unmatched calls go to acme, which owns the DIDs. */
 export function twoTenantConfig(): LoadedConfig {
@@ -52,6 +54,10 @@ export function writeKeysFile(dir: string): string {
       `    - { kid: globex-2026-11, secret: "${KEY_GLOBEX}", activeFrom: "2021-01-01T00:00:00Z" }`,
       '  northwind:',
       '    - { kid: northwind-1, secretEnv: K_NORTHWIND, activeFrom: "2021-01-01T00:00:00Z" }',
+      'idKeys:',
+      `  acme: { secret: "${ID_KEY_ACME}" }`,
+      `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
+      `  northwind: { secret: "${'c4'.repeat(32)}" }`,
       '',
     ].join('\n'),
     { mode: 0o600 },

@@ -17,6 +17,7 @@ function policy(id: string, over: Partial<TenantPolicySpec> = {}): TenantPolicy 
   const spec: TenantPolicySpec = {
     id,
     keys: createKeyRing([{ ...key, activeFromMs: 0 }]),
+    idKey: Buffer.alloc(32, 8),
     numbers,
     tokenBytes: 16,
     fields: DEFAULT_FIELDS,

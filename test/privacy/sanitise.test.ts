@@ -1,4 +1,5 @@
 import t from 'tap';
+import { KEYED_ID } from '../../src/privacy/ids.js';
 import type { RawCdr } from '../../src/assemble/raw-cdr.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { createKeyRing, EMPTY_RING } from '../../src/privacy/keys.js';
@@ -30,7 +31,18 @@ function raw(over: Partial<RawCdr> = {}): RawCdr {
   return {
     legId: 'pbx-lab-1795418472.36',
     callId: 'pbx-lab-1795418472.36',
-    ordinal: 1,
+    idTuple: {
+      uniqueId: 'pbx-lab-1795418472.36',
+      start: '2026-11-18 10:00:00',
+      answer: '2026-11-18 10:00:03',
+      end: '2026-11-18 10:00:12',
+      duration: '12',
+      billsec: '9',
+      disposition: 'ANSWERED',
+      dstChannel: 'SIP/1001-00000025',
+      lastApp: 'Dial',
+    },
+    lastApp: 'Dial',
     tenantHint: '',
     accountCode: 'acme',
     source: '+447700900123',
@@ -103,6 +115,7 @@ function spec(id: string, match: TenantPolicySpec['match'], over: Partial<Tenant
   return {
     id,
     keys: createKeyRing([{ keyId: `${id}-1`, secret: Buffer.alloc(32, id.length), activeFromMs: 0 }]),
+    idKey: Buffer.alloc(32, id.length + 100),
     numbers,
     tokenBytes: 16,
     fields: DEFAULT_FIELDS,
@@ -235,12 +248,32 @@ t.test('the output holds exactly the schema fields, none from the input', async 
   t.same(Object.keys(r.caller!).sort(), ['callingCode', 'country', 'kind', 'numberType', 'token']);
   const text = JSON.stringify(r);
   for (const needle of ['7700900123', '2079460101']) t.notOk(text.includes(needle), 'no raw digits');
-  t.equal(r.id, 'pbx-lab-1795418472.36#1');
+  t.match(r, { id: KEYED_ID, callId: KEYED_ID, legId: KEYED_ID }, 'ids are keyed, never copied');
+  t.notOk(text.includes('pbx-lab'), 'no raw Asterisk id');
+});
+
+t.test('ids: keyed per tenant from the raw CDR fields, stable, distinct for distinct CDRs', async (t) => {
+  const a = ok(sanitise(raw()));
+  t.equal(ok(sanitise(raw())).id, a.id, 'the same CDR, the same id (restart, replay)');
+  const second = ok(sanitise(raw({ idTuple: { ...raw().idTuple!, lastApp: 'Hangup', dstChannel: '' } })));
+  t.not(second.id, a.id, 'a failed Dial then Hangup(): two CDRs of one channel, two ids');
+  t.equal(second.callId, a.callId, 'one call');
+  t.equal(second.legId, a.legId, 'one leg');
+  const other = ok(sanitise(raw({ accountCode: 'globex' })));
+  t.not(other.id, a.id, 'another tenant never shares an id for the same CDR');
+  t.not(other.callId, a.callId);
+  const planted = ok(sanitise(raw({ legId: 'p447700900201-1795418472.1', callId: 'tel-447700900204-1795418472.9' })));
+  t.notMatch(JSON.stringify(planted), /7700900201|7700900204/, 'numbers in ids never leave');
+});
+
+t.test('a tenant without its id key is withheld (no-key), not published with raw ids', async (t) => {
+  const noId = createSanitiser(compilePrivacyRules([spec('acme', { accountCodes: ['acme'] }, { idKey: null })]));
+  t.same(noId(raw()), { ok: false, reason: 'no-key', tenant: 'acme' });
 });
 
 t.test('odd values are mapped or withheld, not copied', async (t) => {
   t.equal(ok(sanitise(raw({ disposition: 'WHATEVER 07700900123' }))).disposition, 'UNKNOWN');
-  t.same(sanitise(raw({ legId: 'SIP/07700900123-0000002a' })), { ok: false, reason: 'schema', tenant: 'acme' });
+  t.equal(ok(sanitise(raw({ lastApp: 'Dial(SIP/07700900123)' }))).lastApp, null, 'lastApp is a name or null');
   t.same(sanitise(raw({ startedAt: 'yesterday' })), { ok: false, reason: 'schema', tenant: 'acme' });
   const anon = ok(sanitise(raw({ source: 'anonymous' })));
   t.same(anon.caller, { kind: 'withheld', token: null, country: null, callingCode: null, numberType: null });

@@ -12,15 +12,17 @@ import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '..
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { RULES_DIR, rulesConfig } from '../helpers/configs.js';
 import { memoryLog } from '../helpers/memory-log.js';
+import { idsOfRow } from '../helpers/record-ids.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'callveil-rules-e2e-'));
 
 async function replay(name: string, rulesDir: string, label: string) {
   const out = join(tmp, `${label}-${name}.jsonl`);
   const { log, text } = memoryLog();
+  const loaded = rulesConfig(tmp, rulesDir);
   const summary = await replayCapture({
     capturePath: captureFile(name),
-    loaded: rulesConfig(tmp, rulesDir),
+    loaded,
     sink: createJsonlFileSink(out),
     log,
   });
@@ -36,7 +38,7 @@ async function replay(name: string, rulesDir: string, label: string) {
     { label: 'log', data: text() },
     { label: 'summary', data: JSON.stringify(summary) },
   ]);
-  return { summary, records, leaks, log: text().toString('utf8') };
+  return { summary, records, leaks, loaded, log: text().toString('utf8') };
 }
 
 /** A copy of the example rules with `edit` applied to each file's text. */
@@ -59,19 +61,16 @@ for (const name of [
   'load',
 ]) {
   t.test(`${name}: every call lands in the tenant its accountcode, tenantid or DID says; no leak`, async (t) => {
-    const { summary, records, leaks } = await replay(name, RULES_DIR, 'example');
+    const { summary, records, leaks, loaded } = await replay(name, RULES_DIR, 'example');
     const master = readMasterCsv(masterCsvFile(name));
     t.equal(summary.withheld, 0, 'every call has an owner in the example rules');
     t.equal(records.length, master.length);
-    const byLeg = new Map<string, CdrRecord[]>();
-    for (const r of records) byLeg.set(r.legId, [...(byLeg.get(r.legId) ?? []), r]);
+    const byId = new Map(records.map((r) => [r.id, r]));
     for (const row of master) {
       // Empty accountcode: the support queue (tenantid acme) or acme's announcement DID (...0190).
       const want = row.accountcode === '' ? 'acme' : row.accountcode;
-      t.ok(
-        byLeg.get(row.uniqueid)?.every((r) => r.tenant === want),
-        `${row.uniqueid} -> ${want}`,
-      );
+      // The id is keyed per tenant: the record is found under the tenant it must land in, or not at all.
+      t.equal(byId.get(idsOfRow(loaded, want, row).id)?.tenant, want, `${row.uniqueid} -> ${want}`);
     }
     for (const r of records) {
       t.equal(r.keyId, r.tenant === 'acme' ? 'acme-2026-11' : 'globex-2026-11', 'the newest active key signs');
@@ -108,14 +107,20 @@ t.test('a call no rule set claims is withheld and counted, never published under
   const { summary, records, leaks, log } = await replay('inbound-pstn', dir, 'unmatched');
   t.equal(summary.counts.withheld['unknown-tenant'], 2, 'two records withheld as unknown-tenant');
   t.equal(records.length, readMasterCsv(masterCsvFile('inbound-pstn')).length - 2);
-  const unowned = ['pbx-lab-1795418489.100', 'pbx-lab-1795418492.111'];
+  const unownedRows = readMasterCsv(masterCsvFile('inbound-pstn')).filter((r) =>
+    ['pbx-lab-1795418489.100', 'pbx-lab-1795418492.111'].includes(r.uniqueid),
+  );
+  t.equal(unownedRows.length, 2);
+  const full = await replay('inbound-pstn', RULES_DIR, 'owned');
+  // Under any tenant's id key: the rows' records exist in the full replay only.
+  const unowned = (loaded: typeof full.loaded) =>
+    ['acme', 'globex', 'northwind'].flatMap((tenant) => unownedRows.map((row) => idsOfRow(loaded, tenant, row).id));
   t.notOk(
-    records.some((r) => unowned.includes(r.legId)),
+    records.some((r) => unowned(full.loaded).includes(r.id)),
     'neither is published',
   );
-  const full = await replay('inbound-pstn', RULES_DIR, 'owned');
   t.same(
-    full.records.filter((r) => unowned.includes(r.legId)).map((r) => r.tenant),
+    full.records.filter((r) => unowned(full.loaded).includes(r.id)).map((r) => r.tenant),
     ['acme', 'acme'],
     "with the DID rule, both are acme's",
   );

@@ -111,12 +111,48 @@ t.test('a key set whose key is missing withholds that tenant (warning), retired 
   const keys = join(tmp, 'keys-missing.yaml');
   writeFileSync(
     keys,
-    `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\n`,
+    `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\nidKeys:\n  acme: { secretEnv: NOPE_ID }\n`,
   );
   const r = loadRules({ dir, keysFile: keys }, {});
   if (!r.ok) throw new Error(formatRuleProblems(r.problems));
   t.same(r.loaded.rules.tenants.get('acme')?.keys.keys, []);
   t.match(r.loaded.warnings.join('\n'), 'no key material for a1 (environment NOPE)');
+  t.equal(r.loaded.rules.tenants.get('acme')?.idKey, null, 'an id key without material: records withheld');
+  t.match(r.loaded.warnings.join('\n'), 'no key material for its id key (idKeys.acme)');
+});
+
+t.test('every key set in use needs an id key; its material is checked like any key', async (t) => {
+  const dir = folder('idkeys', { 'acme.yaml': GOOD });
+  const keys = join(tmp, 'keys-idkeys.yaml');
+  const set = `keySets:\n  acme:\n    - { kid: a1, secret: "${'ab'.repeat(32)}", activeFrom: "2021-01-01T00:00:00Z" }\n`;
+  writeFileSync(keys, set);
+  const r = loadRules({ dir, keysFile: keys }, {});
+  if (r.ok) throw new Error('expected a problem');
+  t.match(formatRuleProblems(r.problems), `${keys}: idKeys: expected an id key for key set "acme"`);
+  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "abcdef" }\n`);
+  const r2 = loadRules({ dir, keysFile: keys }, {});
+  if (r2.ok) throw new Error('expected a problem');
+  t.match(
+    formatRuleProblems(r2.problems),
+    `${keys}:5: idKeys.acme: expected secret to hold a key of at least 32 bytes`,
+  );
+  t.notMatch(formatRuleProblems(r2.problems), 'abcdef', 'key material is never echoed');
+  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "${'cd'.repeat(32)}" }\n`);
+  const r3 = loadRules({ dir, keysFile: keys }, {});
+  if (!r3.ok) throw new Error(formatRuleProblems(r3.problems));
+  t.same(r3.loaded.rules.tenants.get('acme')?.idKey, Buffer.from('cd'.repeat(32), 'hex'));
+});
+
+t.test('extension keep publishes at most 6 digits: a longer extensionMaxDigits with keep is refused', async (t) => {
+  const dir = folder('keep8', {
+    'acme.yaml': GOOD + 'numbers: { extensionMaxDigits: 8 }\nfields: { extension: { method: keep } }\n',
+  });
+  const r = loadRules({ dir }, {});
+  if (r.ok) throw new Error('expected a problem');
+  t.match(
+    formatRuleProblems(r.problems),
+    /numbers\.extensionMaxDigits: expected at most 6 while fields\.extension\.method is keep/,
+  );
 });
 
 t.test('the gateway refuses to start on a broken rules folder, naming file and path', async (t) => {

@@ -18,7 +18,6 @@ const load = () => loadRules({ dir, keysFile }, env);
 const raw: RawCdr = {
   legId: 'pbx-lab-1795418472.36',
   callId: 'pbx-lab-1795418472.36',
-  ordinal: 1,
   tenantHint: '',
   accountCode: 'globex',
   source: '+447700900123',

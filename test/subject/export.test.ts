@@ -21,6 +21,7 @@ import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
 import { captureFile, needlesForCapture, readMasterCsv, type MasterCsvRow } from '../helpers/ground-truth.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { mergeNeedles, scanBuffers } from '../helpers/leak-scanner.js';
+import { idsOfRow } from '../helpers/record-ids.js';
 
 const CAPTURES = ['inbound-pstn', 'outbound-pstn'] as const;
 const ENV = { K_NORTHWIND: 'c3'.repeat(32) };
@@ -42,14 +43,18 @@ function party(token: string | null, extra: Record<string, unknown> = {}) {
   return { kind: 'e164', token, country: 'GB', callingCode: '44', numberType: 'MOBILE', ...extra };
 }
 
+/** A keyed-id-shaped value (32 letters a-p) for record `n`, per kind of id. */
+const fakeId = (kind: 'a' | 'b' | 'c', n: string) => kind.repeat(31) + 'abcdefghijklmnop'[Number(n) % 16];
+
 function record(id: string, over: Record<string, unknown> = {}) {
   return {
-    schemaVersion: 1,
-    id: `pbx-1.${id}#1`,
+    schemaVersion: 2,
+    id: fakeId('a', id),
     tenant: 'acme',
     keyId: 'k-new',
-    callId: `pbx-1.${id}`,
-    legId: `pbx-1.${id}`,
+    callId: fakeId('b', id),
+    legId: fakeId('c', id),
+    lastApp: 'Dial',
     disposition: 'ANSWERED',
     durationSec: 3,
     billSec: 2,
@@ -112,7 +117,7 @@ t.test(
     const r = await exportSubject(source(values), subjectMatcher(SUBJECT));
     t.same(
       r.records.map((x) => x.id),
-      ['pbx-1.1#1', 'pbx-1.3#1'],
+      [fakeId('a', '1'), fakeId('a', '3')],
     );
     t.match(r, { read: 8, duplicates: 1, unreadable: 2, otherKeys: 2, beforeSince: 0, topicExists: true });
 
@@ -121,7 +126,7 @@ t.test(
     });
     t.same(
       since.records.map((x) => x.id),
-      ['pbx-1.3#1'],
+      [fakeId('a', '3')],
     );
     t.equal(since.beforeSince, 1);
 
@@ -174,17 +179,10 @@ for (const name of CAPTURES) {
 }
 const needles = mergeNeedles(...CAPTURES.map(needlesForCapture));
 
-/** Master.csv rows in CDR order, each with the id its record carries (UniqueID # ordinal of that channel's CDRs). */
-const ROWS = CAPTURES.flatMap((name) => {
-  const seen = new Map<string, number>();
-  return [...readMasterCsv(name)]
-    .sort((a, b) => Number(a.sequence) - Number(b.sequence))
-    .map((row) => {
-      const n = (seen.get(row.uniqueid) ?? 0) + 1;
-      seen.set(row.uniqueid, n);
-      return { ...row, id: `${row.uniqueid}#${n}` };
-    });
-});
+/** Master.csv rows, each with the id its record carries (computed from the row with its tenant's id key). */
+const ROWS = CAPTURES.flatMap((name) =>
+  readMasterCsv(name).map((row) => ({ ...row, id: idsOfRow(loaded, row.accountcode || 'acme', row).id })),
+);
 
 /** E.164 the way a tenant's rules describe it: valid in the default region, then a fallback region; else merely possible. */
 function e164(raw: string, regions: readonly CountryCode[]): string | null {

@@ -16,7 +16,7 @@ import { replayCapture } from '../../src/main.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { STATE_LOCK_FILE } from '../../src/subject/state-lock.js';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
-import { KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../helpers/configs.js';
+import { ID_KEY_ACME, ID_KEY_GLOBEX, KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../helpers/configs.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, JANE, memoryLogger, tmp } from './suppression-fixtures.js';
 
@@ -32,6 +32,8 @@ function deployment(rulesDir: string = RULES_DIR) {
   const acmeNew = join(dir, 'acme-2026-11.key');
   writeFileSync(acmeOld, OLD_ACME + '\n');
   writeFileSync(acmeNew, KEY_ACME + '\n');
+  const acmeId = join(dir, 'acme-id.key');
+  writeFileSync(acmeId, ID_KEY_ACME + '\n');
   const keys = join(dir, 'keys.yaml');
   writeFileSync(
     keys,
@@ -45,6 +47,10 @@ function deployment(rulesDir: string = RULES_DIR) {
       `    - { kid: globex-2026-11, secret: "${KEY_GLOBEX}", activeFrom: "2021-01-01T00:00:00Z" }`,
       '  northwind:',
       '    - { kid: northwind-1, secretEnv: K_NORTHWIND, activeFrom: "2021-01-01T00:00:00Z" }',
+      'idKeys:',
+      `  acme: { secretFile: ${acmeId} }`,
+      `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
+      `  northwind: { secret: "${'c4'.repeat(32)}" }`,
       '',
     ].join('\n'),
   );
@@ -53,7 +59,7 @@ function deployment(rulesDir: string = RULES_DIR) {
     config,
     `rules:\n  dir: ${rulesDir}\n  keysFile: ${keys}\nstorage:\n  dir: ${join(dir, 'data')}\nsink: { type: jsonl, path: ${join(dir, 'out.jsonl')} }\n`,
   );
-  return { dir, acmeOld, acmeNew, keys, config, data: join(dir, 'data') };
+  return { dir, acmeOld, acmeNew, acmeId, keys, config, data: join(dir, 'data') };
 }
 
 async function run(
@@ -113,8 +119,11 @@ t.test(
     t.match(r.out, `kid acme-2026-11: secret file ${d.acmeNew} overwritten with random bytes and deleted`);
     t.match(r.out, `keys file: key set "acme" removed from ${d.keys}`);
     t.notOk(existsSync(d.acmeOld) || existsSync(d.acmeNew), 'both secret files are gone, the retired one too');
+    t.match(r.out, `kid idKeys.acme: secret file ${d.acmeId} overwritten with random bytes and deleted`);
+    t.notOk(existsSync(d.acmeId), 'the id key is destroyed too: record and call ids can no longer be recomputed');
     const keys = readFileSync(d.keys, 'utf8');
     t.notMatch(keys, /acme-20/, 'the key set is gone from the keys file');
+    t.notMatch(keys, /acme-id\.key|^ {2}acme:/m, 'and its id key');
     t.match(
       keys,
       /# key sets \(comments survive a shred\)[\s\S]*globex-2026-11[\s\S]*northwind-1/,
@@ -136,7 +145,7 @@ t.test(
       {
         action: 'tenant.shred',
         tenant: 'acme',
-        detail: { keySet: 'acme', keys: 2, destroyed: 2, notDestroyed: null, reason: 'offboarding ACME-7' },
+        detail: { keySet: 'acme', keys: 3, destroyed: 3, notDestroyed: null, reason: 'offboarding ACME-7' },
       },
     ]);
     t.ok(verifyAuditLog(join(d.data, 'audit.jsonl')).ok);

@@ -16,7 +16,6 @@ import { openConsentStore } from '../../src/consent/store.js';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { buildPipeline, openSink } from '../../src/main.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
-import { createTenantResolver } from '../../src/privacy/tenants.js';
 import type { RecordSink } from '../../src/sink/sink.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import { createSuppressionApi, createSuppressionList, openSuppressionList } from '../../src/subject/suppression.js';
@@ -93,7 +92,10 @@ t.test(
     connectLiveFeed(feed, {
       client: { onMessage: (fn) => void amiListeners.push(fn) },
       pipeline,
-      calls: { resolveTagged: createTenantResolver(loaded.tenants), defaultTenant: 'acme' },
+      calls: {
+        resolveTagged: (h, a) => loaded.privacy(h, a),
+        defaultTenant: loaded.privacy.tenants.get('acme'),
+      },
     });
     const api = await startApiServer({
       host: '127.0.0.1',
