@@ -23,6 +23,7 @@ import {
   readCapture,
   readFixture,
   readMasterCsv,
+  SYNTHETIC_CAPTURES,
   SYSTEM_NAMES,
   type CaptureName,
 } from './ground-truth.js';
@@ -58,7 +59,7 @@ t.test('every capture has its files, and no capture is unlisted', async (t) => {
     t.match(basename(planFile(name)), new RegExp(`^${name}\\.plan\\.csv(\\.gz)?$`));
   }
   const present = new Set(readdirSync(FIXTURE_DIR).flatMap((f) => /^(.+)\.ami(?:\.gz)?$/.exec(f)?.[1] ?? []));
-  t.same([...present].sort(), [...CAPTURES].sort());
+  t.same([...present].sort(), [...CAPTURES, ...SYNTHETIC_CAPTURES].sort());
 });
 
 t.test('fixturePath resolves names and gzipped files, and says what is missing', async (t) => {

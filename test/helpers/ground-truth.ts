@@ -31,6 +31,14 @@ export const CAPTURES = [
 ] as const;
 export type CaptureName = (typeof CAPTURES)[number];
 
+/**
+ * Hand-written sessions (no Master.csv, cel.csv or plan.csv): an Asterisk 11
+ * AMI stream written from that version's source, with an expected table
+ * written by hand. See the fixture README, "Synthetic sessions".
+ */
+export const SYNTHETIC_CAPTURES = ['asterisk11-session'] as const;
+export type SyntheticCaptureName = (typeof SYNTHETIC_CAPTURES)[number];
+
 /** Captures from the Asterisk 20 / chan_sip lab (system name `pbx-lab`); pjsip-transfers is Asterisk 22 / PJSIP (`pbx-lab3`). */
 export const SYSTEM_NAMES: Record<CaptureName, string> = {
   'basic-internal': 'pbx-lab',
