@@ -12,12 +12,19 @@ import {
   captureFile,
   fixturePath,
   masterCsvFile,
+  celCsvFile,
+  celExtra,
   needlesForCapture,
+  parseCelCsv,
   parseMasterCsv,
   planFile,
+  readCelCsv,
+  readPlan,
   readCapture,
   readFixture,
   readMasterCsv,
+  SYNTHETIC_CAPTURES,
+  SYSTEM_NAMES,
   type CaptureName,
 } from './ground-truth.js';
 
@@ -36,6 +43,7 @@ const EXPECTED: Record<CaptureName, Expected> = {
     linkedids: 1200,
     dispositions: { FAILED: 100, BUSY: 280, CONGESTION: 56, ANSWERED: 677, 'NO ANSWER': 490 },
   },
+  'pjsip-transfers': { rows: 21, linkedids: 9, dispositions: { ANSWERED: 14, 'NO ANSWER': 7 } },
 };
 
 function countBy<T>(items: T[], key: (item: T) => string): Record<string, number> {
@@ -51,7 +59,7 @@ t.test('every capture has its files, and no capture is unlisted', async (t) => {
     t.match(basename(planFile(name)), new RegExp(`^${name}\\.plan\\.csv(\\.gz)?$`));
   }
   const present = new Set(readdirSync(FIXTURE_DIR).flatMap((f) => /^(.+)\.ami(?:\.gz)?$/.exec(f)?.[1] ?? []));
-  t.same([...present].sort(), [...CAPTURES].sort());
+  t.same([...present].sort(), [...CAPTURES, ...SYNTHETIC_CAPTURES].sort());
 });
 
 t.test('fixturePath resolves names and gzipped files, and says what is missing', async (t) => {
@@ -86,8 +94,8 @@ t.test('rows are typed and internally consistent', async (t) => {
         !Number.isInteger(r.billsec) ||
         r.billsec > r.duration ||
         (r.disposition === 'ANSWERED' && r.answer === '') ||
-        !/^pbx-lab-\d+\.\d+$/.test(r.uniqueid) ||
-        !/^pbx-lab-\d+\.\d+$/.test(r.linkedid) ||
+        !new RegExp(`^${SYSTEM_NAMES[name]}-\\d+\\.\\d+$`).test(r.uniqueid) ||
+        !new RegExp(`^${SYSTEM_NAMES[name]}-\\d+\\.\\d+$`).test(r.linkedid) ||
         !/^\d+$/.test(r.sequence) ||
         !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(r.start),
     ),
@@ -95,12 +103,16 @@ t.test('rows are typed and internally consistent', async (t) => {
   t.same(bad, []);
   // Real-PBX quirk worth knowing before asserting on billing: the queue
   // answers the caller itself, so a queue CDR whose member never answered is
-  // NO ANSWER yet has an answer time and billsec > 0.
+  // NO ANSWER yet has an answer time and billsec > 0. On the PJSIP lab the
+  // same happens to an Originate's Local;1 half: answered when the far end
+  // of its ;2 half answered, then its own Dial to 3106 was not.
   const unansweredButBilled = CAPTURES.flatMap((n) => readMasterCsv(n)).filter(
     (r) => r.disposition !== 'ANSWERED' && r.billsec !== 0,
   );
-  t.equal(unansweredButBilled.length, 7);
-  t.same(new Set(unansweredButBilled.map((r) => `${r.disposition}/${r.lastapp}`)), new Set(['NO ANSWER/Queue']));
+  t.same(
+    countBy(unansweredButBilled, (r) => `${r.disposition}/${r.lastapp}/${r.channel.split('/')[0]}`),
+    { 'NO ANSWER/Queue/SIP': 7, 'NO ANSWER/Dial/Local': 1 },
+  );
 });
 
 t.test('quoted fields parse intact', async (t) => {
@@ -154,4 +166,60 @@ t.test('needlesForCapture covers capture, plan and Master.csv', async (t) => {
   t.ok(needlesForCapture('inbound-pstn').names.has('Sam Example'));
   t.equal(needlesForCapture('basic-internal').numbers.size, 0, 'internal calls carry only extensions');
   t.ok(needlesForCapture('basic-internal').names.has('Alice Example'));
+});
+
+// From the fixture README ("CEL rows" per capture, and the pjsip-transfers section).
+const CEL_ROWS: Record<CaptureName, number> = {
+  'basic-internal': 190,
+  'inbound-pstn': 454,
+  'outbound-pstn': 206,
+  'recording-consent': 254,
+  'edge-actions': 107,
+  'transfers-queue': 106,
+  load: 11898,
+  'pjsip-transfers': 172,
+};
+
+t.test('cel.csv: every capture has one, row counts match the README, one LINKEDID_END per call', async (t) => {
+  for (const name of CAPTURES) {
+    t.match(basename(celCsvFile(name)), new RegExp(`^${name}\\.cel\\.csv(\\.gz)?$`));
+    const rows = readCelCsv(name);
+    t.equal(rows.length, CEL_ROWS[name], `${name} CEL rows`);
+    const calls = new Set(readMasterCsv(name).map((r) => r.linkedid));
+    const ended = rows.filter((r) => r.eventType === 'LINKEDID_END').map((r) => r.linkedId);
+    t.same(new Set(ended), calls, `${name}: LINKEDID_END linkedids are the Master.csv linkedids`);
+    t.equal(ended.length, calls.size, `${name}: one LINKEDID_END per call`);
+    t.ok(
+      rows.every((r, i) => i === 0 || r.eventTime >= (rows[i - 1]?.eventTime ?? 0) - 0.01),
+      `${name}: event times (nearly) ascend`,
+    );
+  }
+});
+
+t.test('cel.csv transfer events parse, with their Extra JSON', async (t) => {
+  const blind = readCelCsv('transfers-queue').filter((r) => r.eventType === 'BLINDTRANSFER');
+  t.equal(blind.length, 1);
+  t.match(celExtra(blind[0]!), { extension: '1003', transferee_channel_name: 'SIP/1001-000000d8' });
+  const attended = readCelCsv('pjsip-transfers').filter((r) => r.eventType === 'ATTENDEDTRANSFER');
+  t.equal(attended.length, 1);
+  t.match(celExtra(attended[0]!), { transfer_target_channel_name: 'Local/3103@phones-00000000;1' });
+  t.equal(celExtra(readCelCsv('basic-internal')[0]!), null, 'CHAN_START has no Extra');
+  t.throws(() => parseCelCsv('"CHAN_START","x"\n'), /row 1: 2 fields, expected 21/);
+});
+
+t.test('plan.csv: calling side per placed call', async (t) => {
+  const plan = readPlan('pjsip-transfers');
+  t.same(
+    plan.map((p) => p.uac),
+    ['phones', 'phones', 'carrier', 'carrier', 'carrier', 'phones'],
+  );
+  t.same(plan[2], {
+    uac: 'carrier',
+    fromUser: '+447700900311',
+    fromDisplay: '',
+    requestUriUser: '+441134960110',
+    uacMode: 'xlong',
+    extraHeaders: ['X-Info: none', 'X-Info: none'],
+  });
+  t.equal(readPlan('load').length, 1200);
 });
