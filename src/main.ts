@@ -1,6 +1,6 @@
 // The composition root: wires source -> assemble -> privacy -> sink for the
 // live gateway and for replays. Nothing else constructs these parts.
-import { createAssembler, type Assembler } from './assemble/assembler.js';
+import { createCallModel, type CallModel } from './assemble/call-model.js';
 import { openAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createConsentEnforcer, type ConsentEnforcer } from './consent/enforcer.js';
 import { createConsentRegistry, type ConsentRegistry } from './consent/registry.js';
@@ -15,6 +15,8 @@ import { GatewayError } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.js';
 import { createSanitiser, type SubjectGuard } from './privacy/sanitise.js';
+import { createCallSanitiser } from './privacy/sanitise-call.js';
+import { callIdOf } from './privacy/ids.js';
 import { acquireStateLock } from './subject/state-lock.js';
 import {
   createSuppressionApi,
@@ -74,31 +76,53 @@ function startRulesReload(
   return { view: holder.view, stop };
 }
 
+/** The call model on the rules in force (loaded.privacy may be a hot-reload view). */
+export function createModel(loaded: LoadedConfig): CallModel {
+  return createCallModel({
+    timeZone: loaded.config.pbx.timeZone,
+    ...loaded.config.assemble,
+    rules: () => loaded.privacy.callModel,
+  });
+}
+
 export function buildPipeline(
   loaded: LoadedConfig,
   sink: RecordSink,
   log: Logger,
   metrics?: Metrics,
-  assembler: Assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble }),
+  model: CallModel = createModel(loaded),
   /** Suppressions and shredded tenants; default: what the state dir holds, read-only (replays). */
   subjects: SubjectGuard = readOnlySuppressionList(loaded.config.storage.dir),
 ): Pipeline {
   if (metrics !== undefined) {
-    metrics.gaugeFn('live_channels', 'Channels in the assembler state', () => assembler.liveChannelCount());
-    metrics.counterFn(
-      'cdrs_malformed_total',
-      'Cdr events skipped: no UniqueID or unreadable times',
-      () => assembler.stats().cdrMalformed,
+    metrics.gaugeFn('live_channels', 'Channels in the call model', () => model.liveChannelCount());
+    metrics.gaugeFn('live_calls', 'Calls in the call model (up, or ended and waiting for late CDRs)', () =>
+      model.liveCallCount(),
     );
     metrics.counterFn(
       'channels_evicted_live_total',
       'Channels dropped by the state bound/TTL before their Hangup',
-      () => assembler.stats().channelsEvictedLive,
+      () => model.stats().channelsEvictedLive,
+    );
+    metrics.counterFn(
+      'cdrs_after_call_total',
+      'Cdr events that arrived after their call record was out (cdr.conf batch mode? raise assemble.callGraceMs)',
+      () => model.stats().cdrAfterCall,
+    );
+    metrics.counterFn(
+      'cel_cdr_mismatch_total',
+      'Calls seen in CEL events with no CDR, on a PBX sending both',
+      () => model.stats().celCdrMismatch,
     );
   }
   // loaded.privacy may be a hot-reload view (see startGateway): each record is cleaned by one whole rule set.
   const sanitise = createSanitiser(loaded.privacy, Date.now, subjects);
-  return createPipeline({ assembler, sanitise, sink, log, ...(metrics ? { metrics } : {}) });
+  const sanitiseCall = createCallSanitiser(loaded.privacy, Date.now, subjects);
+  const keyCallId = (tenant: string, linkedId: string): string | null => {
+    const p = loaded.privacy.tenants.get(tenant);
+    return p === undefined || p.idKey === null ? null : callIdOf(p.idKey, tenant, linkedId);
+  };
+  return createPipeline({ model, sanitise, sanitiseCall, keyCallId, sink, log, ...(metrics ? { metrics } : {}) });
 }
 
 /**
@@ -193,41 +217,17 @@ export interface ConsentParts {
 }
 
 /** Recording consent: the registry on disk, and enforcement on the live AMI stream (after the pipeline's handler). */
-/** The tenants' live feed, fed by the AMI client (calls), the pipeline (records) and consent enforcement. */
-export function attachLiveFeed(
-  loaded: LoadedConfig,
-  client: AmiClient,
-  pipeline: Pipeline,
-  consent: ConsentParts,
-  maxBufferedBytes: number,
-): LiveFeed {
+/** The tenants' live feed: the call model's calls and records after privacy, and consent enforcement. */
+export function attachLiveFeed(pipeline: Pipeline, consent: ConsentParts, maxBufferedBytes: number): LiveFeed {
   const feed = createLiveFeed({ maxBufferedBytes });
-  connectLiveFeed(feed, {
-    client,
-    pipeline,
-    enforcer: consent.enforcer,
-    registry: consent.registry,
-    calls: {
-      // Tagged calls only (accountcode or tenantid named in a tenant's rules); untagged ones wait for their end.
-      resolveTagged: (hint, account) => {
-        const p = loaded.privacy(hint, account);
-        return p !== undefined && (p.match.accountCodes?.includes(account) || p.match.tenantIds?.includes(hint))
-          ? p
-          : undefined;
-      },
-      defaultTenant:
-        loaded.privacy.defaultTenant === undefined
-          ? undefined
-          : loaded.privacy.tenants.get(loaded.privacy.defaultTenant),
-    },
-  });
+  connectLiveFeed(feed, { pipeline, enforcer: consent.enforcer, registry: consent.registry });
   return feed;
 }
 
 export function attachConsent(
   loaded: LoadedConfig,
   client: AmiClient,
-  assembler: Assembler,
+  model: CallModel,
   audit: AuditLog,
   log: Logger,
   metrics?: Metrics,
@@ -245,11 +245,14 @@ export function attachConsent(
       'consent store unreadable: every recording is blocked and changes are refused until it is fixed',
     );
   const enforcer = createConsentEnforcer({
-    assembler,
+    assembler: model,
     ami: client,
     consent: registry,
-    // The rules in force (hot reload included): the same tenants and id keys as the records.
-    resolveTenant: (hint, account) => loaded.privacy(hint, account),
+    // The call model's one tenant resolution: a call's recording is judged in the tenant its records go to.
+    tenantOf: (uniqueId) => {
+      const id = model.tenantOfChannel(uniqueId);
+      return id === undefined ? undefined : loaded.privacy.tenants.get(id);
+    },
     audit,
     log: log.child({ component: 'consent' }),
     ...(metrics ? { metrics } : {}),
@@ -309,6 +312,8 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
       });
       client.start();
     });
+    // The capture is over: every call in it has ended, so its call record is due now.
+    pipeline.flush();
     await pipeline.drain();
   } finally {
     if (timer) clearInterval(timer);
@@ -353,6 +358,9 @@ export function connectSource(
     }
   }, cdrWatchMs);
   watch.unref();
+  // Call records of ended calls go out after their grace even when the PBX is quiet.
+  const tick = setInterval(() => pipeline.tick(), 1000);
+  tick.unref();
   client.onMessage((msg) => pipeline.handle(msg));
   client.onState((state) => {
     if (state !== 'connected') return;
@@ -369,7 +377,10 @@ export function connectSource(
       (err: unknown) => log.warn({ component: 'ami', code: (err as { code?: string }).code }, 'channel resync failed'),
     );
   });
-  return () => clearInterval(watch);
+  return () => {
+    clearInterval(watch);
+    clearInterval(tick);
+  };
 }
 
 /** The client's TLS options from ami.tls; the CA file is read once, at start. */
@@ -446,8 +457,8 @@ export async function startGateway(
   });
   await retention.attach({ audit });
   const sink = await openSink(loaded, env, log, metrics, retention);
-  const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble });
-  const pipeline = buildPipeline(loaded, sink, log, metrics, assembler, suppressions);
+  const model = createModel(loaded);
+  const pipeline = buildPipeline(loaded, sink, log, metrics, model, suppressions);
   const client = createAmiClient({
     host: ami.host,
     port: ami.port,
@@ -461,7 +472,7 @@ export async function startGateway(
     log: log.child({ component: 'ami' }),
   });
   const stopCdrWatch = connectSource(client, pipeline, log);
-  const consent = attachConsent(loaded, client, assembler, audit, log, metrics);
+  const consent = attachConsent(loaded, client, model, audit, log, metrics);
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
@@ -484,7 +495,7 @@ export async function startGateway(
   let api: ApiServer | undefined;
   const a = loaded.config.api;
   if (a.enabled) {
-    const feed = attachLiveFeed(loaded, client, pipeline, consent, a.wsMaxBufferedBytes);
+    const feed = attachLiveFeed(pipeline, consent, a.wsMaxBufferedBytes);
     metrics.gaugeFn('ws_clients', 'Live feed WebSocket clients', () => feed.clients());
     metrics.counterFn(
       'ws_clients_dropped_total',
@@ -522,6 +533,8 @@ export async function startGateway(
       // acknowledged by then is in the spool, so every record is settled.
       await api?.close();
       await client.stop();
+      // Calls that have ended get their call record now; calls still up are reported by the next run's legs.
+      pipeline.flush();
       await sink.close();
       await pipeline.drain();
       if (!auditClosed) audit.close();

@@ -1,24 +1,41 @@
-// source -> assemble -> privacy -> sink for one message at a time, with the
-// counts every stage reports. Withheld records are counted and logged with a
-// reason and a tenant id only.
-import type { Assembler } from './assemble/assembler.js';
+// source -> call model -> privacy -> sink for one message at a time, with the
+// counts every stage reports. The call model emits leg records (one per CDR)
+// and call records (one per call); each is cleaned by privacy and written as
+// its own stream. Withheld records are counted and logged with a reason and a
+// tenant id only.
+import type { CallModel, CdrProblem } from './assemble/call-model.js';
+import type { RawCall, RawCdr } from './assemble/raw-cdr.js';
+import { callOut, legOut } from './egress/out-record.js';
 import type { Logger } from './observability/logger.js';
-import type { SanitiseResult, WithheldReason } from './privacy/sanitise.js';
-import type { RawCdr } from './assemble/raw-cdr.js';
-import type { RecordSink } from './sink/sink.js';
-import type { AmiMessage } from './source/ami-message.js';
-import type { CdrRecord } from './privacy/cdr-record.js';
 import type { Metrics } from './observability/metrics.js';
-import { legOut } from './egress/out-record.js';
+import type { CallRecord } from './privacy/call-record.js';
+import type { CdrRecord } from './privacy/cdr-record.js';
+import type { CallSanitiseResult } from './privacy/sanitise-call.js';
+import type { SanitiseResult, WithheldReason } from './privacy/sanitise.js';
+import type { OutRecord, RecordSink } from './sink/sink.js';
+import type { AmiMessage } from './source/ami-message.js';
 
 export interface PipelineCounts {
   events: number;
   /** Hangup events: calls ending. With no Cdr events alongside, cdr_manager is off. */
   hangups: number;
+  /** Leg records the call model built (one per Cdr event, plus gap placeholders). */
   cdrs: number;
   published: number;
+  /** Call records the call model built, and those the sink took. */
+  calls: number;
+  callsPublished: number;
   withheld: Record<WithheldReason, number>;
+  /** Cdr events that could not be used (no Uniqueid, unreadable times or durations): counted, never silent. */
+  cdrUnusable: number;
   sinkFailures: number;
+}
+
+/** A live call event after privacy: the tenant it belongs to and the call id its records carry. */
+export interface LiveCall {
+  readonly type: 'call.started' | 'call.answered' | 'call.ended';
+  readonly tenant: string;
+  readonly callId: string;
 }
 
 export interface Pipeline {
@@ -26,20 +43,44 @@ export interface Pipeline {
   /** After an AMI reconnect: records (marked incomplete) for calls that ended unseen. Returns how many. */
   reconcile(liveUniqueIds: ReadonlySet<string>): number;
   beginResync(): void;
+  /** Emits the call records of calls that have ended (end of a replay, shutdown). */
+  flush(): void;
+  /** Emits the call records whose grace has passed (called every second by the live gateway). */
+  tick(): void;
   /** Resolves when every record handed to the sink so far is settled. */
   drain(): Promise<void>;
   counts(): Readonly<PipelineCounts>;
-  /** Called with each record once the sink took it (live feed, tests). */
+  /** Called with each leg record once the sink took it (live feed, tests). */
   onPublished(fn: (record: CdrRecord) => void): void;
+  /** Called with each call record once the sink took it. */
+  onCallPublished(fn: (record: CallRecord) => void): void;
+  /** Call lifecycle, keyed like the records (the live feed's source: nothing raw). */
+  onLive(fn: (e: LiveCall) => void): void;
 }
 
 export interface PipelineDeps {
-  readonly assembler: Pick<Assembler, 'handle' | 'reconcile' | 'beginResync'>;
+  readonly model: Pick<
+    CallModel,
+    'handle' | 'onLeg' | 'onCall' | 'onLive' | 'onCdrProblem' | 'flush' | 'tick' | 'reconcile' | 'beginResync'
+  >;
   readonly sanitise: (raw: RawCdr) => SanitiseResult;
+  readonly sanitiseCall: (raw: RawCall) => CallSanitiseResult;
+  /** The keyed call id of a raw Linkedid in a tenant (null: no id key), for live events. */
+  readonly keyCallId: (tenant: string, linkedId: string) => string | null;
   readonly sink: Pick<RecordSink, 'write'>;
   readonly log: Pick<Logger, 'warn' | 'error'>;
   readonly metrics?: Pick<Metrics, 'counter'>;
 }
+
+export const WITHHELD_REASONS: readonly WithheldReason[] = [
+  'unknown-tenant',
+  'no-key',
+  'schema',
+  'suppressed',
+  'suppression-unavailable',
+  'shredded',
+  'cdr-unusable',
+];
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const counts: PipelineCounts = {
@@ -47,17 +88,23 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     hangups: 0,
     cdrs: 0,
     published: 0,
-    withheld: { 'unknown-tenant': 0, 'no-key': 0, schema: 0, suppressed: 0, 'suppression-unavailable': 0, shredded: 0 },
+    calls: 0,
+    callsPublished: 0,
+    withheld: Object.fromEntries(WITHHELD_REASONS.map((r) => [r, 0])) as Record<WithheldReason, number>,
+    cdrUnusable: 0,
     sinkFailures: 0,
   };
   const inFlight = new Set<Promise<void>>();
   const listeners: ((r: CdrRecord) => void)[] = [];
+  const callListeners: ((r: CallRecord) => void)[] = [];
+  const liveListeners: ((e: LiveCall) => void)[] = [];
   const m = deps.metrics;
   const events = m?.counter('events_received_total', 'AMI events received');
-  const cdrs = m?.counter('cdrs_assembled_total', 'Asterisk CDRs assembled into records');
+  const cdrs = m?.counter('cdrs_assembled_total', 'Asterisk CDRs assembled into leg records');
+  const callsBuilt = m?.counter('calls_assembled_total', 'Calls assembled into call records');
   const published = m?.counter(
     'records_written_total',
-    'Records the sink acknowledged (Kafka ack, or durable in the spool)',
+    'Records the sink acknowledged (Kafka ack, or durable in the spool), by tenant and stream',
   );
   const withheld = m?.counter(
     'records_withheld_total',
@@ -65,20 +112,51 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   );
   const failed = m?.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)');
 
+  deps.model.onLeg((raw) => {
+    counts.cdrs++;
+    cdrs?.inc();
+    const result = deps.sanitise(raw);
+    if (!result.ok) return withhold(result.reason, result.tenant, 'cdr');
+    const record = result.record;
+    write(legOut(record), () => {
+      counts.published++;
+      for (const fn of listeners) fn(record);
+    });
+  });
+  deps.model.onCall((raw) => {
+    counts.calls++;
+    callsBuilt?.inc();
+    const result = deps.sanitiseCall(raw);
+    if (!result.ok) return withhold(result.reason, result.tenant, 'calls');
+    const record = result.record;
+    write(callOut(record), () => {
+      counts.callsPublished++;
+      for (const fn of callListeners) fn(record);
+    });
+  });
+  deps.model.onLive((e) => {
+    if (liveListeners.length === 0) return;
+    const callId = deps.keyCallId(e.tenant, e.callId);
+    if (callId === null) return;
+    const out: LiveCall = { type: e.type, tenant: e.tenant, callId };
+    for (const fn of liveListeners) fn(out);
+  });
+  deps.model.onCdrProblem((problem: CdrProblem) => {
+    counts.cdrUnusable++;
+    withhold('cdr-unusable', null, 'cdr', problem);
+  });
+
   return {
     handle(msg) {
       counts.events++;
       events?.inc();
       if (msg['event'] === 'Hangup') counts.hangups++;
-      const raw = deps.assembler.handle(msg);
-      if (raw !== undefined) take(raw);
+      deps.model.handle(msg);
     },
-    beginResync: () => deps.assembler.beginResync(),
-    reconcile(live) {
-      const gaps = deps.assembler.reconcile(live);
-      for (const raw of gaps) take(raw);
-      return gaps.length;
-    },
+    beginResync: () => deps.model.beginResync(),
+    reconcile: (live) => deps.model.reconcile(live),
+    flush: () => deps.model.flush(),
+    tick: () => deps.model.tick(),
     async drain() {
       while (inFlight.size > 0) await Promise.all([...inFlight]);
     },
@@ -86,33 +164,39 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     onPublished(fn) {
       listeners.push(fn);
     },
+    onCallPublished(fn) {
+      callListeners.push(fn);
+    },
+    onLive(fn) {
+      liveListeners.push(fn);
+    },
   };
 
-  function take(raw: RawCdr): void {
-    counts.cdrs++;
-    cdrs?.inc();
-    const result = deps.sanitise(raw);
-    if (!result.ok) {
-      counts.withheld[result.reason]++;
-      withheld?.inc({ reason: result.reason, tenant: result.tenant ?? 'none' });
-      deps.log.warn(
-        { stage: 'privacy', reason: result.reason, tenant: result.tenant, legId: raw.legId },
-        'record withheld',
-      );
-      return;
-    }
-    const record = result.record;
-    const p = deps.sink.write(legOut(record)).then(
+  function withhold(
+    reason: WithheldReason,
+    tenant: string | null,
+    stream: OutRecord['stream'],
+    problem?: CdrProblem,
+  ): void {
+    counts.withheld[reason]++;
+    withheld?.inc({ reason, tenant: tenant ?? 'none' });
+    deps.log.warn(
+      { stage: 'privacy', reason, tenant, stream, ...(problem === undefined ? {} : { problem }) },
+      'record withheld',
+    );
+  }
+
+  function write(out: OutRecord, onDone: () => void): void {
+    const p = deps.sink.write(out).then(
       () => {
-        counts.published++;
-        published?.inc({ tenant: record.tenant });
-        for (const fn of listeners) fn(record);
+        published?.inc({ tenant: out.tenant, stream: out.stream });
+        onDone();
       },
       (err: unknown) => {
         counts.sinkFailures++;
         failed?.inc({ stage: 'sink' });
         deps.log.error(
-          { stage: 'sink', code: (err as { code?: string }).code, recordId: record.id },
+          { stage: 'sink', code: (err as { code?: string }).code, recordId: out.id, stream: out.stream },
           'record not delivered',
         );
       },

@@ -16,6 +16,7 @@ export type LiveFrame =
       readonly at: string;
     }
   | { readonly type: 'record'; readonly record: unknown }
+  | { readonly type: 'call'; readonly record: unknown }
   | {
       readonly type: 'consent';
       readonly extension: string;

@@ -68,8 +68,11 @@ export function cmdToken(args: string[], env: Env, out: Out): number {
     return 1;
   }
   out(`tenant ${policy.id}, kind ${s.kind}${s.callingCode === null ? '' : `, country code ${s.callingCode}`}:\n`);
+  const readings = new Set(s.keys.map((k) => k.kind)).size;
   for (const k of s.keys)
-    out(`  kid ${k.keyId}  token ${k.token}${k.fpe.length > 0 ? `  fpe ${k.fpe.join(' ')}` : ''}\n`);
+    out(
+      `  kid ${k.keyId}  token ${k.token}${k.fpe.length > 0 ? `  fpe ${k.fpe.join(' ')}` : ''}${readings > 1 ? `  (as ${k.kind === 'extension' ? 'an internal extension' : 'a number on a trunk'})` : ''}\n`,
+    );
   return 0;
 }
 

@@ -9,7 +9,7 @@
 // Monitor(,b) sets AUTO_MONITOR and starts later with MonitorStart when bridged.
 // RECFILE is not a start: the lab dialplan sets it on calls that never record.
 import { callIdOf } from '../privacy/ids.js';
-import type { Assembler, ChannelState } from '../assemble/assembler.js';
+import type { CallModel, ChannelState } from '../assemble/call-model.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -37,10 +37,11 @@ export interface EnforcerTenant {
 }
 
 export interface ConsentEnforcerDeps {
-  readonly assembler: Pick<Assembler, 'channel' | 'markRecording'>;
+  readonly assembler: Pick<CallModel, 'channel' | 'markRecording'>;
   readonly ami: Pick<AmiClient, 'action'>;
   readonly consent: ConsentView & { noteSeen?(tenant: string, extension: string): void };
-  readonly resolveTenant: (tenantHint: string, accountCode: string) => EnforcerTenant | undefined;
+  /** The tenant of the call a channel is on: the call model's one resolution (the records' tenant). */
+  readonly tenantOf: (uniqueId: string) => EnforcerTenant | undefined;
   readonly audit: Pick<AuditLog, 'append'>;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
   readonly metrics?: Pick<Metrics, 'counter'>;
@@ -88,7 +89,7 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
     spec: EnforcerTenant | undefined;
     decision: ReturnType<typeof decideRecording>;
   } {
-    const spec = deps.resolveTenant(ch.tenantHint, ch.accountCode);
+    const spec = deps.tenantOf(ch.uniqueId);
     const parties = recordingParties(ch, spec?.numbers.extensionMaxDigits ?? 6);
     if (spec !== undefined) for (const p of parties) deps.consent.noteSeen?.(spec.id, p);
     return { tenant: spec?.id, spec, decision: decideRecording(spec?.id, parties, deps.consent) };

@@ -52,6 +52,11 @@ export const Party = z
 export type Party = z.infer<typeof Party>;
 
 const isoUtc = z.iso.datetime({ offset: false });
+export const Direction = z.enum(['inbound', 'outbound', 'internal', 'transit']);
+export const RecordSource = z.enum(['ami', 'cel', 'cdr-store']);
+/** A queue's dialplan name: letters, digits, "_", ".", "-", and never a run of more than 6 digits. */
+export const QUEUE_NAME = /^(?!.*[0-9]{7})[A-Za-z0-9_.-]{1,64}$/;
+export const QueueName = z.string().regex(QUEUE_NAME);
 const keyedId = z.string().regex(KEYED_ID);
 /** An Asterisk application name (Dial, Queue, Hangup, Playback, ...): never its arguments. */
 export const APP_NAME = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
@@ -98,6 +103,19 @@ export const CdrRecord = z
       .describe(
         "false: the call ended while the AMI link was down and its Cdr event was lost. disposition UNKNOWN, durations 0 and endedAt (when the gap was found) are placeholders, not measurements: do not bill it, reconcile it against the PBX's own CDR store",
       ),
+    direction: Direction.optional().describe(
+      'inbound: from a trunk; outbound: to a trunk; internal: no trunk; transit: trunk to trunk. Absent when unknown (a gap placeholder)',
+    ),
+    origin: Party.optional().describe(
+      "The internal extension whose phone placed this leg (behind a rewritten outbound CLI), under the tenant's extension method; absent when a trunk placed it, or the method is redact",
+    ),
+    answeredBy: Party.optional().describe(
+      "The internal extension or queue member that answered this leg, under the tenant's extension method; absent when nobody internal answered, or the method is redact",
+    ),
+    queue: QueueName.optional().describe('The queue this leg ran (lastApp Queue)'),
+    source: RecordSource.describe(
+      "ami: a Cdr event over AMI; cel: built from CEL events (a PBX without cdr_manager); cdr-store: reconciled from the PBX's own CDR store",
+    ),
   })
   .strict();
 export type CdrRecord = z.infer<typeof CdrRecord>;

@@ -115,8 +115,15 @@ export function foldNumberText(raw: string): string {
   return out;
 }
 
-/** Pure classification; see README "How numbers are treated" for the rules. */
-export function classifyNumber(raw: string, policy: NumberPolicy): NormalisedParty {
+/**
+ * Pure classification; see README "How numbers are treated" for the rules.
+ * `where` is the party classifier's answer (assemble/party-classifier.ts): a
+ * party beyond a trunk is never an extension, however short its number (the
+ * caller `4001` on a trunk is a subscriber, keyed, never kept). Without it
+ * (records not built by the call model) a short digit string is taken as an
+ * extension.
+ */
+export function classifyNumber(raw: string, policy: NumberPolicy, where?: 'internal' | 'external'): NormalisedParty {
   const text = foldNumberText(raw).trim();
   if (WITHHELD.has(text.toLowerCase())) return WITHHELD_PARTY;
   if (CONTROL_EXTENSIONS.has(text)) return NONE;
@@ -127,7 +134,7 @@ export function classifyNumber(raw: string, policy: NumberPolicy): NormalisedPar
     // Letters only (a SIP user name, a dialplan label): keyed as an opaque string, never copied.
     return party('invalid', 'str:' + text.toLowerCase());
   }
-  if (!plus && /^[0-9*#]+$/.test(text) && digits.length <= policy.extensionMaxDigits) {
+  if (where !== 'external' && !plus && /^[0-9*#]+$/.test(text) && digits.length <= policy.extensionMaxDigits) {
     return party('extension', text);
   }
 
@@ -148,13 +155,17 @@ export function classifyNumber(raw: string, policy: NumberPolicy): NormalisedPar
 }
 
 /** classifyNumber behind a bounded cache: parsing costs tens of microseconds and numbers repeat. */
-export function createNumberClassifier(policy: NumberPolicy, maxEntries = 20_000): (raw: string) => NormalisedParty {
+export function createNumberClassifier(
+  policy: NumberPolicy,
+  maxEntries = 20_000,
+): (raw: string, where?: 'internal' | 'external') => NormalisedParty {
   const cache = new LRUCache<string, NormalisedParty>({ max: maxEntries });
-  return (raw) => {
-    let hit = cache.get(raw);
+  return (raw, where) => {
+    const key = where === 'external' ? `x\u0000${raw}` : raw;
+    let hit = cache.get(key);
     if (hit === undefined) {
-      hit = classifyNumber(raw, policy);
-      cache.set(raw, hit);
+      hit = classifyNumber(raw, policy, where);
+      cache.set(key, hit);
     }
     return hit;
   };

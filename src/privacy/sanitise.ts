@@ -2,15 +2,17 @@
 // field from the allow-list schema; a record that cannot be fully cleaned is
 // withheld with a reason, never published half-cleaned.
 import type { RawCdr } from '../assemble/raw-cdr.js';
-import { APP_NAME, CdrRecord, DISPOSITIONS } from './cdr-record.js';
+import { APP_NAME, CdrRecord, DISPOSITIONS, QUEUE_NAME, type Party } from './cdr-record.js';
+import type { TenantKey } from './pseudonymise.js';
 import { callIdOf, gapRecordIdOf, legIdOf, recordIdOf } from './ids.js';
 import { signingKey } from './keys.js';
 import { applyMethod, nameField, tokenOf } from './methods.js';
-import type { PrivacyRules } from './tenants.js';
+import type { PrivacyRules, TenantPolicy } from './tenants.js';
 import { SCHEMA_VERSION } from '../version.js';
 
+/** Why a record was withheld; `cdr-unusable`: a Cdr event without a usable Uniqueid, times or durations. */
 export type WithheldReason =
-  'unknown-tenant' | 'no-key' | 'schema' | 'suppressed' | 'suppression-unavailable' | 'shredded';
+  'unknown-tenant' | 'no-key' | 'schema' | 'suppressed' | 'suppression-unavailable' | 'shredded' | 'cdr-unusable';
 
 /**
  * Restrict/object and crypto-shredding, as the sanitiser sees them: per
@@ -45,7 +47,14 @@ export function createSanitiser(
   // Compiled rules may also be callable (the older resolver shape), so look for resolve() first.
   const current = 'resolve' in rules ? () => rules : rules;
   return (raw) => {
-    const policy = current().resolve(raw);
+    const rules = current();
+    // The call model resolved the call's tenant once (records, consent and the live feed share that answer).
+    const policy =
+      raw.tenant !== undefined
+        ? rules.tenants.get(raw.tenant)
+        : raw.callerWhere === undefined
+          ? rules.resolve(raw)
+          : undefined;
     if (policy === undefined) return { ok: false, reason: 'unknown-tenant', tenant: null };
     const g = guard?.forTenant(policy.id);
     if (g?.state === 'shredded') return { ok: false, reason: 'shredded', tenant: policy.id };
@@ -55,10 +64,11 @@ export function createSanitiser(
     if (key === null || policy.idKey === null) return { ok: false, reason: 'no-key', tenant: policy.id };
     const idKey = policy.idKey;
 
-    let callee = policy.classify(raw.destination);
+    // Where each party is comes from the party classifier (the call model); a party beyond a trunk is never an extension.
+    let callee = policy.classify(raw.destination, raw.calleeWhere);
     // Inbound calls run through extension `s`; the party called is the DID first dialled.
-    if (callee.kind === 'none' && raw.dialled !== '') callee = policy.classify(raw.dialled);
-    const callerN = policy.classify(raw.source);
+    if (callee.kind === 'none' && raw.dialled !== '') callee = policy.classify(raw.dialled, raw.calleeWhere);
+    const callerN = policy.classify(raw.source, raw.callerWhere);
     // A suppressed party is matched whatever its field's method (the set holds keyed tokens, records may carry fpe or prefixes).
     const hideCaller = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callerN));
     const hideCallee = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callee));
@@ -91,11 +101,33 @@ export function createSanitiser(
       ...(name === undefined ? {} : { callerName: name }),
       recording: raw.recording ?? 'none',
       complete: raw.incomplete === undefined,
+      ...(raw.direction === undefined ? {} : { direction: raw.direction }),
+      ...optionalParty('origin', internalParty(policy, key, raw.origin)),
+      ...optionalParty('answeredBy', internalParty(policy, key, raw.answeredBy)),
+      ...(raw.queue !== undefined && QUEUE_NAME.test(raw.queue) ? { queue: raw.queue } : {}),
+      source: raw.recordSource ?? 'ami',
     };
     const checked = CdrRecord.safeParse(candidate);
     // The zod issue list is not logged: it may quote the offending value.
     return checked.success ? { ok: true, record: checked.data } : { ok: false, reason: 'schema', tenant: policy.id };
   };
+}
+
+/**
+ * An internal extension (the phone behind a leg, the member that answered)
+ * under the tenant's extension method; undefined when redacted or absent. A
+ * value that is no extension is keyed, never copied.
+ */
+export function internalParty(policy: TenantPolicy, key: TenantKey, ext: string | undefined): Party | undefined {
+  if (ext === undefined || ext === '') return undefined;
+  const n = policy.classify(ext, 'internal');
+  if (n.kind !== 'extension')
+    return { kind: 'invalid', token: tokenOf(policy, key, n), country: null, callingCode: null, numberType: null };
+  return applyMethod(policy, key, policy.fields.callee, n);
+}
+
+function optionalParty<K extends string>(name: K, p: Party | undefined): Partial<Record<K, Party>> {
+  return p === undefined ? {} : ({ [name]: p } as Record<K, Party>);
 }
 
 function isSuppressed(tokens: ReadonlySet<string>, token: string | null): boolean {

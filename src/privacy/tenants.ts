@@ -20,6 +20,8 @@ import { compileGlob, compileNumberSet, peerOfChannel, type NumberSetMatcher } f
 import { createNumberClassifier, type NormalisedParty, type NumberPolicy } from './numbers.js';
 import { derivedIdKey } from './ids.js';
 import type { TenantKey } from './pseudonymise.js';
+import type { CallModelRules, TenantQuery } from '../assemble/call-model.js';
+import type { PartyRules, PartyWhere } from '../assemble/party-classifier.js';
 import { TOKEN_BYTES } from './pseudonymise.js';
 
 export type NumberMethod = 'token' | 'fpe' | 'prefix' | 'redact';
@@ -49,6 +51,9 @@ export interface TenantMatchRules {
   readonly dids?: readonly string[];
   readonly extensions?: readonly string[];
   readonly peers?: readonly string[];
+  /** Trunks (PBX-wide, see assemble/party-classifier): peers and contexts whose parties are external. */
+  readonly trunkPeers?: readonly string[];
+  readonly trunkContexts?: readonly string[];
 }
 
 /** One tenant's rules, as the privacy layer uses them (built from a rules file or legacy config). */
@@ -68,9 +73,16 @@ export interface TenantPolicySpec {
 }
 
 export interface TenantPolicy extends TenantPolicySpec {
-  /** Cached number classification under this tenant's number policy. Raw in, raw out: memory only. */
-  readonly classify: (raw: string) => NormalisedParty;
+  /**
+   * Cached number classification under this tenant's number policy; `where`
+   * is the party classifier's answer (an external party is never an
+   * extension). Raw in, raw out: memory only.
+   */
+  readonly classify: (raw: string, where?: PartyWhere) => NormalisedParty;
 }
+
+/** Which step of the resolution matched (README "Privacy rules": the order). */
+export type ResolvedBy = 'accountcode' | 'tenantid' | 'context' | 'did' | 'extension' | 'peer' | 'default';
 
 export type ResolveInput = Pick<
   RawCdr,
@@ -81,6 +93,10 @@ export interface PrivacyRules {
   readonly tenants: ReadonlyMap<string, TenantPolicy>;
   readonly defaultTenant: string | undefined;
   resolve(raw: ResolveInput): TenantPolicy | undefined;
+  /** The same resolution, saying which step matched. */
+  resolveMatch(raw: ResolveInput): { readonly policy: TenantPolicy; readonly by: ResolvedBy } | undefined;
+  /** The call model's view of these rules: the one tenant resolution and the party classifier's inputs. */
+  readonly callModel: CallModelRules;
 }
 
 /** Legacy shape (inline `tenants` in the config): one key, tokens everywhere. */
@@ -122,31 +138,50 @@ export function compilePrivacyRules(specs: readonly TenantPolicySpec[], defaultT
     return undefined;
   }
 
-  function resolve(raw: ResolveInput): TenantPolicy | undefined {
+  type Match = { readonly policy: TenantPolicy; readonly by: ResolvedBy };
+  const m = (policy: TenantPolicy, by: ResolvedBy): Match => ({ policy, by });
+
+  function resolveMatch(raw: ResolveInput): Match | undefined {
     if (raw.accountCode) {
       const p = byAccount.get(raw.accountCode);
-      if (p) return p;
+      if (p) return m(p, 'accountcode');
     }
     if (raw.tenantHint) {
       const p = byTenantId.get(raw.tenantHint);
-      if (p) return p;
+      if (p) return m(p, 'tenantid');
     }
     const ctx = raw.destinationContext ?? '';
-    if (ctx !== '') for (const [re, p] of contexts) if (re.test(ctx)) return p;
+    if (ctx !== '') for (const [re, p] of contexts) if (re.test(ctx)) return m(p, 'context');
     if (raw.dialled !== '' && dids.length > 0) {
-      for (const [m, p] of dids) {
-        const n = p.classify(raw.dialled);
-        if (n.kind === 'e164' && m(n.canonical)) return p;
+      for (const [set, p] of dids) {
+        const n = p.classify(raw.dialled, 'external');
+        if (n.kind === 'e164' && set(n.canonical)) return m(p, 'did');
       }
     }
     const ext = byExtension(raw.source) ?? byExtension(raw.destination);
-    if (ext) return ext;
+    if (ext) return m(ext, 'extension');
     const peer = peerOfChannel(raw.channel ?? '');
-    if (peer !== '') for (const [re, p] of peers) if (re.test(peer)) return p;
-    return fallback;
+    if (peer !== '') for (const [re, p] of peers) if (re.test(peer)) return m(p, 'peer');
+    return fallback === undefined ? undefined : m(fallback, 'default');
   }
 
-  return Object.freeze({ tenants, defaultTenant: fallback?.id, resolve });
+  const resolve = (raw: ResolveInput): TenantPolicy | undefined => resolveMatch(raw)?.policy;
+
+  const partyRules: PartyRules = Object.freeze({
+    trunkPeers: [...tenants.values()].flatMap((p) => (p.match.trunkPeers ?? []).map(compileGlob)),
+    trunkContexts: [...tenants.values()].flatMap((p) => (p.match.trunkContexts ?? []).map(compileGlob)),
+    phonePeers: peers.map(([re]) => re),
+  });
+  const callModel: CallModelRules = Object.freeze({
+    resolveTenant(q: TenantQuery) {
+      const r = resolveMatch(q);
+      return r === undefined ? undefined : { id: r.policy.id, decisive: r.by !== 'default' };
+    },
+    partyRules,
+    isConfiguredExtension: (v: string) => extensions.some(([set]) => set(v)),
+  });
+
+  return Object.freeze({ tenants, defaultTenant: fallback?.id, resolve, resolveMatch, callModel });
 }
 
 /** The older call shape (consent enforcement and the live feed use it): accountcode and tenantid only. */
@@ -162,6 +197,8 @@ export function withResolverShape(rules: PrivacyRules): PrivacyRules & TenantRes
       tenants: rules.tenants,
       defaultTenant: rules.defaultTenant,
       resolve: rules.resolve,
+      resolveMatch: rules.resolveMatch,
+      callModel: rules.callModel,
     },
   );
 }

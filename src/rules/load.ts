@@ -362,7 +362,7 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       numbers: rules.numbers,
       tokenBytes: rules.token.bits / 8 || TOKEN_BYTES,
       fields: rules.fields,
-      match: rules.match,
+      match: { ...rules.match, trunkPeers: rules.trunks.peers, trunkContexts: rules.trunks.contexts },
       suppression: rules.suppression,
       keySet: rules.keySet,
     };

@@ -45,6 +45,10 @@ export function createRulesHolder(opts: RulesHolderOptions): RulesHolder {
         return rules.defaultTenant;
       },
       resolve: (raw: Parameters<PrivacyRules['resolve']>[0]) => rules.resolve(raw),
+      resolveMatch: (raw: Parameters<PrivacyRules['resolve']>[0]) => rules.resolveMatch(raw),
+      get callModel() {
+        return rules.callModel;
+      },
     },
   ) as PrivacyRules & TenantResolver;
   return {

@@ -96,6 +96,16 @@ export const TenantRulesFile = z
       })
       .strict()
       .default({ accountCodes: [], tenantIds: [], dids: [], extensions: [], peers: [], contexts: [] }),
+    /**
+     * Trunks: channels whose parties are external (a caller on a trunk is a
+     * subscriber, whatever the length of their number). PBX-wide: every
+     * tenant's list counts. Empty everywhere: common trunk names apply (README
+     * "Parties and trunks").
+     */
+    trunks: z
+      .object({ peers: z.array(glob).default([]), contexts: z.array(glob).default([]) })
+      .strict()
+      .default({ peers: [], contexts: [] }),
     token: z
       .object({
         bits: z.number().int().min(80, 'at least 80 bits').max(256).multipleOf(8, 'a multiple of 8').default(128),

@@ -56,6 +56,15 @@ interface PartyLike {
  * caller or callee carries one of their tokens or fpe values (under any key).
  * A line that does not parse is picked when it contains one of them at all.
  */
+/** Every party a leg record or a call record names (caller, callee, origin, who answered, transfers). */
+export function partiesOf(r: Record<string, unknown>): PartyLike[] {
+  const direct = ['caller', 'callee', 'origin', 'answeredBy', 'firstCalled'].map((k) => r[k] as PartyLike | undefined);
+  const transfers = Array.isArray(r.transfers)
+    ? (r.transfers as Array<{ from?: PartyLike; to?: PartyLike }>).flatMap((t) => [t.from, t.to])
+    : [];
+  return [...direct, ...transfers].filter((p): p is PartyLike => p !== undefined && p !== null);
+}
+
 export function subjectRecordMatcher(subject: SubjectTokens): (line: string) => boolean {
   const values = new Set(subject.keys.flatMap((k) => [k.token, ...k.fpe]));
   const holds = (p: PartyLike | undefined) =>
@@ -63,14 +72,14 @@ export function subjectRecordMatcher(subject: SubjectTokens): (line: string) => 
     p !== null &&
     ((typeof p.token === 'string' && values.has(p.token)) || (typeof p.fpe === 'string' && values.has(p.fpe)));
   return (line) => {
-    let r: { tenant?: unknown; caller?: PartyLike; callee?: PartyLike };
+    let r: Record<string, unknown>;
     try {
       r = JSON.parse(decodeSpoolLine(line).value) as typeof r;
     } catch {
       for (const v of values) if (line.includes(v)) return true;
       return false;
     }
-    return r.tenant === subject.tenant && (holds(r.caller) || holds(r.callee));
+    return r.tenant === subject.tenant && partiesOf(r).some(holds);
   };
 }
 

@@ -10,7 +10,7 @@ import type { SubjectTokens } from './tokens.js';
  * fpe) identify a number; `prefix`, `country` and `numberType` are shared by
  * many subscribers and `callerName` is a name, so they never match.
  */
-const PARTY_FIELDS = ['caller', 'callee'] as const;
+const PARTY_FIELDS = ['caller', 'callee', 'origin', 'answeredBy'] as const;
 
 /** The subject's identifiers per key id, and the raw bytes worth looking for before parsing a record. */
 export interface SubjectMatcher {
@@ -26,7 +26,13 @@ export interface SubjectMatcher {
 }
 
 export function subjectMatcher(subject: SubjectTokens): SubjectMatcher {
-  const byKey = new Map(subject.keys.map((k) => [k.keyId, new Set([k.token, ...k.fpe])]));
+  // A key can have several entries (a short number read as an extension and as a subscriber's number).
+  const byKey = new Map<string, Set<string>>();
+  for (const k of subject.keys) {
+    const set = byKey.get(k.keyId) ?? new Set<string>();
+    for (const v of [k.token, ...k.fpe]) set.add(v);
+    byKey.set(k.keyId, set);
+  }
   // Tokens are base64url and fpe values "+digits_digits": neither needs JSON escaping, so they appear verbatim.
   const needles = [...new Set(subject.keys.flatMap((k) => [k.token, ...k.fpe]))].map((s) => Buffer.from(`"${s}"`));
   const keyMarks = [...byKey.keys()].map((kid) => Buffer.from(`"keyId":${JSON.stringify(kid)}`));

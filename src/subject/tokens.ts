@@ -12,6 +12,12 @@ import { readShredTombstone } from './shred-tombstone.js';
 
 export interface KeyTokens {
   readonly keyId: string;
+  /**
+   * How the number was read: a short digit string is both a possible internal
+   * extension and, on a trunk, a subscriber's number (caller `4001`); it has a
+   * token for each, so every record of it is found.
+   */
+  readonly kind: Exclude<PartyKind, 'withheld' | 'none'>;
   /** The keyed token records carry in `token` (method token, and fpe/keep fallbacks). */
   readonly token: string;
   /** The fpe values records carry when a number field uses method fpe (one per keepDigits in use). */
@@ -26,23 +32,32 @@ export interface SubjectTokens {
   readonly keys: readonly KeyTokens[];
 }
 
-/** Tokens of a number under every live key; undefined when it is no party (withheld, or a dialplan control extension). */
+/**
+ * Tokens of a number under every live key (one entry per key and reading of
+ * the number); undefined when it is no party (withheld, or a dialplan control
+ * extension).
+ */
 export function subjectTokens(policy: TenantPolicy, number: string): SubjectTokens | undefined {
-  const n = policy.classify(number);
-  if (n.kind === 'withheld' || n.kind === 'none') return undefined;
+  const external = policy.classify(number, 'external');
+  if (external.kind === 'withheld' || external.kind === 'none') return undefined;
+  const internal = policy.classify(number, 'internal');
+  const readings = internal.kind === 'extension' ? [external, internal] : [external];
   const fpeRules = [policy.fields.caller, policy.fields.callee].filter((f) => f.method === 'fpe');
-  const keys = policy.keys.keys.map((key) => ({
-    keyId: key.keyId,
-    token: pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes),
-    fpe: [
-      ...new Set(
-        fpeRules
-          .map((f) => fpeEncrypt(policy.id, key, n, f.keepDigits ?? 0))
-          .filter((v): v is string => v !== undefined),
-      ),
-    ],
-  }));
-  return { tenant: policy.id, kind: n.kind, callingCode: n.callingCode, keys };
+  const keys = policy.keys.keys.flatMap((key) =>
+    readings.map((n) => ({
+      keyId: key.keyId,
+      kind: n.kind as Exclude<PartyKind, 'withheld' | 'none'>,
+      token: pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes),
+      fpe: [
+        ...new Set(
+          fpeRules
+            .map((f) => fpeEncrypt(policy.id, key, n, f.keepDigits ?? 0))
+            .filter((v): v is string => v !== undefined),
+        ),
+      ],
+    })),
+  );
+  return { tenant: policy.id, kind: external.kind, callingCode: external.callingCode, keys };
 }
 
 /**

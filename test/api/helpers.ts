@@ -48,10 +48,8 @@ export async function apiHarness(
   const feed = createLiveFeed({ maxBufferedBytes: opts.wsMaxBufferedBytes ?? 1 << 20, closeGraceMs: 500 });
   // Consent changes reach the feed as in the gateway; AMI and records are published by the tests themselves.
   connectLiveFeed(feed, {
-    client: { onMessage: () => undefined },
-    pipeline: { onPublished: () => undefined },
+    pipeline: { onPublished: () => undefined, onCallPublished: () => undefined, onLive: () => undefined },
     registry,
-    calls: { resolveTagged: () => undefined },
   });
   const metrics = createMetrics();
   metrics.counter('events_received_total', 'AMI events received').inc();

@@ -4,12 +4,13 @@
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { WS_CLOSE_SLOW } from '../../src/api/live-feed.js';
-import { createLiveCallTracker } from '../../src/api/live-calls.js';
+import { buildPipeline } from '../../src/main.js';
+import type { LiveCall } from '../../src/pipeline.js';
+import { twoTenantConfig } from '../helpers/configs.js';
+import { memoryLog } from '../helpers/memory-log.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import { apiHarness, TOKENS } from './helpers.js';
-import { callIdOf, KEYED_ID } from '../../src/privacy/ids.js';
-
-const ID_KEY = Buffer.alloc(32, 7);
+import { callIdOf } from '../../src/privacy/ids.js';
 
 interface Client {
   ws: WebSocket;
@@ -112,69 +113,61 @@ t.test('a client that stops reading is dropped with a notice; memory stays bound
   t.pass('the fast client received every frame');
 });
 
-t.test('call lifecycle frames: tagged tenant only, no AMI value copied', async (t) => {
-  const tracker = createLiveCallTracker({
-    resolveTagged: (hint, account) =>
-      account === 'acme' || hint === 'acme'
-        ? { id: 'acme', idKey: ID_KEY }
-        : account === 'globex'
-          ? { id: 'globex', idKey: ID_KEY }
-          : undefined,
-    defaultTenant: { id: 'acme', idKey: ID_KEY },
-    now: () => new Date('2026-11-23T10:00:00.000Z'),
-  });
-  const ev = (o: Record<string, string>): AmiMessage => o;
-  const L = 'pbx-lab-1795418520.156';
-  const out = [
-    ...tracker.handle(
+t.test(
+  'call lifecycle from the call model after privacy: the tenant of the call, keyed ids, no AMI value',
+  async (t) => {
+    const loaded = twoTenantConfig();
+    const lives: LiveCall[] = [];
+    const pipeline = buildPipeline(
+      loaded,
+      { name: 'null', write: async () => undefined, close: async () => undefined },
+      memoryLog().log,
+    );
+    pipeline.onLive((e) => lives.push(e));
+    const ev = (o: Record<string, string>): AmiMessage => o;
+    const L = 'pbx-lab-1795418520.156';
+    pipeline.handle(
       ev({
         event: 'Newchannel',
         uniqueid: L,
         linkedid: L,
+        channel: 'SIP/trunk-0000009c',
         calleridnum: '+447700900301',
         exten: '+442079460101',
         accountcode: '',
       }),
-    ),
-    ...tracker.handle(
+    );
+    t.same(lives, [], 'not yet: the call has no tenant of its own (an inbound call before its accountcode)');
+    pipeline.handle(
       ev({ event: 'NewAccountCode', uniqueid: L, linkedid: L, accountcode: 'globex', calleridnum: '+447700900301' }),
-    ),
-    ...tracker.handle(
+    );
+    pipeline.handle(
       ev({ event: 'Newstate', uniqueid: L, linkedid: L, channelstatedesc: 'Up', calleridnum: '+447700900301' }),
-    ),
-    ...tracker.handle(ev({ event: 'Hangup', uniqueid: L, linkedid: L, calleridnum: '+447700900301' })),
-  ];
-  t.same(
-    out.map((o) => [o.tenant, o.frame.type]),
-    [
-      ['globex', 'call.started'],
-      ['globex', 'call.answered'],
-      ['globex', 'call.ended'],
-    ],
-  );
-  t.notMatch(JSON.stringify(out), /7700/);
-  for (const o of out) t.match(o.frame, { callId: KEYED_ID }, 'frames carry the keyed call id');
-  t.equal((out[0]!.frame as { callId: string }).callId, callIdOf(ID_KEY, 'globex', L), 'the id its records carry');
-  t.notMatch(JSON.stringify(out), /pbx-lab/, 'no raw Linkedid');
-  const untagged = 'pbx-lab-1795418520.170';
-  t.same(
-    tracker.handle(ev({ event: 'Newchannel', uniqueid: untagged, linkedid: untagged })),
-    [],
-    'untagged: nothing yet',
-  );
-  t.same(
-    tracker
-      .handle(ev({ event: 'Hangup', uniqueid: untagged, linkedid: untagged }))
-      .map((o) => [o.tenant, o.frame.type]),
-    [
-      ['acme', 'call.started'],
-      ['acme', 'call.ended'],
-    ],
-    'default tenant at the end',
-  );
-  const planted = tracker.handle(
-    ev({ event: 'Newchannel', uniqueid: 'p447700900201-1.1', linkedid: 'p447700900201-1.1', accountcode: 'acme' }),
-  );
-  t.equal(planted.length, 1, 'a number in the system name is still a call');
-  t.notMatch(JSON.stringify(planted), /7700900201/, 'and its id leaves keyed');
-});
+    );
+    pipeline.handle(ev({ event: 'Hangup', uniqueid: L, linkedid: L, calleridnum: '+447700900301' }));
+    pipeline.flush();
+    t.same(
+      lives.map((o) => [o.tenant, o.type]),
+      [
+        ['globex', 'call.started'],
+        ['globex', 'call.answered'],
+        ['globex', 'call.ended'],
+      ],
+    );
+    const idKey = loaded.privacy.tenants.get('globex')!.idKey!;
+    for (const o of lives) t.equal(o.callId, callIdOf(idKey, 'globex', L), 'the call id its records carry');
+    t.notMatch(JSON.stringify(lives), /7700|pbx-lab/, 'no number, no raw Linkedid');
+    const planted = 'p447700900201-1795418520.1';
+    pipeline.handle(
+      ev({
+        event: 'Newchannel',
+        uniqueid: planted,
+        linkedid: planted,
+        channel: 'SIP/1001-00000001',
+        accountcode: 'acme',
+      }),
+    );
+    t.equal(lives.length, 4, 'a number in the system name is still a call');
+    t.notMatch(JSON.stringify(lives), /7700900201/, 'and its id leaves keyed');
+  },
+);

@@ -4,7 +4,7 @@
 // (--calls N, default 10^6, or as many as fit in --memory-seconds, default
 // 150). Baseline: the harness alone (its RSS before the pipeline exists, and
 // the rate at which it makes the messages).
-import { createAssembler, type Assembler } from '../../src/assemble/assembler.js';
+import { createCallModel, type CallModel } from '../../src/assemble/call-model.js';
 import { buildPipeline } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import {
@@ -49,12 +49,16 @@ async function retainedPerChannel(
   synth: SyntheticTraffic,
   copies: number,
 ): Promise<{ parser: number; synthetic: number; channels: number }> {
-  const { config } = benchConfig();
-  const measure = async (feed: (a: Assembler) => void): Promise<{ bytes: number; channels: number }> => {
+  const { config, privacy } = benchConfig();
+  const measure = async (feed: (a: CallModel) => void): Promise<{ bytes: number; channels: number }> => {
     gc();
     gc();
     const before = process.memoryUsage().heapUsed;
-    const assembler = createAssembler({ timeZone: config.pbx.timeZone, ...config.assemble });
+    const assembler = createCallModel({
+      timeZone: config.pbx.timeZone,
+      ...config.assemble,
+      rules: () => privacy.callModel,
+    });
     feed(assembler);
     await yieldToLoop();
     gc();
@@ -112,9 +116,10 @@ export async function memoryBench(): Promise<BenchResult> {
   const loaded = benchConfig();
   const periodMs = synth.periodSec * 1000;
   let pbxMs = 0;
-  const assembler = createAssembler({
+  const assembler = createCallModel({
     timeZone: loaded.config.pbx.timeZone,
     ...loaded.config.assemble,
+    rules: () => loaded.privacy.callModel,
     now: () => pbxMs,
   });
   const metrics = createMetrics();

@@ -2,7 +2,7 @@
 // from the load capture (collected first, then timed). Baseline: one bare
 // HMAC-SHA256 per number (caller, callee), the floor for keyed pseudonyms.
 import { createHmac } from 'node:crypto';
-import { createAssembler } from '../../src/assemble/assembler.js';
+import { createCallModel } from '../../src/assemble/call-model.js';
 import type { RawCdr } from '../../src/assemble/raw-cdr.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { classifyNumber } from '../../src/privacy/numbers.js';
@@ -38,15 +38,11 @@ function timed<T>(items: readonly T[], minMs: number, body: (item: T) => unknown
 }
 
 export async function collectRawCdrs(): Promise<RawCdr[]> {
-  const { config } = benchConfig();
-  const assembler = createAssembler({ timeZone: config.pbx.timeZone, ...config.assemble });
+  const { config, privacy } = benchConfig();
+  const model = createCallModel({ timeZone: config.pbx.timeZone, ...config.assemble, rules: () => privacy.callModel });
   const raws: RawCdr[] = [];
-  const parser = createFrameParser({
-    onMessage: (m) => {
-      const raw = assembler.handle(m);
-      if (raw !== undefined) raws.push(raw);
-    },
-  });
+  model.onLeg((raw) => raws.push(raw));
+  const parser = createFrameParser({ onMessage: (m) => model.handle(m) });
   parser.push((await loadCapture()).raw);
   parser.end();
   return raws;

@@ -3,13 +3,16 @@
 // recording when a party without consent joins or consent is switched off.
 import t from 'tap';
 import { callIdOf } from '../../src/privacy/ids.js';
-import { createAssembler } from '../../src/assemble/assembler.js';
+import { createCallModel } from '../../src/assemble/call-model.js';
+import { labRules } from '../helpers/lab-rules.js';
 import { createConsentEnforcer } from '../../src/consent/enforcer.js';
 import { GatewayError } from '../../src/errors.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
+import type { RawCdr } from '../../src/assemble/raw-cdr.js';
 
 function setup(on: Set<string>, failFirst = false) {
-  const assembler = createAssembler();
+  const rules = labRules();
+  const assembler = createCallModel({ rules: () => rules.callModel });
   const actions: Array<Record<string, string>> = [];
   const audit: unknown[] = [];
   let fail = failFirst;
@@ -26,8 +29,10 @@ function setup(on: Set<string>, failFirst = false) {
       },
     },
     consent: { readable: true, isOn: (tenant, ext) => tenant === 'acme' && on.has(ext) },
-    resolveTenant: (_h, account) =>
-      account === 'acme' ? { id: 'acme', numbers: { extensionMaxDigits: 6 }, idKey: Buffer.alloc(32, 3) } : undefined,
+    tenantOf: (u) =>
+      assembler.tenantOfChannel(u) === 'acme'
+        ? { id: 'acme', numbers: { extensionMaxDigits: 6 }, idKey: Buffer.alloc(32, 3) }
+        : undefined,
     audit: { append: async (e) => (audit.push(e), e as never) },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   });
@@ -105,7 +110,18 @@ t.test('a kept recording is stopped when a party without consent joins, or conse
 });
 
 t.test('the call record carries the outcome; blocked sticks', async (t) => {
-  const a = createAssembler();
+  const rules = labRules();
+  const model = createCallModel({ rules: () => rules.callModel });
+  const legs: RawCdr[] = [];
+  model.onLeg((l) => legs.push(l));
+  const a = {
+    markRecording: model.markRecording,
+    handle: (m: AmiMessage) => {
+      const n = legs.length;
+      model.handle(m);
+      return legs.length > n ? legs.at(-1) : undefined;
+    },
+  };
   a.handle({ event: 'Newchannel', uniqueid: U, linkedid: U, exten: '1002' });
   a.markRecording(U, 'blocked');
   a.markRecording(U, 'kept');

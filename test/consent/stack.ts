@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAssembler } from '../../src/assemble/assembler.js';
+import { createModel } from '../../src/main.js';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator, hashToken } from '../../src/api/auth.js';
 import { loadConsoleAssets } from '../../src/api/console-assets.js';
@@ -139,8 +139,8 @@ export async function consentStack(
   const proxy = await startActionProxy(t, server.port);
   const recordsPath = join(dir, 'records.jsonl');
   const sink = createJsonlFileSink(recordsPath);
-  const assembler = createAssembler({ timeZone: loaded.config.pbx.timeZone, ...loaded.config.assemble });
-  const pipeline = buildPipeline(loaded, sink, log, metrics, assembler);
+  const model = createModel(loaded);
+  const pipeline = buildPipeline(loaded, sink, log, metrics, model);
   const client = createAmiClient({
     host: '127.0.0.1',
     port: proxy.port,
@@ -156,7 +156,7 @@ export async function consentStack(
   connectSource(client, pipeline, log);
   const audit = openAuditLog(auditLogPath(loaded.config));
   t.teardown(() => audit.close());
-  const consent = attachConsent(loaded, client, assembler, audit, log, metrics);
+  const consent = attachConsent(loaded, client, model, audit, log, metrics);
   for (const [tenant, exts] of Object.entries(opts.consent ?? {})) {
     await consent.registry.set(
       tenant,
@@ -167,7 +167,7 @@ export async function consentStack(
   let api: ApiServer | undefined;
   let feed: LiveFeed | undefined;
   if (opts.api) {
-    feed = attachLiveFeed(loaded, client, pipeline, consent, opts.wsMaxBufferedBytes ?? 1 << 20);
+    feed = attachLiveFeed(pipeline, consent, opts.wsMaxBufferedBytes ?? 1 << 20);
     api = await startApiServer({
       host: '127.0.0.1',
       port: 0,
@@ -211,6 +211,8 @@ export async function consentStack(
       // The last events are in flight to the client; give them and their actions time.
       await new Promise((r) => setTimeout(r, settleMs));
       await client.stop();
+      // The capture is over: every call in it has ended, so its call record is due (as a replay does).
+      pipeline.flush();
       await pipeline.drain();
       await sink.close();
     },

@@ -71,12 +71,24 @@ t.test('the image config runs the gateway end to end', async (t) => {
   await gw.stop();
   // The message key is the call id (legs of a call share it); the record id is in the value.
   t.equal(
-    new Set(broker.records().map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id)).size,
+    new Set(
+      broker
+        .records()
+        .filter((r) => r.topic.endsWith('.cdr'))
+        .map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id),
+    ).size,
     expected,
     'every CDR of the capture at the broker',
   );
   // Every tenant's topic is created at start, with the retention its rules give (rules/*.yaml retention.kafkaDays).
-  t.same(broker.topics().sort(), ['callveil.acme.cdr', 'callveil.globex.cdr', 'callveil.northwind.cdr']);
+  t.same(
+    broker
+      .topics()
+      .filter((n) => n.endsWith('.cdr'))
+      .sort(),
+    ['callveil.acme.cdr', 'callveil.globex.cdr', 'callveil.northwind.cdr'],
+  );
+  t.ok(broker.topics().includes('callveil.acme.calls'), 'call records in their own topic');
   t.same(
     ['acme', 'globex', 'northwind'].map((tenant) => broker.topicConfig(`callveil.${tenant}.cdr`)?.['retention.ms']),
     [String(30 * 86_400_000), String(14 * 86_400_000), String(2 * 86_400_000)],

@@ -3,11 +3,12 @@
 // nothing raw in any record or log line.
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { createAssembler } from '../../src/assemble/assembler.js';
+import { createCallModel } from '../../src/assemble/call-model.js';
+import { createCallSanitiser } from '../../src/privacy/sanitise-call.js';
+import { callIdOf } from '../../src/privacy/ids.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createPipeline } from '../../src/pipeline.js';
 import { createSanitiser } from '../../src/privacy/sanitise.js';
-import { createTenantResolver } from '../../src/privacy/tenants.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { mulberry32 } from '../../src/source/replay-server.js';
@@ -90,11 +91,19 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   const logged: Buffer[] = [];
   const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
   const loaded = twoTenantConfig();
-  const assembler = createAssembler({ maxChannels: 2000 });
+  const assembler = createCallModel({ maxChannels: 2000, rules: () => loaded.privacy.callModel });
+  const calls: unknown[] = [];
   const pipeline = createPipeline({
-    assembler,
-    sanitise: createSanitiser(createTenantResolver(loaded.tenants)),
-    sink: { write: (r) => (records.push(JSON.parse(r.value) as CdrRecord), Promise.resolve()) },
+    model: assembler,
+    sanitise: createSanitiser(loaded.privacy),
+    sanitiseCall: createCallSanitiser(loaded.privacy),
+    keyCallId: (tenant, linkedId) => callIdOf(loaded.privacy.tenants.get(tenant)!.idKey!, tenant, linkedId),
+    sink: {
+      write: (r) => (
+        r.stream === 'cdr' ? records.push(JSON.parse(r.value) as CdrRecord) : calls.push(JSON.parse(r.value)),
+        Promise.resolve()
+      ),
+    },
     log,
   });
   let parsed = 0;
@@ -108,6 +117,7 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   parser.push(Buffer.from('Asterisk Call Manager/9.0.0\r\n'));
   for (let i = 0; i < FRAMES; i++) parser.push(pick(mutations)(pick(real)));
   parser.end();
+  pipeline.flush();
   await pipeline.drain();
   global.gc?.();
   const heapGrowthMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
@@ -115,14 +125,20 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   t.ok(parsed > FRAMES * 0.5, `${parsed} messages reached the pipeline, ${frameErrors} frames counted as broken`);
   t.ok(frameErrors > 0, 'broken frames were seen and counted');
   t.ok(assembler.liveChannelCount() <= 2000, `state stays bounded (${assembler.liveChannelCount()} channels)`);
+  t.ok(assembler.liveCallCount() <= 2000, `calls stay bounded (${assembler.liveCallCount()})`);
+  t.ok(calls.length > 10, `${calls.length} call records made it through privacy`);
   t.ok(heapGrowthMb < 100, `heap grew ${heapGrowthMb.toFixed(1)} MB`);
   t.ok(records.length > 100, `${records.length} records made it through privacy`);
   const c = pipeline.counts();
-  t.ok(c.withheld.schema + c.withheld['unknown-tenant'] > 0, 'odd CDRs were withheld, not published half-cleaned');
+  t.ok(
+    c.withheld.schema + c.withheld['unknown-tenant'] + c.withheld['cdr-unusable'] > 0,
+    'odd CDRs were withheld (with a reason, counted), not published half-cleaned',
+  );
   const needles = mergeNeedles(...CAPTURES.map(needlesForCapture));
   t.same(
     scanBuffers(needles, [
       { label: 'records', data: records.map((r) => JSON.stringify(r)).join('\n') },
+      { label: 'calls', data: calls.map((r) => JSON.stringify(r)).join('\n') },
       { label: 'log', data: Buffer.concat(logged) },
     ]),
     [],

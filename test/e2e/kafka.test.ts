@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { replayCapture } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
+import { CallRecord } from '../../src/privacy/call-record.js';
 import { createKafkaSink } from '../../src/sink/kafka.js';
 import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '../helpers/ground-truth.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
@@ -36,10 +37,21 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
   await sink.close();
 
   const master = readMasterCsv(masterCsvFile('inbound-pstn'));
-  const stored = broker.records();
+  const all = broker.records();
+  const stored = all.filter((m) => m.topic.endsWith('.cdr'));
+  const callMessages = all.filter((m) => m.topic.endsWith('.calls'));
   t.equal(summary.cdrs, master.length, 'every CDR acknowledged');
-  t.equal(stored.length, master.length, 'broker holds one message per Master.csv row');
-  t.same(broker.topics().sort(), ['callveil.acme.cdr', 'callveil.globex.cdr']);
+  t.equal(stored.length, master.length, 'broker holds one leg record per Master.csv row');
+  t.equal(callMessages.length, new Set(master.map((r) => r.linkedid)).size, 'and one call record per call');
+  t.same(broker.topics().sort(), [
+    'callveil.acme.calls',
+    'callveil.acme.cdr',
+    'callveil.globex.calls',
+    'callveil.globex.cdr',
+  ]);
+  const callRecords = callMessages.map((m) => CallRecord.parse(JSON.parse(m.value!.toString('utf8'))));
+  for (const [i, m] of callMessages.entries())
+    t.equal(m.key?.toString(), callRecords[i]!.callId, 'a call record is keyed like its legs: one partition per call');
   const records = stored.map((m) => CdrRecord.parse(JSON.parse(m.value!.toString('utf8'))));
   t.equal(new Set(records.map((r) => r.id)).size, stored.length, 'record ids are unique');
   t.ok(
@@ -54,7 +66,7 @@ t.test('inbound-pstn into Kafka: a topic per tenant, key = id, headers, nothing 
     t.same(Object.keys(m.headers), [], 'no headers: schemaVersion and keyId travel in the value');
     t.equal(rec.schemaVersion, 2);
   });
-  const outputs = stored.flatMap((m, i) => [
+  const outputs = all.flatMap((m, i) => [
     { label: `value ${i}`, data: m.value ?? Buffer.alloc(0) },
     { label: `key ${i}`, data: m.key ?? Buffer.alloc(0) },
     ...Object.entries(m.headers).map(([k, v]) => ({

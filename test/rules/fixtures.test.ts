@@ -105,7 +105,11 @@ t.test('a call no rule set claims is withheld and counted, never published under
     f === 'acme.yaml' ? text.replace(', "+442079460190"', '') : text,
   );
   const { summary, records, leaks, log } = await replay('inbound-pstn', dir, 'unmatched');
-  t.equal(summary.counts.withheld['unknown-tenant'], 2, 'two records withheld as unknown-tenant');
+  t.equal(
+    summary.counts.withheld['unknown-tenant'],
+    4,
+    'two leg records and their two call records withheld as unknown-tenant',
+  );
   t.equal(records.length, readMasterCsv(masterCsvFile('inbound-pstn')).length - 2);
   const unownedRows = readMasterCsv(masterCsvFile('inbound-pstn')).filter((r) =>
     ['pbx-lab-1795418489.100', 'pbx-lab-1795418492.111'].includes(r.uniqueid),

@@ -4,6 +4,8 @@
 // from the spool, publishes exactly one erasure request, and audits it.
 // Nothing it writes holds a raw number.
 import { decodeSpoolLine } from '../../src/sink/sink.js';
+import { partiesOf } from '../../src/subject/erase.js';
+import type { SubjectTokens } from '../../src/subject/tokens.js';
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -56,11 +58,22 @@ function callveil(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-function spoolLines(dir: string): string[] {
+function spoolLines(dir: string, stream: 'cdr' | 'calls' = 'cdr'): string[] {
   return readdirSync(dir)
     .filter((n) => n.endsWith('.jsonl'))
     .sort()
-    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean));
+    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean))
+    .filter((l) => decodeSpoolLine(l).stream === stream);
+}
+
+/** Call records (spool lines) that name the subject anywhere: caller, called, answered, transfers. */
+function callsOf(lines: string[], subject: SubjectTokens): string[] {
+  const values = new Set(subject.keys.flatMap((k) => [k.token, ...k.fpe]));
+  return lines.filter((l) =>
+    partiesOf(JSON.parse(decodeSpoolLine(l).value) as Record<string, unknown>).some(
+      (p) => (typeof p.token === 'string' && values.has(p.token)) || (typeof p.fpe === 'string' && values.has(p.fpe)),
+    ),
+  );
 }
 
 function spoolBytes(dir: string): Buffer {
@@ -101,6 +114,9 @@ t.test(
     t.equal(before.length, summary.cdrs, `the spool holds every record (${before.length})`);
     const janeLines = before.filter((l) => involves(CdrRecord.parse(JSON.parse(decodeSpoolLine(l).value)), jane));
     t.equal(janeLines.length, 3, "three of them are the subscriber's");
+    const callsBefore = spoolLines(spool, 'calls');
+    const janeCalls = callsOf(callsBefore, jane);
+    t.ok(janeCalls.length > 0, `and call records of their calls (${janeCalls.length})`);
 
     // Refused while a gateway owns the state dir: nothing changes.
     writeFileSync(
@@ -135,7 +151,13 @@ t.test(
     ]);
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /suppression: added \(sup_[a-z]{12}\)/);
-    t.match(r.stdout, /spool: removed 3 records \(\d+ of \d+ segments? rewritten\)/);
+    t.match(
+      r.stdout,
+      new RegExp(`spool: removed ${3 + janeCalls.length} records \\(\\d+ of \\d+ segments? rewritten\\)`),
+      'their leg records and call records',
+    );
+    t.same(callsOf(spoolLines(spool, 'calls'), jane), [], 'no call record of theirs is left');
+    t.equal(spoolLines(spool, 'calls').length, callsBefore.length - janeCalls.length, 'other call records stay');
     t.match(r.stdout, /erasure request er_[a-z]{20} published to callveil\.acme\.erasure/);
     const after = spoolLines(spool);
     t.same(
@@ -180,7 +202,7 @@ t.test(
       {
         action: 'subject.erase',
         tenant: 'acme',
-        detail: { request: req.id, published: true, spoolRemoved: 3, reason: 'DSR ticket ABC-12' },
+        detail: { request: req.id, published: true, spoolRemoved: 3 + janeCalls.length, reason: 'DSR ticket ABC-12' },
       },
     ]);
     t.ok(verifyAuditLog(join(dir, 'audit.jsonl')).ok, 'audit chain intact');

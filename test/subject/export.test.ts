@@ -34,8 +34,8 @@ const SUBJECT: SubjectTokens = {
   kind: 'e164',
   callingCode: '44',
   keys: [
-    { keyId: 'k-new', token: 'TOKnewAAAAAAAAAAAAAAAA', fpe: [] },
-    { keyId: 'k-old', token: 'TOKoldAAAAAAAAAAAAAAAA', fpe: ['+44770_1234567'] },
+    { keyId: 'k-new', kind: 'e164', token: 'TOKnewAAAAAAAAAAAAAAAA', fpe: [] },
+    { keyId: 'k-old', kind: 'e164', token: 'TOKoldAAAAAAAAAAAAAAAA', fpe: ['+44770_1234567'] },
   ],
 };
 
@@ -64,6 +64,7 @@ function record(id: string, over: Record<string, unknown> = {}) {
     caller: party('SOMEONEELSEAAAAAAAAAAA'),
     callee: party('ANOTHERAAAAAAAAAAAAAAA'),
     recording: 'none',
+    source: 'ami',
     complete: true,
     ...over,
   };

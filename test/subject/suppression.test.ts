@@ -17,7 +17,6 @@ import type { LoadedConfig } from '../../src/config/load.js';
 import { buildPipeline, openSink } from '../../src/main.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import type { RecordSink } from '../../src/sink/sink.js';
-import type { AmiMessage } from '../../src/source/ami-message.js';
 import { createSuppressionApi, createSuppressionList, openSuppressionList } from '../../src/subject/suppression.js';
 import { openSuppressionStore } from '../../src/subject/suppression-store.js';
 import { subjectTokens } from '../../src/subject/tokens.js';
@@ -87,16 +86,8 @@ t.test(
     const list = openSuppressionList(dir, audit);
     const sink = await openSink(loaded, {}, log);
     const pipeline = buildPipeline(loaded, sink, log, undefined, undefined, list);
-    const amiListeners: Array<(m: AmiMessage) => void> = [];
     const feed = createLiveFeed({ maxBufferedBytes: 1 << 20 });
-    connectLiveFeed(feed, {
-      client: { onMessage: (fn) => void amiListeners.push(fn) },
-      pipeline,
-      calls: {
-        resolveTagged: (h, a) => loaded.privacy(h, a),
-        defaultTenant: loaded.privacy.tenants.get('acme'),
-      },
-    });
+    connectLiveFeed(feed, { pipeline });
     const api = await startApiServer({
       host: '127.0.0.1',
       port: 0,
@@ -127,7 +118,6 @@ t.test(
     let addedAtCdr = -1;
     const responses: string[] = [];
     for (const m of MESSAGES) {
-      for (const fn of amiListeners) fn(m);
       pipeline.handle(m);
       if (addedAtCdr < 0 && pipeline.counts().cdrs === addAfter) {
         const res = await fetch(`http://127.0.0.1:${api.port}/v1/tenants/acme/suppressions`, {
