@@ -71,7 +71,7 @@ export async function demo(env: Env, io: CliIo): Promise<number> {
       `  ${s.events} AMI events -> ${s.counts.cdrs} CDRs: ${s.cdrs} written, ${s.withheld} withheld, ${s.sinkFailures} failed`,
       `  ${s.ms} ms (${rate} events/s)`,
       `  sanitized records: ${out}`,
-      `  every number is a keyed pseudonym, under a key random for this run (tokens differ from run to run).`,
+      `  every number is a keyed pseudonym.`,
       `  ${CONSENT_NOT_EVALUATED}.`,
       '',
     ].join('\n'),
