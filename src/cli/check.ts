@@ -7,8 +7,8 @@ import { amiTls, spoolDir } from '../main.js';
 import { probeKafka } from '../sink/kafka.js';
 import { openSpool } from '../sink/spool.js';
 import { createAmiClient } from '../source/ami-client.js';
+import type { Env } from './cli-command.js';
 
-type Env = Readonly<Record<string, string | undefined>>;
 export type Report = (ok: boolean, what: string, detail: string) => void;
 
 async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number): Promise<void> {

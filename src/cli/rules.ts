@@ -5,7 +5,6 @@
 import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { openAuditLog } from '../audit/audit-log.js';
 import { loadConfigFile } from '../config/load.js';
 import { GatewayError } from '../errors.js';
@@ -16,26 +15,33 @@ import { fpeDecrypt } from '../privacy/methods.js';
 import { pseudonym } from '../privacy/pseudonymise.js';
 import { formatRuleProblems, loadRules } from '../rules/load.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
+import { runInProcess, type CliIo, type Env } from './cli-command.js';
+import { registerRules } from './commands/rules.js';
 
-type Env = Readonly<Record<string, string | undefined>>;
 type Out = (text: string) => void;
 
-/** `rules check [DIR] [--keys FILE] [--default-tenant T]`: 0 when every file is valid, 1 on any problem. */
-export function cmdRulesCheck(args: string[], env: Env, out: Out): number {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { keys: { type: 'string' }, 'default-tenant': { type: 'string' } },
-  });
-  if (positionals[0] !== 'check' || positionals.length > 2)
-    throw new GatewayError('GW_USAGE', 'rules takes one subcommand: check [DIR]');
-  const dir = resolve(positionals[1] ?? 'rules');
+export interface RulesCheckOptions {
+  readonly keys?: string;
+  readonly defaultTenant?: string;
+}
+
+export interface TokenOptions {
+  readonly config: string;
+  readonly tenant: string;
+}
+
+export interface RevealOptions {
+  readonly config: string;
+  readonly tenant: string;
+  readonly kid: string;
+  readonly reason?: string;
+}
+
+/** `rules check [DIR]`: 0 when every file is valid, 1 on any problem. */
+export function rulesCheck(folder: string, o: RulesCheckOptions, env: Env, out: Out): number {
+  const dir = resolve(folder);
   const r = loadRules(
-    {
-      dir,
-      keysFile: values.keys === undefined ? undefined : resolve(values.keys),
-      defaultTenant: values['default-tenant'],
-    },
+    { dir, keysFile: o.keys === undefined ? undefined : resolve(o.keys), defaultTenant: o.defaultTenant },
     env,
   );
   if (!r.ok) {
@@ -52,19 +58,12 @@ export function cmdRulesCheck(args: string[], env: Env, out: Out): number {
   return 0;
 }
 
-/** `token --config FILE --tenant T <number>`: the number's pseudonyms under every live key of T. */
-export function cmdToken(args: string[], env: Env, out: Out): number {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { config: { type: 'string' }, tenant: { type: 'string' } },
-  });
-  if (values.config === undefined || positionals.length !== 1)
-    throw new GatewayError('GW_USAGE', 'token needs --config FILE --tenant T and one number');
-  const policy = subjectPolicy(loadConfigFile(values.config, env), values.tenant);
-  const s = subjectTokens(policy, positionals[0]!);
+/** `token <number>`: the number's pseudonyms under every live key of the tenant. */
+export function token(o: TokenOptions, number: string, env: Env, out: Out): number {
+  const policy = subjectPolicy(loadConfigFile(o.config, env), o.tenant);
+  const s = subjectTokens(policy, number);
   if (s === undefined) {
-    out(`not a number: ${policy.classify(positionals[0]!).kind} parties carry no token\n`);
+    out(`not a number: ${policy.classify(number).kind} parties carry no token\n`);
     return 1;
   }
   out(`tenant ${policy.id}, kind ${s.kind}${s.callingCode === null ? '' : `, country code ${s.callingCode}`}:\n`);
@@ -76,29 +75,17 @@ export function cmdToken(args: string[], env: Env, out: Out): number {
   return 0;
 }
 
-/** `reveal --config FILE --tenant T --kid K <fpe value>`: audited, warned, then printed. */
-export async function cmdReveal(args: string[], env: Env, out: Out, warn: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      tenant: { type: 'string' },
-      kid: { type: 'string' },
-      reason: { type: 'string' },
-    },
-  });
-  if (values.config === undefined || values.kid === undefined || positionals.length !== 1)
-    throw new GatewayError('GW_USAGE', 'reveal needs --config FILE --tenant T --kid K and one fpe value');
-  const loaded = loadConfigFile(values.config, env);
-  const policy = subjectPolicy(loaded, values.tenant);
-  const key = findKey(policy.keys, values.kid);
+/** `reveal <fpe value>`: audited, warned, then printed. */
+export async function reveal(o: RevealOptions, value: string, env: Env, out: Out, warn: Out): Promise<number> {
+  const loaded = loadConfigFile(o.config, env);
+  const policy = subjectPolicy(loaded, o.tenant);
+  const key = findKey(policy.keys, o.kid);
   if (key === undefined)
     throw new GatewayError(
       'GW_PRIVACY_NO_KEY',
-      `tenant "${policy.id}" has no live key "${values.kid}" (retired keys cannot reveal)`,
+      `tenant "${policy.id}" has no live key "${o.kid}" (retired keys cannot reveal)`,
     );
-  const number = fpeDecrypt(policy.id, key, positionals[0]!);
+  const number = fpeDecrypt(policy.id, key, value);
   if (number === undefined) throw new GatewayError('GW_USAGE', 'the value is not an fpe value (+<digits>_<digits>)');
   mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
   // The audit log has one writer at a time: a running gateway holds it, and the reveal is refused (nothing is printed).
@@ -115,7 +102,7 @@ export async function cmdReveal(args: string[], env: Env, out: Out, warn: Out): 
       action: 'reveal',
       tenant: policy.id,
       subject: `token:${pseudonym(policy.id, key, n.kind, n.canonical, policy.tokenBytes)}`,
-      detail: { kid: key.keyId, ...(values.reason === undefined ? {} : { reason: values.reason }) },
+      detail: { kid: key.keyId, ...(o.reason === undefined ? {} : { reason: o.reason }) },
     });
   } finally {
     audit.close();
@@ -135,4 +122,17 @@ export function safeUser(): string {
   } catch {
     return 'unknown';
   }
+}
+
+// In process, argv in (test/subject/* call these): the same definitions and parsing as the command line; errors are thrown.
+const quietIo = (out: Out, err: Out = () => undefined): CliIo => ({ stdout: out, stderr: err, stderrIsTty: false });
+
+/** `callveil token ...args` in process. */
+export function cmdToken(args: readonly string[], env: Env, out: Out): Promise<number> {
+  return runInProcess([registerRules], ['token', ...args], { env, io: quietIo(out) });
+}
+
+/** `callveil reveal ...args` in process; `warn` gets the warning. */
+export function cmdReveal(args: readonly string[], env: Env, out: Out, warn: Out): Promise<number> {
+  return runInProcess([registerRules], ['reveal', ...args], { env, io: quietIo(out, warn) });
 }

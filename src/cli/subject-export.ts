@@ -1,10 +1,9 @@
-// `callveil subject export --config FILE --tenant T [--since TIME] [--out FILE] <number>`:
+// `callveil subject export --config FILE --tenant TENANT [--since TIME] [--out FILE] <number>`:
 // a subscriber's records from the tenant's sanitized Kafka topic, for an
 // access or portability request. Read-only: it runs beside a live gateway.
 // The number is turned into tokens in memory and never printed: the output
 // holds records (tokens only), stderr holds counts.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../atomic-file.js';
 import { assertNoRawNumber } from '../audit/audit-log.js';
 import { kafkaSasl, loadConfigFile } from '../config/load.js';
@@ -19,42 +18,31 @@ import {
   type ExportResult,
 } from '../subject/export.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
+import { runInProcess, type CliIo, type Env } from './cli-command.js';
+import { registerSubject } from './commands/subject.js';
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** stdout: the export document when there is no --out; stderr: progress (on a terminal) and the closing count. */
+export type ExportIo = CliIo;
 
-export interface ExportIo {
-  /** The export document when there is no --out. */
-  stdout(text: string): void;
-  /** Progress and the closing count. */
-  stderr(text: string): void;
-  /** Whether stderr is a terminal: progress is drawn only there. */
-  readonly stderrIsTty: boolean;
+export interface ExportOptions {
+  readonly config: string;
+  readonly tenant: string;
+  readonly since?: string;
+  readonly out?: string;
 }
 
 // An ISO 8601 date or UTC/offset date-time; checked before Date.parse, which accepts far more.
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
-export async function cmdSubjectExport(args: string[], env: Env, io: ExportIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      tenant: { type: 'string' },
-      since: { type: 'string' },
-      out: { type: 'string' },
-    },
-  });
-  if (values.config === undefined || positionals.length !== 1)
-    throw new GatewayError('GW_USAGE', 'subject export needs --config FILE --tenant T and one number');
+export async function subjectExport(o: ExportOptions, number: string, env: Env, io: ExportIo): Promise<number> {
   // The value is not echoed: a number typed into the wrong place must not come back.
-  const sinceMs = values.since === undefined ? undefined : ISO_TIME.test(values.since) ? Date.parse(values.since) : NaN;
+  const sinceMs = o.since === undefined ? undefined : ISO_TIME.test(o.since) ? Date.parse(o.since) : NaN;
   if (Number.isNaN(sinceMs))
     throw new GatewayError('GW_USAGE', '--since must be an ISO 8601 time, e.g. 2026-11-01 or 2026-11-01T08:00:00Z');
 
-  const loaded = loadConfigFile(values.config, env);
-  const policy = subjectPolicy(loaded, values.tenant);
-  const subject = subjectTokens(policy, positionals[0]!);
+  const loaded = loadConfigFile(o.config, env);
+  const policy = subjectPolicy(loaded, o.tenant);
+  const subject = subjectTokens(policy, number);
   if (subject === undefined)
     throw new GatewayError('GW_USAGE', 'not a subscriber number (withheld or empty): no record can name it');
   const sink = loaded.config.sink;
@@ -94,7 +82,7 @@ export async function cmdSubjectExport(args: string[], env: Env, io: ExportIo): 
   if (drawn) io.stderr('\n');
 
   const doc = exportDocument(result.records);
-  const out = values.out === undefined ? undefined : resolve(values.out);
+  const out = o.out === undefined ? undefined : resolve(o.out);
   if (out === undefined) io.stdout(doc);
   else {
     try {
@@ -107,7 +95,7 @@ export async function cmdSubjectExport(args: string[], env: Env, io: ExportIo): 
       );
     }
   }
-  io.stderr(summaryLine(result, topic, values.since, out === undefined ? undefined : shown(out)));
+  io.stderr(summaryLine(result, topic, o.since, out === undefined ? undefined : shown(out)));
   return 0;
 }
 
@@ -141,4 +129,9 @@ export function summaryLine(
       : '',
   ].filter((n) => n !== '');
   return `exported ${plural(r.records.length, 'record')} of ${r.read} read from ${topic}${out === undefined ? '' : ` to ${out}`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`;
+}
+
+/** `callveil subject export ...args` in process (test/subject/* call it): the same parsing; errors are thrown. */
+export function cmdSubjectExport(args: readonly string[], env: Env, io: ExportIo): Promise<number> {
+  return runInProcess([registerSubject], ['subject', 'export', ...args], { env, io });
 }

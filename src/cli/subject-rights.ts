@@ -6,7 +6,6 @@
 // they run while the gateway is stopped; while it runs, suppressions go
 // through its tenant API instead.
 import { mkdirSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-log.js';
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
@@ -21,11 +20,35 @@ import { openSuppressionList, suppressionTokensOf, viewOf, type SuppressionList 
 import { openSuppressionStore, SUPPRESSION_ID, TOKEN } from '../subject/suppression-store.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
 import { safeUser } from './rules.js';
+import { runInProcess, type CliIo, type Env } from './cli-command.js';
+import { registerSubject } from './commands/subject.js';
+import { registerTenant } from './commands/tenant.js';
 
-type Env = Readonly<Record<string, string | undefined>>;
 type Out = (text: string) => void;
 
-const SUBCOMMANDS = 'export, suppress, unsuppress, suppressions, erase';
+export interface TenantOptions {
+  readonly config: string;
+  readonly tenant: string;
+}
+
+export interface SuppressOptions extends TenantOptions {
+  readonly token?: string;
+  readonly kid?: string;
+}
+
+export interface UnsuppressOptions extends TenantOptions {
+  readonly id?: string;
+  readonly token?: string;
+}
+
+export interface EraseOptions extends TenantOptions {
+  readonly reason?: string;
+}
+
+export interface ShredOptions extends TenantOptions {
+  readonly confirmDestroyKeys?: string;
+  readonly reason?: string;
+}
 
 /** Checked before anything changes: an audit entry that would be refused must not fail a half-done command. */
 function checkedReason(reason: string | undefined): string | undefined {
@@ -40,11 +63,6 @@ function checkedReason(reason: string | undefined): string | undefined {
     );
   }
   return reason;
-}
-
-function loadFor(config: string | undefined, env: Env, what: string): LoadedConfig {
-  if (config === undefined) throw new GatewayError('GW_USAGE', `${what} needs --config FILE`);
-  return loadConfigFile(config, env);
 }
 
 /** Runs `fn` owning the state dir, with the audit log open; the lock is released whatever happens. */
@@ -72,32 +90,17 @@ function listOf(loaded: LoadedConfig, audit: AuditLog): SuppressionList {
   return openSuppressionList(loaded.config.storage.dir, audit);
 }
 
-async function suppress(args: string[], env: Env, out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      tenant: { type: 'string' },
-      token: { type: 'string' },
-      kid: { type: 'string' },
-    },
-  });
-  const loaded = loadFor(values.config, env, 'subject suppress');
-  if ((positionals.length === 1) === (values.token !== undefined) || positionals.length > 1)
-    throw new GatewayError(
-      'GW_USAGE',
-      'subject suppress needs --tenant T and either one number or --token TOKEN [--kid K]',
-    );
-  if (values.token !== undefined && !TOKEN.test(values.token))
+export async function suppress(o: SuppressOptions, number: string | undefined, env: Env, out: Out): Promise<number> {
+  const loaded = loadConfigFile(o.config, env);
+  if ((number !== undefined) === (o.token !== undefined))
+    throw new GatewayError('GW_USAGE', 'subject suppress needs either one number or --token TOKEN [--kid KID]');
+  if (o.token !== undefined && !TOKEN.test(o.token))
     throw new GatewayError('GW_USAGE', '--token must be a token as records carry it (base64url, 14-43 characters)');
-  const policy = subjectPolicy(loaded, values.tenant);
+  const policy = subjectPolicy(loaded, o.tenant);
   const tokens =
-    values.token !== undefined
-      ? [{ kid: values.kid ?? null, token: values.token }]
-      : suppressionTokensOf(policy, positionals[0]!);
+    o.token !== undefined ? [{ kid: o.kid ?? null, token: o.token }] : suppressionTokensOf(policy, number!);
   const c = await owningState(loaded, 'subject suppress', (audit) =>
-    listOf(loaded, audit).add(policy.id, tokens, values.token !== undefined ? 'token' : 'number', actor()),
+    listOf(loaded, audit).add(policy.id, tokens, o.token !== undefined ? 'token' : 'number', actor()),
   );
   const kids = c.entry.tokens.map((t) => t.kid ?? '(unknown key)').join(', ');
   out(
@@ -106,37 +109,29 @@ async function suppress(args: string[], env: Env, out: Out): Promise<number> {
   return 0;
 }
 
-async function unsuppress(args: string[], env: Env, out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      tenant: { type: 'string' },
-      id: { type: 'string' },
-      token: { type: 'string' },
-    },
-  });
-  const loaded = loadFor(values.config, env, 'subject unsuppress');
-  const given = [positionals.length > 0, values.id !== undefined, values.token !== undefined].filter(Boolean).length;
-  if (given !== 1 || positionals.length > 1)
-    throw new GatewayError(
-      'GW_USAGE',
-      'subject unsuppress needs --tenant T and one of: a number, --id ID, --token TOKEN',
-    );
-  if (values.id !== undefined && !SUPPRESSION_ID.test(values.id))
+export async function unsuppress(
+  o: UnsuppressOptions,
+  number: string | undefined,
+  env: Env,
+  out: Out,
+): Promise<number> {
+  const loaded = loadConfigFile(o.config, env);
+  const given = [number !== undefined, o.id !== undefined, o.token !== undefined].filter(Boolean).length;
+  if (given !== 1)
+    throw new GatewayError('GW_USAGE', 'subject unsuppress needs one of: a number, --id ID, --token TOKEN');
+  if (o.id !== undefined && !SUPPRESSION_ID.test(o.id))
     throw new GatewayError('GW_USAGE', '--id must be a suppression id (sup_ and 12 letters)');
-  const policy = subjectPolicy(loaded, values.tenant);
+  const policy = subjectPolicy(loaded, o.tenant);
   const tokens =
-    values.token !== undefined
-      ? [values.token]
-      : positionals.length === 1
-        ? suppressionTokensOf(policy, positionals[0]!).map((t) => t.token)
+    o.token !== undefined
+      ? [o.token]
+      : number !== undefined
+        ? suppressionTokensOf(policy, number).map((t) => t.token)
         : [];
   const gone = await owningState(loaded, 'subject unsuppress', async (audit) => {
     const list = listOf(loaded, audit);
-    if (values.id !== undefined) {
-      const one = await list.remove(policy.id, values.id, actor());
+    if (o.id !== undefined) {
+      const one = await list.remove(policy.id, o.id, actor());
       return one === undefined ? [] : [one];
     }
     return list.removeMatching(policy.id, tokens, actor());
@@ -150,15 +145,9 @@ async function unsuppress(args: string[], env: Env, out: Out): Promise<number> {
 }
 
 /** Read-only: no lock, works beside a running gateway. */
-function suppressions(args: string[], env: Env, out: Out): number {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { config: { type: 'string' }, tenant: { type: 'string' } },
-  });
-  const loaded = loadFor(values.config, env, 'subject suppressions');
-  if (positionals.length > 0) throw new GatewayError('GW_USAGE', 'subject suppressions takes --tenant T and no number');
-  const policy = subjectPolicy(loaded, values.tenant);
+export function suppressions(o: TenantOptions, env: Env, out: Out): number {
+  const loaded = loadConfigFile(o.config, env);
+  const policy = subjectPolicy(loaded, o.tenant);
   const r = openSuppressionStore(loaded.config.storage.dir).load(policy.id);
   if (!r.readable)
     throw new GatewayError(
@@ -177,18 +166,11 @@ function suppressions(args: string[], env: Env, out: Out): number {
   return 0;
 }
 
-async function erase(args: string[], env: Env, out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { config: { type: 'string' }, tenant: { type: 'string' }, reason: { type: 'string' } },
-  });
-  const loaded = loadFor(values.config, env, 'subject erase');
-  if (positionals.length !== 1)
-    throw new GatewayError('GW_USAGE', 'subject erase needs --config FILE --tenant T and one number');
-  const reason = checkedReason(values.reason);
-  const policy = subjectPolicy(loaded, values.tenant);
-  const subject = subjectTokens(policy, positionals[0]!);
+export async function erase(o: EraseOptions, number: string, env: Env, out: Out): Promise<number> {
+  const loaded = loadConfigFile(o.config, env);
+  const reason = checkedReason(o.reason);
+  const policy = subjectPolicy(loaded, o.tenant);
+  const subject = subjectTokens(policy, number);
   if (subject === undefined)
     throw new GatewayError('GW_USAGE', 'not a subscriber number (withheld or empty): nothing to erase');
   const sink = loaded.config.sink;
@@ -199,7 +181,7 @@ async function erase(args: string[], env: Env, out: Out): Promise<number> {
     );
   const sasl = kafkaSasl(loaded, env);
   const topic = erasureTopicFor(sink.topicPrefix, policy.id);
-  const o = await owningState(loaded, 'subject erase', (audit) =>
+  const done = await owningState(loaded, 'subject erase', (audit) =>
     eraseSubject(
       {
         suppressions: listOf(loaded, audit),
@@ -220,61 +202,31 @@ async function erase(args: string[], env: Env, out: Out): Promise<number> {
   out(
     [
       `erase: tenant ${policy.id}, subscriber's tokens under ${subject.keys.length} key${subject.keys.length === 1 ? '' : 's'} (${subject.keys.map((k) => k.keyId).join(', ')})`,
-      `  suppression: ${o.suppression.created ? 'added' : 'already present'} (${o.suppression.entry.id}); their records are ${modeWord(policy.suppression?.mode)} from the gateway's next start`,
-      `  spool: removed ${o.spool.removed} record${o.spool.removed === 1 ? '' : 's'} (${o.spool.rewritten} of ${o.spool.segments} segment${o.spool.segments === 1 ? '' : 's'} rewritten)`,
-      o.published
-        ? `  erasure request ${o.request.id} published to ${topic}`
-        : `  erasure request NOT published to ${topic} (${o.publishError}): run the same command again once Kafka answers`,
+      `  suppression: ${done.suppression.created ? 'added' : 'already present'} (${done.suppression.entry.id}); their records are ${modeWord(policy.suppression?.mode)} from the gateway's next start`,
+      `  spool: removed ${done.spool.removed} record${done.spool.removed === 1 ? '' : 's'} (${done.spool.rewritten} of ${done.spool.segments} segment${done.spool.segments === 1 ? '' : 's'} rewritten)`,
+      done.published
+        ? `  erasure request ${done.request.id} published to ${topic}`
+        : `  erasure request NOT published to ${topic} (${done.publishError}): run the same command again once Kafka answers`,
       `  audit: recorded in ${auditLogPath(loaded.config)}`,
       '',
     ].join('\n'),
   );
-  return o.published ? 0 : 1;
+  return done.published ? 0 : 1;
 }
 
-/** `subject <suppress|unsuppress|suppressions|erase> ...` */
-export async function cmdSubjectRights(sub: string | undefined, args: string[], env: Env, out: Out): Promise<number> {
-  switch (sub) {
-    case 'suppress':
-      return suppress(args, env, out);
-    case 'unsuppress':
-      return unsuppress(args, env, out);
-    case 'suppressions':
-      return suppressions(args, env, out);
-    case 'erase':
-      return erase(args, env, out);
-    default:
-      throw new GatewayError('GW_USAGE', `subject takes a subcommand: ${SUBCOMMANDS}`);
-  }
-}
-
-/** `tenant shred --config FILE --tenant T --confirm-destroy-keys T [--reason TEXT]` */
-export async function cmdTenant(args: string[], env: Env, out: Out): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== 'shred') throw new GatewayError('GW_USAGE', 'tenant takes one subcommand: shred');
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      tenant: { type: 'string' },
-      'confirm-destroy-keys': { type: 'string' },
-      reason: { type: 'string' },
-    },
-  });
-  if (positionals.length > 0 || values.tenant === undefined)
-    throw new GatewayError('GW_USAGE', 'tenant shred needs --config FILE --tenant T --confirm-destroy-keys T');
-  const tenant = values.tenant;
-  if (values['confirm-destroy-keys'] !== tenant) {
+/** `tenant shred`: refused unless --confirm-destroy-keys repeats the tenant id. */
+export async function shred(o: ShredOptions, env: Env, out: Out): Promise<number> {
+  const tenant = o.tenant;
+  if (o.confirmDestroyKeys !== tenant) {
     throw new GatewayError(
       'GW_USAGE',
       `refusing to shred: this destroys tenant "${tenant}"'s keys for good (its tokens can never be linked or revealed again). Repeat the tenant id to confirm: --confirm-destroy-keys ${tenant}`,
     );
   }
-  const reason = checkedReason(values.reason);
-  const loaded = loadFor(values.config, env, 'tenant shred');
+  const reason = checkedReason(o.reason);
+  const loaded = loadConfigFile(o.config, env);
   const plan = planShred(loaded, tenant);
-  const o = await owningState(loaded, 'tenant shred', (audit) =>
+  const done = await owningState(loaded, 'tenant shred', (audit) =>
     executeShred(plan, {
       stateDir: loaded.config.storage.dir,
       spoolDir: spoolDir(loaded.config),
@@ -284,17 +236,17 @@ export async function cmdTenant(args: string[], env: Env, out: Out): Promise<num
       reason,
     }),
   );
-  const left = o.keys.filter((k) => !k.destroyed);
+  const left = done.keys.filter((k) => !k.destroyed);
   out(
     [
-      `tenant ${tenant}: crypto-shredded${plan.alreadyShreddedAt === undefined ? '' : ` (tombstone from ${o.tombstone.shreddedAt} kept; retried what was left)`}`,
+      `tenant ${tenant}: crypto-shredded${plan.alreadyShreddedAt === undefined ? '' : ` (tombstone from ${done.tombstone.shreddedAt} kept; retried what was left)`}`,
       `  tombstone: ${readShredTombstone(loaded.config.storage.dir, tenant) === undefined ? 'MISSING' : 'written'}; its keys never load again, its records are withheld, token/reveal/erase/export refuse it`,
-      ...(o.keysFile === null ? [] : [`  keys file: ${o.keysFile.note}`]),
-      ...o.keys.map((k) => `  kid ${k.kid}: ${k.destroyed ? '' : 'NOT DESTROYED: '}${k.note}`),
-      `  suppression list: ${o.suppressionListDeleted ? 'deleted' : 'none'}`,
-      ...(o.spooledRecords > 0
+      ...(done.keysFile === null ? [] : [`  keys file: ${done.keysFile.note}`]),
+      ...done.keys.map((k) => `  kid ${k.kid}: ${k.destroyed ? '' : 'NOT DESTROYED: '}${k.note}`),
+      `  suppression list: ${done.suppressionListDeleted ? 'deleted' : 'none'}`,
+      ...(done.spooledRecords > 0
         ? [
-            `  spool: ${o.spooledRecords} record${o.spooledRecords === 1 ? '' : 's'} of the tenant still wait for Kafka (tokens only, no longer linkable)`,
+            `  spool: ${done.spooledRecords} record${done.spooledRecords === 1 ? '' : 's'} of the tenant still wait for Kafka (tokens only, no longer linkable)`,
           ]
         : []),
       `  next: remove rules/${tenant}.yaml (or its inline tenant) when offboarding is complete`,
@@ -308,4 +260,23 @@ export async function cmdTenant(args: string[], env: Env, out: Out): Promise<num
     return 1;
   }
   return 0;
+}
+
+// In process, argv in (test/subject/* call these): the same definitions and parsing as the command line; errors are thrown.
+const quietIo = (out: Out): CliIo => ({ stdout: out, stderr: () => undefined, stderrIsTty: false });
+
+/** `callveil subject <sub> ...args` in process. */
+export function cmdSubjectRights(
+  sub: string | undefined,
+  args: readonly string[],
+  env: Env,
+  out: Out,
+): Promise<number> {
+  const argv = ['subject', ...(sub === undefined ? [] : [sub]), ...args];
+  return runInProcess([registerSubject], argv, { env, io: quietIo(out) });
+}
+
+/** `callveil tenant ...args` in process. */
+export function cmdTenant(args: readonly string[], env: Env, out: Out): Promise<number> {
+  return runInProcess([registerTenant], ['tenant', ...args], { env, io: quietIo(out) });
 }

@@ -1,7 +1,7 @@
 // `callveil check` against the test AMI server and test Kafka broker: one
 // line per check, and each failure names its cause and its fix.
 import t, { type Test } from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runChecks } from '../../src/cli/check.js';
@@ -13,6 +13,7 @@ const IDLE = Buffer.from(
 );
 const KEY = 'cd'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'check-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 async function run(
   t: Test,
@@ -89,6 +90,7 @@ t.test('invalid configuration', async (t) => {
 
 t.test('invalid rules folder', async (t) => {
   const rulesDir = mkdtempSync(join(tmpdir(), 'check-rules-'));
+  t.teardown(() => rmSync(rulesDir, { recursive: true, force: true }));
   writeFileSync(join(rulesDir, 'acme.yaml'), 'tenant: acme\nkeySet: acme\nnumbers: { defaultRegion: England }\n');
   const r = await run(t, { config: `rules: { dir: ${rulesDir} }\n` });
   t.equal(r.ok, false);

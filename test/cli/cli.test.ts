@@ -2,7 +2,7 @@
 // compiled bin (npm test builds it first through `pretest`).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
@@ -11,6 +11,7 @@ import { cdrJsonSchema } from '../../src/privacy/cdr-record.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = mkdtempSync(join(tmpdir(), 'callveil-cli-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 function callveil(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
@@ -34,6 +35,7 @@ t.test('replay with no config: embedded defaults, one JSON summary line, a warni
   t.equal(summary.withheld, 0);
   t.ok(summary.events > 1000);
   t.match(r.stderr.toString(), 'random key');
+  t.match(r.stderr.toString(), 'recording consent is not evaluated in this replay', 'says what it does not evaluate');
   const written = readFileSync(out);
   t.equal(written.toString().trim().split('\n').length, 12);
   t.same(
@@ -41,6 +43,37 @@ t.test('replay with no config: embedded defaults, one JSON summary line, a warni
       { label: 'out', data: written },
       { label: 'stdout', data: r.stdout },
       { label: 'stderr', data: r.stderr },
+    ]),
+    [],
+  );
+});
+
+t.test('demo (npm start): the random-key warning on stderr, a report that says consent is not evaluated', async (t) => {
+  const r = callveil(['demo']);
+  t.equal(r.code, 0, r.stderr.toString());
+  const stderr = r.stderr.toString();
+  const stdout = r.stdout.toString();
+  t.match(
+    stderr,
+    /^callveil demo: WARNING: records are keyed with a key random for this run: their tokens are not comparable across runs\n/,
+  );
+  t.match(stdout, /47 CDRs: 47 written, 0 withheld, 0 failed/);
+  t.match(stdout, `sanitized records: ${join(dir, 'callveil-out', 'cdrs.jsonl')}`);
+  t.match(stdout, 'recording consent is not evaluated in this replay: every record says recording "none"');
+  const records = readFileSync(join(dir, 'callveil-out', 'cdrs.jsonl'), 'utf8')
+    .trim()
+    .split('\n');
+  t.equal(records.length, 47);
+  t.same(
+    [...new Set(records.map((l) => JSON.parse(l).recording))],
+    ['none'],
+    'what the report says about recording holds for every record',
+  );
+  t.same(
+    scanBuffers(needlesForCapture('inbound-pstn'), [
+      { label: 'stdout', data: r.stdout },
+      { label: 'stderr', data: r.stderr },
+      { label: 'records', data: Buffer.from(records.join('\n')) },
     ]),
     [],
   );
