@@ -139,7 +139,7 @@ export async function openSink(
   const s = loaded.config.sink;
   switch (s.type) {
     case 'jsonl':
-      return createJsonlFileSink(s.path);
+      return createJsonlFileSink({ cdr: s.path, calls: s.callsPath });
     case 'stdout':
       return createStdoutSink();
     case 'kafka': {
@@ -264,7 +264,10 @@ export function attachConsent(
 
 export interface ReplaySummary {
   readonly events: number;
+  /** Leg records written. */
   readonly cdrs: number;
+  /** Call records written. */
+  readonly calls: number;
   readonly withheld: number;
   readonly sinkFailures: number;
   readonly ms: number;
@@ -325,6 +328,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   return {
     events: c.events,
     cdrs: c.published,
+    calls: c.callsPublished,
     withheld,
     sinkFailures: c.sinkFailures,
     ms: Math.round(performance.now() - started),

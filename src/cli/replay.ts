@@ -10,6 +10,7 @@ import { createLogger } from '../observability/logger.js';
 import { openSink, replayCapture } from '../main.js';
 import type { CliIo, Env } from './cli-command.js';
 import { loadConfig, logWarnings } from './run.js';
+import { GatewayError } from '../errors.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_CAPTURE = join(PACKAGE_ROOT, 'test', 'fixtures', 'ami', 'inbound-pstn.ami.gz');
@@ -24,6 +25,7 @@ export const RANDOM_KEY_WARNING =
 export interface ReplayOptions {
   readonly config?: string;
   readonly out?: string;
+  readonly callsOut?: string;
 }
 
 function progressPrinter(io: CliIo): ((events: number, records: number) => void) | undefined {
@@ -32,7 +34,12 @@ function progressPrinter(io: CliIo): ((events: number, records: number) => void)
 }
 
 export async function replay(o: ReplayOptions, capturePath: string, env: Env, io: CliIo): Promise<number> {
-  const fallbackSink: Config['sink'] = o.out === undefined ? { type: 'stdout' } : { type: 'jsonl', path: o.out };
+  if (o.callsOut !== undefined && o.out === undefined)
+    throw new GatewayError('GW_USAGE', '--calls-out needs --out (without --out, every record goes to stdout)');
+  const fallbackSink: Config['sink'] =
+    o.out === undefined
+      ? { type: 'stdout' }
+      : { type: 'jsonl', path: o.out, ...(o.callsOut === undefined ? {} : { callsPath: o.callsOut }) };
   const loaded = loadConfig(o.config, env, fallbackSink);
   const log = createLogger(loaded.config.log.level);
   logWarnings(log, loaded);
@@ -45,7 +52,9 @@ export async function replay(o: ReplayOptions, capturePath: string, env: Env, io
     const s = await replayCapture({ capturePath, loaded, sink, log, ...(progress ? { progress } : {}) });
     if (progress) io.stderr('\n');
     await sink.close();
-    io.stdout(JSON.stringify({ events: s.events, cdrs: s.cdrs, withheld: s.withheld, ms: s.ms }) + '\n');
+    io.stdout(
+      JSON.stringify({ events: s.events, cdrs: s.cdrs, calls: s.calls, withheld: s.withheld, ms: s.ms }) + '\n',
+    );
     return s.sinkFailures > 0 ? 1 : 0;
   } catch (err) {
     await sink.close().catch(() => undefined);
@@ -55,7 +64,8 @@ export async function replay(o: ReplayOptions, capturePath: string, env: Env, io
 
 export async function demo(env: Env, io: CliIo): Promise<number> {
   const out = join(process.cwd(), 'callveil-out', 'cdrs.jsonl');
-  const loaded = embeddedDefaults(env, { type: 'jsonl', path: out });
+  const callsOut = join(process.cwd(), 'callveil-out', 'calls.jsonl');
+  const loaded = embeddedDefaults(env, { type: 'jsonl', path: out, callsPath: callsOut });
   const log = createLogger(env.CALLVEIL_LOG_LEVEL ?? 'warn');
   io.stderr(`callveil demo: WARNING: ${RANDOM_KEY_WARNING}\n`);
   const sink = await openSink(loaded, env, log);
@@ -70,7 +80,9 @@ export async function demo(env: Env, io: CliIo): Promise<number> {
       `  through a built-in AMI server on 127.0.0.1 and the real AMI client.`,
       `  ${s.events} AMI events -> ${s.counts.cdrs} CDRs: ${s.cdrs} written, ${s.withheld} withheld, ${s.sinkFailures} failed`,
       `  ${s.ms} ms (${rate} events/s)`,
-      `  sanitized records: ${out}`,
+      `  ${s.counts.calls} calls -> ${s.calls} call records written`,
+      `  sanitized leg records: ${out}`,
+      `  sanitized call records: ${callsOut}`,
       `  every number is a keyed pseudonym.`,
       `  ${CONSENT_NOT_EVALUATED}.`,
       '',

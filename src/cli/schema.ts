@@ -1,10 +1,12 @@
 // `callveil schema [which]`: the JSON Schemas callveil publishes, one per document it writes.
+import { callJsonSchema } from '../privacy/call-record.js';
 import { cdrJsonSchema } from '../privacy/cdr-record.js';
 import { erasureJsonSchema } from '../subject/erase-request.js';
 import type { SchemaName } from './commands/schema.js';
 
 const SCHEMAS: Readonly<Record<SchemaName, () => unknown>> = {
   record: cdrJsonSchema,
+  call: callJsonSchema,
   erasure: erasureJsonSchema,
 };
 

@@ -119,7 +119,14 @@ export const Config = z
       .default({ maxChannels: 100_000, channelTtlMs: 6 * 3600_000, hangupGraceMs: 120_000 }),
     sink: z
       .discriminatedUnion('type', [
-        z.object({ type: z.literal('jsonl'), path: z.string().min(1) }).strict(),
+        z
+          .object({
+            type: z.literal('jsonl'),
+            path: z.string().min(1),
+            /** Call records; default: `path` with `.jsonl` replaced by `.calls.jsonl`. */
+            callsPath: z.string().min(1).optional(),
+          })
+          .strict(),
         z.object({ type: z.literal('stdout') }).strict(),
         z
           .object({

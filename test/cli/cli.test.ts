@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { callJsonSchema } from '../../src/privacy/call-record.js';
+import { callJsonSchema } from '../../src/privacy/call-record.js';
 import { cdrJsonSchema } from '../../src/privacy/cdr-record.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
@@ -25,13 +27,17 @@ function callveil(args: string[], env: Record<string, string> = {}) {
 
 t.test('replay with no config: embedded defaults, one JSON summary line, a warning, no leak', async (t) => {
   const out = join(dir, 'edge.jsonl');
-  const r = callveil(['replay', captureFile('edge-actions'), '--out', out]);
+  const callsOut = join(dir, 'edge-calls.jsonl');
+  const r = callveil(['replay', captureFile('edge-actions'), '--out', out, '--calls-out', callsOut]);
   t.equal(r.code, 0, r.stderr.toString());
   const lines = r.stdout.toString().trim().split('\n');
   t.equal(lines.length, 1, 'exactly one line on stdout');
   const summary = JSON.parse(lines[0]!);
-  t.same(Object.keys(summary), ['events', 'cdrs', 'withheld', 'ms']);
+  t.same(Object.keys(summary), ['events', 'cdrs', 'calls', 'withheld', 'ms']);
   t.equal(summary.cdrs, 12, 'edge-actions has 12 CDR rows');
+  t.equal(summary.calls, 10, 'and 10 calls (linkedids)');
+  const calls = readFileSync(callsOut);
+  t.equal(calls.toString().trim().split('\n').length, 10, 'one call record per call in --calls-out');
   t.equal(summary.withheld, 0);
   t.ok(summary.events > 1000);
   t.match(r.stderr.toString(), 'random key');
@@ -41,6 +47,7 @@ t.test('replay with no config: embedded defaults, one JSON summary line, a warni
   t.same(
     scanBuffers(needlesForCapture('edge-actions'), [
       { label: 'out', data: written },
+      { label: 'calls', data: calls },
       { label: 'stdout', data: r.stdout },
       { label: 'stderr', data: r.stderr },
     ]),
@@ -58,7 +65,15 @@ t.test('demo (npm start): the random-key warning on stderr, a report that says c
     /^callveil demo: WARNING: records are keyed with a key random for this run: their tokens are not comparable across runs\n/,
   );
   t.match(stdout, /47 CDRs: 47 written, 0 withheld, 0 failed/);
-  t.match(stdout, `sanitized records: ${join(dir, 'callveil-out', 'cdrs.jsonl')}`);
+  t.match(stdout, `sanitized leg records: ${join(dir, 'callveil-out', 'cdrs.jsonl')}`);
+  t.match(stdout, `sanitized call records: ${join(dir, 'callveil-out', 'calls.jsonl')}`);
+  t.equal(
+    readFileSync(join(dir, 'callveil-out', 'calls.jsonl'), 'utf8')
+      .trim()
+      .split('\n').length,
+    40,
+    '40 calls',
+  );
   t.match(stdout, 'recording consent is not evaluated in this replay: every record says recording "none"');
   const records = readFileSync(join(dir, 'callveil-out', 'cdrs.jsonl'), 'utf8')
     .trim()
@@ -83,8 +98,11 @@ t.test('replay to stdout: records first, the summary line last', async (t) => {
   const r = callveil(['replay', captureFile('transfers-queue')]);
   t.equal(r.code, 0);
   const lines = r.stdout.toString().trim().split('\n');
-  t.equal(lines.length, 11 + 1);
-  t.same(Object.keys(JSON.parse(lines.at(-1)!)), ['events', 'cdrs', 'withheld', 'ms']);
+  // 11 CDRs (Master.csv rows) and 7 calls (linkedids), interleaved, then the summary.
+  t.equal(lines.length, 11 + 7 + 1);
+  const summary = JSON.parse(lines.at(-1)!);
+  t.same(Object.keys(summary), ['events', 'cdrs', 'calls', 'withheld', 'ms']);
+  t.same([summary.cdrs, summary.calls], [11, 7]);
   t.equal(JSON.parse(lines[0]!).tenant, 'default');
 });
 
@@ -119,6 +137,15 @@ t.test('usage errors exit 2; schema prints the published JSON Schema', async (t)
     published,
     cdrJsonSchema(),
     'the checked-in schema file matches the zod type (run `callveil schema` to refresh it)',
+  );
+  const call = callveil(['schema', 'call']);
+  t.same(JSON.parse(call.stdout.toString()), callJsonSchema(), 'callveil schema call: the call record');
+  t.same(
+    JSON.parse(
+      readFileSync(resolve(import.meta.dirname, '..', '..', 'src', 'privacy', 'call-record.schema.json'), 'utf8'),
+    ),
+    callJsonSchema(),
+    'the checked-in call schema matches the zod type (run `callveil schema call` to refresh it)',
   );
 });
 

@@ -12,17 +12,26 @@ export const registerReplay: Registrar = (root, { env, io }) => {
     .description(
       'Replays a recorded AMI capture through a built-in AMI server on 127.0.0.1 and the real AMI client, as ' +
         'fast as it can, through the whole pipeline. stdout gets exactly one JSON line, ' +
-        '{"events":N,"cdrs":N,"withheld":N,"ms":N} (cdrs = records written), after the records when they go to ' +
-        'stdout. With --out, records go to that file and never to the configured Kafka. Progress is drawn on a ' +
-        'terminal. ' +
+        '{"events":N,"cdrs":N,"calls":N,"withheld":N,"ms":N} (cdrs = leg records written, calls = call records ' +
+        'written), after the records when they go to stdout. With --out, leg records go to that file, call ' +
+        'records to --calls-out, and never to the configured Kafka. Progress is drawn on a terminal. ' +
         'Recording consent is not evaluated in a replay: every record says recording "none". Exit 1 if a record ' +
         'could not be written.',
     )
     .argument('<capture>', 'the capture file (.ami, or .ami.gz)')
     .addOption(optionalConfigOption())
-    .addOption(optionalOption('--out <file>', 'write the records to FILE (JSONL)', 'stdout, before the summary line'))
+    .addOption(
+      optionalOption('--out <file>', 'write the leg records to FILE (JSONL)', 'stdout, before the summary line'),
+    )
+    .addOption(
+      optionalOption(
+        '--calls-out <file>',
+        'write the call records to FILE (JSONL); needs --out',
+        'next to --out, as <name>.calls.jsonl',
+      ),
+    )
     .examples(
-      'callveil replay test/fixtures/ami/inbound-pstn.ami.gz --out /tmp/cdrs.jsonl',
+      'callveil replay test/fixtures/ami/inbound-pstn.ami.gz --out /tmp/cdrs.jsonl --calls-out /tmp/calls.jsonl',
       'callveil replay capture.ami.gz --config /etc/callveil/config.yaml --out /tmp/cdrs.jsonl',
     )
     .run<ReplayOptions>(async (o, [capture]) => (await import('../replay.js')).replay(o, capture!, env, io));
@@ -32,7 +41,8 @@ export const registerReplay: Registrar = (root, { env, io }) => {
     .summary('replays a bundled real capture (npm start)')
     .description(
       'Replays a bundled real Asterisk 20 session (40 inbound PSTN calls) through a built-in AMI server on ' +
-        '127.0.0.1 and the real AMI client; the sanitized records land in ./callveil-out/cdrs.jsonl and a short ' +
+        '127.0.0.1 and the real AMI client; the sanitized leg records land in ./callveil-out/cdrs.jsonl, the call ' +
+        'records in ./callveil-out/calls.jsonl, and a short ' +
         'report is printed. No Asterisk, no Kafka, no config: one tenant with a key random for this run. ' +
         'Recording consent is not evaluated in a replay: every record says recording "none".',
     )
