@@ -1,8 +1,7 @@
 // startGateway wires the consent enforcer and, with api.enabled, the API:
 // the real composition root against the test AMI server.
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/load.js';
@@ -12,9 +11,10 @@ import { startReplayServer } from '../../src/source/replay-server.js';
 import { readCapture } from '../helpers/ground-truth.js';
 import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 t.test('the live gateway enforces consent and serves the API', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-gw-'));
+  const dir = tempDir(t, 'gw');
   const ami = await startReplayServer({
     capture: readCapture('recording-consent'),
     username: 'gw',

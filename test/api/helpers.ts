@@ -1,6 +1,4 @@
 // A tenant API over a real registry, audit log and live feed on 127.0.0.1.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator } from '../../src/api/auth.js';
@@ -12,6 +10,7 @@ import { createConsentRegistry, type ConsentRegistry } from '../../src/consent/r
 import { openConsentStore } from '../../src/consent/store.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { API_TOKENS, memoryLog } from '../consent/stack.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 export { TOKENS } from '../consent/stack.js';
 
@@ -36,7 +35,7 @@ export async function apiHarness(
   t: { teardown(fn: () => unknown): void },
   opts: { dir?: string; wsMaxBufferedBytes?: number; wsAuthTimeoutMs?: number } = {},
 ): Promise<ApiHarness> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'callveil-api-'));
+  const dir = opts.dir ?? tempDir(t, 'api');
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
   t.teardown(() => audit.close());
   const registry = createConsentRegistry({

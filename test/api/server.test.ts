@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { verifyAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { apiHarness, TOKENS, type ApiHarness } from './helpers.js';
 
 const BAD = 'x'.repeat(48);
@@ -330,9 +331,8 @@ t.test('recent consent changes: newest first, scoped, limit validated', async (t
 });
 
 t.test('an unreadable consent store: changes get 503, readiness fails', async (t) => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-api-bad-'));
+  const { writeFileSync } = await import('node:fs');
+  const dir = tempDir(t, 'api-bad');
   writeFileSync(join(dir, 'consent.json'), 'not json');
   const h = await apiHarness(t, { dir });
   t.same(

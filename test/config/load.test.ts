@@ -1,11 +1,11 @@
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { embeddedDefaults, loadConfigFile } from '../../src/config/load.js';
 import { GatewayError } from '../../src/errors.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'callveil-config-'));
+const dir = tempDir(t, 'config');
 const KEY = 'ab'.repeat(32);
 
 function write(name: string, text: string): string {

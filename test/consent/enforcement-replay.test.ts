@@ -12,6 +12,7 @@ import { verifyAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { field } from '../../src/source/ami-message.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { consentStack, readRecords, TOKENS } from './stack.js';
 
 // Consent for this run. Not listed: off (acme 1003/1005, globex 1002/1006).
@@ -214,10 +215,9 @@ t.test('with every extension consenting nothing is stopped; with none, every rec
 });
 
 t.test('an unreadable consent store blocks every recording', async (t) => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
+  const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-consent-bad-'));
+  const dir = tempDir(t, 'consent-bad');
   writeFileSync(join(dir, 'consent.json'), '{"version":1,"tenants":{"acme":{"1001":{"recording":tru');
   const stack = await consentStack(t, { capture: 'recording-consent', dir });
   t.equal(stack.consent.registry.readable, false);

@@ -4,8 +4,7 @@
 // itself validates.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfigFile } from '../../src/config/load.js';
@@ -15,11 +14,12 @@ import { readCapture } from '../../src/source/capture.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
 import { captureFile, masterCsvFile, readMasterCsv } from '../helpers/ground-truth.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
 t.test('the image config runs the gateway end to end', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'image-'));
+  const dir = tempDir(t, 'image');
   // What compose mounts: secrets as files, storage on a volume. Only those paths change here.
   for (const [name, value] of [
     ['ami_secret', 'compose-secret\n'],

@@ -1,13 +1,13 @@
 import t from 'tap';
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../src/config/load.js';
 import { GatewayError } from '../../src/errors.js';
 import { formatRuleProblems, loadRules } from '../../src/rules/load.js';
 import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'callveil-rules-'));
+const tmp = tempDir(t, 'rules');
 const env = { K_NORTHWIND: 'c3'.repeat(32) };
 
 function folder(name: string, files: Record<string, string>): string {

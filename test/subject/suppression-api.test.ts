@@ -15,10 +15,11 @@ import { subjectTokens } from '../../src/subject/tokens.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
-import { CAPTURE, config, JANE, memoryLogger, SHARED_CALLER, tmp } from './suppression-fixtures.js';
+import { CAPTURE, config, JANE, memoryLogger, SHARED_CALLER } from './suppression-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 async function harness(t: { teardown(fn: () => unknown): void }) {
-  const dir = tmp('suppress-api');
+  const dir = tempDir(t, 'suppress-api');
   const loaded = config(dir);
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
   t.teardown(() => audit.close());
