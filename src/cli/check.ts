@@ -145,11 +145,12 @@ export async function runChecks(file: string, env: Env, report: Report, timeoutM
   try {
     loaded = loadConfigFile(file, env);
   } catch (err) {
-    r(
-      false,
-      'config',
-      `${err instanceof GatewayError ? err.message : 'unreadable'} — fix: correct the paths listed above`,
-    );
+    // An unreadable file or storage dir says its own fix; a list of settings gets one for all of them.
+    const fix =
+      err instanceof GatewayError && err.code !== 'GW_CONFIG_INVALID'
+        ? ''
+        : ' — fix: correct the settings listed above';
+    r(false, 'config', `${err instanceof GatewayError ? err.message : 'unreadable'}${fix}`);
     return false;
   }
   r(true, 'config', `${file} is valid (${loaded.tenants.length} tenant${loaded.tenants.length === 1 ? '' : 's'})`);

@@ -1,18 +1,7 @@
 // One schema for the whole configuration (file + environment), parsed once at
 // start. Unknown keys are rejected; secrets have no defaults.
 import { z } from 'zod';
-import { assertTimeZone } from '../assemble/pbx-time.js';
-
-const timeZone = z.string().refine((tz) => {
-  try {
-    assertTimeZone(tz);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'an IANA time zone such as "UTC" or "Europe/London"');
-
-const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
+import { region, timeZone } from './setting-types.js';
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
 /** A retention period in days; fractions allowed (0.5 = 12 hours). */
 const days = z

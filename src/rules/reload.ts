@@ -61,7 +61,7 @@ export function createRulesHolder(opts: RulesHolderOptions): RulesHolder {
             {
               file: '(rules)',
               path: '(top level)',
-              expected: `a loadable rules folder (${(err as { code?: string }).code ?? 'error'})`,
+              message: `expected a loadable rules folder (${(err as { code?: string }).code ?? 'error'})`,
             },
           ],
         };

@@ -94,7 +94,7 @@ t.test('invalid rules folder', async (t) => {
   t.equal(r.ok, false);
   t.match(
     r.text,
-    /FAIL config: invalid rules .*acme\.yaml:3: numbers\.defaultRegion: expected an ISO 3166-1 alpha-2 region/s,
+    /FAIL config: invalid rules .*acme\.yaml:3: numbers\.defaultRegion: expected a region code libphonenumber knows/s,
   );
 });
 

@@ -60,7 +60,7 @@ t.test('a bad config file refuses to start, naming file, path and expectation', 
   writeFileSync(cfg, 'tenants:\n  - id: acme\n    keyId: k1\n    keyEnv: K\n    defaultRegion: england\n');
   const r = callveil(['replay', captureFile('edge-actions'), '--config', cfg, '--out', join(dir, 'x.jsonl')]);
   t.equal(r.code, 1);
-  t.match(r.stderr.toString(), `${cfg}:5: tenants.0.defaultRegion: expected an ISO 3166-1 alpha-2 region`);
+  t.match(r.stderr.toString(), `${cfg}:5: tenants.0.defaultRegion: expected a region code libphonenumber knows`);
 });
 
 t.test('run without AMI credentials refuses to start and says which are missing', async (t) => {
