@@ -222,6 +222,16 @@ export const Config = z
       })
       .strict()
       .default({ enabled: false, host: '127.0.0.1', port: 8080, tokens: [], wsMaxBufferedBytes: 1 << 20 }),
+    /** Prometheus /metrics, /livez and /readyz on their own listener, never the tenant API port (README "Metrics"). */
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default('127.0.0.1'),
+        /** 9464: the port Prometheus exporters use by convention. */
+        port: z.number().int().min(0).max(65535).default(9464),
+      })
+      .strict()
+      .default({ enabled: true, host: '127.0.0.1', port: 9464 }),
     /** Recording consent: enforcement over AMI, and extensions the console lists before any traffic. */
     consent: z
       .object({

@@ -40,6 +40,7 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
       sink: { type: 'jsonl', path: join(dir, 'out.jsonl') },
       storage: { dir },
       api: { enabled: true, port: 0, tokens: API_TOKENS },
+      metrics: { port: 0 },
       consent: { extensions: { acme: ['1001'] } },
     },
     { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX },
@@ -72,7 +73,14 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
   );
   const ready = await fetch(`${base}/readyz`);
   t.equal(ready.status, 200);
-  t.match(await fetch(`${base}/metrics`).then((r) => r.text()), /callveil_recordings_total\{outcome="blocked"\} 17/);
+  // Metrics count every tenant: on their own listener, never on the tenant API port.
+  t.equal((await fetch(`${base}/metrics`)).status, 404, 'no /metrics on the API port');
+  const metricsBase = `http://127.0.0.1:${gw.metricsServer!.port}`;
+  t.match(
+    await fetch(`${metricsBase}/metrics`).then((r) => r.text()),
+    /callveil_recordings_total\{outcome="blocked"\} 17/,
+  );
+  t.equal((await fetch(`${metricsBase}/readyz`)).status, 200, 'readiness there too');
   await gw.stop();
   t.equal(
     readFileSync(join(dir, 'out.jsonl'), 'utf8')

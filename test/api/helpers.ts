@@ -8,6 +8,7 @@ import { connectLiveFeed } from '../../src/api/live-sources.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { createConsentRegistry, type ConsentRegistry } from '../../src/consent/registry.js';
 import { openConsentStore } from '../../src/consent/store.js';
+import { gatewayHealth, OK, type Health } from '../../src/observability/health.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { API_TOKENS, memoryLog } from '../consent/stack.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -21,7 +22,8 @@ export interface ApiHarness {
   readonly registry: ConsentRegistry;
   readonly feed: LiveFeed;
   readonly metrics: Metrics;
-  readonly ready: { ami: boolean; sink: boolean };
+  /** What /readyz reports: tests set parts as the gateway would. */
+  readonly health: Health;
   readonly responses: string[];
   logText(): Buffer;
   call(
@@ -54,15 +56,16 @@ export async function apiHarness(
   });
   const metrics = createMetrics();
   metrics.counter('events_received_total', 'AMI events received').inc();
-  const ready = { ami: true, sink: true };
+  const health = gatewayHealth(metrics);
+  health.set('ami', OK);
+  health.probe('consent-store', () => (registry.readable ? OK : { ok: false, reason: 'unreadable' }));
   const { log, text } = memoryLog();
   const server: ApiServer = await startApiServer({
     host: '127.0.0.1',
     port: 0,
     authenticate: createAuthenticator(API_TOKENS),
     registry,
-    ready: () => ready,
-    renderMetrics: () => metrics.render(),
+    health,
     feed,
     assets: loadConsoleAssets(),
     log,
@@ -79,7 +82,7 @@ export async function apiHarness(
     registry,
     feed,
     metrics,
-    ready,
+    health,
     responses,
     logText: text,
     async call(method, path, o = {}) {

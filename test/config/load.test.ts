@@ -211,3 +211,12 @@ t.test('a missing keys file is a keys-file problem, not "invalid rules"', async 
     `invalid keys file (1 problem):\n  ${keys}: the keys file cannot be read: not found (ENOENT) — fix: point rules.keysFile (or CALLVEIL_KEYS_FILE) at the keys file, readable by the user callveil runs as`,
   );
 });
+
+t.test('metrics: its own listener, 127.0.0.1:9464 unless set', async (t) => {
+  const c = loadConfigFile(write('metrics.yaml', good), { ACME_KEY: KEY });
+  t.same(c.config.metrics, { enabled: true, host: '127.0.0.1', port: 9464 });
+  const e = failure(() =>
+    loadConfigFile(write('metrics-bad.yaml', `${good}metrics: { prot: 1 }\n`), { ACME_KEY: KEY }),
+  );
+  t.match(e.message, 'metrics.prot: unknown key: did you mean "port"?');
+});

@@ -58,7 +58,8 @@ t.test('permission denied: the setting, the path and the errno in words', async 
   const code = `import(${JSON.stringify(resolve(import.meta.dirname, '..', '..', 'dist', 'config', 'storage-dir.js'))}).then((m) => { try { m.ensureStorageDir(${JSON.stringify(dir)}); console.log('created'); } catch (e) { console.log(e.code + ' ' + e.message); } })`;
   // Root may write anywhere: run the check as nobody (uid 65534) when the suite runs as root.
   const asRoot = process.getuid?.() === 0;
-  const r = spawnSync(process.execPath, ['-e', code], {
+  // tap hooks every child through NODE_OPTIONS, and as nobody that hook cannot write .tap/: run it without.
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', code], {
     encoding: 'utf8',
     timeout: 20_000,
     cwd: '/',

@@ -181,7 +181,7 @@ t.test('recording-consent capture: exactly the recordings without consent are st
     { label: 'log', data: stack.logText() },
     { label: 'ws acme', data: frames.acme!.join('\n') },
     { label: 'ws globex', data: frames.globex!.join('\n') },
-    { label: 'metrics', data: stack.metrics.render() },
+    { label: 'metrics', data: await stack.metrics.render() },
   ]);
   t.same(leaks, [], 'no number from the capture in any output');
   t.notMatch(stack.logText().toString(), /monitor\//, 'no recording path in the logs');

@@ -22,6 +22,7 @@ import {
   type ConsentParts,
 } from '../../src/main.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
+import { gatewayHealth } from '../../src/observability/health.js';
 import type { Pipeline } from '../../src/pipeline.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
@@ -173,8 +174,7 @@ export async function consentStack(
       port: 0,
       authenticate: createAuthenticator(API_TOKENS),
       registry: consent.registry,
-      ready: () => ({ ami: client.connected, sink: true }),
-      renderMetrics: () => metrics.render(),
+      health: gatewayHealth(metrics),
       feed,
       assets: loadConsoleAssets(),
       log,

@@ -57,6 +57,7 @@ function settings(brokers: string, storageDir: string, amiPort = 5038) {
     storage: { dir: storageDir },
     delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 1000 },
     log: { level: 'info' },
+    metrics: { port: 0 },
   };
 }
 

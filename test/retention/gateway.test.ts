@@ -41,6 +41,7 @@ t.test(
     const loaded = parseConfig(
       {
         ami: { host: '127.0.0.1', port: ami.port, username: 'gw', secret: 'pw' },
+        metrics: { port: 0 },
         tenants: [
           {
             id: 'acme',

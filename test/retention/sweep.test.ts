@@ -89,7 +89,7 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
   t.equal(metrics.value('records_failed_total', { stage: 'spool-expired' }), 6, 'a failure drop, not a policy drop');
   t.equal(metrics.value('records_withheld_total', { reason: 'spool-expired' }), 0);
   t.equal(metrics.value('retention_deleted_total', { store: 'spool' }), 6);
-  t.match(metrics.render(), 'callveil_records_failed_total{stage="spool-expired"} 6');
+  t.match(await metrics.render(), 'callveil_records_failed_total{stage="spool-expired"} 6');
   const loud = lines.find((l) => l.o.store === 'spool');
   t.equal(loud?.level, 'error', 'logged loudly');
   t.match(loud?.m, /DELETED: billing data lost/);

@@ -17,6 +17,7 @@ import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, config, JANE, memoryLogger, SHARED_CALLER } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { gatewayHealth } from '../../src/observability/health.js';
 
 async function harness(t: { teardown(fn: () => unknown): void }) {
   const dir = tempDir(t, 'suppress-api');
@@ -30,8 +31,7 @@ async function harness(t: { teardown(fn: () => unknown): void }) {
     port: 0,
     authenticate: createAuthenticator(API_TOKENS),
     registry: createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'] }),
-    ready: () => ({ ami: true, sink: true }),
-    renderMetrics: () => '',
+    health: gatewayHealth(),
     feed: createLiveFeed({ maxBufferedBytes: 1 << 20 }),
     log,
     suppressions: createSuppressionApi(list, (id) => loaded.privacy.tenants.get(id)),

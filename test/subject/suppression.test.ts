@@ -38,6 +38,7 @@ import {
   until,
 } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { gatewayHealth } from '../../src/observability/health.js';
 
 const MESSAGES = captureMessages();
 const NEEDLES = needlesForCapture(CAPTURE);
@@ -95,8 +96,7 @@ t.test(
       port: 0,
       authenticate: createAuthenticator(API_TOKENS),
       registry: createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'] }),
-      ready: () => ({ ami: true, sink: true }),
-      renderMetrics: () => '',
+      health: gatewayHealth(),
       feed,
       log,
       suppressions: createSuppressionApi(list, (id) => loaded.privacy.tenants.get(id)),
