@@ -1,6 +1,7 @@
 // `callveil check`: one pass/fail line per thing the gateway needs, each
 // failure naming the cause and the fix. Nothing here prints a secret.
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
+import { makeDirs } from '../fs-dirs.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { amiTls, spoolDir } from '../main.js';
@@ -108,7 +109,7 @@ async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeout
 function checkStorage(loaded: LoadedConfig, report: Report): void {
   const dir = loaded.config.storage.dir;
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     accessSync(dir, constants.W_OK);
     const spool = openSpool({
       dir: spoolDir(loaded.config),

@@ -1,8 +1,9 @@
 // One JSON record per line, to a file or stdout: the embedded default.
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
+import { makeDirs } from '../fs-dirs.js';
 import { serialise, type RecordSink } from './sink.js';
 
 function streamSink(name: string, out: Writable, ownsStream: boolean): RecordSink {
@@ -32,7 +33,7 @@ function streamSink(name: string, out: Writable, ownsStream: boolean): RecordSin
 
 export function createJsonlFileSink(path: string): RecordSink {
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
   } catch (err) {
     throw new GatewayError(
       'GW_SINK_UNAVAILABLE',

@@ -120,6 +120,17 @@ t.test('run: storage.dir /proc/x fails at once; under a regular file it is a sto
   t.notMatch(r2.stderr, /rules/);
 });
 
+t.test('check and replay fail fast on /proc paths too (the same recursive mkdir was in both)', async (t) => {
+  const dir = openDir(t, 'op-proc-cli');
+  const r = callveil(['check', '--config', config(dir, `${BASE}\nstorage: { dir: /proc/callveil-x }\n`)]);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /FAIL {2}storage: \/proc\/callveil-x is not writable \(ENOENT\)/);
+  const capture = resolve(import.meta.dirname, '..', 'fixtures', 'ami', 'edge-actions.ami.gz');
+  const replay = callveil(['replay', capture, '--out', '/proc/callveil-x/out.jsonl']);
+  t.equal(replay.code, 1);
+  t.match(replay.stderr, 'callveil: jsonl sink: cannot create the folder for /proc/callveil-x/out.jsonl (ENOENT)');
+});
+
 t.test('check: a missing config file ends with what to do', async (t) => {
   const dir = openDir(t, 'op-missing');
   const r = callveil(['check', '--config', join(dir, 'nope.yaml')]);
