@@ -25,6 +25,10 @@ export const ERROR_CODES = {
   GW_SUPPRESSION_STORE: false,
   GW_TENANT_SHREDDED: false,
   GW_STATE_LOCKED: false,
+  /** storage.dir cannot be created, read or written (permissions, a file in the way, a special file system). */
+  GW_STORAGE: false,
+  /** A listener (api.port, metrics.port) cannot bind: in use, no permission, not an address of this host. */
+  GW_LISTEN: false,
 } as const satisfies Record<string, boolean>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

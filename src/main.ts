@@ -33,15 +33,17 @@ import { openSpool } from './sink/spool.js';
 import { createRetention, retentionPolicy, type Retention } from './retention/sweep.js';
 import { createTopicRetentionCheck, tenantTopicTargets } from './retention/topics.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { gatewayHealth, OK, type Health, type HealthReporter, type PartStatus } from './observability/health.js';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js';
+import { ensureStorageDir } from './config/storage-dir.js';
 import type { RecordSink } from './sink/sink.js';
-import { createAmiClient, type AmiClient } from './source/ami-client.js';
+import { createAmiClient, type AmiClient, type AmiState } from './source/ami-client.js';
 import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister } from './source/resync.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
 import type { Config } from './config/schema.js';
 
 export function auditLogPath(config: Pick<Config, 'storage'>): string {
@@ -58,18 +60,25 @@ function startRulesReload(
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
   metrics: Metrics,
+  health: HealthReporter,
 ): { view: RulesHolder['view']; stop: () => void } | undefined {
   const source = loaded.rulesSource;
   if (source === undefined) return undefined;
   const failures = metrics.counter(
     'rules_reload_failures_total',
     'Rules reloads refused (the previous rules stay in force), by trigger',
+    { trigger: ['sighup', 'file-change', 'manual'] },
   );
   const holder = createRulesHolder({
     initial: loaded.privacy,
     load: () => loadRules(source, env),
     log,
-    onFailed: (trigger) => failures.inc({ trigger }),
+    onFailed: (trigger) => {
+      failures.inc({ trigger });
+      // The previous rules stay in force: working, but not what the files say.
+      health.set('rules', { ok: false, reason: 'reload-refused' });
+    },
+    onReloaded: () => health.set('rules', OK),
   });
   metrics.counterFn('rules_reloads_total', 'Rules reloads applied', () => holder.stats().reloads);
   const stop = watchRules(holder, [source.dir, ...(source.keysFile === undefined ? [] : [source.keysFile])]);
@@ -122,7 +131,16 @@ export function buildPipeline(
     const p = loaded.privacy.tenants.get(tenant);
     return p === undefined || p.idKey === null ? null : callIdOf(p.idKey, tenant, linkedId);
   };
-  return createPipeline({ model, sanitise, sanitiseCall, keyCallId, sink, log, ...(metrics ? { metrics } : {}) });
+  return createPipeline({
+    model,
+    sanitise,
+    sanitiseCall,
+    keyCallId,
+    sink,
+    log,
+    tenants: [...loaded.privacy.tenants.keys()],
+    ...(metrics ? { metrics } : {}),
+  });
 }
 
 /**
@@ -153,7 +171,8 @@ export async function openSink(
           loaded.kafkaRetentionMs,
         ),
         fix: s.fixRetention,
-        log: log.child({ component: 'retention' }),
+        // These modules tag their own lines with component (a child logger would say it twice).
+        log,
         metrics,
       });
       // Before the first send: a topic Kafka auto-creates then would get the broker's default retention.
@@ -167,7 +186,7 @@ export async function openSink(
               'tenant topic retention not checked: Kafka not reachable',
             ),
           );
-      const kafka = await createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
+      const kafka = await createKafkaSink({ ...s, sasl, log });
       await topicsChecked;
       const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
       const d = loaded.config.delivery;
@@ -200,7 +219,7 @@ export async function openSink(
         sendTimeoutMs: d.sendTimeoutMs,
         retryIntervalMs: d.retryIntervalMs,
         closeDeadlineMs: d.shutdownDeadlineMs,
-        log: log.child({ component: 'delivery' }),
+        log,
         events: {
           spooled: (n) => spooled.inc({}, n),
           drained: (n) => drained.inc({}, n),
@@ -254,7 +273,7 @@ export function attachConsent(
       return id === undefined ? undefined : loaded.privacy.tenants.get(id);
     },
     audit,
-    log: log.child({ component: 'consent' }),
+    log,
     ...(metrics ? { metrics } : {}),
   });
   if (config.consent.enforce) client.onMessage((msg) => enforcer.handle(msg));
@@ -413,8 +432,10 @@ export interface Gateway {
   readonly consent: ConsentParts;
   /** The tenant API, when api.enabled. */
   readonly api: ApiServer | undefined;
-  /** For /readyz: AMI logged in, and the sink taking records (not held back by a full spool). */
-  ready(): { ami: boolean; sink: boolean };
+  /** /metrics, /livez and /readyz, when metrics.enabled. */
+  readonly metricsServer: MetricsServer | undefined;
+  /** Each part (ami, sink, consent, consent-store, rules) ok or failing with a reason; other parts report here. */
+  readonly health: Health;
   /** Stops taking AMI events, drains in-flight records, closes the sink. */
   stop(): Promise<void>;
 }
@@ -433,18 +454,20 @@ export async function startGateway(
       `invalid configuration:\n${missing.map((k) => `  ${loaded.source}: ami.${k}: expected a value (or environment CALLVEIL_AMI_${k.toUpperCase()})`).join('\n')}`,
     );
   }
-  const metrics = createMetrics();
-  const rulesReload = startRulesReload(loaded, env, log, metrics);
-  if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
   const tokens = loaded.config.api.enabled
     ? loadApiTokens(
         loaded.config.api,
         loaded.tenants.map((t) => t.id),
       )
     : [];
-  mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
+  // Fails at once, naming storage.dir and the path (never Node's endless recursive mkdir on /proc).
+  ensureStorageDir(loaded.config.storage.dir);
   // The gateway owns the state dir while it runs: subject commands that write it (erase, shred) refuse meanwhile.
   const stateLock = acquireStateLock(loaded.config.storage.dir, { kind: 'gateway', command: 'gateway' });
+  const metrics = createMetrics({ runtime: true });
+  const health = gatewayHealth(metrics);
+  const rulesReload = startRulesReload(loaded, env, log, metrics, health);
+  if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
   const audit = openAuditLog(auditLogPath(loaded.config));
   const suppressions = openSuppressionList(loaded.config.storage.dir, audit);
   reportSuppressions(suppressions, loaded.privacy.tenants, log);
@@ -457,7 +480,7 @@ export async function startGateway(
   const retention = createRetention({
     policy: retentionPolicy(loaded.config.retention),
     metrics,
-    log: log.child({ component: 'retention' }),
+    log,
   });
   await retention.attach({ audit });
   const sink = await openSink(loaded, env, log, metrics, retention);
@@ -479,7 +502,14 @@ export async function startGateway(
   const consent = attachConsent(loaded, client, model, audit, log, metrics);
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
-  client.onState((state, info) => log.info({ component: 'ami', state, ...info }, 'ami connection'));
+  // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.
+  client.onState((state, info) => {
+    // A new attempt does not clear why the last one failed.
+    if (state !== 'connecting') health.set('ami', amiHealth(state, info?.code));
+  });
+  health.set('consent', loaded.config.consent.enforce ? OK : { ok: true, reason: 'disabled' });
+  health.probe('consent-store', () => (consent.registry.readable ? OK : { ok: false, reason: 'unreadable' }));
+  health.probe('sink', () => sinkHealth(sink));
   metrics.gaugeFn('ami_connected', 'AMI link logged in (1) or not (0)', () => (client.connected ? 1 : 0));
   metrics.counterFn('ami_connects_total', 'Successful AMI logins', () => client.stats().connects);
   metrics.counterFn('ami_disconnects_total', 'AMI links lost after login', () => client.stats().disconnects);
@@ -495,9 +525,26 @@ export async function startGateway(
     () => client.stats().framesOversized + client.stats().framesMalformed,
   );
   let auditClosed = false;
-  const ready = () => ({ ami: client.connected, sink: !('spoolFull' in sink && (sink as DeliverySink).spoolFull()) });
   let api: ApiServer | undefined;
+  let metricsServer: MetricsServer | undefined;
   const a = loaded.config.api;
+  async function stop(): Promise<void> {
+    stopCdrWatch();
+    await stopRetention();
+    rulesReload?.stop();
+    // Stop taking events, then give the sink its deadline: what Kafka has not
+    // acknowledged by then is in the spool, so every record is settled.
+    await api?.close();
+    await client.stop();
+    // Calls that have ended get their call record now; calls still up are reported by the next run's legs.
+    pipeline.flush();
+    await sink.close();
+    await pipeline.drain();
+    await metricsServer?.close();
+    if (!auditClosed) audit.close();
+    auditClosed = true;
+    stateLock.release();
+  }
   if (a.enabled) {
     const feed = attachLiveFeed(pipeline, consent, a.wsMaxBufferedBytes);
     metrics.gaugeFn('ws_clients', 'Live feed WebSocket clients', () => feed.clients());
@@ -506,44 +553,61 @@ export async function startGateway(
       'Live feed clients dropped for not reading (slow consumer)',
       () => feed.stats().dropped,
     );
-    api = await startApiServer({
-      host: a.host,
-      port: a.port,
-      authenticate: createAuthenticator(tokens),
-      registry: consent.registry,
-      ready,
-      renderMetrics: () => metrics.render(),
-      feed,
-      assets: loadConsoleAssets(),
-      log: log.child({ component: 'api' }),
-      metrics,
-      suppressions: createSuppressionApi(suppressions, (t) => loaded.privacy.tenants.get(t)),
-    });
+    try {
+      api = await startApiServer({
+        host: a.host,
+        port: a.port,
+        authenticate: createAuthenticator(tokens),
+        registry: consent.registry,
+        health,
+        feed,
+        assets: loadConsoleAssets(),
+        log: log.child({ component: 'api' }),
+        metrics,
+        suppressions: createSuppressionApi(suppressions, (t) => loaded.privacy.tenants.get(t)),
+      });
+    } catch (err) {
+      // e.g. api.port in use: give back the state dir and the open files before failing.
+      await stop();
+      throw err;
+    }
+  }
+  const m = loaded.config.metrics;
+  if (m.enabled) {
+    try {
+      metricsServer = await startMetricsServer({
+        host: m.host,
+        port: m.port,
+        metrics,
+        health,
+        log: log.child({ component: 'metrics' }),
+      });
+    } catch (err) {
+      await stop();
+      throw err;
+    }
   }
   client.start();
-  return {
-    client,
-    pipeline,
-    metrics,
-    sink,
-    consent,
-    api,
-    ready,
-    async stop() {
-      stopCdrWatch();
-      await stopRetention();
-      rulesReload?.stop();
-      // Stop taking events, then give the sink its deadline: what Kafka has not
-      // acknowledged by then is in the spool, so every record is settled.
-      await api?.close();
-      await client.stop();
-      // Calls that have ended get their call record now; calls still up are reported by the next run's legs.
-      pipeline.flush();
-      await sink.close();
-      await pipeline.drain();
-      if (!auditClosed) audit.close();
-      auditClosed = true;
-      stateLock.release();
-    },
-  };
+  return { client, pipeline, metrics, sink, consent, api, metricsServer, health, stop };
+}
+
+const AMI_REASONS: Readonly<Record<string, string>> = {
+  GW_AMI_AUTH: 'login-rejected',
+  GW_AMI_CONNECT: 'unreachable',
+  GW_AMI_TIMEOUT: 'timeout',
+  GW_AMI_CLOSED: 'connection-lost',
+};
+
+function amiHealth(state: AmiState, code: string | undefined): PartStatus {
+  if (state === 'connected') return OK;
+  if (state === 'ended') return { ok: false, reason: 'stopped' };
+  return { ok: false, reason: (code !== undefined && AMI_REASONS[code]) || 'disconnected' };
+}
+
+function sinkHealth(sink: RecordSink): PartStatus {
+  if (!('spoolFull' in sink)) return OK;
+  const d = sink as DeliverySink;
+  // Spooling is safe (records are on disk) but Kafka is not taking them; full means held back.
+  if (d.spoolFull()) return { ok: false, reason: 'spool-full' };
+  return d.mode() === 'spooling' ? { ok: false, reason: 'spooling' } : OK;
 }

@@ -70,6 +70,8 @@ export interface PipelineDeps {
   readonly sink: Pick<RecordSink, 'write'>;
   readonly log: Pick<Logger, 'warn' | 'error'>;
   readonly metrics?: Pick<Metrics, 'counter'>;
+  /** Tenants known at start: their series start at 0 (a tenant added by a rules reload gets its own on first use). */
+  readonly tenants?: readonly string[];
 }
 
 export const WITHHELD_REASONS: readonly WithheldReason[] = [
@@ -81,6 +83,9 @@ export const WITHHELD_REASONS: readonly WithheldReason[] = [
   'shredded',
   'cdr-unusable',
 ];
+
+/** Where a record can be lost (records_failed_total{stage}): the sink here, an expired spool segment in retention. */
+export const RECORD_FAILURE_STAGES = ['sink', 'spool-expired'];
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const counts: PipelineCounts = {
@@ -102,15 +107,20 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const events = m?.counter('events_received_total', 'AMI events received');
   const cdrs = m?.counter('cdrs_assembled_total', 'Asterisk CDRs assembled into leg records');
   const callsBuilt = m?.counter('calls_assembled_total', 'Calls assembled into call records');
+  const tenants = deps.tenants ?? [];
   const published = m?.counter(
     'records_written_total',
     'Records the sink acknowledged (Kafka ack, or durable in the spool), by tenant and stream',
+    { tenant: tenants, stream: ['cdr', 'calls'] },
   );
   const withheld = m?.counter(
     'records_withheld_total',
     'Records withheld on purpose by privacy policy (intentional drop), by reason',
+    { reason: Object.keys(counts.withheld), tenant: [...tenants, 'none'] },
   );
-  const failed = m?.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)');
+  const failed = m?.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)', {
+    stage: RECORD_FAILURE_STAGES,
+  });
 
   deps.model.onLeg((raw) => {
     counts.cdrs++;

@@ -8,7 +8,10 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
+import { listen } from '../listen.js';
+import type { Health } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
+import { healthResponse } from '../observability/metrics-server.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ConsentRegistry } from '../consent/registry.js';
 import { actorOf, mayAccess, type Authenticate, type Principal } from './auth.js';
@@ -23,10 +26,8 @@ export interface ApiServerDeps {
   readonly port: number;
   readonly authenticate: Authenticate;
   readonly registry: Pick<ConsentRegistry, 'hasTenant' | 'tenants' | 'list' | 'set' | 'readable'>;
-  /** For /readyz. */
-  readonly ready: () => { readonly ami: boolean; readonly sink: boolean };
-  /** For /metrics (Prometheus text). */
-  readonly renderMetrics: () => string;
+  /** For /livez and /readyz. Metrics are not served here: they count every tenant (see metrics-server.ts). */
+  readonly health: Pick<Health, 'report'>;
   readonly feed: LiveFeed;
   readonly assets?: ReadonlyMap<string, Asset>;
   readonly log: Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -85,6 +86,20 @@ const JSON_HEADERS = {
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const TENANT_ROUTE = /^\/v1\/tenants\/([^/]+)(\/.*)?$/;
+/** Every route label of callveil_api_requests_total, exported at 0 from the start. */
+const ROUTES = [
+  'livez',
+  'readyz',
+  'console',
+  'me',
+  'tenants',
+  'extensions',
+  'extension',
+  'suppressions',
+  'suppression',
+  'consent-changes',
+  'other',
+];
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 class HttpError extends Error {
@@ -116,11 +131,14 @@ function issuesOf(err: z.ZodError): Array<{ path: string; message: string }> {
 
 export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
   const maxBody = deps.maxBodyBytes ?? 64 * 1024;
-  const requests = deps.metrics?.counter('api_requests_total', 'API requests by route and status');
+  const requests = deps.metrics?.counter('api_requests_total', 'API requests by route and status', {
+    route: ROUTES,
+    status: [],
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      deps.log.error({ component: 'api', code: (err as { code?: string }).code ?? 'error' }, 'request failed');
+      deps.log.error({ code: (err as { code?: string }).code ?? 'error' }, 'request failed');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
       else res.destroy();
     });
@@ -248,22 +266,10 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     const path = url.pathname;
     let route = 'other';
     try {
-      if (path === '/healthz') {
-        route = 'healthz';
-        return send(res, 200, { status: 'ok' }, route);
-      }
-      if (path === '/readyz') {
-        route = 'readyz';
-        const r = deps.ready();
-        const consentStore = deps.registry.readable;
-        const ok = r.ami && r.sink && consentStore;
-        return send(res, ok ? 200 : 503, { ready: ok, ami: r.ami, sink: r.sink, consentStore }, route);
-      }
-      if (path === '/metrics') {
-        requests?.inc({ route: 'metrics', status: '200' });
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(deps.renderMetrics());
-        return;
+      const h = healthResponse(path, deps.health);
+      if (h !== undefined) {
+        route = path === '/readyz' ? 'readyz' : 'livez';
+        return send(res, h[0], h[1], route);
       }
       const asset = deps.assets?.get(path);
       if (asset !== undefined && method === 'GET') {
@@ -420,16 +426,8 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     ws.on('error', () => undefined);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(deps.port, deps.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : deps.port;
-  deps.log.info({ component: 'api', host: deps.host, port }, 'api listening');
+  const port = await listen(server, { host: deps.host, port: deps.port, section: 'api' });
+  deps.log.info({ host: deps.host, port }, 'api listening');
   return {
     port,
     close: () =>

@@ -876,8 +876,9 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       disposition === 'ANSWERED' && bReal !== undefined && bRole === 'phone' ? extensionOf(bReal) : undefined;
     const queue = lastApp === 'Queue' ? (a.queue ?? field(msg, 'lastdata').split(',')[0]) : undefined;
     const callerWhere: PartyWhere = classifier.whereOn(aRole);
-    // No B side: the PBX's own extension (feature code) for an internal caller; the DID for a trunk caller.
-    const calleeWhere: PartyWhere = bRole !== undefined ? classifier.whereOn(bRole) : callerWhere;
+    // No B side: the destination is the PBX's own dialplan extension (a queue, a feature code); an inbound
+    // call's `s` is replaced by its DID in privacy/, which classifies that DID as external.
+    const calleeWhere: PartyWhere = bRole !== undefined ? classifier.whereOn(bRole) : 'internal';
 
     const tuple: CdrIdTuple = {
       uniqueId: legId,

@@ -1,6 +1,7 @@
 // `callveil check`: one pass/fail line per thing the gateway needs, each
 // failure naming the cause and the fix. Nothing here prints a secret.
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
+import { makeDirs } from '../fs-dirs.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { amiTls, spoolDir } from '../main.js';
@@ -108,7 +109,7 @@ async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeout
 function checkStorage(loaded: LoadedConfig, report: Report): void {
   const dir = loaded.config.storage.dir;
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     accessSync(dir, constants.W_OK);
     const spool = openSpool({
       dir: spoolDir(loaded.config),
@@ -145,11 +146,12 @@ export async function runChecks(file: string, env: Env, report: Report, timeoutM
   try {
     loaded = loadConfigFile(file, env);
   } catch (err) {
-    r(
-      false,
-      'config',
-      `${err instanceof GatewayError ? err.message : 'unreadable'} — fix: correct the paths listed above`,
-    );
+    // An unreadable file or storage dir says its own fix; a list of settings gets one for all of them.
+    const fix =
+      err instanceof GatewayError && err.code !== 'GW_CONFIG_INVALID'
+        ? ''
+        : ' — fix: correct the settings listed above';
+    r(false, 'config', `${err instanceof GatewayError ? err.message : 'unreadable'}${fix}`);
     return false;
   }
   r(true, 'config', `${file} is valid (${loaded.tenants.length} tenant${loaded.tenants.length === 1 ? '' : 's'})`);

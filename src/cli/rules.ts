@@ -2,11 +2,11 @@
 // folder checked file by file, and the two lookups a data-protection officer
 // needs. The lookups take a raw number or an FPE value on purpose: it is used
 // in memory and never logged, echoed in an error, or written to the audit log.
-import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { openAuditLog } from '../audit/audit-log.js';
 import { loadConfigFile } from '../config/load.js';
+import { ensureStorageDir } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
 import { auditLogPath } from '../main.js';
 import { acquireStateLock } from '../subject/state-lock.js';
@@ -87,7 +87,7 @@ export async function reveal(o: RevealOptions, value: string, env: Env, out: Out
     );
   const number = fpeDecrypt(policy.id, key, value);
   if (number === undefined) throw new GatewayError('GW_USAGE', 'the value is not an fpe value (+<digits>_<digits>)');
-  mkdirSync(loaded.config.storage.dir, { recursive: true, mode: 0o700 });
+  ensureStorageDir(loaded.config.storage.dir);
   // The audit log has one writer at a time: a running gateway holds it, and the reveal is refused (nothing is printed).
   const lock = acquireStateLock(loaded.config.storage.dir, { kind: 'cli', command: 'reveal' });
   warn(

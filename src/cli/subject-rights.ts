@@ -5,9 +5,9 @@
 // Commands that change state take the state dir's lock (subject/state-lock):
 // they run while the gateway is stopped; while it runs, suppressions go
 // through its tenant API instead.
-import { mkdirSync } from 'node:fs';
 import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-log.js';
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { ensureStorageDir } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
 import { auditLogPath, spoolDir } from '../main.js';
 import { erasureTopicFor, publishOnce } from '../sink/kafka.js';
@@ -68,7 +68,7 @@ function checkedReason(reason: string | undefined): string | undefined {
 /** Runs `fn` owning the state dir, with the audit log open; the lock is released whatever happens. */
 async function owningState<T>(loaded: LoadedConfig, command: string, fn: (audit: AuditLog) => Promise<T>): Promise<T> {
   const dir = loaded.config.storage.dir;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  ensureStorageDir(dir);
   const lock = acquireStateLock(dir, { kind: 'cli', command });
   try {
     const audit = openAuditLog(auditLogPath(loaded.config));

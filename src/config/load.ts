@@ -3,14 +3,16 @@
 // start with the file, the path inside it and what was expected.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
 import { GatewayError } from '../errors.js';
+import { errnoText } from '../fs-dirs.js';
 import { dirname, resolve } from 'node:path';
 import { createTenantResolver, type PrivacyRules, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
-import { formatRuleProblems, loadRules, type RulesSource } from '../rules/load.js';
-import { listShredTombstones } from '../subject/shred-tombstone.js';
+import { describeRuleProblems, loadRules, type RulesSource } from '../rules/load.js';
+import { listShredTombstones, shredDir } from '../subject/shred-tombstone.js';
+import { validate, type SettingProblem } from './issues.js';
 import { Config } from './schema.js';
+import { checkStorageDir, storageDirError } from './storage-dir.js';
+import { parseYaml } from './yaml-file.js';
 
 export interface LoadedConfig {
   readonly config: Readonly<Config>;
@@ -61,7 +63,7 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
     } catch (err) {
       throw new GatewayError(
         'GW_CONFIG_INVALID',
-        `invalid configuration:\n  environment CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        `invalid configuration:\n  environment CALLVEIL_AMI_SECRET_FILE (ami.secret): ${secretFile}: ${errnoText((err as NodeJS.ErrnoException).code)}`,
       );
     }
     setIn(raw, ['ami', 'secret'], secret);
@@ -82,23 +84,25 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   return fromEnv;
 }
 
-function formatIssues(
+/** One line per problem, in file order: `file:line: path: phrase`, or the environment variable it came from. */
+function formatProblems(
   file: string,
-  issues: readonly z.core.$ZodIssue[],
+  problems: readonly SettingProblem[],
   fromEnv: Map<string, string>,
   lineOf: (p: Path) => number | undefined,
 ): string {
-  const lines = issues.map((issue) => {
-    const path = issue.path as Path;
-    const dotted = path.length === 0 ? '(top level)' : path.join('.');
+  const located = problems.map((p) => {
+    const dotted = p.path.length === 0 ? '(top level)' : p.path.join('.');
     const envName = fromEnv.get(dotted);
+    const line = envName === undefined ? lineOf(p.path) : undefined;
     const where =
       envName !== undefined
         ? `environment ${envName} (${dotted})`
-        : `${file}${lineOf(path) !== undefined ? `:${lineOf(path)}` : ''}: ${dotted}`;
-    return `  ${where}: expected ${issue.message}`;
+        : `${file}${line !== undefined ? `:${line}` : ''}: ${dotted}`;
+    return { line: line ?? 0, text: `  ${where}: ${p.message}` };
   });
-  return `invalid configuration (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
+  const lines = located.sort((a, b) => a.line - b.line).map((l) => l.text);
+  return `invalid configuration (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
 }
 
 function decodeKey(text: string): Buffer | null {
@@ -107,16 +111,26 @@ function decodeKey(text: string): Buffer | null {
   return buf.length >= 32 ? buf : null;
 }
 
-function resolveKeys(config: Config, env: Env, file: string, warnings: string[]): TenantSpec[] {
+function resolveKeys(
+  config: Config,
+  env: Env,
+  file: string,
+  warnings: string[],
+  lineOf: (p: Path) => number | undefined,
+): TenantSpec[] {
   const problems: string[] = [];
   let shredded: ReturnType<typeof listShredTombstones>;
   try {
     shredded = listShredTombstones(config.storage.dir);
   } catch (err) {
-    throw new GatewayError(
-      'GW_CONFIG_INVALID',
-      `invalid configuration:\n  ${file}: storage.dir: ${(err as Error).message}`,
-    );
+    // Which tenants were shredded is unknown, so no key may load: a storage problem, not a config one.
+    const code = ((err as { cause?: NodeJS.ErrnoException }).cause?.code as string | undefined) ?? 'error';
+    throw storageDirError(config.storage.dir, {
+      code,
+      at: shredDir(config.storage.dir),
+      doing: 'cannot read the shred tombstones',
+      cause: err,
+    });
   }
   const specs = (config.tenants ?? []).map((t, i): TenantSpec => {
     const numbers = {
@@ -150,9 +164,12 @@ function resolveKeys(config: Config, env: Env, file: string, warnings: string[])
       warnings.push(`tenant "${t.id}": no key material in ${from}; its records will be withheld`);
     } else {
       const secret = decodeKey(material);
-      if (secret === null)
-        problems.push(`  ${file}: tenants.${i}: expected ${from} to hold a key of at least 32 bytes (hex or base64)`);
-      else key = { keyId: t.keyId, secret };
+      if (secret === null) {
+        const line = lineOf(['tenants', i]);
+        problems.push(
+          `  ${file}${line === undefined ? '' : `:${line}`}: tenants.${i}: expected ${from} to hold a key of at least 32 bytes (hex or base64)`,
+        );
+      } else key = { keyId: t.keyId, secret };
     }
     return {
       id: t.id,
@@ -187,11 +204,12 @@ export function parseConfig(
     );
   }
   const fromEnv = applyEnv(base, env);
-  const parsed = Config.safeParse(base);
-  if (!parsed.success)
-    throw new GatewayError('GW_CONFIG_INVALID', formatIssues(file, parsed.error.issues, fromEnv, lineOf));
+  const parsed = validate(Config, base);
+  if (!parsed.ok) throw new GatewayError('GW_CONFIG_INVALID', formatProblems(file, parsed.problems, fromEnv, lineOf));
   const warnings: string[] = [];
   const config = parsed.data;
+  // Before the rules: a storage dir under a file must be reported as what it is, not as unreadable tombstones.
+  checkStorageDir(config.storage.dir);
   if (config.rules !== undefined) {
     const base = dirname(file);
     // CALLVEIL_KEYS_FILE (e.g. a mounted secret) wins over rules.keysFile.
@@ -205,8 +223,8 @@ export function parseConfig(
     const r = loadRules(rulesSource, env);
     if (!r.ok)
       throw new GatewayError(
-        'GW_CONFIG_INVALID',
-        `invalid rules (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}):\n${formatRuleProblems(r.problems)}`,
+        r.problems.every((p) => p.kind === 'storage') ? 'GW_STORAGE' : 'GW_CONFIG_INVALID',
+        describeRuleProblems(r.problems),
       );
     const ids = new Set(r.loaded.tenants.map((t) => t.id));
     const refs = [
@@ -230,7 +248,7 @@ export function parseConfig(
       kafkaRetentionMs: r.loaded.kafkaRetentionMs,
     };
   }
-  const tenants = resolveKeys(config, env, file, warnings);
+  const tenants = resolveKeys(config, env, file, warnings, lineOf);
   return {
     config: Object.freeze(config),
     tenants,
@@ -245,29 +263,23 @@ export function loadConfigFile(file: string, env: Env): LoadedConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const fix =
+      code === 'ENOENT'
+        ? 'fix: give --config the path of an existing file (README "Configuration" has one to start from)'
+        : 'fix: make it a file readable by the user callveil runs as';
     throw new GatewayError(
       'GW_CONFIG_UNREADABLE',
-      `cannot read configuration file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      `cannot read the configuration file ${file}: ${errnoText(code)} — ${fix}`,
     );
   }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const line = lineCounter.linePos(e.pos[0]).line;
+  const y = parseYaml(text);
+  if (!y.ok)
     throw new GatewayError(
       'GW_CONFIG_INVALID',
-      `invalid configuration:\n  ${file}${line !== undefined ? `:${line}` : ''}: expected valid YAML or JSON (${e.code})`,
+      `invalid configuration:\n  ${file}${y.line !== undefined ? `:${y.line}` : ''}: expected valid YAML or JSON (${y.code})`,
     );
-  }
-  const lineOf = (p: Path): number | undefined => {
-    for (let n = p.length; n > 0; n--) {
-      const node = doc.getIn(p.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-      if (node?.range) return lineCounter.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  return parseConfig(doc.toJS(), env, file, lineOf);
+  return parseConfig(y.file.data, env, file, (p) => y.file.lineOf(p));
 }
 
 /** No config file: one tenant that takes every call, with a random key for this run only. */

@@ -1,18 +1,7 @@
 // One schema for the whole configuration (file + environment), parsed once at
 // start. Unknown keys are rejected; secrets have no defaults.
 import { z } from 'zod';
-import { assertTimeZone } from '../assemble/pbx-time.js';
-
-const timeZone = z.string().refine((tz) => {
-  try {
-    assertTimeZone(tz);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'an IANA time zone such as "UTC" or "Europe/London"');
-
-const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
+import { region, timeZone } from './setting-types.js';
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
 /** A retention period in days; fractions allowed (0.5 = 12 hours). */
 const days = z
@@ -240,6 +229,16 @@ export const Config = z
       })
       .strict()
       .default({ enabled: false, host: '127.0.0.1', port: 8080, tokens: [], wsMaxBufferedBytes: 1 << 20 }),
+    /** Prometheus /metrics, /livez and /readyz on their own listener, never the tenant API port (README "Metrics"). */
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default('127.0.0.1'),
+        /** 9464: the port Prometheus exporters use by convention. */
+        port: z.number().int().min(0).max(65535).default(9464),
+      })
+      .strict()
+      .default({ enabled: true, host: '127.0.0.1', port: 9464 }),
     /** Recording consent: enforcement over AMI, and extensions the console lists before any traffic. */
     consent: z
       .object({

@@ -76,10 +76,12 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
   const recordings = deps.metrics?.counter(
     'recordings_total',
     'Recordings seen starting, by consent outcome (kept, blocked)',
+    { outcome: ['kept', 'blocked'] },
   );
   const stops = deps.metrics?.counter(
     'recording_stops_total',
     'StopMixMonitor/StopMonitor actions sent, by result (ok, failed)',
+    { result: ['ok', 'failed'] },
   );
 
   const keyOf = (uniqueId: string, kind: RecordingKind) => `${kind}|${uniqueId}`;

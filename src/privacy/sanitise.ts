@@ -67,7 +67,7 @@ export function createSanitiser(
     // Where each party is comes from the party classifier (the call model); a party beyond a trunk is never an extension.
     let callee = policy.classify(raw.destination, raw.calleeWhere);
     // Inbound calls run through extension `s`; the party called is the DID first dialled.
-    if (callee.kind === 'none' && raw.dialled !== '') callee = policy.classify(raw.dialled, raw.calleeWhere);
+    if (callee.kind === 'none' && raw.dialled !== '') callee = policy.classify(raw.dialled, 'external');
     const callerN = policy.classify(raw.source, raw.callerWhere);
     // A suppressed party is matched whatever its field's method (the set holds keyed tokens, records may carry fpe or prefixes).
     const hideCaller = g?.state === 'suppressing' && isSuppressed(g.tokens, tokenOf(policy, key, callerN));

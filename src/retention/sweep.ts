@@ -7,6 +7,7 @@ import type { AuditLog, AuditRetentionPolicy } from '../audit/audit-log.js';
 import type { Config } from '../config/schema.js';
 import type { ConsentRegistry } from '../consent/registry.js';
 import type { Metrics } from '../observability/metrics.js';
+import { RECORD_FAILURE_STAGES } from '../pipeline.js';
 import type { Spool } from '../sink/spool.js';
 import type { TopicReport, TopicRetentionCheck } from './topics.js';
 
@@ -74,15 +75,18 @@ export function createRetention(deps: RetentionDeps): Retention {
   const deleted = deps.metrics.counter(
     'retention_deleted_total',
     'Items deleted by retention, by store (spool: records, audit: entries, consent: entries)',
+    { store: ['spool', 'audit', 'consent'] },
   );
   // The same family the pipeline uses: an expired spool record is a record lost to a failure, not withheld by policy.
   const failedRecords = deps.metrics.counter(
     'records_failed_total',
     'Records lost to a failure, by stage (should stay 0)',
+    { stage: RECORD_FAILURE_STAGES },
   );
   const failures = deps.metrics.counter(
     'retention_sweep_failures_total',
     'Retention sweeps of a store that failed (retried at the next sweep), by store',
+    { store: ['spool', 'audit', 'consent', 'topics'] },
   );
   const sweeps = deps.metrics.counter('retention_sweeps_total', 'Retention sweeps run');
   let stores: RetentionStores = {};

@@ -4,8 +4,9 @@
 // expected; nothing here echoes key material or a value from a file.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { validate } from '../config/issues.js';
+import { parseYaml, type YamlFile } from '../config/yaml-file.js';
+import { errnoText } from '../fs-dirs.js';
 import { createKeyRing, decodeKeyMaterial, EMPTY_RING, type RingKey } from '../privacy/keys.js';
 import { numberSetProblem } from '../privacy/number-sets.js';
 import { TOKEN_BYTES } from '../privacy/pseudonymise.js';
@@ -25,10 +26,13 @@ type Path = readonly (string | number)[];
 
 export interface RuleProblem {
   readonly file: string;
+  /** What the file is: a tenant's rules file (or the folder), the keys file, or the gateway's state dir. Default rules. */
+  readonly kind?: 'rules' | 'keys' | 'storage';
   readonly line?: number;
   /** Dotted path inside the file; '(top level)' for the whole file. */
   readonly path: string;
-  readonly expected: string;
+  /** One phrase: `expected ...`, `unknown key: did you mean ...`, or what is wrong with the file itself. */
+  readonly message: string;
 }
 
 export interface LoadedRules {
@@ -55,62 +59,58 @@ export interface RulesSource {
   readonly stateDir?: string | undefined;
 }
 
-interface ParsedYaml {
-  readonly data: unknown;
-  readonly lineOf: (p: Path) => number | undefined;
-}
+type ParsedYaml = YamlFile;
+type Kind = NonNullable<RuleProblem['kind']>;
 
-function readYaml(file: string, problems: RuleProblem[]): ParsedYaml | undefined {
+const UNREADABLE_FIX: Readonly<Record<Kind, string>> = {
+  rules: 'fix: make it readable by the user callveil runs as',
+  keys: 'fix: point rules.keysFile (or CALLVEIL_KEYS_FILE) at the keys file, readable by the user callveil runs as',
+  storage: 'fix: make storage.dir readable by the user callveil runs as',
+};
+
+function readYaml(file: string, problems: RuleProblem[], kind: Kind = 'rules'): ParsedYaml | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    const what = kind === 'keys' ? 'the keys file' : 'the file';
     problems.push({
       file,
+      kind,
       path: '(top level)',
-      expected: `a readable file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      message: `${what} cannot be read: ${errnoText((err as NodeJS.ErrnoException).code)} — ${UNREADABLE_FIX[kind]}`,
     });
     return undefined;
   }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
+  const y = parseYaml(text);
+  if (!y.ok) {
     problems.push({
       file,
-      line: lineCounter.linePos(e.pos[0]).line,
+      kind,
+      ...(y.line === undefined ? {} : { line: y.line }),
       path: '(top level)',
-      expected: `valid YAML (${e.code})`,
+      message: `expected valid YAML (${y.code})`,
     });
     return undefined;
   }
-  const lineOf = (p: Path): number | undefined => {
-    for (let n = p.length; n > 0; n--) {
-      const node = doc.getIn(p.slice(0, n), true) as { range?: [number, number, number] } | undefined;
-      if (node?.range) return lineCounter.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  return { data: doc.toJS(), lineOf };
+  return y.file;
 }
 
-function problem(file: string, y: ParsedYaml | undefined, path: Path, expected: string): RuleProblem {
+function problem(
+  file: string,
+  y: ParsedYaml | undefined,
+  path: Path,
+  message: string,
+  kind: Kind = 'rules',
+): RuleProblem {
   const line = y?.lineOf(path);
   return {
     file,
+    kind,
     ...(line === undefined ? {} : { line }),
     path: path.length === 0 ? '(top level)' : path.join('.'),
-    expected,
+    message,
   };
-}
-
-function zodProblems(file: string, y: ParsedYaml, issues: readonly z.core.$ZodIssue[]): RuleProblem[] {
-  // An unknown key is reported at the key itself, so it gets a line.
-  return issues.flatMap((i) =>
-    i.code === 'unrecognized_keys'
-      ? i.keys.map((k) => problem(file, y, [...(i.path as Path), k], 'no such key (a typo? unknown keys are errors)'))
-      : [problem(file, y, i.path as Path, i.message)],
-  );
 }
 
 /** match lists read leniently, so cross-file checks still run on a file that failed its schema. */
@@ -122,11 +122,33 @@ function rawMatch(data: unknown): Record<string, string[]> {
   return out;
 }
 
-/** One line per problem: `file:line: path: expected ...`. */
+/** One line per problem: `file:line: path: phrase` (no path for a problem with the whole file). */
 export function formatRuleProblems(problems: readonly RuleProblem[]): string {
   return problems
-    .map((p) => `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.path}: expected ${p.expected}`)
+    .map(
+      (p) =>
+        `  ${p.file}${p.line === undefined ? '' : `:${p.line}`}: ${p.path === '(top level)' ? '' : `${p.path}: `}${p.message}`,
+    )
     .join('\n');
+}
+
+const HEADINGS: Readonly<Record<Kind, string>> = {
+  rules: 'invalid rules',
+  keys: 'invalid keys file',
+  storage: 'unreadable storage.dir',
+};
+
+/** The problems under one heading per kind of file: `invalid rules (2 problems):`, `invalid keys file (1 problem):`. */
+export function describeRuleProblems(problems: readonly RuleProblem[]): string {
+  const sections: string[] = [];
+  for (const kind of ['rules', 'keys', 'storage'] as const) {
+    const of = problems.filter((p) => (p.kind ?? 'rules') === kind);
+    if (of.length > 0)
+      sections.push(
+        `${HEADINGS[kind]} (${of.length} problem${of.length === 1 ? '' : 's'}):\n${formatRuleProblems(of)}`,
+      );
+  }
+  return sections.join('\n');
 }
 
 interface KeyMaterial {
@@ -155,11 +177,11 @@ function loadKeys(
   problems: RuleProblem[],
   shreddedSets: ReadonlySet<string>,
 ): KeyMaterial | undefined {
-  const y = readYaml(file, problems);
+  const y = readYaml(file, problems, 'keys');
   if (y === undefined) return undefined;
-  const parsed = KeysFile.safeParse(y.data);
-  if (!parsed.success) {
-    problems.push(...zodProblems(file, y, parsed.error.issues));
+  const parsed = validate(KeysFile, y.data);
+  if (!parsed.ok) {
+    problems.push(...parsed.problems.map((p) => problem(file, y, p.path, p.message, 'keys')));
     return undefined;
   }
   const rings = new Map<string, RingKey[]>();
@@ -181,7 +203,13 @@ function loadKeys(
       const secret = decodeKeyMaterial(text);
       if (secret === null) {
         problems.push(
-          problem(file, y, ['keySets', set, i], `${from} to hold a key of at least 32 bytes (hex or base64)`),
+          problem(
+            file,
+            y,
+            ['keySets', set, i],
+            `expected ${from} to hold a key of at least 32 bytes (hex or base64)`,
+            'keys',
+          ),
         );
         return;
       }
@@ -199,7 +227,9 @@ function loadKeys(
     }
     const secret = decodeKeyMaterial(text);
     if (secret === null)
-      problems.push(problem(file, y, ['idKeys', set], `${from} to hold a key of at least 32 bytes (hex or base64)`));
+      problems.push(
+        problem(file, y, ['idKeys', set], `expected ${from} to hold a key of at least 32 bytes (hex or base64)`),
+      );
     else idKeys.set(set, secret);
   }
   return { rings, missing, idKeys, file, y };
@@ -220,14 +250,20 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       problems: [
         {
           file: source.dir,
+          kind: 'rules',
           path: '(top level)',
-          expected: `a readable rules folder (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+          message: `the rules folder cannot be read: ${errnoText((err as NodeJS.ErrnoException).code)} — fix: point rules.dir at the folder of <tenant>.yaml files`,
         },
       ],
     };
   }
   if (names.length === 0)
-    problems.push({ file: source.dir, path: '(top level)', expected: 'at least one rules file (<tenant>.yaml)' });
+    problems.push({
+      file: source.dir,
+      kind: 'rules',
+      path: '(top level)',
+      message: 'expected at least one rules file (<tenant>.yaml)',
+    });
 
   const parsed: Array<{ file: string; y: ParsedYaml; rules: TenantRulesFile }> = [];
   const matches: Array<{ file: string; y: ParsedYaml; match: Record<string, string[]> }> = [];
@@ -240,17 +276,17 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
     for (const list of ['dids', 'extensions'] as const) {
       (match[list] ?? []).forEach((spec, i) => {
         const p = numberSetProblem(spec);
-        if (p !== undefined) problems.push(problem(file, y, ['match', list, i], p));
+        if (p !== undefined) problems.push(problem(file, y, ['match', list, i], `expected ${p}`));
       });
     }
-    const r = TenantRulesFile.safeParse(y.data);
-    if (!r.success) {
-      problems.push(...zodProblems(file, y, r.error.issues));
+    const r = validate(TenantRulesFile, y.data);
+    if (!r.ok) {
+      problems.push(...r.problems.map((p) => problem(file, y, p.path, p.message)));
       continue;
     }
     const stem = name.replace(/\.ya?ml$/, '');
     if (stem !== r.data.tenant)
-      problems.push(problem(file, y, ['tenant'], `the tenant id to match the file name ("${stem}")`));
+      problems.push(problem(file, y, ['tenant'], `expected the tenant id to match the file name ("${stem}")`));
     for (const f of ['caller', 'callee'] as const) {
       const rule = r.data.fields[f];
       // The callee of an inbound call is the tenant's own DID; fine to keep. The caller is a subscriber.
@@ -268,7 +304,7 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   for (const { file, y, rules } of parsed) {
     const tenantKey = `tenant\u0000${rules.tenant}`;
     if (owners.has(tenantKey))
-      problems.push(problem(file, y, ['tenant'], `a tenant id not already used by ${owners.get(tenantKey)}`));
+      problems.push(problem(file, y, ['tenant'], `expected a tenant id not already used by ${owners.get(tenantKey)}`));
     else owners.set(tenantKey, file);
   }
   for (const { file, y, match } of matches) {
@@ -279,7 +315,9 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
         const k = `${list}\u0000${v}`;
         const other = owners.get(k);
         if (other !== undefined && other !== file)
-          problems.push(problem(file, y, ['match', list, i], `a value no other rules file claims (also in ${other})`));
+          problems.push(
+            problem(file, y, ['match', list, i], `expected a value no other rules file claims (also in ${other})`),
+          );
         else owners.set(k, file);
       });
     }
@@ -287,8 +325,9 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   if (source.defaultTenant !== undefined && !parsed.some((p) => p.rules.tenant === source.defaultTenant)) {
     problems.push({
       file: source.dir,
+      kind: 'rules',
       path: 'defaultTenant',
-      expected: `a rules file for the default tenant "${source.defaultTenant}"`,
+      message: `expected a rules file for the default tenant "${source.defaultTenant}"`,
     });
   }
 
@@ -296,11 +335,13 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   if (source.stateDir !== undefined) {
     try {
       shredded = listShredTombstones(source.stateDir);
-    } catch {
+    } catch (err) {
+      const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
       problems.push({
         file: shredDir(source.stateDir),
+        kind: 'storage',
         path: '(top level)',
-        expected: 'a readable folder of shred tombstones (without it no tenant key may load)',
+        message: `the shred tombstones cannot be read: ${errnoText(code)}; without them no tenant key may load — ${UNREADABLE_FIX.storage}`,
       });
     }
   }
@@ -312,14 +353,14 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       for (const { file, y, rules } of parsed) {
         if (shredded.has(rules.tenant)) continue; // shredding may have removed its key set
         if (!keys.rings.has(rules.keySet) && !keys.missing.has(rules.keySet))
-          problems.push(problem(file, y, ['keySet'], `a key set defined in ${source.keysFile}`));
+          problems.push(problem(file, y, ['keySet'], `expected a key set defined in ${source.keysFile}`));
         else if (!keys.idKeys.has(rules.keySet))
           problems.push(
             problem(
               keys.file,
               keys.y,
               ['idKeys'],
-              `an id key for key set "${rules.keySet}" (idKeys.${rules.keySet}: { secretFile | secretEnv | secret }; it keys record and call ids and is never rotated)`,
+              `expected an id key for key set "${rules.keySet}" (idKeys.${rules.keySet}: { secretFile | secretEnv | secret }; it keys record and call ids and is never rotated)`,
             ),
           );
       }

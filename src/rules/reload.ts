@@ -65,7 +65,7 @@ export function createRulesHolder(opts: RulesHolderOptions): RulesHolder {
             {
               file: '(rules)',
               path: '(top level)',
-              expected: `a loadable rules folder (${(err as { code?: string }).code ?? 'error'})`,
+              message: `expected a loadable rules folder (${(err as { code?: string }).code ?? 'error'})`,
             },
           ],
         };

@@ -1,6 +1,7 @@
 // The shape of one tenant's rules file (rules/<tenant>.yaml) and of the keys
 // file. Rules name a key set; key material never lives in a rules file.
 import { z } from 'zod';
+import { region } from '../config/setting-types.js';
 
 /** At most this many digits of a number ever appear in a record, country code included (prefix, fpe, ratingPrefix). */
 export const MAX_KEPT_DIGITS = 6;
@@ -11,7 +12,6 @@ export const MAX_KEEP_DIGITS = MAX_KEPT_DIGITS - 1;
 export const DEFAULT_KAFKA_RETENTION_DAYS = 7;
 
 const id = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_" (max 63)');
-const region = z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166-1 alpha-2 region such as "GB"');
 const keepDigits = z
   .number()
   .int()

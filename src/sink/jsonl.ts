@@ -1,10 +1,11 @@
 // One JSON record per line, to files or stdout: the embedded default. Leg
 // records and call records go to separate files (each file holds one schema);
 // on stdout they interleave.
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
+import { makeDirs } from '../fs-dirs.js';
 import type { OutRecord, RecordSink, RecordStream } from './sink.js';
 
 interface LineWriter {
@@ -38,7 +39,7 @@ function lineWriter(name: string, out: Writable, ownsStream: boolean): LineWrite
 
 function fileWriter(path: string): LineWriter {
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
   } catch (err) {
     throw new GatewayError(
       'GW_SINK_UNAVAILABLE',

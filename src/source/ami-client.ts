@@ -170,9 +170,14 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     } catch {
       // net throws synchronously on an invalid port or host
       const delayMs = backoff('GW_AMI_CONNECT');
-      emitState('disconnected', { attempt, delayMs, code: 'GW_AMI_CONNECT' });
-      if (running && reconnect) retryTimer = setTimeout(connect, delayMs);
-      else end();
+      if (running && reconnect) {
+        logAttempt(attempt, 'GW_AMI_CONNECT', false, delayMs);
+        emitState('disconnected', { attempt, delayMs, code: 'GW_AMI_CONNECT' });
+        retryTimer = setTimeout(connect, delayMs);
+      } else {
+        emitState('disconnected', { attempt, delayMs, code: 'GW_AMI_CONNECT' });
+        end();
+      }
       return;
     }
     socket.setNoDelay(true);
@@ -246,7 +251,6 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     clearTimeout(l.connectTimer);
     if (err) {
       stats.loginFailures++;
-      log.warn({ ami, attempt: l.attempt, code: 'GW_AMI_AUTH' }, 'ami login rejected');
       linkDown(l, 'GW_AMI_AUTH');
       return;
     }
@@ -289,9 +293,24 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
       return;
     }
     const delayMs = backoff(code);
-    log.warn({ ami, attempt: l.attempt, code, delayMs }, l.loggedIn ? 'ami connection lost' : 'ami connection failed');
+    logAttempt(l.attempt, code, l.loggedIn, delayMs);
     emitState('disconnected', { attempt: l.attempt, delayMs, code });
     retryTimer = setTimeout(connect, delayMs);
+  }
+
+  /** One line per failed attempt: which attempt, why (a code) and when the next one starts. */
+  function logAttempt(n: number, code: ErrorCode, wasUp: boolean, delayMs: number): void {
+    const what =
+      code === 'GW_AMI_AUTH'
+        ? 'ami login rejected'
+        : code === 'GW_AMI_TIMEOUT'
+          ? wasUp
+            ? 'ami ping unanswered: connection dropped'
+            : 'ami login timed out'
+          : wasUp
+            ? 'ami connection lost'
+            : 'ami connection failed';
+    log.warn({ ami, attempt: n, code, delayMs }, `${what}; next attempt in ${delayMs} ms`);
   }
 
   /** A dropped link must not deliver anything later; a half-dead socket is destroyed, not ended. */
@@ -301,10 +320,12 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
   }
 
   function backoff(code: ErrorCode): number {
+    // A rejected login will be rejected again until someone fixes the secret: the maximum, no jitter
+    // below it (the README promises it; jitter took it down to half).
+    if (code === 'GW_AMI_AUTH') return cfg.reconnectMaxMs;
     // attempt is 0 after a live link dropped, n after the n-th failed try in a row.
     const doublings = Math.min(Math.max(attempt - 1, 0), 30);
-    const base =
-      code === 'GW_AMI_AUTH' ? cfg.reconnectMaxMs : Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** doublings);
+    const base = Math.min(cfg.reconnectMaxMs, cfg.reconnectMinMs * 2 ** doublings);
     return Math.round(base / 2 + (random() * base) / 2);
   }
 
@@ -319,7 +340,6 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
       if (l.down) return;
       if (err instanceof GatewayError && err.code === 'GW_AMI_TIMEOUT') {
         stats.pingTimeouts++;
-        log.warn({ ami, attempt: l.attempt, code: err.code }, 'ami ping unanswered');
         linkDown(l, 'GW_AMI_TIMEOUT');
         return;
       }

@@ -77,6 +77,7 @@ export function listShredTombstones(stateDir: string): Map<string, ShredMark> {
     throw new GatewayError(
       'GW_CONFIG_UNREADABLE',
       `cannot read the shred tombstones in ${shredDir(stateDir)} (${code ?? 'error'})`,
+      { cause: err },
     );
   }
   for (const name of names) {

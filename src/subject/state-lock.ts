@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { storageDirError } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
 
 export const STATE_LOCK_FILE = 'gateway.lock';
@@ -70,16 +71,15 @@ export function readStateLock(stateDir: string): LockHolder | undefined {
   }
 }
 
-function tryCreate(path: string, holder: LockHolder): boolean {
+function tryCreate(stateDir: string, path: string, holder: LockHolder): boolean {
   let fd: number;
   try {
     fd = openSync(path, 'wx', 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new GatewayError(
-      'GW_STATE_LOCKED',
-      `cannot create the state lock ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    if (code === 'EEXIST') return false;
+    // Not a lock held by anyone: the dir itself will not take the file (permissions, read-only, ...).
+    throw storageDirError(stateDir, { code, at: path, doing: 'cannot create the state lock', cause: err });
   }
   try {
     writeSync(fd, JSON.stringify(holder) + '\n');
@@ -122,7 +122,7 @@ export function acquireStateLock(
     nonce: randomBytes(8).toString('hex'),
   };
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (tryCreate(path, mine)) {
+    if (tryCreate(stateDir, path, mine)) {
       // Two processes clearing the same stale lock at once: only the one whose nonce is in the file holds it.
       if (readStateLock(stateDir)?.nonce === mine.nonce) return lockHandle(stateDir, path, mine.nonce);
       continue;

@@ -1,11 +1,11 @@
 // Token hashes, constant-time lookup, roles; where hashes come from (config, tokens file).
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { actorOf, createAuthenticator, hashToken, loadApiTokens, mayAccess } from '../../src/api/auth.js';
 import { parseConfig } from '../../src/config/load.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 t.test('authenticates by hash; roles and scope', async (t) => {
   const auth = createAuthenticator(API_TOKENS);
@@ -66,7 +66,7 @@ t.test('config: token hashes inline and in a tokens file, validated', async (t) 
     /consent\.extensions\.globex/,
   );
 
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-tokens-'));
+  const dir = tempDir(t, 'tokens');
   const file = join(dir, 'tokens.json');
   writeFileSync(file, JSON.stringify([{ id: 'ops', role: 'operator', sha256: hashToken(TOKENS.operator) }]));
   const all = loadApiTokens({ tokens: ok.config.api.tokens, tokensFile: file }, ['acme']);

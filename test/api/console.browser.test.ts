@@ -2,11 +2,11 @@
 // token, flips a consent switch with the keyboard, and the change is in the
 // API and in the audit log; the live feed shows up in the page.
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEntry } from '../../src/audit/audit-log.js';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { apiHarness, TOKENS } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -19,8 +19,9 @@ const skip = existsSync(CHROMIUM)
 {
   t.test('sign in, flip a switch, see it in the API, the audit log and the feed', { skip }, async (t) => {
     const { chromium } = await import('playwright-core');
+    const profile = tempDir(t, 'chromium');
     const h = await apiHarness(t);
-    const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'callveil-chromium-')), {
+    const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       timeout: 30_000,
@@ -112,7 +113,8 @@ const skip = existsSync(CHROMIUM)
     await page.getByRole('status').filter({ hasText: 'Recording for extension 1001 is now off.' }).waitFor();
     t.equal(h.registry.isOn('acme', '1001'), false);
 
-    await page.screenshot({ path: join(tmpdir(), 'callveil-console.png'), fullPage: true });
+    // Kept only where CALLVEIL_SCREENSHOT names a file (to look at the page); otherwise it goes with the profile.
+    await page.screenshot({ path: process.env.CALLVEIL_SCREENSHOT ?? join(profile, 'console.png'), fullPage: true });
     // The one refused sign-in shows up as a failed resource load; nothing else may.
     t.same(
       errors.filter((e) => !/status of 401/.test(e)),

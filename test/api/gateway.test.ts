@@ -1,8 +1,7 @@
 // startGateway wires the consent enforcer and, with api.enabled, the API:
 // the real composition root against the test AMI server.
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/load.js';
@@ -12,9 +11,10 @@ import { startReplayServer } from '../../src/source/replay-server.js';
 import { readCapture } from '../helpers/ground-truth.js';
 import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 t.test('the live gateway enforces consent and serves the API', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-gw-'));
+  const dir = tempDir(t, 'gw');
   const ami = await startReplayServer({
     capture: readCapture('recording-consent'),
     username: 'gw',
@@ -40,6 +40,7 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
       sink: { type: 'jsonl', path: join(dir, 'out.jsonl') },
       storage: { dir },
       api: { enabled: true, port: 0, tokens: API_TOKENS },
+      metrics: { port: 0 },
       consent: { extensions: { acme: ['1001'] } },
     },
     { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX },
@@ -72,7 +73,14 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
   );
   const ready = await fetch(`${base}/readyz`);
   t.equal(ready.status, 200);
-  t.match(await fetch(`${base}/metrics`).then((r) => r.text()), /callveil_recordings_total\{outcome="blocked"\} 17/);
+  // Metrics count every tenant: on their own listener, never on the tenant API port.
+  t.equal((await fetch(`${base}/metrics`)).status, 404, 'no /metrics on the API port');
+  const metricsBase = `http://127.0.0.1:${gw.metricsServer!.port}`;
+  t.match(
+    await fetch(`${metricsBase}/metrics`).then((r) => r.text()),
+    /callveil_recordings_total\{outcome="blocked"\} 17/,
+  );
+  t.equal((await fetch(`${metricsBase}/readyz`)).status, 200, 'readiness there too');
   await gw.stop();
   t.equal(
     readFileSync(join(dir, 'out.jsonl'), 'utf8')

@@ -1,6 +1,4 @@
 // A tenant API over a real registry, audit log and live feed on 127.0.0.1.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator } from '../../src/api/auth.js';
@@ -10,8 +8,10 @@ import { connectLiveFeed } from '../../src/api/live-sources.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { createConsentRegistry, type ConsentRegistry } from '../../src/consent/registry.js';
 import { openConsentStore } from '../../src/consent/store.js';
+import { gatewayHealth, OK, type Health } from '../../src/observability/health.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { API_TOKENS, memoryLog } from '../consent/stack.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 export { TOKENS } from '../consent/stack.js';
 
@@ -22,7 +22,8 @@ export interface ApiHarness {
   readonly registry: ConsentRegistry;
   readonly feed: LiveFeed;
   readonly metrics: Metrics;
-  readonly ready: { ami: boolean; sink: boolean };
+  /** What /readyz reports: tests set parts as the gateway would. */
+  readonly health: Health;
   readonly responses: string[];
   logText(): Buffer;
   call(
@@ -36,7 +37,7 @@ export async function apiHarness(
   t: { teardown(fn: () => unknown): void },
   opts: { dir?: string; wsMaxBufferedBytes?: number; wsAuthTimeoutMs?: number } = {},
 ): Promise<ApiHarness> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'callveil-api-'));
+  const dir = opts.dir ?? tempDir(t, 'api');
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
   t.teardown(() => audit.close());
   const registry = createConsentRegistry({
@@ -53,15 +54,16 @@ export async function apiHarness(
   });
   const metrics = createMetrics();
   metrics.counter('events_received_total', 'AMI events received').inc();
-  const ready = { ami: true, sink: true };
+  const health = gatewayHealth(metrics);
+  health.set('ami', OK);
+  health.probe('consent-store', () => (registry.readable ? OK : { ok: false, reason: 'unreadable' }));
   const { log, text } = memoryLog();
   const server: ApiServer = await startApiServer({
     host: '127.0.0.1',
     port: 0,
     authenticate: createAuthenticator(API_TOKENS),
     registry,
-    ready: () => ready,
-    renderMetrics: () => metrics.render(),
+    health,
     feed,
     assets: loadConsoleAssets(),
     log,
@@ -78,7 +80,7 @@ export async function apiHarness(
     registry,
     feed,
     metrics,
-    ready,
+    health,
     responses,
     logText: text,
     async call(method, path, o = {}) {

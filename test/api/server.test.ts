@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { verifyAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { apiHarness, TOKENS, type ApiHarness } from './helpers.js';
 
 const BAD = 'x'.repeat(48);
@@ -15,27 +16,36 @@ const auditEntries = (h: ApiHarness) =>
     .filter(Boolean)
     .map((l) => JSON.parse(l) as AuditEntry);
 
-t.test('health, readiness, metrics: no token needed', async (t) => {
+t.test('liveness and readiness need no token; metrics are not served here', async (t) => {
   const h = await apiHarness(t);
-  t.same(await h.call('GET', '/healthz').then((r) => [r.status, r.body]), [200, { status: 'ok' }]);
+  t.same(await h.call('GET', '/livez').then((r) => [r.status, r.body]), [200, { status: 'ok' }]);
+  t.same(await h.call('GET', '/healthz').then((r) => [r.status, r.body]), [200, { status: 'ok' }], 'the old name');
   t.same(await h.call('GET', '/readyz').then((r) => [r.status, r.body]), [
     200,
-    { ready: true, ami: true, sink: true, consentStore: true },
+    {
+      ready: true,
+      parts: {
+        ami: { ok: true },
+        consent: { ok: true },
+        'consent-store': { ok: true, required: true },
+        rules: { ok: true },
+        sink: { ok: true },
+      },
+    },
   ]);
-  h.ready.ami = false;
-  t.same(
-    await h.call('GET', '/readyz').then((r) => [r.status, r.body]),
-    [503, { ready: false, ami: false, sink: true, consentStore: true }],
-    'AMI down: not ready',
-  );
-  h.ready.ami = true;
-  h.ready.sink = false;
-  t.equal((await h.call('GET', '/readyz')).status, 503, 'sink held back: not ready');
+  h.health.set('ami', { ok: false, reason: 'unreachable' });
+  h.health.set('sink', { ok: false, reason: 'spool-full' });
+  const away = await h.call('GET', '/readyz');
+  t.equal(away.status, 200, 'the PBX away and the spool full: the console still serves');
+  t.same(away.body.parts.ami, { ok: false, reason: 'unreachable' }, 'and says what is failing');
+  t.same(away.body.parts.sink, { ok: false, reason: 'spool-full' });
   const m = await h.call('GET', '/metrics');
-  t.equal(m.status, 200);
-  t.match(m.headers.get('content-type'), /^text\/plain/);
-  t.match(m.body, /callveil_events_received_total 1/);
-  t.match(m.body, /callveil_api_requests_total\{route="readyz",status="503"\} 2/, 'the API counts itself');
+  t.equal(m.status, 404, 'no /metrics on the tenant API port (it counts every tenant)');
+  t.match(
+    await h.metrics.render(),
+    /callveil_api_requests_total\{route="readyz",status="200"\} 2/,
+    'the API counts itself',
+  );
 });
 
 t.test('console page and assets, with a strict content security policy', async (t) => {
@@ -330,9 +340,8 @@ t.test('recent consent changes: newest first, scoped, limit validated', async (t
 });
 
 t.test('an unreadable consent store: changes get 503, readiness fails', async (t) => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-api-bad-'));
+  const { writeFileSync } = await import('node:fs');
+  const dir = tempDir(t, 'api-bad');
   writeFileSync(join(dir, 'consent.json'), 'not json');
   const h = await apiHarness(t, { dir });
   t.same(
@@ -341,7 +350,10 @@ t.test('an unreadable consent store: changes get 503, readiness fails', async (t
       .then((r) => [r.status, r.body]),
     [503, { error: 'consent store unavailable' }],
   );
-  t.same((await h.call('GET', '/readyz')).body, { ready: false, ami: true, sink: true, consentStore: false });
+  const ready = await h.call('GET', '/readyz');
+  t.equal(ready.status, 503, 'the console cannot serve consent without its store');
+  t.same(ready.body.parts['consent-store'], { ok: false, reason: 'unreadable', required: true });
+  t.equal(ready.body.ready, false);
   t.ok(
     (await h.call('GET', '/v1/tenants/acme/extensions', { token: TOKENS.acme })).body.extensions.every(
       (e: { recording: boolean }) => !e.recording,
@@ -357,7 +369,7 @@ t.test('nothing the API wrote holds a fixture number', async (t) => {
     body: { extensions: [{ extension: '1001', recording: true }] },
   });
   await h.call('PUT', '/v1/tenants/acme/extensions/07700900123', { token: TOKENS.acme, body: { recording: true } });
-  await h.call('GET', '/metrics');
+  h.responses.push(await h.metrics.render());
   const leaks = scanBuffers(needlesForCapture('recording-consent'), [
     { label: 'responses', data: h.responses.join('\n') },
     { label: 'audit', data: readFileSync(join(h.dir, 'audit.jsonl')) },

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openAuditLog, verifyAuditLog } from '../../src/audit/audit-log.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'callveil-audit-'));
+const dir = tempDir(t, 'audit');
 
 async function sample(name: string): Promise<string> {
   const path = join(dir, name);

@@ -2,18 +2,16 @@
 // compiled bin (npm test builds it first through `pretest`).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { callJsonSchema } from '../../src/privacy/call-record.js';
-import { callJsonSchema } from '../../src/privacy/call-record.js';
 import { cdrJsonSchema } from '../../src/privacy/cdr-record.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const dir = mkdtempSync(join(tmpdir(), 'callveil-cli-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir(t, 'cli');
 
 function callveil(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
@@ -111,7 +109,7 @@ t.test('a bad config file refuses to start, naming file, path and expectation', 
   writeFileSync(cfg, 'tenants:\n  - id: acme\n    keyId: k1\n    keyEnv: K\n    defaultRegion: england\n');
   const r = callveil(['replay', captureFile('edge-actions'), '--config', cfg, '--out', join(dir, 'x.jsonl')]);
   t.equal(r.code, 1);
-  t.match(r.stderr.toString(), `${cfg}:5: tenants.0.defaultRegion: expected an ISO 3166-1 alpha-2 region`);
+  t.match(r.stderr.toString(), `${cfg}:5: tenants.0.defaultRegion: expected a region code libphonenumber knows`);
 });
 
 t.test('run without AMI credentials refuses to start and says which are missing', async (t) => {

@@ -3,16 +3,15 @@
 // one usage line, the version, suggestions for typos.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runCommandLine } from '../../src/cli/cli-command.js';
 import { buildProgram } from '../../src/cli/program.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { SCHEMA_VERSION } from '../../src/version.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const dir = mkdtempSync(join(tmpdir(), 'callveil-program-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir(t, 'program');
 
 const root = buildProgram({ env: {}, io: { stdout: () => {}, stderr: () => {}, stderrIsTty: false } });
 const commands = root.descendants();

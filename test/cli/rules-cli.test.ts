@@ -3,15 +3,14 @@
 import t from 'tap';
 import { acquireStateLock } from '../../src/subject/state-lock.js';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const dir = mkdtempSync(join(tmpdir(), 'callveil-rules-cli-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempDir(t, 'rules-cli');
 const ENV = { K_NORTHWIND: 'c3'.repeat(32) };
 
 function callveil(args: string[], env: Record<string, string> = ENV) {

@@ -1,11 +1,12 @@
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { embeddedDefaults, loadConfigFile } from '../../src/config/load.js';
 import { GatewayError } from '../../src/errors.js';
+import { RULES_DIR } from '../helpers/configs.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'callveil-config-'));
+const dir = tempDir(t, 'config');
 const KEY = 'ab'.repeat(32);
 
 function write(name: string, text: string): string {
@@ -71,7 +72,7 @@ t.test('unknown keys are rejected (a typo is not silently ignored)', async (t) =
   const e = failure(() =>
     loadConfigFile(write('typo.yaml', good.replace('ami: {', 'ami: { hots: x,')), { ACME_KEY: KEY }),
   );
-  t.match(e.message, /ami: expected .*hots/);
+  t.match(e.message, /typo\.yaml:3: ami\.hots: unknown key: did you mean "host"\?/);
 });
 
 t.test('a bad value from the environment names the variable', async (t) => {
@@ -112,5 +113,110 @@ t.test('the AMI secret can come from a file (container secrets)', async (t) => {
   const e = failure(() =>
     loadConfigFile(write('good4.yaml', good), { ACME_KEY: KEY, CALLVEIL_AMI_SECRET_FILE: join(dir, 'nope') }),
   );
-  t.match(e.message, 'CALLVEIL_AMI_SECRET_FILE (ami.secret): expected a readable file');
+  t.match(e.message, `CALLVEIL_AMI_SECRET_FILE (ami.secret): ${join(dir, 'nope')}: not found (ENOENT)`);
+});
+
+t.test('a typo on line 6 is reported on line 6, with the key it could be', async (t) => {
+  const p = write(
+    'typo6.yaml',
+    ['pbx:', '  timeZone: UTC', 'ami:', '  host: 127.0.0.1', '  port: 5038', '  usename: callveil', 'tenants:'].join(
+      '\n',
+    ) + good.slice(good.indexOf('tenants:') + 'tenants:'.length),
+  );
+  const e = failure(() => loadConfigFile(p, { ACME_KEY: KEY }));
+  t.equal(e.code, 'GW_CONFIG_INVALID');
+  t.equal(
+    e.message,
+    `invalid configuration (1 problem):\n  ${p}:6: ami.usename: unknown key: did you mean "username"?`,
+  );
+});
+
+t.test(
+  'one phrase per problem: "expected a number, not text", never "expected Invalid input: expected number"',
+  async (t) => {
+    const p = write('words.yaml', good.replace('port: 5038', 'port: "many"'));
+    const e = failure(() => loadConfigFile(p, { ACME_KEY: KEY }));
+    t.match(e.message, `${p}:3: ami.port: expected a number, not text`);
+    t.notMatch(e.message, /Invalid input|expected .*expected/);
+  },
+);
+
+t.test('pbx.timeZone: BST is refused, naming the setting and the zones it could mean', async (t) => {
+  const p = write('bst.yaml', good.replace('Europe/London', 'BST'));
+  const e = failure(() => loadConfigFile(p, { ACME_KEY: KEY }));
+  t.match(
+    e.message,
+    new RegExp(
+      `${p}:2: pbx\\.timeZone: expected a canonical IANA time zone name, not the alias or abbreviation "BST": did you mean .*"Europe/London"`,
+    ),
+  );
+  const env = failure(() =>
+    loadConfigFile(write('bst-env.yaml', good), { ACME_KEY: KEY, CALLVEIL_PBX_TIMEZONE: 'EST' }),
+  );
+  t.match(env.message, 'environment CALLVEIL_PBX_TIMEZONE (pbx.timeZone): expected a canonical IANA time zone name');
+});
+
+t.test('defaultRegion: UK is refused with "did you mean GB"; XX and EU are refused', async (t) => {
+  for (const [region, tail] of [
+    ['UK', ': did you mean "GB"?'],
+    ['XX', ''],
+    ['EU', ' (European Union: not one country)'],
+  ] as const) {
+    const p = write(
+      `region-${region}.yaml`,
+      good.replace('keyEnv: ACME_KEY', `keyEnv: ACME_KEY\n    defaultRegion: ${region}`),
+    );
+    const e = failure(() => loadConfigFile(p, { ACME_KEY: KEY }));
+    t.match(
+      e.message,
+      `${p}:8: tenants.0.defaultRegion: expected a region code libphonenumber knows (ISO 3166-1 alpha-2, such as "GB" or "US"), not "${region}"${tail}`,
+    );
+  }
+});
+
+t.test('a missing config file says what to do', async (t) => {
+  const e = failure(() => loadConfigFile(join(dir, 'nowhere.yaml'), {}));
+  t.equal(e.code, 'GW_CONFIG_UNREADABLE');
+  t.equal(
+    e.message,
+    `cannot read the configuration file ${join(dir, 'nowhere.yaml')}: not found (ENOENT) — fix: give --config the path of an existing file (README "Configuration" has one to start from)`,
+  );
+});
+
+t.test('a storage dir under a regular file is a storage problem, for rules and inline tenants alike', async (t) => {
+  const file = write('plain-file', 'x');
+  const inline = failure(() =>
+    loadConfigFile(write('under-file.yaml', `${good}storage: { dir: ${file}/data }\n`), { ACME_KEY: KEY }),
+  );
+  t.equal(inline.code, 'GW_STORAGE');
+  t.match(inline.message, `storage.dir: ${file}/data: ${file} is a file, not a directory`);
+  const rules = failure(() =>
+    loadConfigFile(
+      write('under-file-rules.yaml', `rules: { dir: ${RULES_DIR} }\nstorage: { dir: ${file}/data }\n`),
+      {},
+    ),
+  );
+  t.equal(rules.code, 'GW_STORAGE');
+  t.notMatch(rules.message, /invalid rules/);
+});
+
+t.test('a missing keys file is a keys-file problem, not "invalid rules"', async (t) => {
+  const keys = join(dir, 'no-keys.yaml');
+  const e = failure(() =>
+    loadConfigFile(write('nokeys.yaml', `rules: { dir: ${RULES_DIR}, keysFile: ${keys} }\n`), {}),
+  );
+  t.equal(e.code, 'GW_CONFIG_INVALID');
+  t.equal(
+    e.message,
+    `invalid keys file (1 problem):\n  ${keys}: the keys file cannot be read: not found (ENOENT) — fix: point rules.keysFile (or CALLVEIL_KEYS_FILE) at the keys file, readable by the user callveil runs as`,
+  );
+});
+
+t.test('metrics: its own listener, 127.0.0.1:9464 unless set', async (t) => {
+  const c = loadConfigFile(write('metrics.yaml', good), { ACME_KEY: KEY });
+  t.same(c.config.metrics, { enabled: true, host: '127.0.0.1', port: 9464 });
+  const e = failure(() =>
+    loadConfigFile(write('metrics-bad.yaml', `${good}metrics: { prot: 1 }\n`), { ACME_KEY: KEY }),
+  );
+  t.match(e.message, 'metrics.prot: unknown key: did you mean "port"?');
 });

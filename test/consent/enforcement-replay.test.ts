@@ -13,6 +13,7 @@ import { field } from '../../src/source/ami-message.js';
 import { callIdOf, KEYED_ID } from '../../src/privacy/ids.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { consentStack, readRecords, TOKENS } from './stack.js';
 
 // Consent for this run. Not listed: off (acme 1003/1005, globex 1002/1006).
@@ -190,7 +191,7 @@ t.test('recording-consent capture: exactly the recordings without consent are st
     { label: 'log', data: stack.logText() },
     { label: 'ws acme', data: frames.acme!.join('\n') },
     { label: 'ws globex', data: frames.globex!.join('\n') },
-    { label: 'metrics', data: stack.metrics.render() },
+    { label: 'metrics', data: await stack.metrics.render() },
   ]);
   t.same(leaks, [], 'no number from the capture in any output');
   t.notMatch(stack.logText().toString(), /monitor\//, 'no recording path in the logs');
@@ -224,10 +225,9 @@ t.test('with every extension consenting nothing is stopped; with none, every rec
 });
 
 t.test('an unreadable consent store blocks every recording', async (t) => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
+  const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-consent-bad-'));
+  const dir = tempDir(t, 'consent-bad');
   writeFileSync(join(dir, 'consent.json'), '{"version":1,"tenants":{"acme":{"1001":{"recording":tru');
   const stack = await consentStack(t, { capture: 'recording-consent', dir });
   t.equal(stack.consent.registry.readable, false);

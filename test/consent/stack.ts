@@ -3,9 +3,8 @@
 // JSONL file, with the consent registry, enforcer, audit log and (optionally)
 // the API with its live feed. The proxy timestamps every action the client
 // sends, so stop latency is measured on the wire.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel } from '../../src/main.js';
 import { openAuditLog } from '../../src/audit/audit-log.js';
@@ -23,6 +22,7 @@ import {
   type ConsentParts,
 } from '../../src/main.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
+import { gatewayHealth } from '../../src/observability/health.js';
 import type { Pipeline } from '../../src/pipeline.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
@@ -32,6 +32,7 @@ import { startReplayServer, type ReplayServer, type ReplayServerOptions } from '
 import { readCapture } from '../helpers/ground-truth.js';
 import { twoTenantConfig } from '../helpers/configs.js';
 import { memoryLog } from '../helpers/memory-log.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -124,7 +125,7 @@ export async function consentStack(
     wsMaxBufferedBytes?: number;
   },
 ): Promise<Stack> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'callveil-consent-'));
+  const dir = opts.dir ?? tempDir(t, 'consent');
   const loaded = configWithStorage(dir);
   const { log, text } = memoryLog();
   const metrics = createMetrics();
@@ -173,8 +174,7 @@ export async function consentStack(
       port: 0,
       authenticate: createAuthenticator(API_TOKENS),
       registry: consent.registry,
-      ready: () => ({ ami: client.connected, sink: true }),
-      renderMetrics: () => metrics.render(),
+      health: gatewayHealth(metrics),
       feed,
       assets: loadConsoleAssets(),
       log,

@@ -3,15 +3,15 @@
 // state, never a torn one. Unreadable: everything off, changes refused.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openAuditLog, verifyAuditLog } from '../../src/audit/audit-log.js';
 import { createConsentRegistry } from '../../src/consent/registry.js';
 import { openConsentStore } from '../../src/consent/store.js';
+import { tempDir, type Teardown } from '../helpers/temp-dir.js';
 
 const DIST_STORE = resolve(import.meta.dirname, '..', '..', 'dist', 'consent', 'store.js');
-const tmp = () => mkdtempSync(join(tmpdir(), 'callveil-store-'));
+const tmp = (t: Teardown) => tempDir(t, 'store');
 
 function registry(dir: string, t: { teardown(fn: () => void): void }) {
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
@@ -25,7 +25,7 @@ function registry(dir: string, t: { teardown(fn: () => void): void }) {
 }
 
 t.test('default off; a change is durable, audited and survives a restart', async (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   const a = registry(dir, t);
   t.equal(a.isOn('acme', '1001'), false, 'unknown extension: off');
   t.equal(a.isOn('nobody', '1001'), false, 'unknown tenant: off');
@@ -75,7 +75,7 @@ t.test('default off; a change is durable, audited and survives a restart', async
 
 t.test('an unreadable store: everything off, changes refused', async (t) => {
   for (const bad of ['{"version":1,"tenants":{"acme":{"1001":{"recording":tr', '{"version":2,"tenants":{}}', '[]']) {
-    const dir = tmp();
+    const dir = tmp(t);
     writeFileSync(join(dir, 'consent.json'), bad);
     const r = registry(dir, t);
     t.equal(r.readable, false);
@@ -92,7 +92,7 @@ t.test(
   async (t) => {
     if (!existsSync(DIST_STORE))
       throw new Error(`${DIST_STORE} missing: npm test builds it (pretest), or run npx tsc -p tsconfig.json`);
-    const dir = tmp();
+    const dir = tmp(t);
     // A child that rewrites a large state as fast as it can, saying after each durable write which one it was.
     const child = `
     import { openConsentStore } from ${JSON.stringify(DIST_STORE)};

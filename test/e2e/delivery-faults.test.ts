@@ -5,8 +5,7 @@
 import t, { type Test } from 'tap';
 import { decodeSpoolLine } from '../../src/sink/sink.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/load.js';
@@ -19,6 +18,7 @@ import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '..
 import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
 import { startKafkaBroker, type KafkaTestBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const CAPTURE = 'inbound-pstn';
@@ -58,6 +58,7 @@ function settings(brokers: string, storageDir: string, amiPort = 5038) {
     storage: { dir: storageDir },
     delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 1000 },
     log: { level: 'info' },
+    metrics: { port: 0 },
   };
 }
 
@@ -110,7 +111,7 @@ async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Pro
 t.test('broker down for a stretch mid-replay, then back: every record delivered, none lost', async (t) => {
   const broker = await startKafkaBroker();
   t.teardown(() => broker.close());
-  const storage = mkdtempSync(join(tmpdir(), 'faults-'));
+  const storage = tempDir(t, 'faults');
   const loaded = parseConfig(settings(broker.address, storage), ENV, '(test)');
   const logged: Buffer[] = [];
   const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
@@ -176,7 +177,7 @@ async function gatewayScenario(t: Test, fault: 'stall' | 'refuse') {
   const capture = await readCapture(captureFile(CAPTURE));
   const server = await startReplayServer({ capture, username: 'callveil', secret: 'replay-secret', holdOpen: true });
   t.teardown(() => server.close());
-  const storage = mkdtempSync(join(tmpdir(), 'faults-'));
+  const storage = tempDir(t, 'faults');
   const cfg = join(storage, 'config.json');
   writeFileSync(cfg, JSON.stringify(settings(broker.address, storage, server.port)));
   broker.setFault(fault === 'stall' ? { kind: 'stall', ms: 60_000 } : { kind: 'refuse' });

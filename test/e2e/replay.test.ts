@@ -2,8 +2,7 @@
 // assembler -> privacy -> JSONL file, checked against Asterisk's Master.csv and
 // scanned for leaks (records, file bytes, logs, summary).
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replayCapture } from '../../src/main.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
@@ -13,8 +12,9 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { twoTenantConfig } from '../helpers/configs.js';
 import { idsOfRow } from '../helpers/record-ids.js';
 import { memoryLog } from '../helpers/memory-log.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'callveil-e2e-'));
+const dir = tempDir(t, 'e2e');
 
 for (const name of [
   'basic-internal',

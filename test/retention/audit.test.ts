@@ -3,16 +3,16 @@
 // `verify` (and `callveil audit verify`) still pass and still catch any
 // removal or edit the log did not record itself.
 import t from 'tap';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openAuditLog, verifyAuditLog, type AuditEntry, type AuditRetentionPolicy } from '../../src/audit/audit-log.js';
 import { main } from '../../src/cli/main.js';
 import { DAY_MS } from '../../src/retention/sweep.js';
+import { tempDir, type Teardown } from '../helpers/temp-dir.js';
 
 const T0 = Date.parse('2026-01-01T09:00:00Z');
 const POLICY: AuditRetentionPolicy = { maxAgeMs: 10 * DAY_MS, segmentMs: DAY_MS };
-const tmp = () => mkdtempSync(join(tmpdir(), 'callveil-audit-retention-'));
+const tmp = (t: Teardown) => tempDir(t, 'audit-retention');
 
 const files = (dir: string) =>
   readdirSync(dir)
@@ -56,7 +56,7 @@ async function daysOfLog(dir: string, days: number) {
 t.test(
   'daily segments; expired ones deleted whole; the chain verifies from the anchor; fresh entries stay',
   async (t) => {
-    const dir = tmp();
+    const dir = tmp(t);
     const { log, at } = await daysOfLog(dir, 5);
     t.same(
       files(dir),
@@ -131,7 +131,7 @@ t.test(
 
 t.test('tampering after retention is still caught', async (t) => {
   const make = async () => {
-    const dir = tmp();
+    const dir = tmp(t);
     const { log, at } = await daysOfLog(dir, 5);
     at(12);
     await log.expire(POLICY);
@@ -186,7 +186,7 @@ t.test('tampering after retention is still caught', async (t) => {
 t.test(
   'a crash between the anchor entry and the deletions leaves a log that verifies and finishes next time',
   async (t) => {
-    const dir = tmp();
+    const dir = tmp(t);
     const { log, at } = await daysOfLog(dir, 5);
     const saved = join(dir, 'saved');
     copyFileSync(join(dir, 'audit.jsonl.20260103-000000000005'), saved);
@@ -211,7 +211,7 @@ t.test(
     t.same(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: true, entries: 6, expired: 6 });
 
     // A gap in the middle is not what a crash leaves: caught.
-    const gap = tmp();
+    const gap = tmp(t);
     const g = await daysOfLog(gap, 5);
     g.log.close();
     unlinkSync(join(gap, 'audit.jsonl.20260102-000000000003'));
@@ -224,7 +224,7 @@ t.test(
 );
 
 t.test('everything expired: the anchor entry alone starts the log', async (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   const { log, at } = await daysOfLog(dir, 2);
   at(40);
   t.same(await log.expire(POLICY), { entries: 4, segments: 2, throughSeq: 4 });

@@ -5,8 +5,7 @@
 // records never reach Kafka, the losses are counted, and nothing written
 // holds a raw number.
 import t from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { openAuditLog, verifyAuditLog } from '../../src/audit/audit-log.js';
@@ -21,6 +20,7 @@ import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
 import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const CAPTURE = 'inbound-pstn';
 const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX };
@@ -28,7 +28,7 @@ const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX };
 t.test(
   'start-up sweep: expired spool, audit and consent data gone before anything drains; fresh data kept',
   async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'callveil-retention-gw-'));
+    const dir = tempDir(t, 'retention-gw');
     const broker = await startKafkaBroker();
     t.teardown(() => broker.close());
     const ami = await startReplayServer({
@@ -41,6 +41,7 @@ t.test(
     const loaded = parseConfig(
       {
         ami: { host: '127.0.0.1', port: ami.port, username: 'gw', secret: 'pw' },
+        metrics: { port: 0 },
         tenants: [
           {
             id: 'acme',

@@ -2,8 +2,7 @@
 // segments, audit segments and consent history are gone, fresh ones stay;
 // what went is counted, logged without personal data and audited.
 import t from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openAuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { createConsentRegistry } from '../../src/consent/registry.js';
@@ -11,9 +10,10 @@ import { openConsentStore } from '../../src/consent/store.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createRetention, DAY_MS, type RetentionPolicy } from '../../src/retention/sweep.js';
 import { openSpool } from '../../src/sink/spool.js';
+import { tempDir, type Teardown } from '../helpers/temp-dir.js';
 
 const T0 = Date.parse('2026-11-01T00:00:00Z');
-const tmp = () => mkdtempSync(join(tmpdir(), 'callveil-retention-'));
+const tmp = (t: Teardown) => tempDir(t, 'retention');
 
 function clock(start = T0) {
   let ms = start;
@@ -48,7 +48,7 @@ function auditEntries(dir: string, file = 'audit.jsonl'): AuditEntry[] {
 }
 
 t.test('spool: a segment past its age is deleted, counted as lost and audited; fresh ones stay', async (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   const c = clock();
   // One record per segment (each line is ~60 bytes).
   const spool = openSpool(
@@ -89,7 +89,7 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
   t.equal(metrics.value('records_failed_total', { stage: 'spool-expired' }), 6, 'a failure drop, not a policy drop');
   t.equal(metrics.value('records_withheld_total', { reason: 'spool-expired' }), 0);
   t.equal(metrics.value('retention_deleted_total', { store: 'spool' }), 6);
-  t.match(metrics.render(), 'callveil_records_failed_total{stage="spool-expired"} 6');
+  t.match(await metrics.render(), 'callveil_records_failed_total{stage="spool-expired"} 6');
   const loud = lines.find((l) => l.o.store === 'spool');
   t.equal(loud?.level, 'error', 'logged loudly');
   t.match(loud?.m, /DELETED: billing data lost/);
@@ -105,7 +105,7 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
 t.test(
   'spool: segments an earlier run left are aged by their mtime and swept at attach, before anything drains',
   async (t) => {
-    const dir = tmp();
+    const dir = tmp(t);
     const first = openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 });
     for (let i = 0; i < 4; i++) first.append([rec(`r${i}`, 'acme')]);
     first.close();
@@ -131,7 +131,7 @@ t.test(
 t.test(
   'consent history: off entries past their age are forgotten, consents in force and fresh entries stay',
   async (t) => {
-    const dir = tmp();
+    const dir = tmp(t);
     const c = clock();
     const audit = openAuditLog(join(dir, 'audit.jsonl'), c.date);
     t.teardown(() => audit.close());
@@ -211,7 +211,7 @@ t.test(
 );
 
 t.test('an unreadable consent store is not swept: failure logged and counted, other stores still swept', async (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   writeFileSync(join(dir, 'consent.json'), '{"version":1,"tenants":');
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
   t.teardown(() => audit.close());
@@ -231,7 +231,7 @@ t.test('an unreadable consent store is not swept: failure logged and counted, ot
 });
 
 t.test('scheduled sweep: a timer from the interval, unref so it never holds the process', async (t) => {
-  const dir = tmp();
+  const dir = tmp(t);
   const c = clock();
   const spool = openSpool(
     { dir, maxBytes: 1 << 20, segmentMaxBytes: 100, fsync: 'always', fsyncIntervalMs: 100 },

@@ -3,8 +3,7 @@
 // keeps records longer is reported (and lowered only with sink.fixRetention),
 // and an unreachable Kafka at start is retried by the next sweep.
 import t, { type Test } from 'tap';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { openSink } from '../../src/main.js';
@@ -14,6 +13,7 @@ import { createRetention, DAY_MS, type RetentionPolicy } from '../../src/retenti
 import { judgeRetention, type TopicReport } from '../../src/retention/topics.js';
 import { RULES_DIR, rulesConfig, twoTenantConfig } from '../helpers/configs.js';
 import { startKafkaBroker, type TopicSpec } from '../helpers/kafka-broker.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const POLICY: RetentionPolicy = {
   spoolMaxAgeMs: 7 * DAY_MS,
@@ -41,7 +41,7 @@ function memoryLog() {
 async function gatewaySink(t: Test, topics: TopicSpec[], fixRetention: boolean) {
   const broker = await startKafkaBroker({ topics });
   t.teardown(() => broker.close());
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-topics-'));
+  const dir = tempDir(t, 'topics');
   const loaded = rulesConfig(dir, RULES_DIR, {
     sink: { type: 'kafka', brokers: [broker.address], requestTimeoutMs: 2000, fixRetention },
     storage: { dir: join(dir, 'data') },
@@ -150,7 +150,7 @@ t.test(
     const broker = await startKafkaBroker();
     t.teardown(() => broker.close());
     broker.setFault({ kind: 'refuse' });
-    const dir = mkdtempSync(join(tmpdir(), 'callveil-topics-'));
+    const dir = tempDir(t, 'topics');
     const base = twoTenantConfig();
     const loaded = {
       ...base,

@@ -2,8 +2,7 @@
 // the example rules folder (rules/) replayed through the whole path, records
 // compared with Master.csv, and every byte written searched for leaks.
 import t from 'tap';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replayCapture } from '../../src/main.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
@@ -13,8 +12,9 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { RULES_DIR, rulesConfig } from '../helpers/configs.js';
 import { memoryLog } from '../helpers/memory-log.js';
 import { idsOfRow } from '../helpers/record-ids.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'callveil-rules-e2e-'));
+const tmp = tempDir(t, 'rules-e2e');
 
 async function replay(name: string, rulesDir: string, label: string) {
   const out = join(tmp, `${label}-${name}.jsonl`);

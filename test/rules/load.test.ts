@@ -1,13 +1,13 @@
 import t from 'tap';
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../src/config/load.js';
 import { GatewayError } from '../../src/errors.js';
 import { formatRuleProblems, loadRules } from '../../src/rules/load.js';
 import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'callveil-rules-'));
+const tmp = tempDir(t, 'rules');
 const env = { K_NORTHWIND: 'c3'.repeat(32) };
 
 function folder(name: string, files: Record<string, string>): string {
@@ -72,7 +72,7 @@ fields:
     `${g}:9: fields.callee.keepDigits: expected keepDigits (0-5) for method fpe`,
     `${g}:11: fields.callerName.method: expected`,
     `${join(dir, 'initech.yaml')}:3: match.peers.0: expected a name or glob`,
-    `${join(dir, 'initech.yaml')}:4: colour: expected no such key`,
+    `${join(dir, 'initech.yaml')}:4: colour: unknown key`,
     `${join(dir, 'wrongname.yaml')}:1: tenant: expected the tenant id to match the file name ("wrongname")`,
     `${join(dir, 'syntax.yaml')}:`,
   ];
@@ -191,3 +191,43 @@ t.test(
     t.equal(loaded.rulesSource?.keysFile, keys, 'CALLVEIL_KEYS_FILE names the keys file');
   },
 );
+
+t.test('regions libphonenumber does not know are refused, with the code meant', async (t) => {
+  const dir = folder('regions', {
+    'acme.yaml': `${GOOD}numbers:\n  defaultRegion: UK\n  fallbackRegions: [US, EU]\n`,
+  });
+  const r = loadRules({ dir }, env);
+  if (r.ok) throw new Error('expected problems');
+  const text = formatRuleProblems(r.problems);
+  const f = join(dir, 'acme.yaml');
+  t.match(text, `${f}:6: numbers.defaultRegion: expected a region code libphonenumber knows`);
+  t.match(text, 'not "UK": did you mean "GB"?');
+  t.match(text, `${f}:7: numbers.fallbackRegions.1: expected a region code libphonenumber knows`);
+  t.match(text, 'not "EU" (European Union: not one country)');
+});
+
+t.test('an unknown key gets the key it could be, on its own line', async (t) => {
+  const dir = folder('typo', {
+    'acme.yaml': `${GOOD}fields:\n  caller: { method: token }\n  calee: { method: token }\n`,
+  });
+  const r = loadRules({ dir }, env);
+  if (r.ok) throw new Error('expected problems');
+  t.equal(
+    formatRuleProblems(r.problems),
+    `  ${join(dir, 'acme.yaml')}:7: fields.calee: unknown key: did you mean "callee"?`,
+  );
+});
+
+t.test('problems are headed by the kind of file they are in', async (t) => {
+  const { describeRuleProblems } = await import('../../src/rules/load.js');
+  const dir = folder('kinds', { 'acme.yaml': `${GOOD}numbers: { defaultRegion: XX }\n` });
+  const keys = join(tmp, 'absent-keys.yaml');
+  const r = loadRules({ dir, keysFile: keys }, env);
+  if (r.ok) throw new Error('expected problems');
+  const text = describeRuleProblems(r.problems);
+  t.match(text, /^invalid rules \(1 problem\):\n {2}.*acme\.yaml:5: numbers\.defaultRegion: /);
+  t.match(
+    text,
+    `\ninvalid keys file (1 problem):\n  ${keys}: the keys file cannot be read: not found (ENOENT) — fix: `,
+  );
+});

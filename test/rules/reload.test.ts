@@ -1,14 +1,14 @@
 import t from 'tap';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RawCdr } from '../../src/assemble/raw-cdr.js';
 import { createSanitiser } from '../../src/privacy/sanitise.js';
 import { loadRules } from '../../src/rules/load.js';
 import { createRulesHolder, watchRules } from '../../src/rules/reload.js';
 import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'callveil-reload-'));
+const tmp = tempDir(t, 'reload');
 const dir = join(tmp, 'rules');
 cpSync(RULES_DIR, dir, { recursive: true });
 const keysFile = writeKeysFile(tmp);

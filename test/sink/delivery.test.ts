@@ -1,11 +1,9 @@
 // The delivery layer against a primary sink that a test can break and mend.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { OutRecord } from '../../src/sink/sink.js';
 import { createDeliverySink } from '../../src/sink/delivery.js';
 import { openSpool } from '../../src/sink/spool.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const quiet = { warn() {}, error() {}, info() {} };
 const rec = (i: number): OutRecord => ({
@@ -35,7 +33,7 @@ function flakyPrimary() {
 function setup(maxBytes = 1 << 20) {
   const primary = flakyPrimary();
   const spool = openSpool({
-    dir: mkdtempSync(join(tmpdir(), 'deliv-')),
+    dir: tempDir(t, 'deliv'),
     maxBytes,
     segmentMaxBytes: 200,
     fsync: 'always',
@@ -100,7 +98,7 @@ t.test('full spool: writers are held back (backpressure), nothing is dropped', a
 });
 
 t.test('close within its deadline spools what is not acknowledged; the next start drains it first', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'deliv-'));
+  const dir = tempDir(t, 'deliv');
   const mk = (primary: ReturnType<typeof flakyPrimary>) =>
     createDeliverySink({
       primary,

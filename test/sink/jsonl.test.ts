@@ -1,12 +1,11 @@
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../helpers/temp-dir.js';
 import { createJsonlFileSink, defaultCallsPath } from '../../src/sink/jsonl.js';
 
 t.test('leg records and call records go to their own files', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-jsonl-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'jsonl');
   const legs = join(dir, 'cdrs.jsonl');
   const sink = createJsonlFileSink(legs);
   await sink.write({ stream: 'cdr', tenant: 'acme', id: 'a', key: 'c', value: '{"leg":1}' });
@@ -18,8 +17,7 @@ t.test('leg records and call records go to their own files', async (t) => {
 });
 
 t.test('no calls file is created until a call record arrives', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'callveil-jsonl-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'jsonl');
   const sink = createJsonlFileSink({ cdr: join(dir, 'legs.jsonl'), calls: join(dir, 'calls.jsonl') });
   await sink.write({ stream: 'cdr', tenant: 'acme', id: 'a', key: 'c', value: '{}' });
   await sink.close();

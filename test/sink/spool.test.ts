@@ -1,8 +1,8 @@
 import t from 'tap';
-import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSpool, type SpoolOptions } from '../../src/sink/spool.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const opts = (dir: string, over: Partial<SpoolOptions> = {}): SpoolOptions => ({
   dir,
@@ -14,7 +14,7 @@ const opts = (dir: string, over: Partial<SpoolOptions> = {}): SpoolOptions => ({
 });
 
 t.test('appends roll into segments and drain oldest first, in order', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'spool-'));
+  const dir = tempDir(t, 'spool');
   const s = openSpool(opts(dir));
   const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: `r${i}` }));
   for (const l of lines) s.append([l]);
@@ -32,7 +32,7 @@ t.test('appends roll into segments and drain oldest first, in order', async (t) 
 });
 
 t.test('a full spool refuses (never drops silently) unless forced', async (t) => {
-  const s = openSpool(opts(mkdtempSync(join(tmpdir(), 'spool-')), { maxBytes: 50 }));
+  const s = openSpool(opts(tempDir(t, 'spool'), { maxBytes: 50 }));
   s.append(['x'.repeat(40)]);
   t.throws(() => s.append(['y'.repeat(20)]), { code: 'GW_SPOOL_FULL' });
   t.equal(s.records(), 1);
@@ -41,7 +41,7 @@ t.test('a full spool refuses (never drops silently) unless forced', async (t) =>
 });
 
 t.test('reopening finds what an earlier run left, and cuts a torn last line', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'spool-'));
+  const dir = tempDir(t, 'spool');
   const a = openSpool(opts(dir, { segmentMaxBytes: 10_000 }));
   a.append(['{"id":"a"}', '{"id":"b"}']);
   // No close: as after kill -9. Then a write torn in the middle.

@@ -1,24 +1,18 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import t, { type Test as Tap } from 'tap';
+import t from 'tap';
 import { GatewayError } from '../../src/errors.js';
 import { readCapture, splitCapture } from '../../src/source/capture.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const FIXTURES = new URL('../fixtures/ami/', import.meta.url);
 const LOGIN_OK = 'Response: Success\r\nActionID: login-1\r\nMessage: Authentication accepted\r\n\r\n';
 const EVENT = 'Event: FullyBooted\r\nPrivilege: system,all\r\n\r\n';
 const SECRET_LINE = 'CallerIDNum: 07700900123\r\n';
 
-async function tempDir(t: Pick<Tap, 'teardown'>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'callveil-capture-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 t.test('reads raw and gzipped captures', async (t) => {
-  const dir = await tempDir(t);
+  const dir = tempDir(t, 'capture');
   const bytes = Buffer.from(`Asterisk Call Manager/9.0.0\r\n${LOGIN_OK}${EVENT}`);
   await writeFile(join(dir, 'a.ami'), bytes);
   await writeFile(join(dir, 'a.ami.gz'), gzipSync(bytes));
@@ -27,7 +21,7 @@ t.test('reads raw and gzipped captures', async (t) => {
 });
 
 t.test('unreadable captures: GW_CAPTURE_UNREADABLE naming the file, never its content', async (t) => {
-  const dir = await tempDir(t);
+  const dir = tempDir(t, 'capture');
   const notGzip = join(dir, 'fake.ami.gz');
   await writeFile(notGzip, `Event: X\r\n${SECRET_LINE}\r\n`);
   const corrupt = join(dir, 'corrupt.ami.gz');

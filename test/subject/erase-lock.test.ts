@@ -5,14 +5,14 @@ import t from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { acquireStateLock, readStateLock, STATE_LOCK_FILE, type LockEnv } from '../../src/subject/state-lock.js';
-import { tmp } from './suppression-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const NOW = new Date('2026-11-23T08:00:00Z');
 const live = new Set([100, 200]);
 const env = (pid: number, host = 'pbx-1'): LockEnv => ({ pid, host, alive: (p) => live.has(p), now: () => NOW });
 
 t.test('one holder at a time; release lets the next one in', async (t) => {
-  const dir = tmp('lock');
+  const dir = tempDir(t, 'lock');
   const gw = acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(100));
   t.match(readStateLock(dir), { kind: 'gateway', pid: 100, host: 'pbx-1', since: NOW.toISOString() });
   t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(200)), {
@@ -37,7 +37,7 @@ t.test('one holder at a time; release lets the next one in', async (t) => {
 });
 
 t.test('a dead holder on this host is taken over; a torn lock only once it is old', async (t) => {
-  const dir = tmp('lock-stale');
+  const dir = tempDir(t, 'lock-stale');
   acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(999)); // 999 is not alive: crashed
   const cli = acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(200));
   t.match(readStateLock(dir), { pid: 200, command: 'subject erase' });
@@ -57,7 +57,7 @@ t.test('a dead holder on this host is taken over; a torn lock only once it is ol
 t.test(
   'another host: a command asks a human; a starting gateway replaces a gateway from a replaced container',
   async (t) => {
-    const dir = tmp('lock-host');
+    const dir = tempDir(t, 'lock-host');
     acquireStateLock(dir, { kind: 'gateway', command: 'gateway' }, env(1, 'old-container'));
     t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }, env(1, 'new-container')), {
       message: new RegExp(

@@ -24,7 +24,8 @@ import { subjectTokens } from '../../src/subject/tokens.js';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
-import { CAPTURE, ENV, involves, JANE, memoryLogger, settings, SHARED_CALLER, tmp } from './suppression-fixtures.js';
+import { CAPTURE, ENV, involves, JANE, memoryLogger, settings, SHARED_CALLER } from './suppression-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 
@@ -83,7 +84,7 @@ function spoolBytes(dir: string): Buffer {
 t.test(
   'erase: suppressed, gone from the spool, one erasure request published, audited; nothing raw anywhere',
   async (t) => {
-    const dir = tmp('erase');
+    const dir = tempDir(t, 'erase');
     const withBroker = (address: string) =>
       settings(dir, {
         sink: { type: 'kafka', brokers: [address], requestTimeoutMs: 1000 },
@@ -253,7 +254,7 @@ t.test(
 
 t.test('erase with Kafka away: suppression and spool done, the request is not, exit 1 says to re-run', async (t) => {
   const broker = await startKafkaBroker();
-  const dir = tmp('erase-down');
+  const dir = tempDir(t, 'erase-down');
   const raw = settings(dir, { sink: { type: 'kafka', brokers: [broker.address], requestTimeoutMs: 1000 } });
   const cfg = join(dir, 'config.json');
   writeFileSync(cfg, JSON.stringify(raw));
@@ -276,7 +277,7 @@ t.test('erase with Kafka away: suppression and spool done, the request is not, e
 t.test(
   'erase refuses clearly: unknown tenant, not a number, a non-Kafka sink, a reason holding a number',
   async (t) => {
-    const dir = tmp('erase-usage');
+    const dir = tempDir(t, 'erase-usage');
     const cfg = join(dir, 'config.json');
     writeFileSync(cfg, JSON.stringify(settings(dir, { sink: { type: 'kafka', brokers: ['127.0.0.1:1'] } })));
     const unknown = await inProcess(['erase', '--config', cfg, '--tenant', 'initech', JANE]);

@@ -5,8 +5,7 @@
 // raw number anywhere it writes.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 import { cmdSubjectExport } from '../../src/cli/subject-export.js';
@@ -22,6 +21,7 @@ import { captureFile, needlesForCapture, readMasterCsv, type MasterCsvRow } from
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { mergeNeedles, scanBuffers } from '../helpers/leak-scanner.js';
 import { idsOfRow } from '../helpers/record-ids.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const CAPTURES = ['inbound-pstn', 'outbound-pstn'] as const;
 const ENV = { K_NORTHWIND: 'c3'.repeat(32) };
@@ -140,9 +140,9 @@ t.test(
 
 // ---- against the broker: real captures through the real pipeline -------------
 
-const dir = mkdtempSync(join(tmpdir(), 'callveil-export-'));
 const broker = await startKafkaBroker();
 t.teardown(() => broker.close());
+const dir = tempDir(t, 'export');
 const configPath = join(dir, 'config.yaml');
 writeFileSync(
   configPath,

@@ -18,7 +18,8 @@ import { STATE_LOCK_FILE } from '../../src/subject/state-lock.js';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
 import { ID_KEY_ACME, ID_KEY_GLOBEX, KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../helpers/configs.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
-import { CAPTURE, ENV, JANE, memoryLogger, tmp } from './suppression-fixtures.js';
+import { CAPTURE, ENV, JANE, memoryLogger } from './suppression-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const OLD_ACME = 'a0'.repeat(32);
@@ -27,7 +28,7 @@ const RUN_ENV = { ...ENV, K_NORTHWIND: NORTHWIND };
 
 /** acme: two secret files (the older key retired); globex: inline; northwind: environment. */
 function deployment(rulesDir: string = RULES_DIR) {
-  const dir = tmp('shred');
+  const dir = tempDir(t, 'shred');
   const acmeOld = join(dir, 'acme-2025-11.key');
   const acmeNew = join(dir, 'acme-2026-11.key');
   writeFileSync(acmeOld, OLD_ACME + '\n');
@@ -265,7 +266,7 @@ t.test('a key from the environment: tombstoned, reported as NOT destroyed, exit 
 });
 
 t.test('refuses a key set shared with a live tenant, and a running gateway; nothing changes', async (t) => {
-  const rules = join(tmp('shred-rules'), 'rules');
+  const rules = join(tempDir(t, 'shred-rules'), 'rules');
   cpSync(RULES_DIR, rules, { recursive: true });
   writeFileSync(
     join(rules, 'northwind.yaml'),
@@ -303,7 +304,7 @@ t.test('refuses a key set shared with a live tenant, and a running gateway; noth
 });
 
 t.test('inline config tenants: the key file is destroyed and the tombstone honoured', async (t) => {
-  const dir = tmp('shred-inline');
+  const dir = tempDir(t, 'shred-inline');
   const keyFile = join(dir, 'acme.key');
   writeFileSync(keyFile, KEY_ACME);
   const settings = {

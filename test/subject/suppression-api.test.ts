@@ -15,10 +15,12 @@ import { subjectTokens } from '../../src/subject/tokens.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
 import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
-import { CAPTURE, config, JANE, memoryLogger, SHARED_CALLER, tmp } from './suppression-fixtures.js';
+import { CAPTURE, config, JANE, memoryLogger, SHARED_CALLER } from './suppression-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { gatewayHealth } from '../../src/observability/health.js';
 
 async function harness(t: { teardown(fn: () => unknown): void }) {
-  const dir = tmp('suppress-api');
+  const dir = tempDir(t, 'suppress-api');
   const loaded = config(dir);
   const audit = openAuditLog(join(dir, 'audit.jsonl'));
   t.teardown(() => audit.close());
@@ -29,8 +31,7 @@ async function harness(t: { teardown(fn: () => unknown): void }) {
     port: 0,
     authenticate: createAuthenticator(API_TOKENS),
     registry: createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'] }),
-    ready: () => ({ ami: true, sink: true }),
-    renderMetrics: () => '',
+    health: gatewayHealth(),
     feed: createLiveFeed({ maxBufferedBytes: 1 << 20 }),
     log,
     suppressions: createSuppressionApi(list, (id) => loaded.privacy.tenants.get(id)),

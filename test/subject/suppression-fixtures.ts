@@ -1,8 +1,6 @@
 // Shared by the suppression, erase and shred tests: a real capture as AMI
 // messages, the subscribers picked from its Master.csv, and a two-tenant
 // configuration with a state dir.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
@@ -22,10 +20,6 @@ export const JANE = '07700 900123';
 /** Calls acme once and globex twice: suppressing them in acme must leave globex alone. */
 export const SHARED_CALLER = '07700900124';
 export const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX };
-
-export function tmp(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `callveil-${prefix}-`));
-}
 
 export function settings(storage: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {

@@ -33,9 +33,10 @@ import {
   JANE,
   memoryLogger,
   SHARED_CALLER,
-  tmp,
   until,
 } from './suppression-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { gatewayHealth } from '../../src/observability/health.js';
 
 const MESSAGES = captureMessages();
 const NEEDLES = needlesForCapture(CAPTURE);
@@ -61,7 +62,7 @@ async function baseline(loaded: LoadedConfig): Promise<CdrRecord[]> {
     undefined,
     undefined,
     createSuppressionList({
-      store: openSuppressionStore(tmp('empty')),
+      store: openSuppressionStore(tempDir(t, 'empty')),
       audit: { append: async () => undefined as never },
     }),
   );
@@ -75,7 +76,7 @@ t.test(
   async (t) => {
     const broker = await startKafkaBroker();
     t.teardown(() => broker.close());
-    const dir = tmp('suppress');
+    const dir = tempDir(t, 'suppress');
     const loaded = config(dir, {
       sink: { type: 'kafka', brokers: [broker.address], requestTimeoutMs: 2000 },
       delivery: { sendTimeoutMs: 2000, retryIntervalMs: 100, shutdownDeadlineMs: 2000 },
@@ -93,8 +94,7 @@ t.test(
       port: 0,
       authenticate: createAuthenticator(API_TOKENS),
       registry: createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme', 'globex'] }),
-      ready: () => ({ ami: true, sink: true }),
-      renderMetrics: () => '',
+      health: gatewayHealth(),
       feed,
       log,
       suppressions: createSuppressionApi(list, (id) => loaded.privacy.tenants.get(id)),
@@ -110,7 +110,7 @@ t.test(
     await until('both live feeds say hello', () => frames.acme!.length === 1 && frames.globex!.length === 1);
 
     const jane = subjectTokens(loaded.privacy.tenants.get('acme')!, JANE)!;
-    const expected = await baseline(config(tmp('baseline')));
+    const expected = await baseline(config(tempDir(t, 'baseline')));
     const janeAt = expected.flatMap((r, i) => (involves(r, jane) ? [i] : []));
     t.equal(janeAt.length, 3, 'the subscriber has three acme records in the capture (Master.csv)');
     // Suppress after their first record and before the other two.
@@ -216,7 +216,7 @@ t.test(
 );
 
 t.test('redact mode (rules): their records are published with them fully redacted, nothing else changes', async (t) => {
-  const dir = tmp('redact');
+  const dir = tempDir(t, 'redact');
   const rules = join(dir, 'rules');
   cpSync(RULES_DIR, rules, { recursive: true });
   writeFileSync(
@@ -265,7 +265,7 @@ t.test('redact mode (rules): their records are published with them fully redacte
 t.test(
   'an unreadable list withholds that tenant only (fail closed), refuses changes, and recovers once fixed',
   async (t) => {
-    const dir = tmp('unreadable');
+    const dir = tempDir(t, 'unreadable');
     mkdirSync(join(dir, 'suppressions'), { recursive: true });
     writeFileSync(join(dir, 'suppressions', 'acme.json'), '{"version":1,"tenant":"acme","entries":[{"id":');
     const loaded = config(dir);
@@ -330,7 +330,7 @@ t.test(
 t.test(
   'matching does not depend on the field method: an fpe caller (globex rules) is found by its keyed token',
   async (t) => {
-    const dir = tmp('fpe');
+    const dir = tempDir(t, 'fpe');
     const loaded = rulesConfig(dir, RULES_DIR, { storage: { dir } });
     const globex = loaded.privacy.tenants.get('globex')!;
     t.equal(globex.fields.caller.method, 'fpe', 'globex callers carry fpe values, not tokens');

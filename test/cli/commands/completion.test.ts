@@ -39,7 +39,7 @@ t.test('bash: commands, subcommands and options of the tree', async (t) => {
   t.same(complete(['run', '--config', 'x.yaml', '--c']), ['--config'], 'an option value is not taken for a command');
   t.same(complete(['rules', 'check', '']), [], 'after a command: nothing of ours, so bash completes file names');
   t.same(complete(['--']), ['--version', '--help']);
-  t.same(complete(['schema', '']), ['record', 'erasure'], "an operand's choices");
+  t.same(complete(['schema', '']), ['record', 'call', 'erasure'], "an operand's choices");
   t.same(complete(['completion', 'z']), ['zsh']);
 });
 
