@@ -26,11 +26,12 @@ import { createTenantResolver } from './privacy/tenants.js';
 import { loadRules } from './rules/load.js';
 import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
-import { connectTopicAdmin, createKafkaSink, topicFor } from './sink/kafka.js';
+import { connectTopicAdmin, createKafkaSink } from './sink/kafka.js';
+import { gatewayTopicsOf } from './sink/topics.js';
 import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
 import { openSpool } from './sink/spool.js';
 import { createRetention, retentionPolicy, type Retention } from './retention/sweep.js';
-import { createTopicRetentionCheck, tenantTopicTargets } from './retention/topics.js';
+import { createTopicRetentionCheck } from './retention/topics.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import type { RecordSink } from './sink/sink.js';
 import { createAmiClient, type AmiClient } from './source/ami-client.js';
@@ -122,13 +123,11 @@ export async function openSink(
     case 'kafka': {
       const sasl = kafkaSasl(loaded, env);
       const adminOpts = { ...s, sasl, timeoutMs: Math.min(s.requestTimeoutMs, 5000) };
+      // Every topic the gateway writes, with how it is created (src/sink/topics.ts).
+      const gatewayTopics = gatewayTopicsOf(loaded)!;
       const topics = createTopicRetentionCheck({
         connect: () => connectTopicAdmin(adminOpts),
-        targets: tenantTopicTargets(
-          loaded.tenants.map((t) => t.id),
-          (tenant) => topicFor(s.topicPrefix, tenant),
-          loaded.kafkaRetentionMs,
-        ),
+        topics: gatewayTopics.all(),
         fix: s.fixRetention,
         log: log.child({ component: 'retention' }),
         metrics,
@@ -144,7 +143,14 @@ export async function openSink(
               'tenant topic retention not checked: Kafka not reachable',
             ),
           );
-      const kafka = await createKafkaSink({ ...s, sasl, log: log.child({ component: 'kafka' }) });
+      // It creates a topic before its first use and whenever a send finds it missing (not only at sweeps).
+      const kafka = await createKafkaSink({
+        ...s,
+        sasl,
+        topics: gatewayTopics,
+        log: log.child({ component: 'kafka' }),
+        metrics,
+      });
       await topicsChecked;
       const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
       const d = loaded.config.delivery;

@@ -11,7 +11,8 @@ import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-l
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { auditLogPath, spoolDir } from '../main.js';
-import { erasureTopicFor, publishOnce } from '../sink/kafka.js';
+import { publishOnce } from '../sink/kafka.js';
+import { gatewayTopicsOf } from '../sink/topics.js';
 import { purgeSpoolDir } from '../sink/spool.js';
 import { eraseSubject } from '../subject/erase.js';
 import { executeShred, planShred } from '../subject/shred.js';
@@ -198,7 +199,9 @@ async function erase(args: string[], env: Env, out: Out): Promise<number> {
       `subject erase publishes an erasure request to Kafka, and sink.type is ${sink.type}: use \`subject suppress\`, and delete the subscriber's records from the ${sink.type} output yourself`,
     );
   const sasl = kafkaSasl(loaded, env);
-  const topic = erasureTopicFor(sink.topicPrefix, policy.id);
+  // Created with the tenant's retention when the broker does not have it yet (brokers do not auto-create).
+  const spec = gatewayTopicsOf(loaded)!.tenant(policy.id, 'erasure');
+  const topic = spec.name;
   const o = await owningState(loaded, 'subject erase', (audit) =>
     eraseSubject(
       {
@@ -207,7 +210,7 @@ async function erase(args: string[], env: Env, out: Out): Promise<number> {
         publish: (request) =>
           publishOnce(
             { brokers: sink.brokers, clientId: sink.clientId, ssl: sink.ssl, sasl, timeoutMs: sink.requestTimeoutMs },
-            topic,
+            spec,
             [{ key: request.id, value: JSON.stringify(request) }],
           ),
         audit,
@@ -224,7 +227,7 @@ async function erase(args: string[], env: Env, out: Out): Promise<number> {
       `  spool: removed ${o.spool.removed} record${o.spool.removed === 1 ? '' : 's'} (${o.spool.rewritten} of ${o.spool.segments} segment${o.spool.segments === 1 ? '' : 's'} rewritten)`,
       o.published
         ? `  erasure request ${o.request.id} published to ${topic}`
-        : `  erasure request NOT published to ${topic} (${o.publishError}): run the same command again once Kafka answers`,
+        : `  erasure request NOT published to ${topic} (${o.publishError}): run the same command again once Kafka answers${o.publishReason === undefined ? '' : `\n    ${o.publishReason}`}`,
       `  audit: recorded in ${auditLogPath(loaded.config)}`,
       '',
     ].join('\n'),

@@ -3,7 +3,9 @@
 // from then on every new record queues behind them, so the spool drains in
 // order before direct sending resumes. A record's write resolves once Kafka
 // acknowledged it or the spool holds it durably. Nothing is dropped: a full
-// spool holds writers back (backpressure) and says so.
+// spool holds writers back (backpressure) and says so. An outage logs a
+// line when spooling starts and one when it ends (with its counts), never a
+// line per record or per retry.
 import { GatewayError } from '../errors.js';
 import { decodeSpoolLine, encodeSpoolLine, type RecordSink } from './sink.js';
 import type { Spool } from './spool.js';
@@ -62,19 +64,28 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   let closed = false;
   let draining: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  // This spooling episode: what failed first, and the drain attempts that failed since (logged once, counted).
+  let drainFailures = 0;
   // Writers held back by a full spool, in arrival order.
   const waiting: Array<{ line: string; resolve: () => void }> = [];
   // Direct sends not yet acknowledged: on close past the deadline they are spooled.
   const inFlight = new Map<number, { line: string; settle: () => void }>();
   let nextFlight = 0;
 
-  const setMode = (m: DeliveryMode) => {
+  const setMode = (m: DeliveryMode, code?: string) => {
     if (m === mode) return;
     mode = m;
-    log.warn(
-      { component: 'delivery', mode: m, spoolRecords: spool.records() },
-      m === 'spooling' ? 'primary sink unavailable: spooling to disk' : 'spool drained: sending directly again',
-    );
+    if (m === 'spooling') {
+      drainFailures = 0;
+      log.warn(
+        { component: 'delivery', mode: m, code, spoolRecords: spool.records() },
+        'primary sink unavailable: spooling to disk',
+      );
+    } else
+      log.info(
+        { component: 'delivery', mode: m, failedDrainAttempts: drainFailures },
+        'spool drained: sending directly again',
+      );
     opts.events?.modeChanged?.(m);
   };
 
@@ -140,10 +151,12 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       retryTimer = undefined;
       draining = drainOnce()
         .catch((err: unknown) => {
-          log.warn(
-            { component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() },
-            'spool drain failed; will retry',
-          );
+          // The first failure says why; the rest of the outage is counted (see the line that ends it).
+          if (drainFailures++ === 0)
+            log.warn(
+              { component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() },
+              'spool drain failed; retrying every delivery.retryIntervalMs until the sink takes it',
+            );
           draining = undefined;
           scheduleDrain(opts.retryIntervalMs);
         })
@@ -182,11 +195,8 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
           () => settle() && resolve(),
           (err: unknown) => {
             if (!settle()) return;
-            log.warn(
-              { component: 'delivery', code: (err as { code?: string }).code, recordId: record.id },
-              'direct send failed; record spooled',
-            );
-            setMode('spooling');
+            // One line for the switch, none per record (records_spooled_total counts them).
+            setMode('spooling', (err as { code?: string }).code);
             toSpool(line).then(resolve, reject);
           },
         );
