@@ -76,22 +76,38 @@ export function kafkaClient(
 /** Bounded retries: past them the delivery layer spools the record and re-sends it later (at-least-once, same id). */
 const retryOf = (retries: number | undefined) => ({ retries: retries ?? 2, initialRetryTime: 100, maxRetryTime: 1000 });
 
+/**
+ * The broker lost (or never had) this producer's sequence for a partition:
+ * a topic deleted and created again, or producer state expired. kafkajs
+ * cannot recover its sequence numbers, so only a new producer id can write there.
+ */
+const STALE_PRODUCER = new Set([
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+  'INVALID_PRODUCER_ID_MAPPING',
+]);
+
 /** One idempotent producer (acks=all) on `kafka`, connected on demand, reconnected after the link drops. */
 function connectingProducer(kafka: Kafka, retries: number | undefined, where: string) {
-  const producer: Producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    retry: retryOf(retries),
-    // The gateway creates its topics itself (topics.ts): a broker's auto-create would give them its defaults.
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const make = (): Producer =>
+    kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: retryOf(retries),
+      // The gateway creates its topics itself (topics.ts): a broker's auto-create would give them its defaults.
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+  let producer = make();
   let connected: Promise<void> | undefined;
-  producer.on(producer.events.DISCONNECT, () => {
-    connected = undefined;
-  });
+  const watch = (p: Producer) =>
+    p.on(p.events.DISCONNECT, () => {
+      if (p === producer) connected = undefined;
+    });
+  watch(producer);
   return {
-    producer,
+    current: () => producer,
     connect(): Promise<void> {
       connected ??= producer.connect().catch((err: unknown) => {
         connected = undefined;
@@ -101,6 +117,15 @@ function connectingProducer(kafka: Kafka, retries: number | undefined, where: st
       });
       return connected;
     },
+    /** After a stale-producer error, or before writing to a topic created again: a fresh producer id, sequences from 0. */
+    async renew(): Promise<void> {
+      const old = producer;
+      producer = make();
+      watch(producer);
+      connected = undefined;
+      await old.disconnect().catch(() => undefined);
+    },
+    isStale: (err: unknown) => STALE_PRODUCER.has(kafkaCodeOf(err)),
     disconnect: () => producer.disconnect().catch(() => undefined),
   };
 }
@@ -119,7 +144,7 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
     logLevel: logLevel.WARN,
     logCreator: kafkaLog.logCreator,
   });
-  const { producer, connect, disconnect } = connectingProducer(kafka, opts.retries, where);
+  const producer = connectingProducer(kafka, opts.retries, where);
   const ensurer = createTopicEnsurer({
     connect: () => connectAdmin(kafka, Math.min(opts.requestTimeoutMs, 10_000), where),
     kafkaLog,
@@ -144,7 +169,7 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
   };
 
   // Kafka being away at start is not fatal: the delivery layer spools until it answers.
-  await connect().then(
+  await producer.connect().then(
     () => kafkaLog.up(),
     (err: unknown) => kafkaLog.lost(kafkaCodeOf(err)),
   );
@@ -155,9 +180,9 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
   let closed = false;
 
   const send = async (byTopic: Map<string, { spec: TopicSpec; messages: { key: string; value: string }[] }>) => {
-    await connect();
+    await producer.connect();
     await ensurer.ensure([...byTopic.values()].map((t) => t.spec));
-    await producer.sendBatch({
+    await producer.current().sendBatch({
       acks: -1,
       compression: CompressionTypes.None,
       topicMessages: [...byTopic].map(([topic, { messages }]) => ({ topic, messages })),
@@ -180,9 +205,12 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
       try {
         await send(byTopic);
       } catch (err) {
-        // Deleted under us (or never created by anyone): create it, send once more.
-        if (!isMissingTopic(err)) throw err;
-        ensurer.forget([...byTopic.keys()]);
+        // Deleted under us: create it again and send once more, from a fresh producer, since the new
+        // partitions know nothing of the old one's sequence numbers. A stale producer alone: renew it.
+        const missing = isMissingTopic(err);
+        if (!missing && !producer.isStale(err)) throw err;
+        if (missing) ensurer.forget([...byTopic.keys()]);
+        await producer.renew();
         await send(byTopic);
       }
       kafkaLog.up();
@@ -235,7 +263,7 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
       flush();
       await sending;
       await ensurer.close();
-      await disconnect();
+      await producer.disconnect();
     },
   };
 }
@@ -280,7 +308,7 @@ export function createTopicWriter(opts: TopicWriterOptions): TopicWriter {
     logLevel: logLevel.WARN,
     logCreator: kafkaLog.logCreator,
   });
-  const { producer, connect, disconnect } = connectingProducer(kafka, opts.retries, where);
+  const producer = connectingProducer(kafka, opts.retries, where);
   const ensurer: TopicEnsurer = createTopicEnsurer({
     connect: () => connectAdmin(kafka, opts.timeoutMs, where),
     kafkaLog,
@@ -288,8 +316,8 @@ export function createTopicWriter(opts: TopicWriterOptions): TopicWriter {
   });
   const send = async (spec: TopicSpec, messages: readonly TopicMessage[]) => {
     await ensurer.ensure([spec]);
-    await connect();
-    await producer.send({
+    await producer.connect();
+    await producer.current().send({
       topic: spec.name,
       acks: -1,
       compression: CompressionTypes.None,
@@ -303,8 +331,10 @@ export function createTopicWriter(opts: TopicWriterOptions): TopicWriter {
         try {
           await send(spec, messages);
         } catch (err) {
-          if (!isMissingTopic(err)) throw err;
-          ensurer.forget([spec.name]);
+          const missing = isMissingTopic(err);
+          if (!missing && !producer.isStale(err)) throw err;
+          if (missing) ensurer.forget([spec.name]);
+          await producer.renew();
           await send(spec, messages);
         }
         kafkaLog.up();
@@ -321,7 +351,7 @@ export function createTopicWriter(opts: TopicWriterOptions): TopicWriter {
     },
     async close() {
       await ensurer.close();
-      await disconnect();
+      await producer.disconnect();
     },
   };
 }

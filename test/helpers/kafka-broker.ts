@@ -142,7 +142,7 @@ export interface KafkaTestBroker {
   topicView(topic: string): TopicView | undefined;
   /** Creates a topic as CreateTopics would; throws if it exists or the spec is invalid. */
   createTopic(spec: TopicSpec): void;
-  /** Deletes a topic and its records, as an operator's kafka-topics --delete would. */
+  /** Deletes a topic and its records, as an operator's kafka-topics --delete would (producer state goes too). */
   deleteTopic(topic: string): void;
   /** From now on answer every topic (or group) of `api` with this error; undefined answers normally again. */
   refuse(api: RefusableApi, error: KafkaErrorName | undefined): void;
@@ -457,6 +457,8 @@ class TestBroker implements KafkaTestBroker {
     this.logs.delete(topic);
     this.configs.delete(topic);
     this.replication.delete(topic);
+    // Its records go with it; counts of what was stored stay (they count appends, not what is kept).
+    for (let i = this.all.length - 1; i >= 0; i--) if (this.all[i]!.topic === topic) this.all.splice(i, 1);
   }
 
   refuse(api: RefusableApi, error: KafkaErrorName | undefined): void {
