@@ -150,9 +150,9 @@ export async function openSink(
         topics: gatewayTopics,
         log: log.child({ component: 'kafka' }),
         metrics,
+        ackLatency: metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement'),
       });
       await topicsChecked;
-      const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
       const d = loaded.config.delivery;
       const spool = openSpool({
         dir: spoolDir(loaded.config),
@@ -172,13 +172,7 @@ export async function openSink(
       metrics.gaugeFn('spool_bytes', 'Bytes in the disk spool', () => spool.bytes());
       metrics.gaugeFn('spool_full', 'Spool full: new records held back (1) or not (0)', () => full);
       return createDeliverySink({
-        primary: {
-          write(record) {
-            const t0 = performance.now();
-            return kafka.write(record).then(() => ack.observe((performance.now() - t0) / 1000));
-          },
-          close: () => kafka.close(),
-        },
+        primary: kafka,
         spool,
         sendTimeoutMs: d.sendTimeoutMs,
         retryIntervalMs: d.retryIntervalMs,

@@ -6,12 +6,14 @@
 // resolves when Kafka acknowledged its batch. A topic is created before its
 // first use and again when a send finds it missing: the broker never has to
 // auto-create anything.
-import { CompressionTypes, Kafka, logLevel, Partitioners, type KafkaConfig, type Producer } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel, type KafkaConfig, type Producer } from 'kafkajs';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import { connectAdmin, createTopicEnsurer, type TopicAdmin, type TopicEnsurer } from './kafka-admin.js';
 import { isMissingTopic, isRefusal, kafkaCodeOf } from './kafka-errors.js';
 import { createKafkaLog, type KafkaLog, type KafkaLogTarget } from './kafka-log.js';
+import { keyPartitioner } from './kafka-partitioner.js';
+import type { Ack, PrimarySink } from './delivery.js';
 import type { OutRecord, RecordSink, RecordStream } from './sink.js';
 import { gatewayTopics, streamTopic, type GatewayTopics, type TopicSpec } from './topics.js';
 
@@ -41,13 +43,24 @@ export interface KafkaSinkOptions extends KafkaClientOptions {
   readonly log: KafkaLogTarget;
   /** The kafka_* link and refusal series (see kafka-log.ts); pass it from the gateway only. */
   readonly metrics?: Pick<Metrics, 'counter' | 'counterFn' | 'gaugeFn'>;
+  /** Producers (lanes) to spread keys over; default DEFAULT_SINK_LANES. A key always uses the same one. */
+  readonly lanes?: number;
+  /** Told, for each acknowledged record, the seconds from its write to Kafka's acknowledgement. */
+  readonly ackLatency?: { observe(seconds: number): void };
 }
 
-interface Pending {
-  readonly record: OutRecord;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
+/**
+ * Records waiting for (or in) one send, column by column: no object per
+ * record beyond what the caller handed in.
+ */
+interface Batch {
+  readonly records: OutRecord[];
+  readonly acks: Ack[];
+  /** performance.now() at each write, only when ack latency is observed. */
+  readonly at: number[];
 }
+
+const newBatch = (): Batch => ({ records: [], acks: [], at: [] });
 
 /** The tenant's leg-record topic, `<prefix>.<tenant>.cdr`. */
 export function topicFor(prefix: string, tenant: string): string {
@@ -97,7 +110,8 @@ function connectingProducer(kafka: Kafka, retries: number | undefined, where: st
       retry: retryOf(retries),
       // The gateway creates its topics itself (topics.ts): a broker's auto-create would give them its defaults.
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // The DefaultPartitioner's placement (Java-compatible murmur2), computed natively.
+      createPartitioner: keyPartitioner,
     });
   let producer = make();
   let connected: Promise<void> | undefined;
@@ -130,7 +144,31 @@ function connectingProducer(kafka: Kafka, retries: number | undefined, where: st
   };
 }
 
-export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSink> {
+// kafkajs reads key and value (and would read headers, timestamp, partition, which an OutRecord
+// does not have): the records themselves are its messages, no copy made per record.
+type TopicBatch = Map<string, { spec: TopicSpec; messages: OutRecord[] }>;
+
+/**
+ * One idempotent producer and the records queued for it. A record's lane is
+ * fixed by its key, and a lane sends one batch at a time, so the records of
+ * a call reach Kafka in the order they were written. Lanes send in
+ * parallel: while one waits for the broker, another encodes.
+ */
+interface Lane {
+  readonly producer: ReturnType<typeof connectingProducer>;
+  queue: Batch;
+  timer: NodeJS.Timeout | undefined;
+  sending: Promise<void>;
+  /** Bumped when a batch fails: batches queued behind it fail too instead of overtaking it. */
+  epoch: number;
+}
+
+/** Producers the sink spreads keys over; 2 keeps a core busy while a batch waits for its acknowledgement. */
+export const DEFAULT_SINK_LANES = 2;
+
+export async function createKafkaSink(
+  opts: KafkaSinkOptions,
+): Promise<RecordSink & Required<Pick<PrimarySink, 'submit'>>> {
   const where = opts.brokers.join(',');
   const kafkaLog = createKafkaLog({
     log: opts.log,
@@ -144,7 +182,19 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
     logLevel: logLevel.WARN,
     logCreator: kafkaLog.logCreator,
   });
-  const producer = connectingProducer(kafka, opts.retries, where);
+  const lanes: Lane[] = Array.from({ length: Math.max(1, opts.lanes ?? DEFAULT_SINK_LANES) }, () => ({
+    producer: connectingProducer(kafka, opts.retries, where),
+    queue: newBatch(),
+    timer: undefined,
+    sending: Promise.resolve(),
+    epoch: 0,
+  }));
+  const laneOf = (key: string): Lane => {
+    if (lanes.length === 1) return lanes[0]!;
+    let h = 0;
+    for (let i = 0; i < key.length; i++) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
+    return lanes[(h >>> 0) % lanes.length]!;
+  };
   const ensurer = createTopicEnsurer({
     connect: () => connectAdmin(kafka, Math.min(opts.requestTimeoutMs, 10_000), where),
     kafkaLog,
@@ -169,29 +219,36 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
   };
 
   // Kafka being away at start is not fatal: the delivery layer spools until it answers.
-  await producer.connect().then(
+  await Promise.all(lanes.map((l) => l.producer.connect())).then(
     () => kafkaLog.up(),
     (err: unknown) => kafkaLog.lost(kafkaCodeOf(err)),
   );
 
-  let queue: Pending[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let sending: Promise<void> = Promise.resolve();
   let closed = false;
 
-  const send = async (byTopic: Map<string, { spec: TopicSpec; messages: { key: string; value: string }[] }>) => {
-    await producer.connect();
+  const send = async (lane: Lane, byTopic: TopicBatch) => {
+    await lane.producer.connect();
     await ensurer.ensure([...byTopic.values()].map((t) => t.spec));
-    await producer.current().sendBatch({
+    await lane.producer.current().sendBatch({
       acks: -1,
       compression: CompressionTypes.None,
       topicMessages: [...byTopic].map(([topic, { messages }]) => ({ topic, messages })),
     });
   };
 
-  const sendBatch = async (batch: Pending[]): Promise<void> => {
-    const byTopic = new Map<string, { spec: TopicSpec; messages: { key: string; value: string }[] }>();
-    for (const { record } of batch) {
+  const fail = (batch: Batch, err: unknown): void => {
+    const code = kafkaCodeOf(err);
+    const e = new GatewayError('GW_SINK_WRITE', `kafka: batch of ${batch.acks.length} not acknowledged (${code})`, {
+      cause: err,
+    });
+    for (const a of batch.acks) a.nack(e);
+  };
+
+  const sendBatch = async (lane: Lane, batch: Batch, epoch: number): Promise<void> => {
+    // A batch before this one failed: it must not overtake that batch's records, which go to the spool.
+    if (epoch !== lane.epoch) return fail(batch, new GatewayError('GW_SINK_WRITE', 'an earlier batch failed'));
+    const byTopic: TopicBatch = new Map();
+    for (const record of batch.records) {
       const spec = specOf(record.tenant, record.stream);
       let entry = byTopic.get(spec.name);
       if (entry === undefined) byTopic.set(spec.name, (entry = { spec, messages: [] }));
@@ -199,71 +256,85 @@ export async function createKafkaSink(opts: KafkaSinkOptions): Promise<RecordSin
       // No headers: schemaVersion and keyId are in the value, and kafkajs
       // encodes each header through a fresh 512-byte buffer per record
       // (measured: three headers cost 37% of the sink's throughput).
-      entry.messages.push({ key: record.key, value: record.value });
+      entry.messages.push(record);
     }
     try {
       try {
-        await send(byTopic);
+        await send(lane, byTopic);
       } catch (err) {
         // Deleted under us: create it again and send once more, from a fresh producer, since the new
         // partitions know nothing of the old one's sequence numbers. A stale producer alone: renew it.
         const missing = isMissingTopic(err);
-        if (!missing && !producer.isStale(err)) throw err;
+        if (!missing && !lane.producer.isStale(err)) throw err;
         if (missing) ensurer.forget([...byTopic.keys()]);
-        await producer.renew();
-        await send(byTopic);
+        await lane.producer.renew();
+        await send(lane, byTopic);
       }
       kafkaLog.up();
       kafkaLog.accepted('produce');
-      for (const p of batch) p.resolve();
+      const latency = opts.ackLatency;
+      if (latency !== undefined) {
+        const t = performance.now();
+        for (const at of batch.at) latency.observe((t - at) / 1000);
+      }
+      for (const a of batch.acks) a.ack();
     } catch (err) {
-      const code = kafkaCodeOf(err);
+      // Everything written to this lane after this batch fails with it, in order, instead of overtaking it.
+      lane.epoch++;
+      const behind = lane.queue;
+      lane.queue = newBatch();
+      clearTimeout(lane.timer);
+      lane.timer = undefined;
       // A creation refusal or an outage is already logged by the ensurer; this is the producer's own.
       if (!(err instanceof GatewayError)) {
         if (isRefusal(err))
           kafkaLog.refused(
             'produce',
-            code,
+            kafkaCodeOf(err),
             { topics: [...byTopic.keys()] },
             'kafka refused records; they wait in the spool until it takes them',
           );
-        else kafkaLog.lost(code);
+        else kafkaLog.lost(kafkaCodeOf(err));
       }
-      const e = new GatewayError('GW_SINK_WRITE', `kafka: batch of ${batch.length} not acknowledged (${code})`, {
-        cause: err,
-      });
-      for (const p of batch) p.reject(e);
+      fail(batch, err);
+      if (behind.acks.length > 0) fail(behind, new GatewayError('GW_SINK_WRITE', 'an earlier batch failed'));
     }
   };
 
-  // Batches go out one after another, so records keep their order.
-  const flush = (): void => {
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      timer = undefined;
+  // A lane's batches go out one after another, so its records keep their order.
+  const flush = (lane: Lane): void => {
+    if (lane.timer !== undefined) {
+      clearTimeout(lane.timer);
+      lane.timer = undefined;
     }
-    if (queue.length === 0) return;
-    const batch = queue;
-    queue = [];
-    sending = sending.then(() => sendBatch(batch));
+    if (lane.queue.acks.length === 0) return;
+    const batch = lane.queue;
+    const epoch = lane.epoch;
+    lane.queue = newBatch();
+    lane.sending = lane.sending.then(() => sendBatch(lane, batch, epoch));
+  };
+
+  const submit = (record: OutRecord, ack: Ack): void => {
+    if (closed) return ack.nack(new GatewayError('GW_SINK_CLOSED', 'kafka: sink closed'));
+    const lane = laneOf(record.key);
+    const q = lane.queue;
+    q.records.push(record);
+    q.acks.push(ack);
+    if (opts.ackLatency !== undefined) q.at.push(performance.now());
+    if (q.acks.length >= opts.maxBatchRecords) flush(lane);
+    else if (lane.timer === undefined) lane.timer = setTimeout(() => flush(lane), opts.lingerMs);
   };
 
   return {
     name: `kafka:${where}`,
-    write(record) {
-      if (closed) return Promise.reject(new GatewayError('GW_SINK_CLOSED', 'kafka: sink closed'));
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ record, resolve, reject });
-        if (queue.length >= opts.maxBatchRecords) flush();
-        else if (timer === undefined) timer = setTimeout(flush, opts.lingerMs);
-      });
-    },
+    submit,
+    write: (record) => new Promise<void>((resolve, reject) => submit(record, { ack: resolve, nack: reject })),
     async close() {
       closed = true;
-      flush();
-      await sending;
+      for (const lane of lanes) flush(lane);
+      await Promise.all(lanes.map((l) => l.sending));
       await ensurer.close();
-      await producer.disconnect();
+      await Promise.all(lanes.map((l) => l.producer.disconnect()));
     },
   };
 }

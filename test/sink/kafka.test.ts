@@ -108,8 +108,11 @@ t.test('a topic deleted under the sink is created again by the next send that fi
   await Promise.all(Array.from({ length: 10 }, (_, i) => s.write(record(100 + i))));
   t.same(b.topicConfig('cv.acme.cdr'), { 'cleanup.policy': 'delete', 'retention.ms': String(30 * DAY) });
   t.same(
-    b.records('cv.acme.cdr').map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id),
-    Array.from({ length: 10 }, (_, i) => `r${100 + i}`),
+    b
+      .records('cv.acme.cdr')
+      .map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id)
+      .sort(),
+    Array.from({ length: 10 }, (_, i) => `r${100 + i}`).sort(),
     'the second batch, in the re-created topic',
   );
   t.same(
@@ -220,3 +223,48 @@ t.test(
     t.same(old.topicView('cv.acme.erasure')?.partitions, 2, 'explicit sizes work on 2.0');
   },
 );
+
+t.test('a failed batch takes the batches queued behind it in its lane down too: none overtakes it', async (t) => {
+  const b = await broker(t);
+  const s = await createKafkaSink({
+    brokers: [b.address],
+    clientId: 'order-test',
+    ssl: false,
+    topicPrefix: 'cv',
+    topics: TOPICS,
+    lingerMs: 50,
+    maxBatchRecords: 5,
+    requestTimeoutMs: 1000,
+    retries: 1,
+    lanes: 1,
+    log: logTarget().log,
+  });
+  t.teardown(() => s.close());
+  await s.write(record(0)); // the topic exists and the producer is warm
+  const before = b.stats().produceRequests;
+  // The next produce request is refused (a non-retriable code): its batch fails, and so must the three behind it.
+  b.setFault({ kind: 'retriable-error', count: 1, errorCode: 21 });
+  const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => s.write(record(1 + i))));
+  t.same(new Set(outcomes.map((o) => o.status)), new Set(['rejected']), 'all 20 fail');
+  t.equal(b.stats().produceRequests - before, 1, 'only the first batch was sent');
+  t.equal(b.records('cv.acme.cdr').length, 1, 'nothing of theirs stored');
+  await s.write(record(99));
+  t.equal(b.records('cv.acme.cdr').length, 2, 'later writes go through again');
+});
+
+t.test('lanes: a key always takes the same producer; two lanes send in parallel', async (t) => {
+  const b = await broker(t, { partitions: 2 });
+  const s = await sink(t, b.address);
+  await Promise.all(Array.from({ length: 200 }, (_, i) => s.write(record(i))));
+  const producersByKey = new Map<string, Set<number>>();
+  for (const r of b.records('cv.acme.cdr')) {
+    const k = r.key!.toString();
+    producersByKey.set(k, (producersByKey.get(k) ?? new Set()).add(r.producerId));
+  }
+  t.same(
+    [...producersByKey.values()].map((p) => p.size),
+    Array(7).fill(1),
+    'one producer per key',
+  );
+  t.equal(new Set([...producersByKey.values()].flatMap((p) => [...p])).size, 2, 'two producers in use');
+});
