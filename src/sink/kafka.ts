@@ -144,9 +144,9 @@ function connectingProducer(kafka: Kafka, retries: number | undefined, where: st
   };
 }
 
-// kafkajs reads key and value (and would read headers, timestamp, partition, which an OutRecord
-// does not have): the records themselves are its messages, no copy made per record.
-type TopicBatch = Map<string, { spec: TopicSpec; messages: OutRecord[] }>;
+// Messages are {key, value} only: kafkajs spreads each one into a new object while encoding, and
+// an OutRecord's five fields made that measurably slower (13.6 vs 11-12.6 us/record) than a copy of two.
+type TopicBatch = Map<string, { spec: TopicSpec; messages: Array<{ key: string; value: string }> }>;
 
 /**
  * One idempotent producer and the records queued for it. A record's lane is
@@ -256,7 +256,7 @@ export async function createKafkaSink(
       // No headers: schemaVersion and keyId are in the value, and kafkajs
       // encodes each header through a fresh 512-byte buffer per record
       // (measured: three headers cost 37% of the sink's throughput).
-      entry.messages.push(record);
+      entry.messages.push({ key: record.key, value: record.value });
     }
     try {
       try {
