@@ -27,11 +27,12 @@ import {
 import { loadRules } from './rules/load.js';
 import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
-import { connectTopicAdmin, createKafkaSink, topicFor } from './sink/kafka.js';
+import { connectTopicAdmin, createKafkaSink } from './sink/kafka.js';
+import { gatewayTopicsOf } from './sink/topics.js';
 import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
 import { openSpool } from './sink/spool.js';
 import { createRetention, retentionPolicy, type Retention } from './retention/sweep.js';
-import { createTopicRetentionCheck, tenantTopicTargets } from './retention/topics.js';
+import { createTopicRetentionCheck } from './retention/topics.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { gatewayHealth, OK, type Health, type HealthReporter, type PartStatus } from './observability/health.js';
 import { startMetricsServer, type MetricsServer } from './observability/metrics-server.js';
@@ -163,13 +164,11 @@ export async function openSink(
     case 'kafka': {
       const sasl = kafkaSasl(loaded, env);
       const adminOpts = { ...s, sasl, timeoutMs: Math.min(s.requestTimeoutMs, 5000) };
+      // Every topic the gateway writes, with how it is created (src/sink/topics.ts).
+      const gatewayTopics = gatewayTopicsOf(loaded)!;
       const topics = createTopicRetentionCheck({
         connect: () => connectTopicAdmin(adminOpts),
-        targets: tenantTopicTargets(
-          loaded.tenants.map((t) => t.id),
-          (tenant) => topicFor(s.topicPrefix, tenant),
-          loaded.kafkaRetentionMs,
-        ),
+        topics: gatewayTopics.all(),
         fix: s.fixRetention,
         // These modules tag their own lines with component (a child logger would say it twice).
         log,
@@ -186,9 +185,16 @@ export async function openSink(
               'tenant topic retention not checked: Kafka not reachable',
             ),
           );
-      const kafka = await createKafkaSink({ ...s, sasl, log });
+      // It creates a topic before its first use and whenever a send finds it missing (not only at sweeps).
+      const kafka = await createKafkaSink({
+        ...s,
+        sasl,
+        topics: gatewayTopics,
+        log,
+        metrics,
+        ackLatency: metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement'),
+      });
       await topicsChecked;
-      const ack = metrics.summary('kafka_ack_seconds', 'Time from handing a record to Kafka to its acknowledgement');
       const d = loaded.config.delivery;
       const spool = openSpool({
         dir: spoolDir(loaded.config),
@@ -208,13 +214,7 @@ export async function openSink(
       metrics.gaugeFn('spool_bytes', 'Bytes in the disk spool', () => spool.bytes());
       metrics.gaugeFn('spool_full', 'Spool full: new records held back (1) or not (0)', () => full);
       return createDeliverySink({
-        primary: {
-          write(record) {
-            const t0 = performance.now();
-            return kafka.write(record).then(() => ack.observe((performance.now() - t0) / 1000));
-          },
-          close: () => kafka.close(),
-        },
+        primary: kafka,
         spool,
         sendTimeoutMs: d.sendTimeoutMs,
         retryIntervalMs: d.retryIntervalMs,

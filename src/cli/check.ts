@@ -5,7 +5,9 @@ import { makeDirs } from '../fs-dirs.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { amiTls, spoolDir } from '../main.js';
-import { probeKafka } from '../sink/kafka.js';
+import { connectTopicAdmin, probeKafka } from '../sink/kafka.js';
+import { checkKafkaTopics } from '../sink/kafka-check.js';
+import { gatewayTopicsOf } from '../sink/topics.js';
 import { openSpool } from '../sink/spool.js';
 import { createAmiClient } from '../source/ami-client.js';
 import type { Env } from './cli-command.js';
@@ -91,19 +93,27 @@ async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeout
     }
     sasl = { mechanism: s.sasl.mechanism, username: s.sasl.username, password };
   }
-  const r = await probeKafka({ brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs });
-  if (r.ok)
-    report(
-      true,
-      'kafka',
-      `${s.brokers.join(',')} answered (${r.brokers} broker${r.brokers === 1 ? '' : 's'}); topics ${s.topicPrefix}.<tenant>.cdr`,
-    );
-  else
+  const client = { brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs };
+  const r = await probeKafka(client);
+  if (!r.ok) {
     report(
       false,
       'kafka',
       `${s.brokers.join(',')} did not answer metadata (${r.reason}) — fix: check sink.brokers, the listener the brokers advertise, and ssl/sasl settings; the gateway would spool to disk until Kafka answers`,
     );
+    return;
+  }
+  report(
+    true,
+    'kafka',
+    `${s.brokers.join(',')} answered (${r.brokers} broker${r.brokers === 1 ? '' : 's'}); topics ${s.topicPrefix}.<tenant>.{cdr,calls,erasure}, ${s.topicPrefix}.consent, ${s.topicPrefix}.audit`,
+  );
+  await checkKafkaTopics(
+    () => connectTopicAdmin(client),
+    gatewayTopicsOf(loaded)!.all(),
+    { prefix: s.topicPrefix, clientId: s.clientId },
+    report,
+  );
 }
 
 function checkStorage(loaded: LoadedConfig, report: Report): void {

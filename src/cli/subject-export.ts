@@ -127,6 +127,9 @@ export function summaryLine(
     r.unreadable > 0
       ? `${plural(r.unreadable, 'value')} holding the subscriber's tokens did not parse as a record and were left out`
       : '',
+    r.group !== undefined && !r.group.deleted
+      ? `its consumer group ${r.group.id} could not be deleted (${r.group.kafkaCode ?? 'error'}): grant Delete on its group prefix (README, Kafka ACLs) or delete it by hand`
+      : '',
   ].filter((n) => n !== '');
   return `exported ${plural(r.records.length, 'record')} of ${r.read} read from ${topic}${out === undefined ? '' : ` to ${out}`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`;
 }

@@ -10,7 +10,8 @@ import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js'
 import { ensureStorageDir } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
 import { auditLogPath, spoolDir } from '../main.js';
-import { erasureTopicFor, publishOnce } from '../sink/kafka.js';
+import { publishOnce } from '../sink/kafka.js';
+import { gatewayTopicsOf } from '../sink/topics.js';
 import { purgeSpoolDir } from '../sink/spool.js';
 import { eraseSubject } from '../subject/erase.js';
 import { executeShred, planShred } from '../subject/shred.js';
@@ -180,7 +181,9 @@ export async function erase(o: EraseOptions, number: string, env: Env, out: Out)
       `subject erase publishes an erasure request to Kafka, and sink.type is ${sink.type}: use \`subject suppress\`, and delete the subscriber's records from the ${sink.type} output yourself`,
     );
   const sasl = kafkaSasl(loaded, env);
-  const topic = erasureTopicFor(sink.topicPrefix, policy.id);
+  // Created with the tenant's retention when the broker does not have it yet (brokers do not auto-create).
+  const spec = gatewayTopicsOf(loaded)!.tenant(policy.id, 'erasure');
+  const topic = spec.name;
   const done = await owningState(loaded, 'subject erase', (audit) =>
     eraseSubject(
       {
@@ -189,7 +192,7 @@ export async function erase(o: EraseOptions, number: string, env: Env, out: Out)
         publish: (request) =>
           publishOnce(
             { brokers: sink.brokers, clientId: sink.clientId, ssl: sink.ssl, sasl, timeoutMs: sink.requestTimeoutMs },
-            topic,
+            spec,
             [{ key: request.id, value: JSON.stringify(request) }],
           ),
         audit,
@@ -206,7 +209,7 @@ export async function erase(o: EraseOptions, number: string, env: Env, out: Out)
       `  spool: removed ${done.spool.removed} record${done.spool.removed === 1 ? '' : 's'} (${done.spool.rewritten} of ${done.spool.segments} segment${done.spool.segments === 1 ? '' : 's'} rewritten)`,
       done.published
         ? `  erasure request ${done.request.id} published to ${topic}`
-        : `  erasure request NOT published to ${topic} (${done.publishError}): run the same command again once Kafka answers`,
+        : `  erasure request NOT published to ${topic} (${done.publishError}): run the same command again once Kafka answers${done.publishReason === undefined ? '' : `\n    ${done.publishReason}`}`,
       `  audit: recorded in ${auditLogPath(loaded.config)}`,
       '',
     ].join('\n'),

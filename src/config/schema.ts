@@ -140,6 +140,9 @@ export const Config = z
             requestTimeoutMs: z.number().int().min(100).default(30_000),
             /** At start-up, lower an existing tenant topic's retention.ms to its rules' retention.kafkaDays (off: only reported). */
             fixRetention: z.boolean().default(false),
+            /** Partitions and replication factor of the topics the gateway creates; unset: the broker's defaults (Kafka 2.4+ only). */
+            topicPartitions: z.number().int().min(1).max(10_000).optional(),
+            topicReplicationFactor: z.number().int().min(1).max(32).optional(),
           })
           .strict(),
       ])

@@ -1,48 +1,38 @@
-// Kafka retention per tenant: each tenant's CDR topic is created with the
-// retention.ms of its rules (retention.kafkaDays). An existing topic that
-// keeps records longer is reported (topic, its retention, the rule's) and,
-// only when the operator allows it (sink.fixRetention), lowered. A shorter
-// retention is left alone: the rule is a maximum.
+// Kafka topic retention: every topic the gateway writes (src/sink/topics.ts)
+// is created, when missing, as its spec says (tenant topics with the
+// retention.ms of their tenant's rules, retention.kafkaDays). An existing
+// topic that keeps records longer is reported (topic, its retention, the
+// rule's) and, only when the operator allows it (sink.fixRetention), lowered.
+// A shorter retention is left alone: the rule is a maximum. A topic the
+// broker refuses to create is reported with the broker's error code.
 import type { Metrics } from '../observability/metrics.js';
-import { DEFAULT_KAFKA_RETENTION_DAYS } from '../rules/schema.js';
 import type { TopicAdmin } from '../sink/kafka.js';
+import { creationFix } from '../sink/kafka-admin.js';
+import { isRefusal, kafkaCodeOf } from '../sink/kafka-errors.js';
+import type { TopicSpec } from '../sink/topics.js';
 import { DAY_MS } from './sweep.js';
 
-export interface TopicTarget {
-  readonly tenant: string;
-  readonly topic: string;
-  /** The tenant's rule: the most the topic may keep, in ms. */
-  readonly retentionMs: number;
-}
-
 /**
- * created: made with the rule's retention; ok: within the rule; exceeds: longer
- * and left (fixRetention off); fixed: lowered to the rule; unknown: the broker
- * did not report retention.ms; unfixable: exceeds, but the topic has a secret
- * entry AlterConfigs would have to resend (its value is never returned).
+ * created: made as its spec says; ok: within the rule; exceeds: longer and
+ * left (fixRetention off); fixed: lowered to the rule; unknown: the broker
+ * did not report retention.ms; unfixable: exceeds, but the topic has a
+ * secret entry AlterConfigs would have to resend (its value is never
+ * returned); refused: missing, and the broker refused to create it
+ * (`kafkaCode` says why); kept: a compacted topic, which has no retention rule.
  */
-export type TopicOutcome = 'created' | 'ok' | 'exceeds' | 'fixed' | 'unknown' | 'unfixable';
+export type TopicOutcome = 'created' | 'ok' | 'exceeds' | 'fixed' | 'unknown' | 'unfixable' | 'refused' | 'kept';
 
 export interface TopicReport {
+  /** The topic's tenant; '*' for a shared topic. */
   readonly tenant: string;
   readonly topic: string;
   readonly outcome: TopicOutcome;
-  /** What the topic had before any change (-1 = forever; null = not reported). */
+  /** What the topic had before any change (-1 = forever; null = not reported or not created). */
   readonly retentionMs: number | null;
-  readonly ruleMs: number;
-}
-
-/** One target per tenant; a tenant without a rule (inline tenants) gets Kafka's own default, DEFAULT_KAFKA_RETENTION_DAYS. */
-export function tenantTopicTargets(
-  tenants: readonly string[],
-  topicOf: (tenant: string) => string,
-  kafkaRetentionMs?: ReadonlyMap<string, number>,
-): TopicTarget[] {
-  return tenants.map((tenant) => ({
-    tenant,
-    topic: topicOf(tenant),
-    retentionMs: kafkaRetentionMs?.get(tenant) ?? DEFAULT_KAFKA_RETENTION_DAYS * DAY_MS,
-  }));
+  /** The most it may keep; null for a compacted topic. */
+  readonly ruleMs: number | null;
+  /** With `refused`: the broker's error code (INVALID_PARTITIONS, TOPIC_AUTHORIZATION_FAILED, ...). */
+  readonly kafkaCode?: string;
 }
 
 /** Pure: -1 (keep forever) exceeds every rule. */
@@ -56,50 +46,76 @@ type Log = { info(o: object, m: string): void; warn(o: object, m: string): void;
 const days = (ms: number | null): number | null =>
   ms === null ? null : ms < 0 ? -1 : Math.round((ms / DAY_MS) * 1000) / 1000;
 
-/** Creates missing topics, then checks (and, with fix, corrects) every target's retention. */
+/** Creates missing topics, then checks (and, with fix, corrects) the retention of every topic that has a rule. */
 export async function applyTopicRetention(
   admin: TopicAdmin,
-  targets: readonly TopicTarget[],
+  specs: readonly TopicSpec[],
   fix: boolean,
   log: Log,
 ): Promise<TopicReport[]> {
+  const existing = await admin.list();
   const created = new Set<string>();
-  for (const t of targets) if (await admin.create(t.topic, t.retentionMs)) created.add(t.topic);
-  const views = await admin.describe(targets.filter((t) => !created.has(t.topic)).map((t) => t.topic));
+  const refused = new Map<string, string>();
+  for (const s of specs) {
+    if (existing.has(s.name)) continue;
+    try {
+      await admin.create(s);
+      created.add(s.name);
+    } catch (err) {
+      const kafkaCode = kafkaCodeOf(err);
+      if (kafkaCode === 'TOPIC_ALREADY_EXISTS') continue;
+      // Kafka not answering is no refusal: the sweep as a whole fails and is retried.
+      if (!isRefusal(err)) throw err;
+      refused.set(s.name, kafkaCode);
+    }
+  }
+  const checked = specs.filter((s) => s.retentionMs !== undefined && existing.has(s.name));
+  const views = await admin.describe(checked.map((s) => s.name));
   const reports: TopicReport[] = [];
-  for (const t of targets) {
-    const base = { tenant: t.tenant, topic: t.topic, ruleMs: t.retentionMs };
-    if (created.has(t.topic)) {
-      log.info(
-        { component: 'retention', ...base, retentionMs: t.retentionMs },
-        'tenant topic created with its retention rule',
-      );
-      reports.push({ ...base, outcome: 'created', retentionMs: t.retentionMs });
+  for (const s of specs) {
+    const base = { tenant: s.tenant, topic: s.name, ruleMs: s.retentionMs ?? null };
+    const kafkaCode = refused.get(s.name);
+    if (kafkaCode !== undefined) {
+      const fields = { component: 'retention', ...base, kafkaCode, fix: creationFix(kafkaCode, s) };
+      log.error(fields, 'kafka refused to create a topic the gateway writes');
+      reports.push({ ...base, outcome: 'refused', retentionMs: null, kafkaCode });
       continue;
     }
-    const view = views.get(t.topic);
+    if (created.has(s.name)) {
+      log.info(
+        { component: 'retention', ...base, retentionMs: s.retentionMs ?? null, ...s.config },
+        'topic created with its retention rule',
+      );
+      reports.push({ ...base, outcome: 'created', retentionMs: s.retentionMs ?? null });
+      continue;
+    }
+    if (s.retentionMs === undefined) {
+      reports.push({ ...base, outcome: 'kept', retentionMs: null });
+      continue;
+    }
+    const view = views.get(s.name);
     const retentionMs = view?.retentionMs ?? null;
-    const verdict = judgeRetention(retentionMs, t.retentionMs);
+    const verdict = judgeRetention(retentionMs, s.retentionMs);
     const fields = {
       component: 'retention',
       ...base,
       retentionMs,
       retentionDays: days(retentionMs),
-      ruleDays: days(t.retentionMs),
+      ruleDays: days(s.retentionMs),
     };
     if (verdict === 'ok') {
       reports.push({ ...base, outcome: 'ok', retentionMs });
       continue;
     }
     if (verdict === 'unknown') {
-      log.warn(fields, 'the broker did not report retention.ms for a tenant topic; its retention is not checked');
+      log.warn(fields, 'the broker did not report retention.ms for a topic; its retention is not checked');
       reports.push({ ...base, outcome: 'unknown', retentionMs });
       continue;
     }
     if (!fix) {
       log.warn(
         fields,
-        "tenant topic keeps records longer than its tenant's retention rule (rules retention.kafkaDays); not changed: lower it by hand or set sink.fixRetention: true",
+        'topic keeps records longer than its retention rule (tenant topics: rules retention.kafkaDays; audit: retention.auditMaxAgeDays); not changed: lower it by hand or set sink.fixRetention: true',
       );
       reports.push({ ...base, outcome: 'exceeds', retentionMs });
       continue;
@@ -108,13 +124,13 @@ export async function applyTopicRetention(
     if (Object.values(explicit).some((v) => v === null)) {
       log.error(
         fields,
-        'tenant topic keeps records longer than its rule, and has a secret config entry that a change would have to resend: lower retention.ms by hand',
+        'topic keeps records longer than its rule, and has a secret config entry that a change would have to resend: lower retention.ms by hand',
       );
       reports.push({ ...base, outcome: 'unfixable', retentionMs });
       continue;
     }
-    await admin.setRetention(t.topic, t.retentionMs, explicit as Record<string, string>);
-    log.warn(fields, "tenant topic retention lowered to its tenant's rule (sink.fixRetention)");
+    await admin.setRetention(s.name, s.retentionMs, explicit as Record<string, string>);
+    log.warn(fields, 'topic retention lowered to its rule (sink.fixRetention)');
     reports.push({ ...base, outcome: 'fixed', retentionMs });
   }
   return reports;
@@ -127,7 +143,8 @@ export interface TopicRetentionCheck {
 
 export interface TopicRetentionDeps {
   readonly connect: () => Promise<TopicAdmin>;
-  readonly targets: readonly TopicTarget[];
+  /** Every topic the gateway writes (src/sink/topics.ts gatewayTopics().all()). */
+  readonly topics: readonly TopicSpec[];
   readonly fix: boolean;
   readonly log: Log;
   readonly metrics?: Pick<Metrics, 'gauge'>;
@@ -136,14 +153,19 @@ export interface TopicRetentionDeps {
 export function createTopicRetentionCheck(deps: TopicRetentionDeps): TopicRetentionCheck {
   const exceeding = deps.metrics?.gauge(
     'kafka_topics_over_retention',
-    "Tenant topics keeping records longer than their tenant's retention rule (after any fix)",
+    'Topics keeping records longer than their retention rule (after any fix)',
+  );
+  const refused = deps.metrics?.gauge(
+    'kafka_topics_refused',
+    'Topics the gateway writes that are missing and the broker refused to create',
   );
   return {
     async check() {
       const admin = await deps.connect();
       try {
-        const reports = await applyTopicRetention(admin, deps.targets, deps.fix, deps.log);
+        const reports = await applyTopicRetention(admin, deps.topics, deps.fix, deps.log);
         exceeding?.set(reports.filter((r) => r.outcome === 'exceeds' || r.outcome === 'unfixable').length);
+        refused?.set(reports.filter((r) => r.outcome === 'refused').length);
         return reports;
       } finally {
         await admin.close();

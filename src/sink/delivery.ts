@@ -3,9 +3,11 @@
 // from then on every new record queues behind them, so the spool drains in
 // order before direct sending resumes. A record's write resolves once Kafka
 // acknowledged it or the spool holds it durably. Nothing is dropped: a full
-// spool holds writers back (backpressure) and says so.
+// spool holds writers back (backpressure) and says so. An outage logs a
+// line when spooling starts and one when it ends (with its counts), never a
+// line per record or per retry.
 import { GatewayError } from '../errors.js';
-import { decodeSpoolLine, encodeSpoolLine, type RecordSink } from './sink.js';
+import { decodeSpoolLine, encodeSpoolLine, type OutRecord, type RecordSink } from './sink.js';
 import type { Spool } from './spool.js';
 
 export type DeliveryMode = 'direct' | 'spooling';
@@ -18,8 +20,24 @@ export interface DeliveryEvents {
   modeChanged?(mode: DeliveryMode): void;
 }
 
+/** How a primary tells the fate of one submitted record, without a promise per record. */
+export interface Ack {
+  ack(): void;
+  nack(err: unknown): void;
+}
+
+/**
+ * A primary may take records with `submit` besides `write`: the same
+ * contract (each record acknowledged or failed exactly once), without the
+ * promises a write makes, which at 10^5 records/s are a large part of what
+ * the delivery layer costs.
+ */
+export interface PrimarySink extends Pick<RecordSink, 'write' | 'close'> {
+  submit?(record: OutRecord, ack: Ack): void;
+}
+
 export interface DeliveryOptions {
-  readonly primary: Pick<RecordSink, 'write' | 'close'>;
+  readonly primary: PrimarySink;
   readonly spool: Spool;
   /** A direct write not acknowledged in this time goes to the spool (Kafka may still take it: a duplicate, same id). */
   readonly sendTimeoutMs: number;
@@ -42,6 +60,17 @@ export interface DeliverySink extends RecordSink {
   drained(timeoutMs: number): Promise<void>;
 }
 
+/** A direct send: the primary's Ack for it. Its spool line is made only if it ends up spooled. */
+interface Flight extends Ack {
+  readonly record: OutRecord;
+  /** Date.now() past which it is spooled instead (Kafka may still take it: a duplicate, same id). */
+  readonly deadline: number;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+  /** Acknowledged, or handed to the spool: a late answer is ignored. */
+  settled: boolean;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(
@@ -62,19 +91,32 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   let closed = false;
   let draining: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  // This spooling episode: what failed first, and the drain attempts that failed since (logged once, counted).
+  let drainFailures = 0;
   // Writers held back by a full spool, in arrival order.
   const waiting: Array<{ line: string; resolve: () => void }> = [];
-  // Direct sends not yet acknowledged: on close past the deadline they are spooled.
-  const inFlight = new Map<number, { line: string; settle: () => void }>();
-  let nextFlight = 0;
+  // Direct sends in the order they began (every one has the same timeout, so the oldest expires
+  // first): one timer watches the oldest instead of one timer per record, and settled ones are
+  // only marked, then dropped from the front, which keeps the hot path free of per-record bookkeeping.
+  let flights: Flight[] = [];
+  let oldest = 0;
+  let inFlight = 0;
+  let flightTimer: NodeJS.Timeout | undefined;
 
-  const setMode = (m: DeliveryMode) => {
+  const setMode = (m: DeliveryMode, code?: string) => {
     if (m === mode) return;
     mode = m;
-    log.warn(
-      { component: 'delivery', mode: m, spoolRecords: spool.records() },
-      m === 'spooling' ? 'primary sink unavailable: spooling to disk' : 'spool drained: sending directly again',
-    );
+    if (m === 'spooling') {
+      drainFailures = 0;
+      log.warn(
+        { component: 'delivery', mode: m, code, spoolRecords: spool.records() },
+        'primary sink unavailable: spooling to disk',
+      );
+    } else
+      log.info(
+        { component: 'delivery', mode: m, failedDrainAttempts: drainFailures },
+        'spool drained: sending directly again',
+      );
     opts.events?.modeChanged?.(m);
   };
 
@@ -140,10 +182,12 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       retryTimer = undefined;
       draining = drainOnce()
         .catch((err: unknown) => {
-          log.warn(
-            { component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() },
-            'spool drain failed; will retry',
-          );
+          // The first failure says why; the rest of the outage is counted (see the line that ends it).
+          if (drainFailures++ === 0)
+            log.warn(
+              { component: 'delivery', code: (err as { code?: string }).code, spoolRecords: spool.records() },
+              'spool drain failed; retrying every delivery.retryIntervalMs until the sink takes it',
+            );
           draining = undefined;
           scheduleDrain(opts.retryIntervalMs);
         })
@@ -153,6 +197,84 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
         });
     }, delayMs);
   }
+
+  const settle = (f: Flight): boolean => {
+    if (f.settled) return false;
+    f.settled = true;
+    inFlight--;
+    // Acknowledgements come in order: the front moves on, and nothing settled stays referenced for long.
+    if (f === flights[oldest]) trimFlights();
+    return true;
+  };
+
+  /** The direct send failed or took too long: the record goes to the spool (once: a late answer is ignored). */
+  const divert = (f: Flight, code: string | undefined): void => {
+    if (!settle(f)) return;
+    // One line for the switch, none per record (records_spooled_total counts them).
+    setMode('spooling', code);
+    toSpool(encodeSpoolLine(f.record)).then(f.resolve, f.reject);
+  };
+
+  /** Drops settled flights from the front; true while an unsettled one remains. */
+  function trimFlights(): boolean {
+    while (oldest < flights.length && flights[oldest]!.settled) oldest++;
+    if (oldest === flights.length) {
+      flights = [];
+      oldest = 0;
+      return false;
+    }
+    if (oldest > 1024 && oldest * 2 > flights.length) {
+      flights = flights.slice(oldest);
+      oldest = 0;
+    }
+    return true;
+  }
+
+  const armFlightTimer = (): void => {
+    if (flightTimer !== undefined || !trimFlights()) return;
+    flightTimer = setTimeout(expireFlights, Math.max(0, flights[oldest]!.deadline - Date.now()));
+  };
+
+  function expireFlights(): void {
+    flightTimer = undefined;
+    const now = Date.now();
+    while (trimFlights() && flights[oldest]!.deadline <= now) divert(flights[oldest]!, 'GW_SINK_UNAVAILABLE');
+    armFlightTimer();
+  }
+
+  // One class per sink: its methods see this sink's state, and a flight carries no closures of its own.
+  class DirectFlight implements Flight {
+    settled = false;
+    constructor(
+      readonly record: OutRecord,
+      readonly deadline: number,
+      readonly resolve: () => void,
+      readonly reject: (err: unknown) => void,
+    ) {}
+    ack(): void {
+      if (settle(this)) this.resolve();
+    }
+    nack(err: unknown): void {
+      divert(this, (err as { code?: string }).code);
+    }
+  }
+
+  const submit: (record: OutRecord, f: Flight) => void =
+    primary.submit?.bind(primary) ??
+    ((record, f) =>
+      primary.write(record).then(
+        () => f.ack(),
+        (err: unknown) => f.nack(err),
+      ));
+
+  const sendDirect = (record: OutRecord): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const f = new DirectFlight(record, Date.now() + opts.sendTimeoutMs, resolve, reject);
+      flights.push(f);
+      inFlight++;
+      if (flightTimer === undefined) armFlightTimer();
+      submit(record, f);
+    });
 
   if (mode === 'spooling') {
     log.info(
@@ -166,31 +288,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     name: 'delivery',
     write(record) {
       if (closed) return Promise.reject(new GatewayError('GW_SINK_CLOSED', 'delivery: closed'));
-      const line = encodeSpoolLine(record);
-      if (mode === 'spooling') return toSpool(line);
-      const flight = nextFlight++;
-      return new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const settle = () => {
-          if (settled) return false;
-          settled = true;
-          inFlight.delete(flight);
-          return true;
-        };
-        inFlight.set(flight, { line, settle: () => settle() && resolve() });
-        withTimeout(primary.write(record), opts.sendTimeoutMs).then(
-          () => settle() && resolve(),
-          (err: unknown) => {
-            if (!settle()) return;
-            log.warn(
-              { component: 'delivery', code: (err as { code?: string }).code, recordId: record.id },
-              'direct send failed; record spooled',
-            );
-            setMode('spooling');
-            toSpool(line).then(resolve, reject);
-          },
-        );
-      });
+      return mode === 'spooling' ? toSpool(encodeSpoolLine(record)) : sendDirect(record);
     },
     mode: () => mode,
     spoolFull: () => full,
@@ -210,11 +308,13 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       closed = true;
       clearTimeout(retryTimer);
       const deadline = Date.now() + opts.closeDeadlineMs;
-      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      clearTimeout(flightTimer);
       // Not acknowledged in time: spooled, and re-sent on the next start (Kafka may have it too: same id).
-      for (const f of [...inFlight.values()]) {
-        spool.append([f.line], true);
-        f.settle();
+      for (const f of flights.slice(oldest)) {
+        if (!settle(f)) continue;
+        spool.append([encodeSpoolLine(f.record)], true);
+        f.resolve();
       }
       if (draining !== undefined)
         await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);

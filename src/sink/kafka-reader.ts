@@ -2,16 +2,24 @@
 // taken when the read began, then stops: for one-off commands such as
 // `subject export`. No kafkajs type leaves this file.
 //
-// kafkajs can only consume through a consumer group, so each read joins a
-// fresh group with a random id and never commits: nothing it does moves the
-// offsets of real consumers, and a second read starts over rather than
-// resuming. Kafka drops such an empty group with no committed offsets on its own.
+// kafkajs can only consume through a consumer group (it has no assign()), so
+// each read joins a fresh group `<clientId>-read-<uuid>` and never commits:
+// nothing it does moves the offsets of real consumers, and a second read
+// starts over rather than resuming. When the read is done the group is
+// deleted (DeleteGroups), so no empty group is left behind; when the broker
+// refuses that (no Delete ACL on the group), the result says so.
 import { randomUUID } from 'node:crypto';
-import { logLevel, type EachBatchPayload } from 'kafkajs';
+import { logLevel, type Admin, type EachBatchPayload } from 'kafkajs';
 import { GatewayError } from '../errors.js';
-import { kafkaClient, type KafkaSinkOptions } from './kafka.js';
+import { kafkaClient, type KafkaClientOptions } from './kafka.js';
+import { kafkaCodeOf } from './kafka-errors.js';
 
-export interface TopicReadOptions extends Pick<KafkaSinkOptions, 'brokers' | 'clientId' | 'ssl' | 'sasl'> {
+/** The prefix of every throw-away consumer group a read uses (ACLs: Read and Delete on groups with this prefix). */
+export function readGroupPrefix(clientId: string): string {
+  return `${clientId}-read-`;
+}
+
+export interface TopicReadOptions extends KafkaClientOptions {
   readonly topic: string;
   /** Start at the first record whose Kafka timestamp is at or after this time (ms); default: the earliest offset. */
   readonly sinceMs?: number;
@@ -29,6 +37,15 @@ export interface TopicReadResult {
   /** Records between the start offsets and the high-water marks, over all partitions. */
   readonly due: number;
   readonly read: number;
+  /** The throw-away group, when one was needed (records were due): deleted afterwards, or why not. */
+  readonly group?: ReadGroup;
+}
+
+export interface ReadGroup {
+  readonly id: string;
+  readonly deleted: boolean;
+  /** Why it was not deleted: the broker's code (GROUP_AUTHORIZATION_FAILED, ...). */
+  readonly kafkaCode?: string;
 }
 
 interface PartitionRange {
@@ -60,7 +77,10 @@ export async function readTopicOnce(
   try {
     await admin.connect();
     // Asked first so that a missing topic is reported, not auto-created by the offset lookups.
-    if (!(await admin.listTopics()).includes(opts.topic)) return { exists: false, due: 0, read: 0 };
+    if (!(await admin.listTopics()).includes(opts.topic)) {
+      await admin.disconnect().catch(() => undefined);
+      return { exists: false, due: 0, read: 0 };
+    }
     const high = await admin.fetchTopicOffsets(opts.topic);
     const start =
       opts.sinceMs === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(opts.topic, opts.sinceMs);
@@ -69,20 +89,24 @@ export async function readTopicOnce(
       ranges.set(h.partition, { next: Number(from), end: Number(h.high) });
     }
   } catch (err) {
-    throw fail(`cannot read the offsets of ${opts.topic} from ${opts.brokers.join(',')}`, err);
-  } finally {
     await admin.disconnect().catch(() => undefined);
+    throw fail(`cannot read the offsets of ${opts.topic} from ${opts.brokers.join(',')}`, err);
   }
 
   const due = [...ranges.values()].reduce((n, r) => n + Math.max(0, r.end - r.next), 0);
-  if (due === 0) return { exists: true, due, read: 0 };
+  if (due === 0) {
+    await admin.disconnect().catch(() => undefined);
+    return { exists: true, due, read: 0 };
+  }
 
+  const groupId = `${readGroupPrefix(opts.clientId)}${randomUUID()}`;
   const consumer = kafka.consumer({
-    groupId: `${opts.clientId}-read-${randomUUID()}`,
+    groupId,
     maxWaitTimeInMs: 250,
     retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
   });
   let read = 0;
+  let group: ReadGroup | undefined;
   try {
     await consumer.connect();
     await consumer.subscribe({ topics: [opts.topic], fromBeginning: true });
@@ -140,7 +164,22 @@ export async function readTopicOnce(
   } catch (err) {
     throw fail(`reading ${opts.topic} from ${opts.brokers.join(',')} failed`, err);
   } finally {
+    // Leaving first: only an empty group can be deleted.
     await consumer.disconnect().catch(() => undefined);
+    group = await deleteGroup(admin, groupId);
+    await admin.disconnect().catch(() => undefined);
   }
-  return { exists: true, due, read };
+  return { exists: true, due, read, group };
+}
+
+async function deleteGroup(admin: Admin, id: string): Promise<ReadGroup> {
+  try {
+    await admin.deleteGroups([id]);
+    return { id, deleted: true };
+  } catch (err) {
+    const kafkaCode = kafkaCodeOf(err);
+    // Never created (the read failed before joining): nothing left behind.
+    if (kafkaCode === 'GROUP_ID_NOT_FOUND') return { id, deleted: true };
+    return { id, deleted: false, kafkaCode };
+  }
 }

@@ -7,6 +7,7 @@
 // Re-running is safe: suppression is idempotent, the spool has nothing left,
 // and a new request carries the same tokens.
 import type { AuditLog } from '../audit/audit-log.js';
+import { GatewayError } from '../errors.js';
 import { decodeSpoolLine } from '../sink/sink.js';
 import type { SpoolPurge } from '../sink/spool.js';
 import { ERASURE_SCHEMA_VERSION, ErasureRequest, newErasureId } from './erase-request.js';
@@ -30,6 +31,8 @@ export interface EraseOutcome {
   readonly published: boolean;
   /** Error code when the request was not published (re-run the command). */
   readonly publishError?: string;
+  /** Why, as Kafka put it (the broker's error code and the fix: e.g. a CreateTopics ACL); codes and topic names only. */
+  readonly publishReason?: string;
 }
 
 export function erasureRequestOf(subject: SubjectTokens, now: Date): ErasureRequest {
@@ -99,10 +102,13 @@ export async function eraseSubject(
   const spool = await deps.purgeSpool(subjectRecordMatcher(subject));
   const request = erasureRequestOf(subject, now());
   let publishError: string | undefined;
+  let publishReason: string | undefined;
   try {
     await deps.publish(request);
   } catch (err) {
     publishError = (err as { code?: string }).code ?? 'error';
+    // GatewayError messages carry codes, topic names and broker addresses, never subject data.
+    if (err instanceof GatewayError) publishReason = err.message;
   }
   await deps.audit.append({
     actor,
@@ -124,5 +130,6 @@ export async function eraseSubject(
     spool,
     published: publishError === undefined,
     ...(publishError === undefined ? {} : { publishError }),
+    ...(publishReason === undefined ? {} : { publishReason }),
   };
 }

@@ -51,8 +51,17 @@ export function subjectMatcher(subject: SubjectTokens): SubjectMatcher {
   };
 }
 
+/** The throw-away consumer group a Kafka read used: deleted after the read, or why not (the broker's code). */
+export interface ReadGroupOutcome {
+  readonly id: string;
+  readonly deleted: boolean;
+  readonly kafkaCode?: string;
+}
+
 /** Where records come from: one pass over the tenant's topic (see sink/kafka-reader.ts). */
-export type RecordSource = (onValue: (value: Buffer | null) => void) => Promise<{ exists: boolean; read: number }>;
+export type RecordSource = (
+  onValue: (value: Buffer | null) => void,
+) => Promise<{ exists: boolean; read: number; group?: ReadGroupOutcome }>;
 
 export interface ExportOptions {
   /** Only calls that started at or after this time (ms since the epoch). */
@@ -77,6 +86,8 @@ export interface ExportResult {
    * so these could not be checked. Reported so an export is never silently partial.
    */
   readonly otherKeys: number;
+  /** The consumer group the read used, when one was: left behind if `deleted` is false. */
+  readonly group?: ReadGroupOutcome;
 }
 
 export async function exportSubject(
@@ -89,7 +100,7 @@ export async function exportSubject(
   let beforeSince = 0;
   let unreadable = 0;
   let otherKeys = 0;
-  const { exists, read } = await source((value) => {
+  const { exists, read, group } = await source((value) => {
     if (value === null) return;
     if (!matcher.underKnownKey(value)) otherKeys++;
     if (!matcher.mayMatch(value)) return;
@@ -104,7 +115,16 @@ export async function exportSubject(
     else byId.set(record.id, record);
   });
   const records = [...byId.values()].sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id));
-  return { records, topicExists: exists, read, duplicates, beforeSince, unreadable, otherKeys };
+  return {
+    records,
+    topicExists: exists,
+    read,
+    duplicates,
+    beforeSince,
+    unreadable,
+    otherKeys,
+    ...(group === undefined ? {} : { group }),
+  };
 }
 
 function parseRecord(value: Buffer): CdrRecord | undefined {

@@ -1,14 +1,17 @@
 // Event -> acknowledgement latency at a fixed offered load (default 20,000
 // AMI events/s, paced by a 1 ms timer): for every Cdr event, the time from
 // handing it to the pipeline to the Kafka sink's write promise resolving
-// (test broker, README batching defaults). Also from the event's scheduled
-// arrival, which adds any time the feed fell behind (coordinated omission).
-// Baseline: the same Kafka sink alone, fed the same records at the same
-// record rate: what batching (linger) and the broker round trip cost anyway.
+// (the gateway's sink, delivery layer included, into the test broker, README
+// batching defaults). Also from the event's scheduled arrival, which adds any
+// time the feed fell behind (coordinated omission). Baseline: the same sink
+// alone, fed the same records at the same record rate: what batching
+// (linger) and the broker round trip cost anyway.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildPipeline } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { RecordSink } from '../../src/sink/sink.js';
-import { createKafkaSink } from '../../src/sink/kafka.js';
 import {
   argNumber,
   benchConfig,
@@ -22,7 +25,7 @@ import {
   type BenchResult,
   type Row,
 } from './common.js';
-import { benchBroker, collectRecords, kafkaOptions } from './kafka.bench.js';
+import { benchBroker, collectRecords, gatewaySink } from './kafka.bench.js';
 import { syntheticTraffic } from './synthetic.js';
 
 interface Stats {
@@ -68,7 +71,8 @@ export async function latencyBench(): Promise<BenchResult> {
   const capture = await loadCapture();
   const synth = syntheticTraffic(capture.body);
   const log = quietLogger();
-  const kafka = await createKafkaSink({ ...kafkaOptions(), brokers: [broker.address], log });
+  const dir = mkdtempSync(join(tmpdir(), 'callveil-bench-latency-'));
+  const kafka = await gatewaySink(broker.address, dir);
 
   // Baseline: the sink alone at the record rate this event rate gives.
   const records = await collectRecords(synth, 1);
@@ -131,6 +135,7 @@ export async function latencyBench(): Promise<BenchResult> {
   const feedMs = now() - started;
   await pipeline.drain();
   await kafka.close();
+  rmSync(dir, { recursive: true, force: true });
   await broker.close();
   function advance(): number {
     if (frame + 1 < frames) return frame + 1;

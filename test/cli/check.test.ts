@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../src/cli/check.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
-import { startKafkaBroker } from '../helpers/kafka-broker.js';
+import { startKafkaBroker, type KafkaTestBroker, type KafkaTestBrokerOptions } from '../helpers/kafka-broker.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const IDLE = Buffer.from(
@@ -16,10 +16,19 @@ const dir = tempDir(t, 'check');
 
 async function run(
   t: Test,
-  opts: { secret?: string; amiUp?: boolean; kafkaUp?: boolean; key?: boolean; config?: string } = {},
+  opts: {
+    secret?: string;
+    amiUp?: boolean;
+    kafkaUp?: boolean;
+    key?: boolean;
+    config?: string;
+    broker?: KafkaTestBrokerOptions;
+    setup?: (b: KafkaTestBroker) => void;
+  } = {},
 ) {
   const ami = await startReplayServer({ capture: IDLE, username: 'callveil', secret: 'right', holdOpen: true });
-  const broker = await startKafkaBroker();
+  const broker = await startKafkaBroker(opts.broker);
+  opts.setup?.(broker);
   const amiPort = ami.port;
   const brokers = broker.address;
   if (opts.amiUp === false) await ami.close();
@@ -51,7 +60,50 @@ t.test('everything reachable: all pass', async (t) => {
   t.equal(r.ok, true, r.text);
   t.same(
     r.lines.map((l) => l.split(':')[0]),
-    ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka'],
+    ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka', 'PASS kafka topics', 'PASS kafka acls'],
+  );
+});
+
+t.test('kafka topics: missing ones are validated, not created; existing ones have readable configs', async (t) => {
+  let b: KafkaTestBroker | undefined;
+  const r = await run(t, {
+    setup: (broker) => {
+      b = broker;
+      broker.createTopic({ name: 'callveil.acme.cdr' });
+    },
+  });
+  t.equal(r.ok, true, r.text);
+  t.match(
+    r.text,
+    /PASS kafka topics: 5 topics the gateway writes: 1 exist, 4 missing and can be created \(checked with validate-only, nothing created; .*\): callveil\.acme\.calls, callveil\.acme\.erasure, callveil\.consent, callveil\.audit/,
+  );
+  t.match(r.text, /PASS kafka topic configs: readable for the 1 existing topic/);
+  t.same(b!.topics(), ['callveil.acme.cdr'], 'check created nothing');
+  t.match(
+    r.text,
+    /PASS kafka acls: what each command needs:\n {4}run, replay \(to Kafka\): Topic prefixed "callveil\." Describe\+Write; .*Create/,
+  );
+  t.match(
+    r.text,
+    /subject export: Topic "callveil\.<tenant>\.cdr" Describe\+Read; Group prefixed "callveil-read-" Read\+Delete/,
+  );
+  t.match(r.text, /subject erase: Topic "callveil\.<tenant>\.erasure" Describe\+Write/);
+});
+
+t.test('kafka topics the broker refuses to create: one FAIL per topic with the broker code and the fix', async (t) => {
+  const auth = await run(t, { setup: (b) => b.refuse('CreateTopics', 'TOPIC_AUTHORIZATION_FAILED') });
+  t.equal(auth.ok, false);
+  t.match(
+    auth.text,
+    /FAIL kafka topic callveil\.acme\.erasure: missing, and the broker refuses to create it \(TOPIC_AUTHORIZATION_FAILED\) — fix: grant the gateway's Kafka user Create on topics prefixed "callveil\."/,
+  );
+  t.equal(auth.lines.filter((l) => l.startsWith('FAIL kafka topic ')).length, 5, 'every missing topic');
+
+  const old = await run(t, { broker: { version: '2.0' } });
+  t.equal(old.ok, false);
+  t.match(
+    old.text,
+    /FAIL kafka topic callveil\.acme\.cdr: .*\(INVALID_PARTITIONS\) — fix: brokers before Kafka 2\.4 .* set sink\.topicPartitions and sink\.topicReplicationFactor/,
   );
 });
 

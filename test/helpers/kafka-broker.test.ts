@@ -52,8 +52,9 @@ const { ConfigResourceTypes, AssignerProtocol } = kafkajs;
 /** All the helpers need from a test: somewhere to register cleanup. */
 type Tap = Pick<typeof t, 'teardown'>;
 
+/** Wire-protocol tests let kafkajs auto-create topics; the tests of creation itself turn it off (the default). */
 async function broker(tt: Tap, opts?: KafkaTestBrokerOptions): Promise<KafkaTestBroker> {
-  const b = await startKafkaBroker(opts);
+  const b = await startKafkaBroker({ autoCreateTopics: true, ...opts });
   tt.teardown(() => b.close());
   return b;
 }
@@ -791,6 +792,7 @@ t.test('frames split byte by byte and coalesced are both handled', async (tt) =>
       [22, 0, 1],
       [32, 0, 2],
       [33, 0, 1],
+      [42, 0, 1],
     ],
   );
 
@@ -1146,4 +1148,145 @@ t.test("responses larger than the writer's first buffer are intact (growth mid-f
   const meta = await metadataV6Response.decode((await c.next()).payload);
   tt.same(meta.topicMetadata.map((m: { topic: string }) => m.topic).sort(), [...names].sort());
   tt.same(meta.brokers, [{ nodeId: 0, host: '127.0.0.1', port: b.port, rack: null }]);
+});
+
+// ---- as production runs it: no auto-create, old releases, refusals ------------
+
+/** The broker's error name on a kafkajs failure, wherever kafkajs put it (retries wrap the cause). */
+function kafkaType(err: unknown): string | undefined {
+  for (let e = err as { type?: string; cause?: unknown; errors?: unknown[] } | undefined, i = 0; e && i < 8; i++) {
+    if (typeof e.type === 'string') return e.type;
+    e = (e.errors?.[0] ?? e.cause) as typeof e;
+  }
+  return undefined;
+}
+
+t.test(
+  'auto-create is off by default: metadata and produce for a missing topic say UNKNOWN_TOPIC_OR_PARTITION',
+  async (tt) => {
+    const b = await broker(tt, { autoCreateTopics: false });
+    const c = await RawClient.connect(tt, b.port);
+    c.write(await encode(1, metadataV6({ topics: ['absent'], allowAutoTopicCreation: true })));
+    const meta = await metadataV6Response.decode((await c.next()).payload);
+    tt.same(
+      meta.topicMetadata.map((m: { topic: string; topicErrorCode: number }) => [m.topic, m.topicErrorCode]),
+      [['absent', 3]],
+      'the client may ask for creation, the broker does not create',
+    );
+    tt.same(b.topics(), []);
+
+    const p = await producer(
+      tt,
+      b,
+      { idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true },
+      {
+        retry: { retries: 1, initialRetryTime: 20, maxRetryTime: 50 },
+      },
+    );
+    await p.connect();
+    const err = await p.send({ topic: 'absent', acks: -1, messages: [{ value: 'x' }] }).catch((e: unknown) => e);
+    tt.equal(kafkaType(err), 'UNKNOWN_TOPIC_OR_PARTITION', 'the real error code reaches the client');
+    tt.same(b.topics(), [], 'still not created');
+
+    b.createTopic({ name: 'absent' });
+    await p.send({ topic: 'absent', acks: -1, messages: [{ value: 'x' }] });
+    tt.equal(b.records('absent').length, 1, 'once created, the same producer sends');
+
+    // A topic deleted under a producer that knows its metadata: the produce itself is refused.
+    b.deleteTopic('absent');
+    tt.same(b.topics(), []);
+    const gone = await p.send({ topic: 'absent', acks: -1, messages: [{ value: 'y' }] }).catch((e: unknown) => e);
+    tt.equal(kafkaType(gone), 'UNKNOWN_TOPIC_OR_PARTITION');
+    tt.throws(() => b.deleteTopic('absent'), /does not exist/);
+  },
+);
+
+t.test('version 2.0: CreateTopics needs explicit numbers; API versions are that release’s', async (tt) => {
+  const b = await broker(tt, { version: '2.0' });
+  const a = await admin(tt, b);
+  const defaults = await a.createTopics({ topics: [{ topic: 'old-defaults' }] }).catch((e: unknown) => e);
+  tt.equal(kafkaType(defaults), 'INVALID_PARTITIONS', 'kafkajs sends -1 partitions, which 2.0 refuses');
+  const noReplication = await a
+    .createTopics({ topics: [{ topic: 'old-rf', numPartitions: 2 }] })
+    .catch((e: unknown) => e);
+  tt.equal(kafkaType(noReplication), 'INVALID_REPLICATION_FACTOR', 'partitions alone are not enough');
+  tt.same(b.topics(), []);
+  tt.equal(await a.createTopics({ topics: [{ topic: 'old-explicit', numPartitions: 2, replicationFactor: 1 }] }), true);
+  tt.same(b.topicView('old-explicit'), { partitions: 2, replicationFactor: 1, config: {} });
+  const tooMany = await a
+    .createTopics({ topics: [{ topic: 'old-rf3', numPartitions: 1, replicationFactor: 3 }] })
+    .catch((e: unknown) => e);
+  tt.equal(kafkaType(tooMany), 'INVALID_REPLICATION_FACTOR', 'more replicas than brokers');
+
+  const c = await RawClient.connect(tt, b.port);
+  c.write(await encode(1, apiVersionsV2()));
+  const versions = await apiVersionsV2Response.decode((await c.next()).payload);
+  const max = new Map(
+    versions.apiVersions.map((v: { apiKey: number; maxVersion: number }) => [v.apiKey, v.maxVersion] as const),
+  );
+  tt.same(
+    [max.get(0), max.get(1), max.get(11), max.get(13)],
+    [6, 8, 3, 2],
+    'Produce 6, Fetch 8, JoinGroup 3, LeaveGroup 2',
+  );
+
+  // kafkajs negotiates down and still produces and consumes.
+  const p = await producer(tt, b);
+  await p.connect();
+  await p.send({ topic: 'old-explicit', acks: -1, messages: messages('old', 4) });
+  const seen = await consumeUntil(await consumer(tt, b), 'old-explicit', (s) => s.length >= 4);
+  tt.equal(seen.length, 4);
+
+  const current = await broker(tt);
+  const a2 = await admin(tt, current);
+  tt.equal(await a2.createTopics({ topics: [{ topic: 'new-defaults' }] }), true, '2.4+ takes -1 as its defaults');
+  tt.same(current.topicView('new-defaults'), { partitions: 1, replicationFactor: 1, config: {} });
+});
+
+t.test('CreateTopics refused with a chosen code, validate-only included, until told otherwise', async (tt) => {
+  const b = await broker(tt, { autoCreateTopics: false });
+  const a = await admin(tt, b);
+  for (const code of ['TOPIC_AUTHORIZATION_FAILED', 'INVALID_PARTITIONS', 'POLICY_VIOLATION'] as const) {
+    b.refuse('CreateTopics', code);
+    const err = await a
+      .createTopics({ topics: [{ topic: 'refused', numPartitions: 1, replicationFactor: 1 }] })
+      .catch((e: unknown) => e);
+    tt.equal(kafkaType(err), code);
+    const check = await a
+      .createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: 'refused' }] })
+      .catch((e: unknown) => e);
+    tt.equal(kafkaType(check), code, `${code} for validate-only too`);
+  }
+  tt.same(b.topics(), []);
+  tt.ok(b.stats().createTopicsRequests >= 6, 'every request counted');
+  b.refuse('CreateTopics', undefined);
+  tt.equal(await a.createTopics({ validateOnly: true, waitForLeaders: false, topics: [{ topic: 'refused' }] }), true);
+  tt.same(b.topics(), [], 'validate-only creates nothing');
+  tt.equal(await a.createTopics({ topics: [{ topic: 'refused' }] }), true);
+  tt.same(b.topics(), ['refused']);
+});
+
+t.test('DeleteGroups: an empty group goes with its offsets; a live or unknown one is refused', async (tt) => {
+  const b = await broker(tt);
+  const p = await producer(tt, b);
+  await p.connect();
+  await p.send({ topic: 'dg', acks: -1, messages: messages('dg', 2) });
+  const c = await consumer(tt, b, { groupId: 'dg-group' });
+  await consumeUntil(c, 'dg', (s) => s.length >= 2);
+  const a = await admin(tt, b);
+  const live = await a.deleteGroups(['dg-group']).catch((e: unknown) => e);
+  tt.match(live, {
+    name: 'KafkaJSDeleteGroupsError',
+    groups: [{ groupId: 'dg-group', error: { type: 'NON_EMPTY_GROUP' } }],
+  });
+  await c.disconnect();
+  tt.equal(b.groupState('dg-group')?.state, 'Empty');
+  b.refuse('DeleteGroups', 'GROUP_AUTHORIZATION_FAILED');
+  const denied = await a.deleteGroups(['dg-group']).catch((e: unknown) => e);
+  tt.match(denied, { groups: [{ error: { type: 'GROUP_AUTHORIZATION_FAILED' } }] });
+  b.refuse('DeleteGroups', undefined);
+  tt.match(await a.deleteGroups(['dg-group']), [{ groupId: 'dg-group', errorCode: 0 }]);
+  tt.same(b.groups(), [], 'gone, offsets and all');
+  const unknown = await a.deleteGroups(['never-seen']).catch((e: unknown) => e);
+  tt.match(unknown, { groups: [{ error: { type: 'GROUP_ID_NOT_FOUND' } }] });
 });

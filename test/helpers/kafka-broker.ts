@@ -1,13 +1,38 @@
 // In-process Kafka broker for tests and benchmarks: speaks just enough of the
 // wire protocol (over real TCP on 127.0.0.1) for kafkajs 2.2.4 producers,
-// consumers (group coordinator, Fetch, offsets) and the topic admin calls,
-// keeps what producers send readable, and can misbehave on purpose.
+// consumers (group coordinator in kafka-broker-groups.ts, Fetch, offsets) and
+// the topic admin calls, keeps what producers send readable, and can
+// misbehave on purpose.
+//
+// Where it matters to the gateway it behaves as a production Kafka does:
+// topics are not auto-created (auto.create.topics.enable=false), a produce
+// to a missing topic is refused with UNKNOWN_TOPIC_OR_PARTITION, a broker
+// configured as a version before 2.4 refuses CreateTopics without explicit
+// partitions and replication factor, and CreateTopics / DeleteGroups can be
+// refused with a chosen error code (an ACL or policy the operator lacks).
 //
 // Ground truth for every field layout below is kafkajs's own encoders/decoders
 // in node_modules/kafkajs/src/protocol/requests; kafkajs only uses non-flexible
 // versions, so there are no tagged fields or compact encodings anywhere.
-import { randomUUID } from 'node:crypto';
 import net from 'node:net';
+import { GroupCoordinator, type GroupState } from './kafka-broker-groups.js';
+import {
+  ApiKey,
+  ErrorCode,
+  FrameSplitter,
+  HOST,
+  MalformedError,
+  NODE_ID,
+  Reader,
+  readArray,
+  readNullableArray,
+  Writer,
+  type KafkaErrorName,
+  type RequestHeader,
+} from './kafka-broker-wire.js';
+
+export type { GroupState } from './kafka-broker-groups.js';
+export type { KafkaErrorName } from './kafka-broker-wire.js';
 
 export interface StoredRecord {
   readonly topic: string;
@@ -24,25 +49,6 @@ export interface StoredRecord {
   readonly producerId: number;
   /** -1 for a non-idempotent producer. */
   readonly sequence: number;
-}
-
-/** A consumer group as the coordinator sees it, with the consumer protocol payloads decoded. */
-export interface GroupState {
-  readonly state: 'Empty' | 'PreparingRebalance' | 'CompletingRebalance' | 'Stable';
-  readonly generationId: number;
-  readonly protocolType: string | null;
-  /** The assignor the members agreed on (kafkajs: RoundRobinAssigner), null while Empty. */
-  readonly protocol: string | null;
-  readonly leaderId: string | null;
-  readonly members: ReadonlyArray<{
-    readonly memberId: string;
-    /** Topics from the member's subscription metadata; null if it is not in consumer protocol format. */
-    readonly subscription: readonly string[] | null;
-    /** topic -> partitions from the leader's assignment; null before SyncGroup or if undecodable. */
-    readonly assignment: Readonly<Record<string, readonly number[]>> | null;
-  }>;
-  /** Committed offsets: topic -> partition -> next offset to read. */
-  readonly offsets: Readonly<Record<string, Readonly<Record<number, number>>>>;
 }
 
 export type BrokerFault =
@@ -63,13 +69,34 @@ export interface BrokerStats {
   /** TCP connections accepted since start, including ones a fault closed. */
   connections: number;
   openConnections: number;
+  /** CreateTopics requests answered (validate-only ones included). */
+  createTopicsRequests: number;
+  /** Metadata requests answered. */
+  metadataRequests: number;
 }
+
+/**
+ * The Kafka release the broker acts as. Before 2.4, CreateTopics must carry
+ * explicit partitions and replication factor (-1, "the broker's default",
+ * came with KIP-464 in 2.4) and the API versions on offer are that release's.
+ */
+export type KafkaVersion = '2.0' | '2.3' | '3.9';
+
+/** A request a test can make the broker refuse, as a missing ACL or a policy would. */
+export type RefusableApi = 'CreateTopics' | 'DeleteGroups';
 
 export interface KafkaTestBrokerOptions {
   /** 0 (the default) picks an ephemeral port. */
   port?: number;
-  /** Partition count for auto-created topics; default 1. */
+  /** Partition count for auto-created topics and CreateTopics asking for the default (-1); default 1. */
   partitions?: number;
+  /**
+   * auto.create.topics.enable: default false, as production clusters run.
+   * When true, a Metadata request that allows it creates a missing topic.
+   */
+  autoCreateTopics?: boolean;
+  /** The Kafka release to act as; default '3.9'. */
+  version?: KafkaVersion;
   /** A frame announcing more than this closes the connection; default 64 MiB. */
   maxFrameBytes?: number;
   /**
@@ -90,6 +117,14 @@ export interface TopicSpec {
   readonly config?: Readonly<Record<string, string>>;
 }
 
+/** A topic as created: what the CreateTopics request asked for (-1: the broker's default). */
+export interface TopicView {
+  readonly partitions: number;
+  /** As requested; 1 is all this one-broker cluster has. */
+  readonly replicationFactor: number;
+  readonly config: Readonly<Record<string, string>>;
+}
+
 export interface KafkaTestBroker {
   /** "127.0.0.1:PORT", ready to use as a kafkajs broker address. */
   readonly address: string;
@@ -103,8 +138,14 @@ export interface KafkaTestBroker {
    * defaults are not included. Undefined for a topic that does not exist.
    */
   topicConfig(topic: string): Record<string, string> | undefined;
+  /** Partitions, replication factor and config of a topic; undefined if it does not exist. */
+  topicView(topic: string): TopicView | undefined;
   /** Creates a topic as CreateTopics would; throws if it exists or the spec is invalid. */
   createTopic(spec: TopicSpec): void;
+  /** Deletes a topic and its records, as an operator's kafka-topics --delete would (producer state goes too). */
+  deleteTopic(topic: string): void;
+  /** From now on answer every topic (or group) of `api` with this error; undefined answers normally again. */
+  refuse(api: RefusableApi, error: KafkaErrorName | undefined): void;
   /** A consumer group's coordinator state; undefined for a group never seen. */
   groupState(groupId: string): GroupState | undefined;
   groups(): string[];
@@ -120,38 +161,23 @@ export async function startKafkaBroker(opts: KafkaTestBrokerOptions = {}): Promi
   if (!Number.isInteger(partitions) || partitions < 1) {
     throw new RangeError('partitions must be a positive integer');
   }
-  const broker = new TestBroker(partitions, opts.maxFrameBytes ?? 64 * 1024 * 1024, opts.storeRecords ?? true);
+  const broker = new TestBroker({
+    partitions,
+    maxFrameBytes: opts.maxFrameBytes ?? 64 * 1024 * 1024,
+    storeRecords: opts.storeRecords ?? true,
+    autoCreateTopics: opts.autoCreateTopics ?? false,
+    version: opts.version ?? '3.9',
+  });
   for (const spec of opts.topics ?? []) broker.createTopic(spec);
   await broker.listen(opts.port ?? 0);
   return broker;
 }
 
-const HOST = '127.0.0.1';
-const NODE_ID = 0;
 const CLUSTER_ID = 'callveil-test-cluster';
 const INT32_MAX = 2147483647;
 // Kafka remembers this many recent batches per producer and partition for
 // duplicate detection (ProducerStateEntry.NUM_BATCHES_TO_RETAIN).
 const BATCHES_RETAINED = 5;
-
-const ApiKey = {
-  Produce: 0,
-  Fetch: 1,
-  ListOffsets: 2,
-  Metadata: 3,
-  OffsetCommit: 8,
-  OffsetFetch: 9,
-  FindCoordinator: 10,
-  JoinGroup: 11,
-  Heartbeat: 12,
-  LeaveGroup: 13,
-  SyncGroup: 14,
-  ApiVersions: 18,
-  CreateTopics: 19,
-  InitProducerId: 22,
-  DescribeConfigs: 32,
-  AlterConfigs: 33,
-} as const;
 
 // Produce below v3 and Fetch below v4 carry message sets (magic 0/1), which
 // this broker does not speak; advertising those minimums makes clients use
@@ -174,44 +200,32 @@ const SUPPORTED: ReadonlyMap<number, readonly [number, number]> = new Map([
   [ApiKey.InitProducerId, [0, 1]],
   [ApiKey.DescribeConfigs, [0, 2]],
   [ApiKey.AlterConfigs, [0, 1]],
+  [ApiKey.DeleteGroups, [0, 1]],
 ]);
 
-const ErrorCode = {
-  NONE: 0,
-  OFFSET_OUT_OF_RANGE: 1,
-  CORRUPT_MESSAGE: 2,
-  UNKNOWN_TOPIC_OR_PARTITION: 3,
-  NOT_LEADER_FOR_PARTITION: 6,
-  COORDINATOR_NOT_AVAILABLE: 15,
-  INVALID_TOPIC_EXCEPTION: 17,
-  INVALID_REQUIRED_ACKS: 21,
-  ILLEGAL_GENERATION: 22,
-  INCONSISTENT_GROUP_PROTOCOL: 23,
-  INVALID_GROUP_ID: 24,
-  UNKNOWN_MEMBER_ID: 25,
-  INVALID_SESSION_TIMEOUT: 26,
-  REBALANCE_IN_PROGRESS: 27,
-  UNSUPPORTED_VERSION: 35,
-  TOPIC_ALREADY_EXISTS: 36,
-  INVALID_PARTITIONS: 37,
-  INVALID_REPLICATION_FACTOR: 38,
-  INVALID_REPLICA_ASSIGNMENT: 39,
-  INVALID_CONFIG: 40,
-  INVALID_REQUEST: 42,
-  UNSUPPORTED_FOR_MESSAGE_FORMAT: 43,
-  OUT_OF_ORDER_SEQUENCE_NUMBER: 45,
-  INVALID_PRODUCER_EPOCH: 47,
-  FETCH_SESSION_ID_NOT_FOUND: 70,
-  UNSUPPORTED_COMPRESSION_TYPE: 76,
-  MEMBER_ID_REQUIRED: 79,
-} as const;
+/**
+ * The highest version of each API an older release offers, where it is
+ * below kafkajs's. 2.0 bumped every API for KIP-219 (throttling); 2.3 lacks
+ * only LeaveGroup v3 (batch leave, 2.4).
+ */
+const OLDER_RELEASE_MAX: Readonly<Record<Exclude<KafkaVersion, '3.9'>, ReadonlyMap<number, number>>> = {
+  '2.0': new Map([
+    [ApiKey.Produce, 6],
+    [ApiKey.Fetch, 8],
+    [ApiKey.OffsetCommit, 4],
+    [ApiKey.JoinGroup, 3],
+    [ApiKey.Heartbeat, 2],
+    [ApiKey.LeaveGroup, 2],
+    [ApiKey.SyncGroup, 2],
+  ]),
+  '2.3': new Map([[ApiKey.LeaveGroup, 2]]),
+};
 
-// FindCoordinator key type 0; 1 (transactions) has no coordinator here.
-const COORDINATOR_GROUP = 0;
-// Kafka's group.min/max.session.timeout.ms are 6 s and 30 min; the minimum is
-// lowered so tests can watch a silent member expire quickly.
-const MIN_SESSION_TIMEOUT_MS = 100;
-const MAX_SESSION_TIMEOUT_MS = 1_800_000;
+function supportedBy(version: KafkaVersion): ReadonlyMap<number, readonly [number, number]> {
+  if (version === '3.9') return SUPPORTED;
+  const caps = OLDER_RELEASE_MAX[version];
+  return new Map([...SUPPORTED].map(([key, [min, max]]) => [key, [min, Math.min(max, caps.get(key) ?? max)]] as const));
+}
 
 // DescribeConfigs resource types and config sources (Kafka's ConfigResource.Type, ConfigSource).
 const RESOURCE_TOPIC = 2;
@@ -252,239 +266,6 @@ const NO_HEADERS: Record<string, Buffer> = Object.freeze({}) as Record<string, B
 const NO_HEADER_ENTRIES = Object.freeze([]) as unknown as Array<readonly [string, Buffer | null]>;
 
 const LEGAL_TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
-
-class MalformedError extends Error {}
-
-/** Bounds-checked big-endian reader over one frame; any overrun is a malformed request. */
-class Reader {
-  offset: number;
-  constructor(
-    private readonly buf: Buffer,
-    start = 0,
-    readonly end = buf.length,
-  ) {
-    this.offset = start;
-  }
-
-  private take(n: number): number {
-    const at = this.offset;
-    if (n < 0 || at + n > this.end) throw new MalformedError('read past end of frame');
-    this.offset = at + n;
-    return at;
-  }
-
-  remaining(): number {
-    return this.end - this.offset;
-  }
-  /** A reader over the next n bytes, which this reader then skips. */
-  sub(n: number): Reader {
-    const at = this.take(n);
-    return new Reader(this.buf, at, at + n);
-  }
-  int8(): number {
-    return this.buf.readInt8(this.take(1));
-  }
-  int16(): number {
-    return this.buf.readInt16BE(this.take(2));
-  }
-  int32(): number {
-    return this.buf.readInt32BE(this.take(4));
-  }
-  int64(): bigint {
-    return this.buf.readBigInt64BE(this.take(8));
-  }
-  boolean(): boolean {
-    return this.buf[this.take(1)] !== 0;
-  }
-  nullableString(): string | null {
-    const len = this.int16();
-    if (len === -1) return null;
-    const at = this.take(len);
-    return this.buf.toString('utf8', at, at + len);
-  }
-  string(): string {
-    const s = this.nullableString();
-    if (s === null) throw new MalformedError('null where a string is required');
-    return s;
-  }
-  /** Zero-copy view of an int32-length-prefixed byte field. */
-  nullableBytes(): Buffer | null {
-    const len = this.int32();
-    if (len === -1) return null;
-    const at = this.take(len);
-    return this.buf.subarray(at, at + len);
-  }
-  /** Array element count; null for the -1 a nullable array uses. */
-  arrayLength(): number | null {
-    const n = this.int32();
-    if (n === -1) return null;
-    // Every element takes at least one byte, so a larger count is a lie that
-    // would otherwise make us loop for a very long time before failing.
-    if (n < 0 || n > this.remaining()) throw new MalformedError('bad array length');
-    return n;
-  }
-
-  varint(): number {
-    let raw = 0;
-    let shift = 0;
-    for (;;) {
-      const b = this.buf[this.take(1)]!;
-      raw |= (b & 0x7f) << shift;
-      if ((b & 0x80) === 0) break;
-      shift += 7;
-      if (shift > 28) throw new MalformedError('varint too long');
-    }
-    return (raw >>> 1) ^ -(raw & 1);
-  }
-  /** Zigzag varlong as a double: exact within ±2^53, which covers timestamps and deltas. */
-  varlong(): number {
-    let raw = 0;
-    let scale = 1;
-    for (let i = 0; ; i++) {
-      if (i === 10) throw new MalformedError('varlong too long');
-      const b = this.buf[this.take(1)]!;
-      raw += (b & 0x7f) * scale;
-      if ((b & 0x80) === 0) break;
-      scale *= 128;
-    }
-    return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2;
-  }
-  /** Varint-length-prefixed bytes as a zero-copy view; length -1 is null. */
-  varBytes(): Buffer | null {
-    const len = this.varint();
-    if (len === -1) return null;
-    const at = this.take(len);
-    return this.buf.subarray(at, at + len);
-  }
-}
-
-/** Response builder; reserves the int32 size prefix and fills it in at the end. */
-class Writer {
-  private buf: Buffer;
-  private off = 4;
-  constructor(correlationId: number, capacity = 256) {
-    this.buf = Buffer.allocUnsafe(capacity);
-    this.int32(correlationId);
-  }
-
-  /**
-   * Reserves n bytes and returns where they start. It may replace `this.buf`,
-   * so callers take the offset first and only then touch the buffer.
-   */
-  private room(n: number): number {
-    const at = this.off;
-    if (at + n > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, at + n));
-      this.buf.copy(grown, 0, 0, at);
-      this.buf = grown;
-    }
-    this.off = at + n;
-    return at;
-  }
-
-  int8(v: number): this {
-    const at = this.room(1);
-    this.buf.writeInt8(v, at);
-    return this;
-  }
-  int16(v: number): this {
-    const at = this.room(2);
-    this.buf.writeInt16BE(v, at);
-    return this;
-  }
-  int32(v: number): this {
-    const at = this.room(4);
-    this.buf.writeInt32BE(v, at);
-    return this;
-  }
-  int64(v: number | bigint): this {
-    const at = this.room(8);
-    this.buf.writeBigInt64BE(BigInt(v), at);
-    return this;
-  }
-  boolean(v: boolean): this {
-    return this.int8(v ? 1 : 0);
-  }
-  nullableString(v: string | null): this {
-    if (v === null) return this.int16(-1);
-    const len = Buffer.byteLength(v);
-    this.int16(len);
-    const at = this.room(len);
-    this.buf.write(v, at, len, 'utf8');
-    return this;
-  }
-  /** int32-length-prefixed bytes. */
-  bytes(v: Buffer): this {
-    this.int32(v.length);
-    return this.raw(v);
-  }
-  raw(v: Buffer): this {
-    const at = this.room(v.length);
-    v.copy(this.buf, at);
-    return this;
-  }
-  int32Array(values: readonly number[]): this {
-    this.int32(values.length);
-    for (const v of values) this.int32(v);
-    return this;
-  }
-  frame(): Buffer {
-    this.buf.writeInt32BE(this.off - 4, 0);
-    return this.buf.subarray(0, this.off);
-  }
-}
-
-/**
- * Splits a TCP byte stream into int32-length-prefixed frames. Partial frames
- * are kept as a list of chunks and concatenated once, when the frame is
- * complete, so a large frame arriving in many chunks costs linear time.
- */
-class FrameSplitter {
-  private parts: Buffer[] = [];
-  private partBytes = 0;
-  private needed = 4;
-  constructor(private readonly maxFrameBytes: number) {}
-
-  /** Returns false when the stream announced an illegal frame size. */
-  push(chunk: Buffer, onFrame: (frame: Buffer) => void): boolean {
-    let buf: Buffer;
-    if (this.partBytes === 0) {
-      buf = chunk;
-    } else {
-      this.parts.push(chunk);
-      this.partBytes += chunk.length;
-      if (this.partBytes < this.needed) return true;
-      buf = Buffer.concat(this.parts, this.partBytes);
-      this.parts = [];
-      this.partBytes = 0;
-    }
-    let off = 0;
-    this.needed = 4;
-    while (buf.length - off >= 4) {
-      const size = buf.readInt32BE(off);
-      if (size < 0 || size > this.maxFrameBytes) return false;
-      if (buf.length - off - 4 < size) {
-        this.needed = 4 + size;
-        break;
-      }
-      onFrame(buf.subarray(off + 4, off + 4 + size));
-      off += 4 + size;
-    }
-    if (off < buf.length) {
-      const rest = buf.subarray(off);
-      this.parts.push(rest);
-      this.partBytes = rest.length;
-    }
-    return true;
-  }
-}
-
-interface RequestHeader {
-  apiKey: number;
-  apiVersion: number;
-  correlationId: number;
-  clientId: string | null;
-}
 
 interface ProducePartitionData {
   partition: number;
@@ -541,47 +322,6 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-interface Member {
-  readonly id: string;
-  sessionTimeoutMs: number;
-  rebalanceTimeoutMs: number;
-  protocols: ReadonlyArray<{ name: string; metadata: Buffer }>;
-  /** The leader's assignment for this member in the current generation; null until SyncGroup. */
-  assignment: Buffer | null;
-  /** Set while the member's JoinGroup waits for the round to complete; null evicts it. */
-  joinReply?: (join: ((memberId: string) => JoinAnswer) | null) => void;
-  /** Set while the member's SyncGroup waits for the leader's assignment. */
-  syncReply?: (errorCode: number) => void;
-  expiry?: NodeJS.Timeout;
-}
-
-interface JoinAnswer {
-  generation: number;
-  protocol: string;
-  leader: string;
-  /** Everyone's subscription for the leader, nothing for followers. */
-  members: Member[];
-}
-
-interface Group {
-  readonly id: string;
-  state: GroupState['state'];
-  generation: number;
-  protocolType: string | null;
-  protocol: string | null;
-  leader: string | null;
-  members: Map<string, Member>;
-  /** Ids handed out with MEMBER_ID_REQUIRED, valid for the member's next JoinGroup. */
-  pendingIds: Set<string>;
-  rebalanceTimer?: NodeJS.Timeout;
-  offsets: Map<string, CommittedOffset>;
-}
-
-interface CommittedOffset {
-  offset: number;
-  metadata: string | null;
-}
-
 interface PendingFetch {
   ready(): boolean;
   finish(): void;
@@ -593,6 +333,14 @@ function addSequence(seq: number, inc: number): number {
   return seq > INT32_MAX - inc ? inc - (INT32_MAX - seq) - 1 : seq + inc;
 }
 
+interface BrokerSettings {
+  readonly partitions: number;
+  readonly maxFrameBytes: number;
+  readonly storeRecords: boolean;
+  readonly autoCreateTopics: boolean;
+  readonly version: KafkaVersion;
+}
+
 class TestBroker implements KafkaTestBroker {
   address = '';
   port = 0;
@@ -602,11 +350,15 @@ class TestBroker implements KafkaTestBroker {
   private readonly logs = new Map<string, PartitionLog[]>();
   /** Explicitly set topic configs; every topic in `logs` has an entry. */
   private readonly configs = new Map<string, Map<string, string>>();
+  /** The replication factor each topic was created with. */
+  private readonly replication = new Map<string, number>();
   private readonly all: StoredRecord[] = [];
   private storedCount = 0;
   private readonly perTopic = new Map<string, number>();
   private readonly waiters = new Set<Waiter>();
-  private readonly groupsById = new Map<string, Group>();
+  private readonly coordinator: GroupCoordinator<Connection>;
+  private readonly supported: ReadonlyMap<number, readonly [number, number]>;
+  private readonly refusals = new Map<RefusableApi, number>();
   private readonly pendingFetches = new Set<PendingFetch>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private fault: BrokerFault = { kind: 'none' };
@@ -617,14 +369,30 @@ class TestBroker implements KafkaTestBroker {
     fetchRequests: 0,
     duplicatesIgnored: 0,
     connections: 0,
+    createTopicsRequests: 0,
+    metadataRequests: 0,
   };
+  private readonly defaultPartitions: number;
+  private readonly storeRecords: boolean;
 
-  constructor(
-    private readonly defaultPartitions: number,
-    private readonly maxFrameBytes: number,
-    private readonly storeRecords: boolean,
-  ) {
+  constructor(private readonly settings: BrokerSettings) {
+    this.defaultPartitions = settings.partitions;
+    this.storeRecords = settings.storeRecords;
+    this.supported = supportedBy(settings.version);
     this.server = net.createServer((socket) => this.accept(socket));
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the port is known only after listen()
+    const broker = this;
+    this.coordinator = new GroupCoordinator<Connection>({
+      get port() {
+        return broker.port;
+      },
+      respond: (conn, w) => this.respond(conn, w),
+      hold: (conn) => this.hold(conn),
+      timer: (ms, fn) => this.timer(ms, fn),
+      clearTimer: (t) => this.clearTimer(t),
+      hasPartition: (topic, partition) => this.logs.get(topic)?.[partition] !== undefined,
+      deleteGroupsRefusal: () => this.refusals.get('DeleteGroups'),
+    });
   }
 
   listen(port: number): Promise<void> {
@@ -655,33 +423,22 @@ class TestBroker implements KafkaTestBroker {
     return config === undefined ? undefined : Object.fromEntries(config);
   }
 
+  topicView(topic: string): TopicView | undefined {
+    const log = this.logs.get(topic);
+    if (log === undefined) return undefined;
+    return {
+      partitions: log.length,
+      replicationFactor: this.replication.get(topic) ?? 1,
+      config: this.topicConfig(topic) ?? {},
+    };
+  }
+
   groups(): string[] {
-    return [...this.groupsById.keys()];
+    return this.coordinator.groups();
   }
 
   groupState(groupId: string): GroupState | undefined {
-    const g = this.groupsById.get(groupId);
-    if (g === undefined) return undefined;
-    const offsets: Record<string, Record<number, number>> = {};
-    for (const [key, committed] of g.offsets) {
-      const { topic, partition } = parseOffsetKey(key);
-      (offsets[topic] ??= {})[partition] = committed.offset;
-    }
-    return {
-      state: g.state,
-      generationId: g.generation,
-      protocolType: g.protocolType,
-      protocol: g.protocol,
-      leaderId: g.leader,
-      members: [...g.members.values()].map((m) => ({
-        memberId: m.id,
-        subscription: decodeSubscription(
-          m.protocols.find((p) => p.name === g.protocol)?.metadata ?? m.protocols[0]?.metadata,
-        ),
-        assignment: m.assignment === null ? null : decodeAssignment(m.assignment),
-      })),
-      offsets,
-    };
+    return this.coordinator.groupState(groupId);
   }
 
   createTopic(spec: TopicSpec): void {
@@ -693,6 +450,20 @@ class TestBroker implements KafkaTestBroker {
     const problem = configProblem(entries);
     if (problem !== null) throw new RangeError(`topic ${spec.name}: ${problem}`);
     this.addTopic(spec.name, partitions, new Map(entries));
+  }
+
+  deleteTopic(topic: string): void {
+    if (!this.logs.has(topic)) throw new RangeError(`topic ${topic} does not exist`);
+    this.logs.delete(topic);
+    this.configs.delete(topic);
+    this.replication.delete(topic);
+    // Its records go with it; counts of what was stored stay (they count appends, not what is kept).
+    for (let i = this.all.length - 1; i >= 0; i--) if (this.all[i]!.topic === topic) this.all.splice(i, 1);
+  }
+
+  refuse(api: RefusableApi, error: KafkaErrorName | undefined): void {
+    if (error === undefined) this.refusals.delete(api);
+    else this.refusals.set(api, ErrorCode[error]);
   }
 
   waitForRecords(n: number, timeoutMs = 5000, topic?: string): Promise<void> {
@@ -730,6 +501,8 @@ class TestBroker implements KafkaTestBroker {
       fetchRequests: this.counters.fetchRequests,
       connections: this.counters.connections,
       openConnections: this.connections.size,
+      createTopicsRequests: this.counters.createTopicsRequests,
+      metadataRequests: this.counters.metadataRequests,
     };
   }
 
@@ -759,7 +532,12 @@ class TestBroker implements KafkaTestBroker {
     }
     // With one request in flight, Nagle plus delayed ACKs would add ~40 ms per round trip.
     socket.setNoDelay(true);
-    const conn: Connection = { socket, splitter: new FrameSplitter(this.maxFrameBytes), blocked: false, backlog: [] };
+    const conn: Connection = {
+      socket,
+      splitter: new FrameSplitter(this.settings.maxFrameBytes),
+      blocked: false,
+      backlog: [],
+    };
     this.connections.add(conn);
     socket.on('close', () => this.connections.delete(conn));
     socket.on('data', (chunk: Buffer) => {
@@ -806,7 +584,7 @@ class TestBroker implements KafkaTestBroker {
         this.handleApiVersions(conn, header);
         return;
       }
-      const range = SUPPORTED.get(header.apiKey);
+      const range = this.supported.get(header.apiKey);
       if (range === undefined || header.apiVersion < range[0] || header.apiVersion > range[1]) {
         // What Kafka does too: only ApiVersions has a version-independent error
         // response; for anything else the body layout is unknowable, so the
@@ -833,33 +611,14 @@ class TestBroker implements KafkaTestBroker {
         case ApiKey.AlterConfigs:
           this.handleAlterConfigs(conn, header, r);
           return;
-        case ApiKey.FindCoordinator:
-          this.handleFindCoordinator(conn, header, r);
-          return;
-        case ApiKey.JoinGroup:
-          this.handleJoinGroup(conn, header, r);
-          return;
-        case ApiKey.SyncGroup:
-          this.handleSyncGroup(conn, header, r);
-          return;
-        case ApiKey.Heartbeat:
-          this.handleHeartbeat(conn, header, r);
-          return;
-        case ApiKey.LeaveGroup:
-          this.handleLeaveGroup(conn, header, r);
-          return;
-        case ApiKey.OffsetCommit:
-          this.handleOffsetCommit(conn, header, r);
-          return;
-        case ApiKey.OffsetFetch:
-          this.handleOffsetFetch(conn, header, r);
-          return;
         case ApiKey.ListOffsets:
           this.handleListOffsets(conn, header, r);
           return;
         case ApiKey.Fetch:
           this.handleFetch(conn, header, r);
           return;
+        default:
+          this.coordinator.handle(conn, header, r);
       }
     } catch (err) {
       if (!(err instanceof MalformedError)) throw err;
@@ -875,18 +634,20 @@ class TestBroker implements KafkaTestBroker {
     // list included, which is how clients discover the version to fall back to.
     const supported = h.apiVersion >= 0 && h.apiVersion <= 2;
     w.int16(supported ? ErrorCode.NONE : ErrorCode.UNSUPPORTED_VERSION);
-    w.int32(SUPPORTED.size);
-    for (const [key, [min, max]] of SUPPORTED) w.int16(key).int16(min).int16(max);
+    w.int32(this.supported.size);
+    for (const [key, [min, max]] of this.supported) w.int16(key).int16(min).int16(max);
     if (supported && h.apiVersion >= 1) w.int32(0); // throttle_time_ms
     this.respond(conn, w);
   }
 
   private handleMetadata(conn: Connection, h: RequestHeader, r: Reader): void {
+    this.counters.metadataRequests++;
     const v = h.apiVersion;
     const count = r.arrayLength();
     const requested: string[] = [];
     for (let i = 0; i < (count ?? 0); i++) requested.push(r.string());
-    const autoCreate = v >= 4 ? r.boolean() : true;
+    // The client may allow creation (v4+; always before), but only a broker with auto.create.topics.enable does it.
+    const autoCreate = (v >= 4 ? r.boolean() : true) && this.settings.autoCreateTopics;
     // v0 has no null array: there an empty list means "all topics".
     const all = count === null || (v === 0 && count === 0);
     const names = all ? this.topics() : requested;
@@ -937,6 +698,7 @@ class TestBroker implements KafkaTestBroker {
   // ---- CreateTopics, DescribeConfigs, AlterConfigs ------------------------
 
   private handleCreateTopics(conn: Connection, h: RequestHeader, r: Reader): void {
+    this.counters.createTopicsRequests++;
     const v = h.apiVersion;
     const requests = readArray(r, () => {
       const name = r.string();
@@ -950,6 +712,9 @@ class TestBroker implements KafkaTestBroker {
     const validateOnly = v >= 1 ? r.boolean() : false;
 
     const names = requests.map((t) => t.name);
+    const refusal = this.refusals.get('CreateTopics');
+    // KIP-464 (2.4): -1 asks for the broker's num.partitions / default.replication.factor; older brokers refuse it.
+    const defaultsAllowed = this.settings.version === '3.9';
     const results = requests.map((t) => {
       const fail = (errorCode: number, message: string) => ({
         name: t.name,
@@ -959,6 +724,8 @@ class TestBroker implements KafkaTestBroker {
       if (names.indexOf(t.name) !== names.lastIndexOf(t.name))
         return fail(ErrorCode.INVALID_REQUEST, 'topic named twice');
       if (!isLegalTopic(t.name)) return fail(ErrorCode.INVALID_TOPIC_EXCEPTION, 'illegal topic name');
+      // Kafka authorizes before it looks at anything else, existence included.
+      if (refusal !== undefined) return fail(refusal, 'refused by the test (as an ACL or a policy would)');
       if (this.logs.has(t.name)) return fail(ErrorCode.TOPIC_ALREADY_EXISTS, `Topic '${t.name}' already exists.`);
       let count = t.numPartitions === -1 ? this.defaultPartitions : t.numPartitions;
       if (t.assignment.length > 0) {
@@ -971,13 +738,26 @@ class TestBroker implements KafkaTestBroker {
         if (!ok) return fail(ErrorCode.INVALID_REPLICA_ASSIGNMENT, 'one broker: partitions 0..n-1 on node 0 only');
         count = t.assignment.length;
       }
-      if (count < 1) return fail(ErrorCode.INVALID_PARTITIONS, 'partitions must be at least 1');
+      if (t.assignment.length === 0 && !defaultsAllowed) {
+        // Kafka before 2.4 (AdminUtils.assignReplicasToBrokers), partitions checked first.
+        if (t.numPartitions < 1)
+          return fail(ErrorCode.INVALID_PARTITIONS, 'Number of partitions must be larger than 0.');
+        if (t.replicationFactor < 1)
+          return fail(ErrorCode.INVALID_REPLICATION_FACTOR, 'Replication factor must be larger than 0.');
+      }
+      if (count < 1) return fail(ErrorCode.INVALID_PARTITIONS, 'Number of partitions must be larger than 0.');
       if (t.replicationFactor !== -1 && t.replicationFactor !== 1) {
-        return fail(ErrorCode.INVALID_REPLICATION_FACTOR, 'replication factor larger than the 1 available broker');
+        return fail(
+          ErrorCode.INVALID_REPLICATION_FACTOR,
+          `Replication factor: ${t.replicationFactor} larger than available brokers: 1.`,
+        );
       }
       const problem = configProblem(t.config);
       if (problem !== null) return fail(ErrorCode.INVALID_CONFIG, problem);
-      if (!validateOnly) this.addTopic(t.name, count, new Map(t.config as Array<[string, string]>));
+      if (!validateOnly) {
+        this.addTopic(t.name, count, new Map(t.config as Array<[string, string]>));
+        this.replication.set(t.name, t.replicationFactor === -1 ? 1 : t.replicationFactor);
+      }
       return { name: t.name, errorCode: ErrorCode.NONE, message: null };
     });
 
@@ -1070,292 +850,7 @@ class TestBroker implements KafkaTestBroker {
     this.respond(conn, w);
   }
 
-  // ---- consumer groups: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup
-
-  /*
-   * One broker is every group's coordinator. The state machine is Kafka's
-   * (Empty -> PreparingRebalance -> CompletingRebalance -> Stable), reduced to
-   * what clients can observe: a join round waits until every known member has
-   * rejoined (or the largest rebalance timeout passes and stragglers are
-   * evicted), then bumps the generation and answers all joins at once, the
-   * leader's answer carrying every member's subscription; SyncGroup answers
-   * wait for the leader's assignment. Members that stop heartbeating are
-   * evicted after their session timeout. Responses that must wait hold their
-   * connection (later requests on it queue), as a real broker's would.
-   */
-
-  private handleFindCoordinator(conn: Connection, h: RequestHeader, r: Reader): void {
-    r.string(); // the group (or transactional) id: this broker coordinates all of them
-    const type = h.apiVersion >= 1 ? r.int8() : COORDINATOR_GROUP;
-    const ok = type === COORDINATOR_GROUP;
-    const w = new Writer(h.correlationId);
-    if (h.apiVersion >= 1) w.int32(0); // throttle_time_ms
-    w.int16(ok ? ErrorCode.NONE : ErrorCode.COORDINATOR_NOT_AVAILABLE);
-    if (h.apiVersion >= 1) w.nullableString(ok ? null : 'the test broker has no transaction coordinator');
-    w.int32(ok ? NODE_ID : -1)
-      .nullableString(ok ? HOST : '')
-      .int32(ok ? this.port : -1);
-    this.respond(conn, w);
-  }
-
-  private handleJoinGroup(conn: Connection, h: RequestHeader, r: Reader): void {
-    const v = h.apiVersion;
-    const groupId = r.string();
-    const sessionTimeoutMs = r.int32();
-    const rebalanceTimeoutMs = v >= 1 ? r.int32() : sessionTimeoutMs;
-    let memberId = r.string();
-    if (v >= 5) r.nullableString(); // group_instance_id: static membership is not supported, members are all dynamic
-    const protocolType = r.string();
-    const protocols = readArray(r, () => ({ name: r.string(), metadata: r.nullableBytes() ?? Buffer.alloc(0) }));
-
-    const reply = (
-      errorCode: number,
-      join?: { generation: number; protocol: string; leader: string; members: Member[] },
-    ) => {
-      const w = new Writer(h.correlationId, 256);
-      if (v >= 2) w.int32(0); // throttle_time_ms
-      w.int16(errorCode)
-        .int32(join?.generation ?? -1)
-        .nullableString(join?.protocol ?? '')
-        .nullableString(join?.leader ?? '')
-        .nullableString(memberId)
-        .int32(join?.members.length ?? 0);
-      for (const m of join?.members ?? []) {
-        w.nullableString(m.id);
-        if (v >= 5) w.nullableString(null);
-        w.bytes(m.protocols.find((p) => p.name === join!.protocol)!.metadata);
-      }
-      return w;
-    };
-    const fail = (errorCode: number) => this.respond(conn, reply(errorCode));
-
-    if (groupId === '') return fail(ErrorCode.INVALID_GROUP_ID);
-    if (sessionTimeoutMs < MIN_SESSION_TIMEOUT_MS || sessionTimeoutMs > MAX_SESSION_TIMEOUT_MS)
-      return fail(ErrorCode.INVALID_SESSION_TIMEOUT);
-    if (protocolType === '' || protocols.length === 0) return fail(ErrorCode.INCONSISTENT_GROUP_PROTOCOL);
-    const group = this.group(groupId);
-    const others = [...group.members.values()].filter((m) => m.id !== memberId);
-    if (others.length > 0) {
-      const common = protocols.some((p) => others.every((m) => m.protocols.some((q) => q.name === p.name)));
-      if (group.protocolType !== protocolType || !common) return fail(ErrorCode.INCONSISTENT_GROUP_PROTOCOL);
-    }
-
-    if (memberId === '') {
-      memberId = `${h.clientId ?? 'client'}-${randomUUID()}`;
-      // Since v4 a new member first learns its id, then joins with it (KIP-394).
-      if (v >= 4) {
-        group.pendingIds.add(memberId);
-        return fail(ErrorCode.MEMBER_ID_REQUIRED);
-      }
-    } else if (!group.members.has(memberId) && !group.pendingIds.delete(memberId)) {
-      return fail(ErrorCode.UNKNOWN_MEMBER_ID);
-    }
-
-    let member = group.members.get(memberId);
-    if (member === undefined) {
-      member = { id: memberId, sessionTimeoutMs, rebalanceTimeoutMs, protocols, assignment: null };
-      group.members.set(memberId, member);
-    }
-    Object.assign(member, { sessionTimeoutMs, rebalanceTimeoutMs, protocols });
-    group.protocolType = protocolType;
-    const id = memberId;
-    const done = this.hold(conn);
-    member.joinReply = (join) =>
-      done(join === null ? reply(ErrorCode.UNKNOWN_MEMBER_ID) : reply(ErrorCode.NONE, join(id)));
-    this.touch(group, member);
-    if (group.state !== 'PreparingRebalance') this.prepareRebalance(group);
-    this.maybeCompleteJoin(group);
-  }
-
-  private handleSyncGroup(conn: Connection, h: RequestHeader, r: Reader): void {
-    const v = h.apiVersion;
-    const groupId = r.string();
-    const generation = r.int32();
-    const memberId = r.string();
-    if (v >= 3) r.nullableString(); // group_instance_id
-    const assignments = readArray(r, () => ({
-      memberId: r.string(),
-      assignment: r.nullableBytes() ?? Buffer.alloc(0),
-    }));
-
-    const reply = (errorCode: number, assignment: Buffer) => {
-      const w = new Writer(h.correlationId);
-      if (v >= 1) w.int32(0); // throttle_time_ms
-      return w.int16(errorCode).bytes(assignment);
-    };
-    const group = this.groupsById.get(groupId);
-    const member = group?.members.get(memberId);
-    const error =
-      group === undefined || member === undefined
-        ? ErrorCode.UNKNOWN_MEMBER_ID
-        : generation !== group.generation
-          ? ErrorCode.ILLEGAL_GENERATION
-          : group.state === 'PreparingRebalance'
-            ? ErrorCode.REBALANCE_IN_PROGRESS
-            : ErrorCode.NONE;
-    if (error !== ErrorCode.NONE || group === undefined || member === undefined) {
-      this.respond(conn, reply(error, Buffer.alloc(0)));
-      return;
-    }
-    this.touch(group, member);
-    if (group.state === 'Stable') {
-      this.respond(conn, reply(ErrorCode.NONE, member.assignment ?? Buffer.alloc(0)));
-      return;
-    }
-    // CompletingRebalance: everyone waits for the leader's assignment.
-    const done = this.hold(conn);
-    member.syncReply = (errorCode) =>
-      done(reply(errorCode, errorCode === ErrorCode.NONE ? (member.assignment ?? Buffer.alloc(0)) : Buffer.alloc(0)));
-    if (memberId === group.leader) {
-      for (const m of group.members.values()) {
-        m.assignment = assignments.find((a) => a.memberId === m.id)?.assignment ?? Buffer.alloc(0);
-      }
-      group.state = 'Stable';
-      for (const m of group.members.values()) this.settleSync(m, ErrorCode.NONE);
-    }
-  }
-
-  private handleHeartbeat(conn: Connection, h: RequestHeader, r: Reader): void {
-    const groupId = r.string();
-    const generation = r.int32();
-    const memberId = r.string();
-    if (h.apiVersion >= 3) r.nullableString(); // group_instance_id
-    const group = this.groupsById.get(groupId);
-    const member = group?.members.get(memberId);
-    let error: number = ErrorCode.NONE;
-    if (group === undefined || member === undefined) error = ErrorCode.UNKNOWN_MEMBER_ID;
-    else if (generation !== group.generation) error = ErrorCode.ILLEGAL_GENERATION;
-    else if (group.state === 'PreparingRebalance') error = ErrorCode.REBALANCE_IN_PROGRESS; // the member must rejoin
-    if (group !== undefined && member !== undefined) this.touch(group, member);
-    const w = new Writer(h.correlationId);
-    if (h.apiVersion >= 1) w.int32(0); // throttle_time_ms
-    this.respond(conn, w.int16(error));
-  }
-
-  private handleLeaveGroup(conn: Connection, h: RequestHeader, r: Reader): void {
-    const v = h.apiVersion;
-    const groupId = r.string();
-    const leaving =
-      v >= 3
-        ? readArray(r, () => ({ memberId: r.string(), instance: r.nullableString() }))
-        : [{ memberId: r.string(), instance: null }];
-    const group = this.groupsById.get(groupId);
-    const results = leaving.map((l) => {
-      const known = group?.members.has(l.memberId) === true;
-      if (known) this.removeMember(group!, l.memberId);
-      return { ...l, errorCode: known ? ErrorCode.NONE : ErrorCode.UNKNOWN_MEMBER_ID };
-    });
-    const w = new Writer(h.correlationId);
-    if (v >= 1) w.int32(0); // throttle_time_ms
-    if (v < 3) {
-      this.respond(conn, w.int16(results[0]!.errorCode));
-      return;
-    }
-    w.int16(ErrorCode.NONE).int32(results.length);
-    for (const res of results) w.nullableString(res.memberId).nullableString(res.instance).int16(res.errorCode);
-    this.respond(conn, w);
-  }
-
-  private group(groupId: string): Group {
-    let group = this.groupsById.get(groupId);
-    if (group === undefined) {
-      group = {
-        id: groupId,
-        state: 'Empty',
-        generation: 0,
-        protocolType: null,
-        protocol: null,
-        leader: null,
-        members: new Map(),
-        pendingIds: new Set(),
-        offsets: new Map(),
-      };
-      this.groupsById.set(groupId, group);
-    }
-    return group;
-  }
-
-  private prepareRebalance(group: Group): void {
-    group.state = 'PreparingRebalance';
-    // Members still waiting for an assignment of the old generation must rejoin.
-    for (const m of group.members.values()) this.settleSync(m, ErrorCode.REBALANCE_IN_PROGRESS);
-    const waitMs = Math.max(...[...group.members.values()].map((m) => m.rebalanceTimeoutMs), 0);
-    this.clearTimer(group.rebalanceTimer);
-    group.rebalanceTimer = this.timer(waitMs, () => {
-      group.rebalanceTimer = undefined;
-      // Whoever has not rejoined by now is out.
-      for (const m of [...group.members.values()]) if (m.joinReply === undefined) this.dropMember(group, m);
-      this.maybeCompleteJoin(group);
-    });
-  }
-
-  private maybeCompleteJoin(group: Group): void {
-    if (group.state !== 'PreparingRebalance') return;
-    const members = [...group.members.values()];
-    if (members.some((m) => m.joinReply === undefined)) return;
-    this.clearTimer(group.rebalanceTimer);
-    group.rebalanceTimer = undefined;
-    group.generation++;
-    if (members.length === 0) {
-      Object.assign(group, { state: 'Empty', protocol: null, protocolType: null, leader: null });
-      return;
-    }
-    group.protocol = chooseProtocol(members);
-    if (group.leader === null || !group.members.has(group.leader)) group.leader = members[0]!.id;
-    group.state = 'CompletingRebalance';
-    const join = { generation: group.generation, protocol: group.protocol, leader: group.leader };
-    for (const m of members) {
-      m.assignment = null;
-      const replyTo = m.joinReply!;
-      m.joinReply = undefined;
-      replyTo((id) => ({ ...join, members: id === join.leader ? members : [] }));
-      this.touch(group, m);
-    }
-  }
-
-  /** A member left or expired: the rest rebalance without it. */
-  private removeMember(group: Group, memberId: string): void {
-    const member = group.members.get(memberId);
-    if (member === undefined) return;
-    this.dropMember(group, member);
-    if (group.members.size === 0) {
-      this.clearTimer(group.rebalanceTimer);
-      group.rebalanceTimer = undefined;
-      group.generation++;
-      Object.assign(group, { state: 'Empty', protocol: null, protocolType: null, leader: null });
-    } else if (group.state === 'PreparingRebalance') {
-      this.maybeCompleteJoin(group);
-    } else {
-      this.prepareRebalance(group);
-    }
-  }
-
-  private dropMember(group: Group, member: Member): void {
-    this.clearTimer(member.expiry);
-    member.expiry = undefined;
-    group.members.delete(member.id);
-    if (group.leader === member.id) group.leader = null;
-    const join = member.joinReply;
-    member.joinReply = undefined;
-    join?.(null);
-    this.settleSync(member, ErrorCode.UNKNOWN_MEMBER_ID);
-  }
-
-  private settleSync(member: Member, errorCode: number): void {
-    const reply = member.syncReply;
-    member.syncReply = undefined;
-    reply?.(errorCode);
-  }
-
-  /** Restarts the member's session clock; a member waiting in a join round is never expired. */
-  private touch(group: Group, member: Member): void {
-    this.clearTimer(member.expiry);
-    member.expiry = this.timer(member.sessionTimeoutMs, () => {
-      member.expiry = undefined;
-      if (member.joinReply !== undefined) return;
-      if (group.members.get(member.id) === member) this.removeMember(group, member.id);
-    });
-  }
+  // ---- held responses and timers (the group coordinator's too) -----------
 
   /**
    * Marks the connection busy until the returned function sends the answer,
@@ -1390,77 +885,7 @@ class TestBroker implements KafkaTestBroker {
     this.timers.delete(t);
   }
 
-  // ---- offsets: OffsetCommit, OffsetFetch, ListOffsets -------------------
-
-  private handleOffsetCommit(conn: Connection, h: RequestHeader, r: Reader): void {
-    const v = h.apiVersion;
-    const groupId = r.string();
-    const generation = v >= 1 ? r.int32() : -1;
-    const memberId = v >= 1 ? r.string() : '';
-    if (v >= 2 && v <= 4) r.int64(); // retention_time_ms: offsets are kept for the broker's life
-    const topics = readArray(r, () => ({
-      name: r.string(),
-      partitions: readArray(r, () => {
-        const partition = r.int32();
-        const offset = Number(r.int64());
-        if (v === 1) r.int64(); // commit timestamp
-        return { partition, offset, metadata: r.nullableString() };
-      }),
-    }));
-
-    const group = groupId === '' ? undefined : this.group(groupId);
-    let error: number = ErrorCode.NONE;
-    if (group === undefined) error = ErrorCode.INVALID_GROUP_ID;
-    else if (generation < 0 && group.state === 'Empty')
-      error = ErrorCode.NONE; // a commit from outside the group (admin tools)
-    else if (group.state === 'CompletingRebalance') error = ErrorCode.REBALANCE_IN_PROGRESS;
-    else if (!group.members.has(memberId)) error = ErrorCode.UNKNOWN_MEMBER_ID;
-    else if (generation !== group.generation) error = ErrorCode.ILLEGAL_GENERATION;
-    const member = group?.members.get(memberId);
-    if (group !== undefined && member !== undefined) this.touch(group, member);
-
-    const w = new Writer(h.correlationId);
-    if (v >= 3) w.int32(0); // throttle_time_ms
-    w.int32(topics.length);
-    for (const t of topics) {
-      w.nullableString(t.name).int32(t.partitions.length);
-      for (const p of t.partitions) {
-        let code = error;
-        if (code === ErrorCode.NONE && this.logs.get(t.name)?.[p.partition] === undefined)
-          code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
-        if (code === ErrorCode.NONE)
-          group!.offsets.set(offsetKey(t.name, p.partition), { offset: p.offset, metadata: p.metadata });
-        w.int32(p.partition).int16(code);
-      }
-    }
-    this.respond(conn, w);
-  }
-
-  private handleOffsetFetch(conn: Connection, h: RequestHeader, r: Reader): void {
-    const v = h.apiVersion;
-    const groupId = r.string();
-    const requested = readNullableArray(r, () => ({ name: r.string(), partitions: readArray(r, () => r.int32()) }));
-    const offsets = this.groupsById.get(groupId)?.offsets ?? new Map<string, CommittedOffset>();
-    // v2+: a null topic list asks for every committed offset of the group.
-    const topics = requested ?? groupByTopic([...offsets.keys()].map(parseOffsetKey));
-
-    const w = new Writer(h.correlationId);
-    if (v >= 3) w.int32(0); // throttle_time_ms
-    w.int32(topics.length);
-    for (const t of topics) {
-      w.nullableString(t.name).int32(t.partitions.length);
-      for (const p of t.partitions) {
-        const committed = offsets.get(offsetKey(t.name, p));
-        // No committed offset is -1 with no error; the client then applies its reset policy.
-        w.int32(p)
-          .int64(committed?.offset ?? -1)
-          .nullableString(committed?.metadata ?? '')
-          .int16(ErrorCode.NONE);
-      }
-    }
-    if (v >= 2) w.int16(ErrorCode.NONE);
-    this.respond(conn, w);
-  }
+  // ---- ListOffsets -------------------------------------------------------
 
   private handleListOffsets(conn: Connection, h: RequestHeader, r: Reader): void {
     const v = h.apiVersion;
@@ -1735,38 +1160,6 @@ class TestBroker implements KafkaTestBroker {
   }
 }
 
-/** The protocol most members name first among those every member supports (Kafka's vote). */
-function chooseProtocol(members: readonly Member[]): string {
-  const common = members[0]!.protocols
-    .map((p) => p.name)
-    .filter((name) => members.every((m) => m.protocols.some((q) => q.name === name)));
-  const votes = new Map<string, number>(common.map((name) => [name, 0]));
-  for (const m of members) {
-    const choice = m.protocols.find((p) => votes.has(p.name))!.name;
-    votes.set(choice, votes.get(choice)! + 1);
-  }
-  let best = common[0]!;
-  for (const name of common) if (votes.get(name)! > votes.get(best)!) best = name;
-  return best;
-}
-
-function offsetKey(topic: string, partition: number): string {
-  return `${partition}:${topic}`;
-}
-
-function parseOffsetKey(key: string): { topic: string; partition: number } {
-  const colon = key.indexOf(':');
-  return { partition: Number(key.slice(0, colon)), topic: key.slice(colon + 1) };
-}
-
-function groupByTopic(
-  list: ReadonlyArray<{ topic: string; partition: number }>,
-): Array<{ name: string; partitions: number[] }> {
-  const byTopic = new Map<string, number[]>();
-  for (const { topic, partition } of list) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-  return [...byTopic].map(([name, partitions]) => ({ name, partitions }));
-}
-
 /** ListOffsets: -1 is the high-water mark, -2 the log start, else the first record at or after the time. */
 function offsetForTime(log: PartitionLog, timestamp: number): { offset: number; timestamp: number } {
   if (timestamp === -1) return { offset: log.nextOffset, timestamp: -1 };
@@ -1794,55 +1187,6 @@ function batchesFrom(
     out.push(b);
     size += b.bytes.length;
   }
-  return out;
-}
-
-/** Consumer protocol subscription (kafkajs AssignerProtocol.MemberMetadata): version, topics, user data. */
-function decodeSubscription(metadata: Buffer | undefined): string[] | null {
-  if (metadata === undefined) return null;
-  try {
-    const r = new Reader(metadata);
-    r.int16();
-    return readArray(r, () => r.string());
-  } catch (err) {
-    if (err instanceof MalformedError) return null;
-    throw err;
-  }
-}
-
-/** Consumer protocol assignment (kafkajs AssignerProtocol.MemberAssignment): version, [topic, partitions], user data. */
-function decodeAssignment(assignment: Buffer): Record<string, number[]> | null {
-  if (assignment.length === 0) return {};
-  try {
-    const r = new Reader(assignment);
-    r.int16();
-    const out: Record<string, number[]> = {};
-    for (const { topic, partitions } of readArray(r, () => ({
-      topic: r.string(),
-      partitions: readArray(r, () => r.int32()),
-    })))
-      out[topic] = partitions;
-    return out;
-  } catch (err) {
-    if (err instanceof MalformedError) return null;
-    throw err;
-  }
-}
-
-/** A non-nullable array; a null one is a malformed request. */
-function readArray<T>(r: Reader, item: () => T): T[] {
-  const n = r.arrayLength();
-  if (n === null) throw new MalformedError('null where an array is required');
-  const out: T[] = [];
-  for (let i = 0; i < n; i++) out.push(item());
-  return out;
-}
-
-function readNullableArray<T>(r: Reader, item: () => T): T[] | null {
-  const n = r.arrayLength();
-  if (n === null) return null;
-  const out: T[] = [];
-  for (let i = 0; i < n; i++) out.push(item());
   return out;
 }
 

@@ -163,9 +163,11 @@ t.test('the gateway with the PBX away', async (t) => {
       }
     const exported = [...families.keys()].filter((n) => n.startsWith('callveil_')).sort();
     t.same([...documented.keys()].sort(), exported, 'the same names');
+    // A family whose label values are only known once it happens (a broker's refusal code) has no series yet.
+    const notYet = new Set(['callveil_kafka_refusals_total']);
     for (const [name, labels] of documented)
       if (families.has(name) && families.get(name) !== 'summary')
-        t.same([...labelsOf(name)].sort(), [...labels].sort(), `${name} labels`);
+        t.same([...labelsOf(name)].sort(), notYet.has(name) ? [] : [...labels].sort(), `${name} labels`);
   });
 
   await t.test('health: the PBX away keeps the console up, and says so', async (t) => {

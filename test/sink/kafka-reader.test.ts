@@ -1,7 +1,7 @@
 // readTopicOnce against the Kafka-protocol test broker over TCP: reads from
 // the start (or a time) to the high-water marks taken at start and stops,
-// whatever happens to the topic meanwhile; never commits; fails, bounded in
-// time, when Kafka goes away.
+// whatever happens to the topic meanwhile; never commits; deletes its
+// throw-away group afterwards; fails, bounded in time, when Kafka goes away.
 import t from 'tap';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { GatewayError } from '../../src/errors.js';
@@ -15,7 +15,8 @@ async function setup(
   tt: Tap,
   opts: KafkaTestBrokerOptions = {},
 ): Promise<{ broker: KafkaTestBroker; producer: Producer; options: (topic: string) => TopicReadOptions }> {
-  const broker = await startKafkaBroker(opts);
+  // The test's own producer writes its topics as it names them.
+  const broker = await startKafkaBroker({ autoCreateTopics: true, ...opts });
   tt.teardown(() => broker.close());
   const producer = new Kafka({
     clientId: 'reader-test',
@@ -50,7 +51,7 @@ t.test('reads every partition in offset order and stops at the high-water marks 
     grew ??= producer.send({ topic: 'r', acks: -1, messages: values('late', 30) });
   });
   await grew;
-  t.same(r, { exists: true, due: 40, read: 40 });
+  t.match(r, { exists: true, due: 40, read: 40, group: { deleted: true } });
   t.equal(broker.records('r').length, 70, 'the late records did arrive');
   t.same(
     [...seen].sort(),
@@ -73,14 +74,27 @@ t.test('reads every partition in offset order and stops at the high-water marks 
     );
   }
   t.same(progress.at(-1), [40, 40], 'progress ends at due');
-  const groups = broker.groups();
-  t.equal(groups.length, 1);
-  t.match(groups[0], /^callveil-test-read-[0-9a-f-]{36}$/, 'a fresh group');
-  t.same(broker.groupState(groups[0]!)?.offsets, {}, 'nothing committed');
+  t.match(r.group?.id, /^callveil-test-read-[0-9a-f-]{36}$/, 'a fresh group');
+  t.same(broker.groups(), [], 'deleted once the read was done: no empty group left behind');
 
-  const again = await readTopicOnce(options('r'), () => {});
-  t.same(again, { exists: true, due: 70, read: 70 }, 'a second read starts over (new group, no committed offsets)');
-  t.equal(broker.groups().length, 2);
+  // The group as the read saw it: nothing committed.
+  let during: ReturnType<KafkaTestBroker['groupState']>;
+  const again = await readTopicOnce(options('r'), () => {
+    during ??= broker.groupState(broker.groups()[0]!);
+  });
+  t.match(again, { exists: true, due: 70, read: 70 }, 'a second read starts over (new group, no committed offsets)');
+  t.same(during?.offsets, {}, 'nothing committed');
+  t.not(again.group?.id, r.group?.id);
+  t.same(broker.groups(), []);
+});
+
+t.test('a group the broker will not delete is reported, with its code; the read itself succeeds', async (t) => {
+  const { broker, producer, options } = await setup(t);
+  await producer.send({ topic: 'd', acks: -1, messages: values('d', 3) });
+  broker.refuse('DeleteGroups', 'GROUP_AUTHORIZATION_FAILED');
+  const r = await readTopicOnce(options('d'), () => {});
+  t.match(r, { exists: true, due: 3, read: 3, group: { deleted: false, kafkaCode: 'GROUP_AUTHORIZATION_FAILED' } });
+  t.same(broker.groups(), [r.group!.id], 'left behind, as reported');
 });
 
 t.test('sinceMs: starts at the first record at or after the time, in every partition', async (t) => {
@@ -89,7 +103,7 @@ t.test('sinceMs: starts at the first record at or after the time, in every parti
   await producer.send({ topic: 's', acks: -1, messages: values('new', 10, 2_000_000) });
   const seen: string[] = [];
   const r = await readTopicOnce({ ...options('s'), sinceMs: 2_000_005 }, (v) => seen.push(v!.toString()));
-  t.same(r, { exists: true, due: 5, read: 5 });
+  t.match(r, { exists: true, due: 5, read: 5 });
   t.same(seen.sort(), ['new-5', 'new-6', 'new-7', 'new-8', 'new-9']);
   t.same(await readTopicOnce({ ...options('s'), sinceMs: 3_000_000 }, () => t.fail('nothing is due')), {
     exists: true,
