@@ -130,9 +130,8 @@ export function createFrameParser(opts: FrameParserOptions): FrameParser {
           } else {
             if (end === INCOMPLETE) break;
             const bytes = end - start;
-            // The frame's own text: values cut from the chunk's would keep all of it alive.
             if (bytes > maxFrameBytes) onError('oversized', bytes);
-            else onMessage(planned.take(chunk.toString('latin1', start, end), start));
+            else onMessage(planned.take(chunk));
           }
           start = end + 1;
           if (start >= len) return;
@@ -366,8 +365,8 @@ interface PlannedReader extends FrameReader {
    * frame must be decoded whole (then read() takes it).
    */
   scan(chunk: Buffer, start: number): number;
-  /** The message of the frame scan() just found; `text` is its bytes from `start`, decoded. */
-  take(text: string, start: number): MutableMessage;
+  /** The message of the frame scan() just found in `chunk`. */
+  take(chunk: Buffer): MutableMessage;
 }
 
 function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: boolean): PlannedReader {
@@ -432,8 +431,13 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
       count = found;
       return frameEnd;
     },
-    take(text, start) {
-      for (let i = 1; i < count; i++) values[i] = text.slice(from[i]! - start, to[i]! - start);
+    take(chunk) {
+      if (count > 1) {
+        // Values are cut from the text of their own lines: cut from the chunk's, a kept one would keep all of it alive.
+        const start = from[1]!;
+        const text = chunk.toString('latin1', start, to[count - 1]!);
+        for (let i = 1; i < count; i++) values[i] = text.slice(from[i]! - start, to[i]! - start);
+      }
       let node: Found | undefined = decoder.root;
       for (let i = 1; i < count && node !== undefined; i++) {
         const k = order[i]!;
