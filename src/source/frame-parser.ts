@@ -265,14 +265,15 @@ function createFrameReader(compile: boolean, onError: (kind: FrameErrorKind, byt
 
 // The planned path reads a frame only as far as it must, straight from the
 // chunk's bytes: the event name from the first line, then each line's first
-// character, then only the keys that can be wanted ones, compared in place;
-// only the wanted values are cut from the frame's text. It also finds the
-// frame's end as it goes, so planned frames are never searched for. It takes
-// frames of ASCII chunks that are regular where it reads them (`Event: `
-// first, a wanted key exactly followed by ': '); every other frame, and each
-// one the plan wants whole, is decoded whole, and a planned event then keeps
-// only the plan's headers. So both paths give the same messages, and odd
-// input behaves as it always did.
+// byte, then only the keys that can be wanted ones, compared in place (the
+// others are only checked for their ':'); only the wanted values are cut, from
+// the text of their own lines. It finds the frame's end as it goes, so planned
+// frames are never searched for. It takes frames of ASCII chunks that are
+// regular where it reads them (`Event: ` first, a wanted key exactly followed
+// by ': '); every other frame, and each one the plan wants whole, is decoded
+// whole, and a planned event then keeps only the plan's headers. So both paths
+// give the same messages and report the same errors, and odd input behaves as
+// it always did.
 
 /** The wanted headers of one event, indexed by their first character. */
 interface EventDecoder {
@@ -377,7 +378,7 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
     if (!plan.full.has(event)) byEvent.set(event, compileDecoder([...plan.fields, ...extra], plan.fullIfHeader));
   const others = compileDecoder(plan.fields, plan.fullIfHeader);
   const decoderOf = (name: string): EventDecoder => byEvent.get(name) ?? others;
-  // Recent event names by length and end bytes, so a frame's name is compared, not decoded and hashed.
+  // Recent event names, so a frame's name is compared in place, not decoded and hashed.
   const names: Array<KnownName | undefined> = new Array<KnownName | undefined>(NAME_SLOTS).fill(undefined);
   function knownName(chunk: Buffer, start: number, end: number): KnownName {
     const length = end - start;
@@ -466,9 +467,9 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
  * IRREGULAR_FRAME when a wanted header's line is not regular or calls for the
  * whole decode, NO_BLANK_LINE when the chunk ends first.
  *
- * A line whose first byte starts no wanted key is skipped unread: its
- * trimmed, lower-cased key cannot be a wanted one (the only non-ASCII
- * character that lower-cases to ASCII, U+212A, is not in an ASCII chunk).
+ * A line whose first byte starts no wanted key is not compared: its trimmed,
+ * lower-cased key cannot be a wanted one (the only non-ASCII character that
+ * lower-cases to ASCII, U+212A, is not in an ASCII chunk).
  */
 function readLines(
   chunk: Buffer,
