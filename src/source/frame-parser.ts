@@ -121,7 +121,7 @@ export function createFrameParser(opts: FrameParserOptions): FrameParser {
       let nextLf = -2;
       for (;;) {
         if (planned !== undefined && ascii && tail === LINE_START && carriedBytes === 0 && !atStreamStart) {
-          let end = planned.scan(chunk, start);
+          let end = planned.scan(chunk, start, maxFrameBytes);
           if (end === NOT_PLANNED) {
             // Searching the chunk for the next blank line would cost more than following the lines.
             end = blankLineAfter(chunk, start);
@@ -363,9 +363,10 @@ interface PlannedReader extends FrameReader {
    * Scans the frame that starts at chunk[start], a line start, for the plan's
    * headers: returns the index of its blank line's LF (take() then builds the
    * message), INCOMPLETE when the chunk ends first, or NOT_PLANNED when the
-   * frame must be decoded whole (then read() takes it).
+   * frame must be decoded whole (then read() takes it), as one longer than
+   * maxBytes is: its lines are not gathered, and the whole path drops it.
    */
-  scan(chunk: Buffer, start: number): number;
+  scan(chunk: Buffer, start: number, maxBytes: number): number;
   /** The message of the frame scan() just found in `chunk`. */
   take(chunk: Buffer): MutableMessage;
 }
@@ -414,7 +415,7 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
       }
       return kept;
     },
-    scan(chunk, start) {
+    scan(chunk, start, maxBytes) {
       const len = chunk.length;
       const nameAt = start + EVENT_LINE.length;
       if (nameAt > len) return NOT_PLANNED;
@@ -425,7 +426,7 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
       const d = known.decoder;
       if (d.whole) return NOT_PLANNED;
       values[0] = known.name;
-      const found = readLines(chunk, nl + 1, d, order, from, to);
+      const found = readLines(chunk, nl + 1, start + maxBytes + 1, d, order, from, to);
       if (found === IRREGULAR_FRAME) return NOT_PLANNED;
       if (found === NO_BLANK_LINE) return INCOMPLETE;
       decoder = d;
@@ -465,7 +466,8 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
  * header's key index and value span from index 1, and the frame's end in
  * frameEnd. Returns how many headers there are counting the event name,
  * IRREGULAR_FRAME when a wanted header's line is not regular or calls for the
- * whole decode, NO_BLANK_LINE when the chunk ends first.
+ * whole decode, or a line starts at `limit` (too long a frame), NO_BLANK_LINE
+ * when the chunk ends first.
  *
  * A line whose first byte starts no wanted key is not compared: its trimmed,
  * lower-cased key cannot be a wanted one (the only non-ASCII character that
@@ -474,6 +476,7 @@ function createPlannedReader(plan: DecodePlan, whole: FrameReader, compile: bool
 function readLines(
   chunk: Buffer,
   pos: number,
+  limit: number,
   decoder: EventDecoder,
   order: number[],
   from: number[],
@@ -485,6 +488,7 @@ function readLines(
   let line = 0;
   for (;;) {
     if (pos >= n) return NO_BLANK_LINE;
+    if (pos >= limit) return IRREGULAR_FRAME;
     const first = chunk[pos]!;
     if (!(first > SPACE && first < DEL)) {
       if (first === LF) {
