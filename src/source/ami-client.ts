@@ -10,6 +10,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { field, type AmiMessage } from './ami-message.js';
+import { GATEWAY_DECODE_PLAN, type DecodePlan } from './decode-plan.js';
 import { createFrameParser, DEFAULT_MAX_FRAME_BYTES, type FrameParser } from './frame-parser.js';
 
 export type AmiState = 'connecting' | 'connected' | 'disconnected' | 'ended';
@@ -49,6 +50,12 @@ export interface AmiClientOptions {
   maxFrameBytes?: number;
   /** AMI over TLS (Asterisk's tlsenable, port 5039). The certificate is always verified. */
   tls?: { ca?: Buffer; servername?: string };
+  /**
+   * Which headers events carry (src/source/decode-plan.ts); default the
+   * gateway's plan. 'whole': every header of every event. Responses and list
+   * items always arrive whole.
+   */
+  decodePlan?: DecodePlan | 'whole';
 }
 
 export interface AmiClientStats {
@@ -123,6 +130,7 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
   };
   const reconnect = opts.reconnect ?? true;
+  const decodePlan = opts.decodePlan === 'whole' ? undefined : (opts.decodePlan ?? GATEWAY_DECODE_PLAN);
   const random = opts.random ?? Math.random;
   const log = opts.log ?? SILENT;
   const ami = `${opts.host}:${opts.port}`;
@@ -184,6 +192,7 @@ export function createAmiClient(opts: AmiClientOptions): AmiClient {
     socket.setKeepAlive(true, 30_000);
     const parser = createFrameParser({
       maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      decodePlan,
       onMessage: (msg) => onFrame(l, msg),
       onError: (kind, bytes) => {
         if (kind === 'oversized') stats.framesOversized++;

@@ -1,11 +1,13 @@
 // AMI bytes -> frames: the parsers a user could pick, fed the load capture in
 // 64 KiB slices as a socket delivers it. Baseline: a bare indexOf('\r\n\r\n')
-// splitter (frames found, nothing built), the floor for any parser.
+// splitter (frames found, nothing built), the floor for any parser. Ours
+// twice: with the gateway's decode plan (what the gateway runs) and whole.
 import { once, EventEmitter } from 'node:events';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { GATEWAY_DECODE_PLAN } from '../../src/source/decode-plan.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import {
   argNumber,
@@ -62,7 +64,22 @@ const floor: Parser = {
 
 const frameParser: Parser = {
   id: 'frameParser',
-  label: 'src/source/frame-parser.ts (callveil, streaming)',
+  label: 'src/source/frame-parser.ts, gateway decode plan (callveil)',
+  open(onEvent) {
+    const parser = createFrameParser({
+      decodePlan: GATEWAY_DECODE_PLAN,
+      onMessage: (m) => void (m['event'] !== undefined && onEvent()),
+    });
+    return {
+      push: (chunk) => parser.push(chunk),
+      end: async () => parser.end(),
+    };
+  },
+};
+
+const frameParserWhole: Parser = {
+  id: 'frameParserWhole',
+  label: 'src/source/frame-parser.ts, every header (callveil)',
   open(onEvent) {
     const parser = createFrameParser({ onMessage: (m) => void (m['event'] !== undefined && onEvent()) });
     return {
@@ -164,7 +181,14 @@ const asteriskAmiClient: Parser = {
   },
 };
 
-export const PARSERS: readonly Parser[] = [floor, frameParser, asteriskManager, yana, asteriskAmiClient];
+export const PARSERS: readonly Parser[] = [
+  floor,
+  frameParser,
+  frameParserWhole,
+  asteriskManager,
+  yana,
+  asteriskAmiClient,
+];
 
 interface Pass {
   readonly events: number;
@@ -265,6 +289,9 @@ export async function parseBench(): Promise<BenchResult> {
       parseEventsPerSec: results['frameParser']!.eventsPerSec,
       parseFloorEventsPerSec: floorRate,
       parseRatioToFloor: results['frameParser']!.eventsPerSec / floorRate,
+      parseWholeEventsPerSec: results['frameParserWhole']!.eventsPerSec,
+      parseWholeRatioToFloor: results['frameParserWhole']!.eventsPerSec / floorRate,
+      parsePlannedOverWhole: results['frameParser']!.eventsPerSec / results['frameParserWhole']!.eventsPerSec,
       parsers: Object.fromEntries(
         Object.entries(results).map(([id, r]) => [
           id,

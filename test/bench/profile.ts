@@ -1,6 +1,6 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) and names the hot spots: self time
-// per function (file:function) and per file, as shares of the busy
-// (non-idle) samples. run.ts --profile prints this for every benchmark.
+// per function (file:function), per file and per pipeline stage, as shares of
+// the busy (non-idle) samples. run.ts --profile prints this for every benchmark.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ interface ProfileNode {
   readonly id: number;
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
   readonly hitCount?: number;
+  readonly children?: readonly number[];
 }
 
 interface CpuProfile {
@@ -26,6 +27,28 @@ export interface ProfileSummary {
   readonly idleShare: number;
   readonly functions: HotSpot[];
   readonly files: HotSpot[];
+  /** Every busy sample by pipeline stage (stageOf; Node's and V8's own code counts for its caller), largest first. */
+  readonly components: HotSpot[];
+}
+
+/**
+ * The pipeline stage of a file of ours or of a library; undefined for Node's
+ * own code and V8 (native code, builtins, code made by new Function), whose
+ * time goes to the stage that called it.
+ */
+export function stageOf(file: string): string | undefined {
+  if (file === 'src/source/frame-parser.ts') return 'parser';
+  if (file === 'src/source/ami-message.ts') return 'field() reads';
+  if (file.startsWith('src/assemble/')) return 'assembler';
+  if (file.startsWith('node_modules/lru-cache/')) return 'lru-cache';
+  if (file.startsWith('src/privacy/') || file.startsWith('node_modules/libphonenumber-js/')) return 'privacy';
+  if (file.startsWith('node_modules/zod/')) return 'record schema (zod)';
+  if (file === 'src/pipeline.ts' || file.startsWith('src/observability/')) return 'pipeline and metrics';
+  if (file.startsWith('src/source/')) return 'AMI client and server';
+  if (file.startsWith('test/bench/')) return 'bench harness';
+  if (file.startsWith('src/')) return 'other gateway code';
+  if (file.startsWith('node_modules/')) return 'other libraries';
+  return undefined;
 }
 
 export function summariseProfile(path: string, root: string, top = 15): ProfileSummary {
@@ -35,6 +58,19 @@ export function summariseProfile(path: string, root: string, top = 15): ProfileS
   else for (const n of profile.nodes) hits.set(n.id, n.hitCount ?? 0);
   const byFunction = new Map<string, number>();
   const byFile = new Map<string, number>();
+  const byComponent = new Map<string, number>();
+  const parentOf = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) for (const c of node.children ?? []) parentOf.set(c, node);
+  const stageOfNode = (node: ProfileNode): string => {
+    const name = node.callFrame.functionName;
+    if (name === '(garbage collector)') return 'garbage collector';
+    if (name === '(program)') return 'V8 (program)';
+    for (let n: ProfileNode | undefined = node; n !== undefined; n = parentOf.get(n.id)) {
+      const stage = stageOf(fileOf(n.callFrame.url, root));
+      if (stage !== undefined) return stage;
+    }
+    return 'Node (event loop, timers)';
+  };
   let busy = 0;
   let idle = 0;
   for (const node of profile.nodes) {
@@ -51,17 +87,20 @@ export function summariseProfile(path: string, root: string, top = 15): ProfileS
     const fn = `${file}:${functionName || `(anonymous, js line ${lineNumber + 1})`}`;
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + n);
     byFile.set(file, (byFile.get(file) ?? 0) + n);
+    const stage = stageOfNode(node);
+    byComponent.set(stage, (byComponent.get(stage) ?? 0) + n);
   }
-  const rank = (m: Map<string, number>): HotSpot[] =>
+  const rank = (m: Map<string, number>, n = top): HotSpot[] =>
     [...m]
       .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
+      .slice(0, n)
       .map(([where, n]) => ({ where, share: busy > 0 ? n / busy : 0 }));
   return {
     busySamples: busy,
     idleShare: busy + idle > 0 ? idle / (busy + idle) : 0,
     functions: rank(byFunction),
     files: rank(byFile),
+    components: rank(byComponent, byComponent.size),
   };
 }
 

@@ -10,6 +10,7 @@ import {
   type AmiStateInfo,
 } from '../../src/source/ami-client.js';
 import { readCapture } from '../../src/source/capture.js';
+import { GATEWAY_DECODE_PLAN } from '../../src/source/decode-plan.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { startReplayServer, type ReplayServer, type ReplayServerOptions } from '../../src/source/replay-server.js';
 
@@ -44,10 +45,13 @@ async function capture(name: string): Promise<Buffer> {
   return buf;
 }
 
-/** What the frame parser makes of a capture: the events a client must deliver. */
+/** What the frame parser makes of a capture with the client's decode plan: the events a client must deliver. */
 function eventsOf(buf: Buffer): AmiMessage[] {
   const out: AmiMessage[] = [];
-  const p = createFrameParser({ onMessage: (m) => typeof m['event'] === 'string' && out.push(m) });
+  const p = createFrameParser({
+    decodePlan: GATEWAY_DECODE_PLAN,
+    onMessage: (m) => typeof m['event'] === 'string' && out.push(m),
+  });
   p.push(buf);
   p.end();
   return out;
