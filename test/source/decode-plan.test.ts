@@ -168,7 +168,7 @@ t.test('every AMI header src/ reads is one the gateway plan decodes', async (t) 
     ...new Set(reads.filter((r) => !(r.file in WHOLE_DECODE)).map((r) => r.file.replace(/^src\//, ''))),
   ];
   // The scan must see the readers the plan is made for, or it proves nothing.
-  for (const f of ['assemble/assembler.ts', 'consent/enforcer.ts', 'api/live-calls.ts', 'source/resync.ts'])
+  for (const f of ['assemble/call-model.ts', 'consent/enforcer.ts', 'source/resync.ts'])
     t.ok(consumers.includes(f), `the scan finds the reads in src/${f}`);
   t.ok(reads.length >= 40, `${reads.length} reads found`);
   const planned = reads.filter((r) => !(r.file in WHOLE_DECODE));
@@ -193,7 +193,7 @@ t.test('the scan fails on a header the plan does not decode, and on reads of eve
     [probe]: [
       "import { field, type AmiMessage } from './ami-message.js';",
       'export function probe(msg: AmiMessage, key: string): unknown {',
-      "  return [field(msg, 'dialstatus'), msg['uniqueid'], msg.destexten, field(msg, key), Object.keys(msg), { ...msg }];",
+      "  return [field(msg, 'privilege'), msg['uniqueid'], msg.destexten, field(msg, key), Object.keys(msg), { ...msg }];",
       '}',
     ].join('\n'),
   });
@@ -201,7 +201,7 @@ t.test('the scan fails on a header the plan does not decode, and on reads of eve
   t.same(
     missing.map((m) => m.replace(/^\S+ /, '')),
     [
-      'field() dialstatus',
+      'field() privilege',
       'field() (every header, or a computed one)',
       'passed whole (every header, or a computed one)',
       'spread or for-in (every header, or a computed one)',

@@ -115,8 +115,8 @@ t.test('odd frames: the same as the whole decode, in every chunking', async (t) 
     },
     {
       name: 'header case as it comes',
-      input: 'Event: CEL\r\nUNIQUEID: a\r\nLinkedID: b\r\nchannel: c\r\nAccountcode: d\r\nExten: 5\r\n\r\n',
-      messages: [{ event: 'CEL', uniqueid: 'a', linkedid: 'b', channel: 'c', accountcode: 'd' }],
+      input: 'Event: Newexten\r\nUNIQUEID: a\r\nLinkedID: b\r\nchannel: c\r\nAccountcode: d\r\nExten: 5\r\n\r\n',
+      messages: [{ event: 'Newexten', uniqueid: 'a', linkedid: 'b', channel: 'c', accountcode: 'd' }],
     },
     {
       name: 'white space around a wanted key: trimmed, as the whole decode does',
@@ -169,8 +169,8 @@ t.test('odd frames: the same as the whole decode, in every chunking', async (t) 
     },
     {
       name: 'an event the plan does not name: the common headers',
-      input: 'Event: BridgeEnter\r\nBridgeUniqueid: br\r\nUniqueid: a\r\nChannel: c\r\n\r\n',
-      messages: [{ event: 'BridgeEnter', uniqueid: 'a', channel: 'c' }],
+      input: 'Event: BridgeLeave\r\nBridgeUniqueid: br\r\nUniqueid: a\r\nChannel: c\r\n\r\n',
+      messages: [{ event: 'BridgeLeave', uniqueid: 'a', channel: 'c' }],
     },
     {
       name: 'bare LF, mixed line ends, a lone CR line, extra blank lines',
