@@ -17,6 +17,8 @@ import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.j
 import { createSanitiser, type SubjectGuard } from './privacy/sanitise.js';
 import { createCallSanitiser } from './privacy/sanitise-call.js';
 import { callIdOf } from './privacy/ids.js';
+import { defaultEgress } from './egress/egress.js';
+import { reportEgressBlocks } from './egress/reports.js';
 import { acquireStateLock } from './subject/state-lock.js';
 import {
   createSuppressionApi,
@@ -92,6 +94,7 @@ export function createModel(loaded: LoadedConfig): CallModel {
     timeZone: loaded.config.pbx.timeZone,
     ...loaded.config.assemble,
     rules: () => loaded.privacy.callModel,
+    recent: defaultEgress().recent,
   });
 }
 
@@ -313,6 +316,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   const secret = randomBytes(12).toString('hex');
   const server = await startReplayServer({ capture, username, secret });
   const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log);
+  const stopReports = reportEgressBlocks(defaultEgress(), { log: opts.log });
   const client = createAmiClient({
     host: '127.0.0.1',
     port: server.port,
@@ -340,6 +344,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   } finally {
     if (timer) clearInterval(timer);
     await client.stop().catch(() => undefined);
+    stopReports();
     await server.close();
   }
   const c = pipeline.counts();
@@ -469,6 +474,8 @@ export async function startGateway(
   const rulesReload = startRulesReload(loaded, env, log, metrics, health);
   if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
   const audit = openAuditLog(auditLogPath(loaded.config));
+  // A breach prevented is counted, audited and logged (once per call), wherever the guard stopped it.
+  const stopEgressReports = reportEgressBlocks(defaultEgress(), { log, audit, metrics });
   const suppressions = openSuppressionList(loaded.config.storage.dir, audit);
   reportSuppressions(suppressions, loaded.privacy.tenants, log);
   metrics.gaugeFn(
@@ -543,6 +550,7 @@ export async function startGateway(
     await metricsServer?.close();
     if (!auditClosed) audit.close();
     auditClosed = true;
+    stopEgressReports();
     stateLock.release();
   }
   if (a.enabled) {

@@ -13,6 +13,8 @@ import type { CdrRecord } from './privacy/cdr-record.js';
 import type { CallSanitiseResult } from './privacy/sanitise-call.js';
 import type { SanitiseResult, WithheldReason } from './privacy/sanitise.js';
 import type { OutRecord, RecordSink } from './sink/sink.js';
+import { defaultEgress, type Egress } from './egress/egress.js';
+import type { RawValues } from './egress/raw-values.js';
 import type { AmiMessage } from './source/ami-message.js';
 
 export interface PipelineCounts {
@@ -67,7 +69,9 @@ export interface PipelineDeps {
   readonly sanitiseCall: (raw: RawCall) => CallSanitiseResult;
   /** The keyed call id of a raw Linkedid in a tenant (null: no id key), for live events. */
   readonly keyCallId: (tenant: string, linkedId: string) => string | null;
-  readonly sink: Pick<RecordSink, 'write'>;
+  readonly sink: Pick<RecordSink, 'write'> & Partial<Pick<RecordSink, 'output'>>;
+  /** The one door out: every record passes it before the sink (default: the process's egress). */
+  readonly egress?: Egress;
   readonly log: Pick<Logger, 'warn' | 'error'>;
   readonly metrics?: Pick<Metrics, 'counter'>;
   /** Tenants known at start: their series start at 0 (a tenant added by a rules reload gets its own on first use). */
@@ -82,6 +86,7 @@ export const WITHHELD_REASONS: readonly WithheldReason[] = [
   'suppression-unavailable',
   'shredded',
   'cdr-unusable',
+  'privacy-guard',
 ];
 
 /** Where a record can be lost (records_failed_total{stage}): the sink here, an expired spool segment in retention. */
@@ -99,6 +104,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     cdrUnusable: 0,
     sinkFailures: 0,
   };
+  const egress = deps.egress ?? defaultEgress();
+  const output = deps.sink.output ?? 'kafka';
   const inFlight = new Set<Promise<void>>();
   const listeners: ((r: CdrRecord) => void)[] = [];
   const callListeners: ((r: CallRecord) => void)[] = [];
@@ -128,7 +135,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const result = deps.sanitise(raw);
     if (!result.ok) return withhold(result.reason, result.tenant, 'cdr');
     const record = result.record;
-    write(legOut(record), () => {
+    write(legOut(record), record, raw.raw, () => {
       counts.published++;
       for (const fn of listeners) fn(record);
     });
@@ -139,7 +146,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const result = deps.sanitiseCall(raw);
     if (!result.ok) return withhold(result.reason, result.tenant, 'calls');
     const record = result.record;
-    write(callOut(record), () => {
+    write(callOut(record), record, raw.raw, () => {
       counts.callsPublished++;
       for (const fn of callListeners) fn(record);
     });
@@ -196,13 +203,24 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     );
   }
 
-  function write(out: OutRecord, onDone: () => void): void {
+  function write(out: OutRecord, record: CdrRecord | CallRecord, raw: RawValues | undefined, onDone: () => void): void {
+    // Checked against the raw values of the call it came from, key and value alike.
+    const cleared = egress.pass(output, `${out.key}\n${out.value}`, {
+      own: raw,
+      object: record,
+      callId: record.callId,
+      tenant: out.tenant,
+    });
+    if (!cleared) return withhold('privacy-guard', out.tenant, out.stream);
     const p = deps.sink.write(out).then(
       () => {
         published?.inc({ tenant: out.tenant, stream: out.stream });
         onDone();
       },
       (err: unknown) => {
+        // Refused at a later door (the spool): a breach prevented, not a delivery failure.
+        if ((err as { code?: string }).code === 'GW_PRIVACY_GUARD')
+          return withhold('privacy-guard', out.tenant, out.stream);
         counts.sinkFailures++;
         failed?.inc({ stage: 'sink' });
         deps.log.error(

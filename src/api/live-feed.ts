@@ -3,6 +3,7 @@
 // gateway's memory: once its socket holds more than maxBufferedBytes unsent,
 // it gets one notice frame and is closed (and destroyed if it does not close).
 import type { WebSocket } from 'ws';
+import { defaultEgress, type Egress } from '../egress/egress.js';
 
 /** What may go into a frame: built by our code from sanitized data, never from AMI values. */
 export type LiveFrame =
@@ -39,6 +40,8 @@ export interface LiveFeedOptions {
   readonly maxBufferedBytes: number;
   /** How long a dropped client gets to close before it is destroyed. */
   readonly closeGraceMs?: number;
+  /** The door frames pass (default: the process's egress). */
+  readonly egress?: Egress;
 }
 
 export const WS_CLOSE_SLOW = 4008;
@@ -63,6 +66,8 @@ export function createLiveFeed(opts: LiveFeedOptions): LiveFeed {
       const set = byTenant.get(tenant);
       if (set === undefined || set.size === 0) return;
       const data = JSON.stringify(frame);
+      // The one door out: a frame holding a raw value of a call is never sent.
+      if (!(opts.egress ?? defaultEgress()).pass('ws', data, { object: frame, tenant })) return;
       for (const ws of [...set]) {
         if (ws.readyState !== ws.OPEN) continue;
         if (ws.bufferedAmount + data.length > opts.maxBufferedBytes) {

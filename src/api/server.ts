@@ -8,6 +8,8 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
+import { defaultEgress, type Egress } from '../egress/egress.js';
+import type { RawValues } from '../egress/raw-values.js';
 import { listen } from '../listen.js';
 import type { Health } from '../observability/health.js';
 import type { Logger } from '../observability/logger.js';
@@ -37,6 +39,8 @@ export interface ApiServerDeps {
   readonly suppressions?: SuppressionApi;
   /** How long a WebSocket may take to send its auth frame. */
   readonly wsAuthTimeoutMs?: number;
+  /** The door answers pass (default: the process's egress). */
+  readonly egress?: Egress;
 }
 
 export interface ApiServer {
@@ -147,10 +151,16 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
 
-  function send(res: ServerResponse, status: number, body: unknown, route = 'other'): void {
+  function send(res: ServerResponse, status: number, body: unknown, route = 'other', own?: RawValues): void {
+    let text = JSON.stringify(body);
+    // The one door out: an answer holding a raw value (of a call, or of the request) is never sent.
+    if (!(deps.egress ?? defaultEgress()).pass('api', text, { own, object: body })) {
+      status = 500;
+      text = JSON.stringify({ error: 'answer withheld by the privacy guard' });
+    }
     requests?.inc({ route, status: String(status) });
     res.writeHead(status, status === 401 ? { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } : JSON_HEADERS);
-    res.end(JSON.stringify(body));
+    res.end(text);
   }
 
   function bearer(req: IncomingMessage): string | undefined {

@@ -15,6 +15,7 @@
 import { LRUCache } from 'lru-cache';
 import { field, type AmiMessage } from '../source/ami-message.js';
 import type { CdrIdTuple } from '../privacy/ids.js';
+import { RawValues, type RecentRawValues } from '../egress/raw-values.js';
 import { isUsableId } from './asterisk-id.js';
 import { parseChannelName } from './channel-name.js';
 import {
@@ -145,6 +146,8 @@ interface CallState {
   celEnd: string | undefined;
   announced: { started: boolean; answered: boolean };
   readonly createdAtMs: number;
+  /** Every raw number, name and id Asterisk sent about the call: what the egress guard searches outputs for. */
+  readonly raw: RawValues;
 }
 
 /** What the live feed is told about a call (raw ids; privacy keys them). */
@@ -152,6 +155,7 @@ export interface LiveCallEvent {
   readonly type: 'call.started' | 'call.answered' | 'call.ended';
   readonly tenant: string;
   readonly callId: string;
+  readonly raw: RawValues;
   /** The call record, with `call.ended`. */
   readonly call?: RawCall;
 }
@@ -170,6 +174,8 @@ export interface CallModelOptions {
   /** After a call's last channel is gone, how long to wait for late Cdr events before its call record. */
   readonly callGraceMs: number;
   readonly rules: () => CallModelRules;
+  /** Where every raw value the model sees is also remembered (the egress guard's recent values). */
+  readonly recent?: RecentRawValues;
   readonly now?: () => number;
   /** Wall clock for gap records and live frames; injected in tests. */
   readonly wallNow?: () => Date;
@@ -278,6 +284,62 @@ function callerIdName(callerId: string): string {
 }
 
 const isoLess = (a: string, b: string) => a < b;
+
+// Where the numbers and names of a call travel in AMI (the egress guard's raw values; README "The egress guard").
+// Each header is read by name, so the decode plan's scan (test/source/decode-plan.test.ts) sees them.
+const PARTY_EVENTS = new Set(['Newchannel', 'NewCallerid', 'NewConnectedLine', 'DialBegin', 'DialEnd', 'Dial']);
+
+function collectParties(raw: RawValues, msg: AmiMessage): void {
+  for (const v of [
+    field(msg, 'calleridnum'),
+    field(msg, 'connectedlinenum'),
+    field(msg, 'exten'),
+    field(msg, 'destcalleridnum'),
+    field(msg, 'destconnectedlinenum'),
+    field(msg, 'destexten'),
+    field(msg, 'destchannel'),
+    field(msg, 'destination'),
+    field(msg, 'dialstring'),
+    field(msg, 'destuniqueid'),
+  ])
+    raw.addNumber(v);
+  for (const v of [
+    field(msg, 'calleridname'),
+    field(msg, 'connectedlinename'),
+    field(msg, 'destcalleridname'),
+    field(msg, 'destconnectedlinename'),
+  ])
+    raw.addName(v);
+}
+
+function collectCdr(raw: RawValues, msg: AmiMessage): void {
+  for (const v of [
+    field(msg, 'source'),
+    field(msg, 'destination'),
+    field(msg, 'callerid'),
+    field(msg, 'channel'),
+    field(msg, 'destinationchannel'),
+    field(msg, 'lastdata'),
+    field(msg, 'uniqueid'),
+  ])
+    raw.addNumber(v);
+  raw.addName(callerIdName(field(msg, 'callerid')));
+}
+
+function collectCel(raw: RawValues, msg: AmiMessage): void {
+  for (const v of [
+    field(msg, 'calleridnum'),
+    field(msg, 'calleridani'),
+    field(msg, 'calleriddnid'),
+    field(msg, 'calleridrdnis'),
+    field(msg, 'exten'),
+    field(msg, 'peer'),
+    field(msg, 'appdata'),
+    field(msg, 'channel'),
+  ])
+    raw.addNumber(v);
+  raw.addName(field(msg, 'calleridname'));
+}
 const AGENT_EVENTS = new Set(['AgentCalled', 'AgentConnect', 'AgentComplete', 'AgentRingNoAnswer', 'AgentDump']);
 
 export function createCallModel(options: Partial<CallModelOptions> & Pick<CallModelOptions, 'rules'>): CallModel {
@@ -371,7 +433,9 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         celEnd: undefined,
         announced: { started: false, answered: false },
         createdAtMs: now(),
+        raw: new RawValues(opts.recent),
       };
+      c.raw.addNumber(linkedId);
       calls.set(linkedId, c);
     }
     return c;
@@ -412,6 +476,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     };
     channels.set(uniqueId, ch);
     const call = callOf(linkedId);
+    call.raw.addNumber(uniqueId);
     call.channels.push(uniqueId);
     call.endedAtMs = undefined;
     if (ch.channel !== '') rememberName(ch);
@@ -420,6 +485,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
 
   function rememberName(ch: ChannelState): void {
     byName.set(ch.channel, ch.uniqueId);
+    // Channel names hold peers, and peers can be named by number.
+    calls.get(ch.linkedId)?.raw.addNumber(ch.channel);
     const local = parseChannelName(ch.channel).local;
     if (local !== undefined) {
       const pair = localPairs.get(local.pair) ?? {};
@@ -475,6 +542,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       to.queue ??= from.queue;
       if (from.recording === 'blocked' || to.recording === 'none') to.recording = from.recording;
       to.incomplete ||= from.incomplete;
+      to.raw.merge(from.raw);
       to.sawCdr ||= from.sawCdr;
       to.sawCel ||= from.sawCel;
       to.celStart ??= from.celStart;
@@ -612,6 +680,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         type: t,
         tenant,
         callId: call.linkedId,
+        raw: call.raw,
         ...(t === 'call.ended' && rawCall ? { call: rawCall } : {}),
       };
       for (const fn of liveListeners) fn(e);
@@ -842,6 +911,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     if (finished.has(linkedId)) stats.cdrAfterCall++;
     const call = callOf(linkedId);
     call.sawCdr = true;
+    collectCdr(call.raw, msg);
     if (a === undefined) {
       // A channel we never saw (started before we connected): its Cdr still names it.
       a = newChannel(legId, linkedId, msg, false);
@@ -931,6 +1001,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     const tenant = resolveCall(call);
     return {
       tenant,
+      raw: call.raw,
       legId,
       callId: linkedId,
       idTuple: tuple,
@@ -1055,6 +1126,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     }
     const call = callOf(linkedId);
     call.sawCel = true;
+    collectCel(call.raw, msg);
     let ch = channels.get(uniqueId);
     const appData = field(msg, 'appdata');
     const app = field(msg, 'application');
@@ -1251,6 +1323,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     const bRole = b === undefined ? undefined : roleOf(bReal ?? b);
     const leg: RawCdr = {
       tenant: resolveCall(call),
+      raw: call.raw,
       legId: ch.uniqueId,
       callId: call.linkedId,
       idTuple: {
@@ -1373,6 +1446,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     stats.calls++;
     const raw: RawCall = {
       tenant,
+      raw: call.raw,
       callId: call.linkedId,
       direction,
       startedAt: start,
@@ -1462,6 +1536,12 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       if (!sawChannelEvents && event !== '' && event !== 'CoreShowChannel' && event !== 'Status')
         sawChannelEvents = true;
       const ch = touch(event, msg, uniqueId);
+      if (PARTY_EVENTS.has(event)) {
+        const raw = calls.get(ch.linkedId)?.raw;
+        if (raw !== undefined) {
+          collectParties(raw, msg);
+        }
+      }
       if (event === 'Newchannel') {
         const call = calls.get(ch.linkedId);
         if (call !== undefined && call.channels[0] === ch.uniqueId) {
@@ -1525,6 +1605,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         });
         const gap: RawCdr = {
           tenant: resolveCall(c),
+          raw: c.raw,
           legId: ch.uniqueId,
           callId: ch.linkedId,
           tenantHint: ch.tenantHint,

@@ -3,6 +3,7 @@
 // hold raw personal data (numbers) and raw Asterisk ids: memory only.
 // privacy/ keys the ids and pseudonymises the parties.
 import type { CdrIdTuple } from '../privacy/ids.js';
+import type { RawValues } from '../egress/raw-values.js';
 import type { PartyWhere } from './party-classifier.js';
 
 export type Direction = 'inbound' | 'outbound' | 'internal' | 'transit';
@@ -19,6 +20,8 @@ export interface RawCdr {
    * call model, e.g. a reconciled CDR-store row).
    */
   readonly tenant?: string | undefined;
+  /** Every raw number and name of the call, for the egress guard (never an output). */
+  readonly raw?: RawValues;
   /** Asterisk Uniqueid of the CDR's channel. Raw. */
   readonly legId: string;
   /** Asterisk Linkedid of the call. Raw. */
@@ -98,6 +101,8 @@ export interface RawTransfer {
 
 export interface RawCall {
   readonly tenant: string | undefined;
+  /** Every raw number and name of the call, for the egress guard (never an output). */
+  readonly raw?: RawValues;
   /** Linkedid (or, without one, the call's first channel's Uniqueid). Raw. */
   readonly callId: string;
   readonly direction: Direction;

@@ -3,6 +3,7 @@
 // exporter convention) and never on the tenant API port: metrics count every
 // tenant's traffic, and a tenant token must not be the only thing between
 // them and the tenants.
+import { defaultEgress } from '../egress/egress.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { listen } from '../listen.js';
 import type { Health } from './health.js';
@@ -53,7 +54,11 @@ export async function startMetricsServer(deps: MetricsServerDeps): Promise<Metri
       return;
     }
     if (path === '/metrics') {
-      const text = await deps.metrics.render();
+      // Label values are codes and tenant ids by construction; the guard drops any line that would hold more.
+      const text = (await deps.metrics.render())
+        .split('\n')
+        .filter((line) => line.startsWith('#') || defaultEgress().pass('metrics', line))
+        .join('\n');
       res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' }).end(text);
       return;
     }

@@ -10,9 +10,20 @@ import { applyMethod, nameField, tokenOf } from './methods.js';
 import type { PrivacyRules, TenantPolicy } from './tenants.js';
 import { SCHEMA_VERSION } from '../version.js';
 
-/** Why a record was withheld; `cdr-unusable`: a Cdr event without a usable Uniqueid, times or durations. */
+/**
+ * Why a record was withheld; `cdr-unusable`: a Cdr event without a usable
+ * Uniqueid, times or durations; `privacy-guard`: the egress guard found one of
+ * the call's raw values in it (a breach prevented).
+ */
 export type WithheldReason =
-  'unknown-tenant' | 'no-key' | 'schema' | 'suppressed' | 'suppression-unavailable' | 'shredded' | 'cdr-unusable';
+  | 'unknown-tenant'
+  | 'no-key'
+  | 'schema'
+  | 'suppressed'
+  | 'suppression-unavailable'
+  | 'shredded'
+  | 'cdr-unusable'
+  | 'privacy-guard';
 
 /**
  * Restrict/object and crypto-shredding, as the sanitiser sees them: per

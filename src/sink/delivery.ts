@@ -7,6 +7,7 @@
 // line when spooling starts and one when it ends (with its counts), never a
 // line per record or per retry.
 import { GatewayError } from '../errors.js';
+import { defaultEgress, type Egress } from '../egress/egress.js';
 import { decodeSpoolLine, encodeSpoolLine, type OutRecord, type RecordSink } from './sink.js';
 import type { Spool } from './spool.js';
 
@@ -39,6 +40,8 @@ export interface PrimarySink extends Pick<RecordSink, 'write' | 'close'> {
 export interface DeliveryOptions {
   readonly primary: PrimarySink;
   readonly spool: Spool;
+  /** The door spool lines pass (default: the process's egress). */
+  readonly egress?: Egress;
   /** A direct write not acknowledged in this time goes to the spool (Kafka may still take it: a duplicate, same id). */
   readonly sendTimeoutMs: number;
   /** Pause between drain attempts while the primary is failing. */
@@ -135,7 +138,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   const admitWaiting = () => {
     while (waiting.length > 0) {
       try {
-        spool.append([waiting[0]!.line]);
+        appendChecked([waiting[0]!.line]);
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'GW_SPOOL_FULL') return setFull(true);
         throw err;
@@ -146,10 +149,22 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     setFull(false);
   };
 
+  // The spool is an output too: a line holding a raw value of a call never reaches the disk.
+  const egress = opts.egress ?? defaultEgress();
+  /** false: the guard withheld the line (counted and reported by the egress, not written). */
+  const appendChecked = (lines: string[], force?: boolean): boolean => {
+    const cleared = lines.filter((l) => egress.pass('spool', l));
+    if (cleared.length > 0) spool.append(cleared, force);
+    return cleared.length === lines.length;
+  };
+
   const toSpool = (line: string): Promise<void> => {
     if (waiting.length === 0) {
       try {
-        spool.append([line]);
+        if (!appendChecked([line]))
+          return Promise.reject(
+            new GatewayError('GW_PRIVACY_GUARD', 'spool: a record was withheld by the privacy guard'),
+          );
         opts.events?.spooled?.(1);
         scheduleDrain(0);
         return Promise.resolve();
@@ -313,14 +328,14 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       // Not acknowledged in time: spooled, and re-sent on the next start (Kafka may have it too: same id).
       for (const f of flights.slice(oldest)) {
         if (!settle(f)) continue;
-        spool.append([encodeSpoolLine(f.record)], true);
+        appendChecked([encodeSpoolLine(f.record)], true);
         f.resolve();
       }
       if (draining !== undefined)
         await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
       // Anything still held back goes to disk, however full: shutdown never drops a record.
       for (const w of waiting.splice(0)) {
-        spool.append([w.line], true);
+        appendChecked([w.line], true);
         w.resolve();
       }
       spool.close();

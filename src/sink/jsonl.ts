@@ -70,6 +70,7 @@ export function createJsonlFileSink(paths: string | JsonlPaths): RecordSink {
   writerFor('cdr');
   return {
     name: `jsonl:${p.cdr}`,
+    output: 'jsonl',
     write: (record: OutRecord) => writerFor(record.stream).write(record.value),
     close: async () => {
       await Promise.all(Object.values(files).map((w) => w.close()));
@@ -79,5 +80,5 @@ export function createJsonlFileSink(paths: string | JsonlPaths): RecordSink {
 
 export function createStdoutSink(): RecordSink {
   const out = lineWriter('stdout', process.stdout, false);
-  return { name: 'stdout', write: (record) => out.write(record.value), close: () => out.close() };
+  return { name: 'stdout', output: 'stdout', write: (record) => out.write(record.value), close: () => out.close() };
 }

@@ -20,6 +20,8 @@ export interface OutRecord {
 
 export interface RecordSink {
   readonly name: string;
+  /** Which output the records leave by (the egress guard counts blocks by it); default kafka. */
+  readonly output?: 'kafka' | 'jsonl' | 'stdout';
   write(record: OutRecord): Promise<void>;
   /** Flushes what is pending and releases the sink. */
   close(): Promise<void>;
