@@ -572,7 +572,8 @@ export async function startGateway(
         assets: loadConsoleAssets(),
         log: log.child({ component: 'api' }),
         metrics,
-        suppressions: createSuppressionApi(suppressions, (t) => loaded.privacy.tenants.get(t)),
+        suppressions: createSuppressionApi(suppressions, (t) => loaded.privacy.tenants.get(t), Date.now, audit),
+        suppressionLookupsPerHour: a.suppressionLookupsPerHour,
       });
     } catch (err) {
       // e.g. api.port in use: give back the state dir and the open files before failing.

@@ -19,7 +19,7 @@ import type { ConsentRegistry } from '../consent/registry.js';
 import { actorOf, mayAccess, type Authenticate, type Principal } from './auth.js';
 import type { Asset } from './console-assets.js';
 import type { LiveFeed } from './live-feed.js';
-import type { SuppressionApi } from '../subject/suppression.js';
+import type { SuppressionApi, SuppressionView } from '../subject/suppression.js';
 import { SUPPRESSION_ID, TOKEN } from '../subject/suppression-store.js';
 
 export interface ApiServerDeps {
@@ -37,6 +37,8 @@ export interface ApiServerDeps {
   readonly maxBodyBytes?: number;
   /** Restrict/object: /v1/tenants/<id>/suppressions (absent: 404). */
   readonly suppressions?: SuppressionApi;
+  /** Suppressions added by number, per API token per hour (api.suppressionLookupsPerHour); over it: 429. */
+  readonly suppressionLookupsPerHour?: number;
   /** How long a WebSocket may take to send its auth frame. */
   readonly wsAuthTimeoutMs?: number;
   /** The door answers pass (default: the process's egress). */
@@ -106,10 +108,49 @@ const ROUTES = [
 ];
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+export const DEFAULT_LOOKUPS_PER_HOUR = 20;
+const HOUR_MS = 3_600_000;
+
+/**
+ * What a tenant sees of a suppression. An entry added by number shows no
+ * token: a token computed from a number the caller chose would let it test
+ * candidate numbers against the tokens in its records.
+ */
+function tenantView(e: SuppressionView): Record<string, unknown> {
+  if (e.via !== 'number') return { ...e };
+  const { tokens, ...rest } = e;
+  return { ...rest, kids: tokens.map((t) => t.kid) };
+}
+
+/** A sliding hour per API token. */
+function lookupLimiter(perHour: number, now: () => number = Date.now) {
+  const seen = new Map<string, number[]>();
+  return {
+    take(who: string): void {
+      const t = now();
+      const recent = (seen.get(who) ?? []).filter((at) => t - at < HOUR_MS);
+      if (recent.length >= perHour) {
+        const retryS = Math.max(1, Math.ceil((recent[0]! + HOUR_MS - t) / 1000));
+        seen.set(who, recent);
+        throw new HttpError(
+          429,
+          {
+            error: `too many suppressions by number: at most ${perHour} an hour per API token (api.suppressionLookupsPerHour)`,
+          },
+          { 'retry-after': String(retryS) },
+        );
+      }
+      recent.push(t);
+      seen.set(who, recent);
+    },
+  };
+}
+
 class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly body: Record<string, unknown>,
+    readonly headers: Record<string, string> = {},
   ) {
     super(String(body.error));
   }
@@ -140,6 +181,7 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     status: [],
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  const lookups = lookupLimiter(deps.suppressionLookupsPerHour ?? DEFAULT_LOOKUPS_PER_HOUR);
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       deps.log.error({ code: (err as { code?: string }).code ?? 'error' }, 'request failed');
@@ -151,7 +193,14 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
 
-  function send(res: ServerResponse, status: number, body: unknown, route = 'other', own?: RawValues): void {
+  function send(
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    route = 'other',
+    own?: RawValues,
+    headers: Record<string, string> = {},
+  ): void {
     let text = JSON.stringify(body);
     // The one door out: an answer holding a raw value (of a call, or of the request) is never sent.
     if (!(deps.egress ?? defaultEgress()).pass('api', text, { own, object: body })) {
@@ -159,7 +208,11 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
       text = JSON.stringify({ error: 'answer withheld by the privacy guard' });
     }
     requests?.inc({ route, status: String(status) });
-    res.writeHead(status, status === 401 ? { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } : JSON_HEADERS);
+    res.writeHead(status, {
+      ...JSON_HEADERS,
+      ...(status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
+      ...headers,
+    });
     res.end(text);
   }
 
@@ -220,7 +273,7 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
       if (!(err instanceof GatewayError)) throw err;
       if (err.code === 'GW_SUPPRESSION_STORE') throw new HttpError(503, { error: 'suppression list unavailable' });
       if (err.code === 'GW_USAGE')
-        throw bad([{ path: 'number', message: 'a subscriber number (not withheld or empty)' }]);
+        throw bad([{ path: (err as { path?: string }).path ?? 'number', message: err.message }]);
       if (err.code === 'GW_PRIVACY_NO_KEY') throw new HttpError(409, { error: 'the tenant has no live key' });
       if (err.code === 'GW_TENANT_SHREDDED') throw new HttpError(410, { error: 'the tenant was crypto-shredded' });
       if (err.code === 'GW_PRIVACY_UNKNOWN_TENANT') throw new HttpError(404, { error: 'no such tenant' });
@@ -240,18 +293,20 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     if (rest === '/suppressions') {
       if (method === 'GET') {
         const { mode, entries } = await suppressionCall(() => api.list(tenant));
-        return [200, { tenant, mode, suppressions: entries }];
+        return [200, { tenant, mode, suppressions: entries.map(tenantView) }];
       }
       if (method === 'POST') {
         const parsed = AddSuppression.safeParse(await body(req));
         if (!parsed.success) throw bad(issuesOf(parsed.error));
         const b = parsed.data;
-        const r = await suppressionCall(() =>
-          b.number !== undefined
-            ? api.addNumber(tenant, b.number, actorOf(p))
-            : api.addToken(tenant, b.token!, b.kid ?? null, actorOf(p)),
-        );
-        return [r.created ? 201 : 200, { tenant, created: r.created, suppression: r.entry }];
+        if (b.number !== undefined) {
+          // A lookup by number is what re-identification needs: bounded per API token, answered with the id only.
+          lookups.take(actorOf(p));
+          const r = await suppressionCall(() => api.addNumber(tenant, b.number!, actorOf(p)));
+          return [r.created ? 201 : 200, { tenant, created: r.created, suppression: { id: r.entry.id } }];
+        }
+        const r = await suppressionCall(() => api.addToken(tenant, b.token!, b.kid ?? null, actorOf(p)));
+        return [r.created ? 201 : 200, { tenant, created: r.created, suppression: tenantView(r.entry) }];
       }
       throw new HttpError(405, { error: 'method not allowed' });
     }
@@ -260,12 +315,12 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
     if (method === 'GET') {
       const entry = (await suppressionCall(() => api.list(tenant))).entries.find((e) => e.id === id);
       if (entry === undefined) throw new HttpError(404, { error: 'no such suppression' });
-      return [200, { tenant, suppression: entry }];
+      return [200, { tenant, suppression: tenantView(entry) }];
     }
     if (method === 'DELETE') {
       const gone = await suppressionCall(() => api.remove(tenant, id, actorOf(p)));
       if (gone === undefined) throw new HttpError(404, { error: 'no such suppression' });
-      return [200, { tenant, removed: gone }];
+      return [200, { tenant, removed: tenantView(gone) }];
     }
     throw new HttpError(405, { error: 'method not allowed' });
   }
@@ -396,7 +451,7 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
       }
       throw new HttpError(404, { error: 'not found' });
     } catch (err) {
-      if (err instanceof HttpError) return send(res, err.status, err.body, route);
+      if (err instanceof HttpError) return send(res, err.status, err.body, route, undefined, err.headers);
       throw err;
     }
   }

@@ -161,7 +161,12 @@ export interface LiveCallEvent {
 }
 
 /** Why a Cdr event could not be used (withheld, counted, logged without data). */
-export type CdrProblem = 'no-uniqueid' | 'bad-times' | 'bad-durations';
+/**
+ * Why a leg could not be built: a Cdr event without a usable Uniqueid, times
+ * or durations, or (`cel-start-unseen`) a CEL-only leg of a channel that began
+ * before the gateway saw it, whose start is unknown (its CDR is in Asterisk's store).
+ */
+export type CdrProblem = 'no-uniqueid' | 'bad-times' | 'bad-durations' | 'cel-start-unseen';
 
 export interface CallModelOptions {
   /** IANA zone Asterisk writes CDR times in. */
@@ -352,7 +357,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     events: 0,
     cdrs: 0,
     cdrWithoutChannel: 0,
-    cdrUnusable: { 'no-uniqueid': 0, 'bad-times': 0, 'bad-durations': 0 },
+    cdrUnusable: { 'no-uniqueid': 0, 'bad-times': 0, 'bad-durations': 0, 'cel-start-unseen': 0 },
     channelsEvictedLive: 0,
     gapRecords: 0,
     calls: 0,
@@ -1089,6 +1094,9 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     return { kind: 'application', app: lastApp };
   }
 
+  // CEL-only: channels whose CHAN_START the model saw (bounded like the channels: removed at CHAN_END or when full).
+  const celStarted = new Set<string>();
+
   function problem(p: CdrProblem): undefined {
     stats.cdrUnusable[p]++;
     for (const fn of problemListeners) fn(p);
@@ -1132,6 +1140,10 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     const app = field(msg, 'application');
     if (ch === undefined) {
       ch = newChannel(uniqueId, linkedId, msg, name === 'CHAN_START');
+      if (name === 'CHAN_START') {
+        celStarted.add(uniqueId);
+        if (celStarted.size > opts.maxChannels) celStarted.delete(celStarted.values().next().value!);
+      }
       if (at !== null && (call.celStart === undefined || isoLess(at, call.celStart))) {
         call.celStart = at;
         call.celStartRaw = field(msg, 'eventtime');
@@ -1202,7 +1214,15 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       case 'CHAN_END':
         if (at !== null) call.celEnd = at;
         // A leg per calling channel; an Originate's first channel is one too (every channel of its call is outgoing).
-        if (!ch.outgoing || ch.uniqueId === call.linkedId) celLeg(ch, call, msg);
+        {
+          const started = celStarted.delete(ch.uniqueId);
+          // A channel that began before the gateway saw it (a restart, or a PBX whose channel events come later):
+          // its CEL leg would have a wrong start and, on a PBX that also sends Cdr events, double its CDR.
+          if (!ch.outgoing || ch.uniqueId === call.linkedId) {
+            if (started) celLeg(ch, call, msg);
+            else problem('cel-start-unseen');
+          }
+        }
         channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
         return;
       case 'BLINDTRANSFER':

@@ -2,13 +2,19 @@
 // the outcome into an exit code and at most a few lines on stderr. stdout
 // carries command output only (records, reports, help); logs and errors go
 // to stderr.
+import { CLI_WITHHELD } from '../egress/cli-output.js';
+import { defaultEgress } from '../egress/egress.js';
 import { GatewayError } from '../errors.js';
 import { runCommandLine, type CliIo, type Env, type Outcome } from './cli-command.js';
 import { buildProgram } from './program.js';
 
+// What commands print passes the egress (against the raw values of calls this process saw, e.g. in a replay).
+const checked = (write: (s: string) => unknown) => (s: string) =>
+  void (defaultEgress().pass('cli', s) ? write(s) : process.stderr.write(`callveil: ${CLI_WITHHELD}\n`));
+
 const processIo: CliIo = {
-  stdout: (s) => void process.stdout.write(s),
-  stderr: (s) => void process.stderr.write(s),
+  stdout: checked((s) => process.stdout.write(s)),
+  stderr: checked((s) => process.stderr.write(s)),
   get stderrIsTty() {
     return process.stderr.isTTY === true;
   },

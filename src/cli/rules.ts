@@ -16,6 +16,7 @@ import { pseudonym } from '../privacy/pseudonymise.js';
 import { formatRuleProblems, loadRules } from '../rules/load.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
 import { runInProcess, type CliIo, type Env } from './cli-command.js';
+import { guardedOut } from '../egress/cli-output.js';
 import { registerRules } from './commands/rules.js';
 
 type Out = (text: string) => void;
@@ -59,7 +60,8 @@ export function rulesCheck(folder: string, o: RulesCheckOptions, env: Env, out: 
 }
 
 /** `token <number>`: the number's pseudonyms under every live key of the tenant. */
-export function token(o: TokenOptions, number: string, env: Env, out: Out): number {
+export function token(o: TokenOptions, number: string, env: Env, rawOut: Out): number {
+  const out = guardedOut(rawOut, [number]);
   const policy = subjectPolicy(loadConfigFile(o.config, env), o.tenant);
   const s = subjectTokens(policy, number);
   if (s === undefined) {

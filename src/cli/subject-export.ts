@@ -18,6 +18,7 @@ import {
   type ExportResult,
 } from '../subject/export.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
+import { cliMayWrite } from '../egress/cli-output.js';
 import { runInProcess, type CliIo, type Env } from './cli-command.js';
 import { registerSubject } from './commands/subject.js';
 
@@ -82,6 +83,8 @@ export async function subjectExport(o: ExportOptions, number: string, env: Env, 
   if (drawn) io.stderr('\n');
 
   const doc = exportDocument(result.records);
+  // The document holds tokens only; checked against the number typed before it is printed or written.
+  cliMayWrite(doc, [number]);
   const out = o.out === undefined ? undefined : resolve(o.out);
   if (out === undefined) io.stdout(doc);
   else {

@@ -20,6 +20,7 @@ import { acquireStateLock } from '../subject/state-lock.js';
 import { openSuppressionList, suppressionTokensOf, viewOf, type SuppressionList } from '../subject/suppression.js';
 import { openSuppressionStore, SUPPRESSION_ID, TOKEN } from '../subject/suppression-store.js';
 import { subjectPolicy, subjectTokens } from '../subject/tokens.js';
+import { guardedOut } from '../egress/cli-output.js';
 import { safeUser } from './rules.js';
 import { runInProcess, type CliIo, type Env } from './cli-command.js';
 import { registerSubject } from './commands/subject.js';
@@ -91,7 +92,8 @@ function listOf(loaded: LoadedConfig, audit: AuditLog): SuppressionList {
   return openSuppressionList(loaded.config.storage.dir, audit);
 }
 
-export async function suppress(o: SuppressOptions, number: string | undefined, env: Env, out: Out): Promise<number> {
+export async function suppress(o: SuppressOptions, number: string | undefined, env: Env, rawOut: Out): Promise<number> {
+  const out = guardedOut(rawOut, [number]);
   const loaded = loadConfigFile(o.config, env);
   if ((number !== undefined) === (o.token !== undefined))
     throw new GatewayError('GW_USAGE', 'subject suppress needs either one number or --token TOKEN [--kid KID]');
@@ -114,8 +116,9 @@ export async function unsuppress(
   o: UnsuppressOptions,
   number: string | undefined,
   env: Env,
-  out: Out,
+  rawOut: Out,
 ): Promise<number> {
+  const out = guardedOut(rawOut, [number]);
   const loaded = loadConfigFile(o.config, env);
   const given = [number !== undefined, o.id !== undefined, o.token !== undefined].filter(Boolean).length;
   if (given !== 1)
@@ -146,7 +149,8 @@ export async function unsuppress(
 }
 
 /** Read-only: no lock, works beside a running gateway. */
-export function suppressions(o: TenantOptions, env: Env, out: Out): number {
+export function suppressions(o: TenantOptions, env: Env, rawOut: Out): number {
+  const out = guardedOut(rawOut, []);
   const loaded = loadConfigFile(o.config, env);
   const policy = subjectPolicy(loaded, o.tenant);
   const r = openSuppressionStore(loaded.config.storage.dir).load(policy.id);
@@ -167,7 +171,8 @@ export function suppressions(o: TenantOptions, env: Env, out: Out): number {
   return 0;
 }
 
-export async function erase(o: EraseOptions, number: string, env: Env, out: Out): Promise<number> {
+export async function erase(o: EraseOptions, number: string, env: Env, rawOut: Out): Promise<number> {
+  const out = guardedOut(rawOut, [number]);
   const loaded = loadConfigFile(o.config, env);
   const reason = checkedReason(o.reason);
   const policy = subjectPolicy(loaded, o.tenant);

@@ -229,9 +229,18 @@ export const Config = z
           .int()
           .min(1024)
           .default(1 << 20),
+        /** Suppressions added by number per API token per hour (a lookup by number is what re-identification needs). */
+        suppressionLookupsPerHour: z.number().int().min(1).max(10_000).default(20),
       })
       .strict()
-      .default({ enabled: false, host: '127.0.0.1', port: 8080, tokens: [], wsMaxBufferedBytes: 1 << 20 }),
+      .default({
+        enabled: false,
+        host: '127.0.0.1',
+        port: 8080,
+        tokens: [],
+        wsMaxBufferedBytes: 1 << 20,
+        suppressionLookupsPerHour: 20,
+      }),
     /** Prometheus /metrics, /livez and /readyz on their own listener, never the tenant API port (README "Metrics"). */
     metrics: z
       .object({

@@ -4,14 +4,13 @@
 // inside a longer run (a channel name, an id) are caught; a name by its
 // folded words. Pure; the caller decides what a hit means.
 import { foldNumberText } from '../privacy/numbers.js';
-import { MIN_GUARDED_DIGITS, type RawValues, type RecentRawValues } from './raw-values.js';
+import { MIN_GUARDED_DIGITS, MIN_GUARDED_NAME, type RawValues, type RecentRawValues } from './raw-values.js';
 
 export interface GuardHit {
   readonly kind: 'number' | 'name';
 }
 
 const RUN = /[0-9][0-9 ()+.\-/]*[0-9]/g;
-const WORD = /[\p{L}\p{N}']+/gu;
 const MAX_NEEDLE = 17;
 
 type DigitSet = { has(d: string): boolean };
@@ -35,28 +34,51 @@ function digitHit(text: string, sets: readonly DigitSet[]): boolean {
   return false;
 }
 
-/** Names indexed by their first word, so a text is scanned once whatever the number of names. */
+/** A letter or digit (any non-ASCII character counts: names are written in every script). */
+function isWordCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 39 || c > 127 || (c >= 65 && c <= 90);
+}
+
+/**
+ * Names indexed by their first MIN_GUARDED_NAME characters, so a text is
+ * scanned once, word start by word start, whatever the number of names.
+ */
 class NameIndex {
-  private readonly byFirst = new Map<string, string[]>();
+  private readonly byHead = new Map<number, string[]>();
   constructor(names: Iterable<string>) {
     for (const n of names) {
-      const first = n.match(WORD)?.[0];
-      if (first === undefined) continue;
-      const list = this.byFirst.get(first) ?? [];
+      if (n.length < MIN_GUARDED_NAME) continue;
+      const head = headOf(n, 0);
+      const list = this.byHead.get(head) ?? [];
       list.push(n);
-      this.byFirst.set(first, list);
+      this.byHead.set(head, list);
     }
   }
   hit(lower: string): boolean {
-    if (this.byFirst.size === 0) return false;
-    WORD.lastIndex = 0;
-    for (let m = WORD.exec(lower); m !== null; m = WORD.exec(lower)) {
-      const names = this.byFirst.get(m[0]);
+    if (this.byHead.size === 0) return false;
+    const end = lower.length - MIN_GUARDED_NAME;
+    for (let i = 0; i <= end; i++) {
+      if (!isWordCode(lower.charCodeAt(i)) || (i > 0 && isWordCode(lower.charCodeAt(i - 1)))) continue;
+      const names = this.byHead.get(headOf(lower, i));
       if (names === undefined) continue;
-      for (const n of names) if (lower.startsWith(n, m.index)) return true;
+      for (const n of names) if (lower.startsWith(n, i)) return true;
     }
     return false;
   }
+}
+
+/** A hash of the MIN_GUARDED_NAME characters at i (no string made: this runs at every word start of every output). */
+function headOf(s: string, i: number): number {
+  let h = 0;
+  for (let k = 0; k < MIN_GUARDED_NAME; k++) h = (Math.imul(h, 31) + s.charCodeAt(i + k)) | 0;
+  return h;
+}
+
+/** Whitespace runs as one space, as names are kept (most outputs have none to fold). */
+function foldSpaces(lower: string): string {
+  return lower.includes('  ') || /[\t\n\r\f\v\u00a0\u2000-\u200a\u3000]/.test(lower)
+    ? lower.replace(/\s+/g, ' ')
+    : lower;
 }
 
 export interface GuardValues {
@@ -83,9 +105,11 @@ export function createGuard() {
       if (values.recent !== undefined && values.recent.size > 0) sets.push({ has: (d) => values.recent!.hasDigits(d) });
       if (digitHit(folded, sets)) return { kind: 'number' };
       const ownNames = values.own?.names;
-      const hasRecent = values.recent !== undefined && values.recent.size > 0;
+      // An output of one call (a record) is searched for that call's names, and for every recent call's numbers;
+      // an output of no call (a log line, an API body, a frame) for every recent call's names too.
+      const hasRecent = values.own === undefined && values.recent !== undefined && values.recent.size > 0;
       if ((ownNames === undefined || ownNames.size === 0) && !hasRecent) return undefined;
-      const lower = folded.toLowerCase();
+      const lower = foldSpaces(folded.toLowerCase());
       if (ownNames !== undefined) for (const n of ownNames) if (lower.includes(n)) return { kind: 'name' };
       if (hasRecent && recentNames(values.recent!).hit(lower)) return { kind: 'name' };
       return undefined;

@@ -57,12 +57,22 @@ export function numberForms(raw: string): string[] {
       // not a number libphonenumber can read: its digit forms above still count
     }
   }
-  return [...out].filter((d) => d.length >= MIN_GUARDED_DIGITS && d.length <= MAX_DIGITS + 2);
+  // No number starts with three zeros: such runs are channel sequence numbers (SIP/1001-0000001a), not parties.
+  return [...out].filter((d) => d.length >= MIN_GUARDED_DIGITS && d.length <= MAX_DIGITS + 2 && !d.startsWith('000'));
 }
+
+const ISO_DATE = /^(19|20)\d\d-[01]\d-[0-3]\d\b/;
+const COMPACT_DATE = /^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$/;
 
 /** Digit runs of a value (ids, channel names, dial strings): each run of >= MIN_GUARDED_DIGITS as a number. */
 function runsOf(raw: string): string[] {
-  return (foldNumberText(raw).match(/[0-9][0-9 ()+.\-/]*[0-9]/g) ?? []).flatMap(numberForms);
+  // A date in a party field (a mangled header) is a date: records carry dates, and no number is written YYYY-MM-DD.
+  const runs = (foldNumberText(raw).match(/[0-9][0-9 ()+.\-/]*[0-9]/g) ?? []).filter((r) => !ISO_DATE.test(r));
+  // A number joined to another by - or / (tel-2025550143-1795418472.9, SIP/447700900123-0000001a) is also a number of its own.
+  // Parts that are compact dates are not (recording file names: 20261123-072154-1004-…, and every record has dates).
+  return runs
+    .flatMap((run) => [run, ...(/[-/]/.test(run) ? run.split(/[-/]+/).filter((p) => !COMPACT_DATE.test(p)) : [])])
+    .flatMap(numberForms);
 }
 
 // Values repeat on every event of a call: their forms are worked out once.

@@ -3,8 +3,8 @@
 // exporter convention) and never on the tenant API port: metrics count every
 // tenant's traffic, and a tenant token must not be the only thing between
 // them and the tenants.
-import { defaultEgress } from '../egress/egress.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { defaultEgress, type Egress } from '../egress/egress.js';
 import { listen } from '../listen.js';
 import type { Health } from './health.js';
 import type { Logger } from './logger.js';
@@ -17,6 +17,8 @@ export interface MetricsServerDeps {
   readonly metrics: Pick<Metrics, 'render' | 'contentType'>;
   readonly health: Pick<Health, 'report'>;
   readonly log: Pick<Logger, 'info' | 'error'>;
+  /** The door metric lines pass (default: the process's egress). */
+  readonly egress?: Egress;
 }
 
 export interface MetricsServer {
@@ -57,7 +59,7 @@ export async function startMetricsServer(deps: MetricsServerDeps): Promise<Metri
       // Label values are codes and tenant ids by construction; the guard drops any line that would hold more.
       const text = (await deps.metrics.render())
         .split('\n')
-        .filter((line) => line.startsWith('#') || defaultEgress().pass('metrics', line))
+        .filter((line) => line.startsWith('#') || (deps.egress ?? defaultEgress()).pass('metrics', line))
         .join('\n');
       res.writeHead(200, { 'content-type': deps.metrics.contentType, 'cache-control': 'no-store' }).end(text);
       return;

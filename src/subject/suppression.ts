@@ -9,6 +9,7 @@ import { randomInt } from 'node:crypto';
 import { assertNoRawNumber, type AuditLog } from '../audit/audit-log.js';
 import { GatewayError } from '../errors.js';
 import { signingKey } from '../privacy/keys.js';
+import { foldNumberText } from '../privacy/numbers.js';
 import type { SubjectGuard, TenantGuard } from '../privacy/sanitise.js';
 import type { TenantPolicy } from '../privacy/tenants.js';
 import type { Logger } from '../observability/logger.js';
@@ -293,10 +294,17 @@ export interface SuppressionApi {
   remove(tenant: string, id: string, actor: string): Promise<SuppressionView | undefined>;
 }
 
+/** A GW_USAGE that names the request field it is about (the API answers 400 with that path). */
+function usage(path: string, message: string): GatewayError {
+  return Object.assign(new GatewayError('GW_USAGE', message), { path });
+}
+
 export function createSuppressionApi(
   list: SuppressionList,
   policyOf: (tenant: string) => TenantPolicy | undefined,
   now: () => number = Date.now,
+  /** Every lookup by number is audited here (subject: the token, never the number). */
+  audit?: Pick<AuditLog, 'append'>,
 ): SuppressionApi {
   const view = (tenant: string, e: SuppressionEntry) => viewOf(e, policyOf(tenant), now());
   const policy = (tenant: string) => {
@@ -311,11 +319,35 @@ export function createSuppressionApi(
       return { mode: policy(tenant).suppression?.mode ?? 'withhold', entries };
     },
     async addNumber(tenant, number, actor) {
-      const c = await list.add(tenant, suppressionTokensOf(policy(tenant), number), 'number', actor);
+      const p = policy(tenant);
+      // Something no phone can dial is refused, not stored as a suppression that never matches.
+      // (A number the tenant's regions cannot parse is still a dial string: records key it as text, so it can be suppressed.)
+      const folded = foldNumberText(number).trim();
+      if (!/^\+?[0-9][0-9 ()\-./]*$/.test(folded) || folded.replace(/\D/g, '').length < 2)
+        throw usage('number', 'a phone number or extension: digits, with + ( ) - . / or spaces (this is none)');
+      const tokens = suppressionTokensOf(p, number);
+      const c = await list.add(tenant, tokens, 'number', actor);
+      const signing = signingKey(p.keys, now());
+      const token = tokens.find((t) => t.kid === signing?.keyId) ?? tokens[0]!;
+      await audit?.append({
+        actor,
+        action: 'suppression.lookup',
+        tenant,
+        subject: `token:${token.token}`,
+        detail: { via: 'number', created: c.created, suppression: c.entry.id },
+      });
       return { created: c.created, entry: view(tenant, c.entry) };
     },
     async addToken(tenant, token, kid, actor) {
-      policy(tenant);
+      const p = policy(tenant);
+      // Only what the gateway makes is stored: one of the tenant's key ids, a token of the tenant's length.
+      if (kid !== null && !p.keys.keys.some((k) => k.keyId === kid))
+        throw usage('kid', "not a key id of this tenant's");
+      if (token.length !== Math.ceil((p.tokenBytes * 4) / 3) || /[0-9]{7}/.test(token))
+        throw usage(
+          'token',
+          `not a token this tenant's records carry (${Math.ceil((p.tokenBytes * 4) / 3)} characters, base64url)`,
+        );
       const c = await list.add(tenant, [{ kid, token }], 'token', actor);
       return { created: c.created, entry: view(tenant, c.entry) };
     },

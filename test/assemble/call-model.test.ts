@@ -126,7 +126,7 @@ t.test('malformed Cdr events are counted and skipped', async (t) => {
     undefined,
     'a number in a duration field is not copied',
   );
-  t.same(a.stats().cdrUnusable, { 'no-uniqueid': 1, 'bad-times': 2, 'bad-durations': 2 });
+  t.same(a.stats().cdrUnusable, { 'no-uniqueid': 1, 'bad-times': 2, 'bad-durations': 2, 'cel-start-unseen': 0 });
 });
 
 t.test('recording state follows MixMonitor and Monitor events; the file name is not kept', async (t) => {

@@ -4,6 +4,8 @@
 import { createHmac } from 'node:crypto';
 import { createCallModel } from '../../src/assemble/call-model.js';
 import type { RawCdr } from '../../src/assemble/raw-cdr.js';
+import { createEgress } from '../../src/egress/egress.js';
+import type { RecentRawValues } from '../../src/egress/raw-values.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { classifyNumber } from '../../src/privacy/numbers.js';
 import { createSanitiser } from '../../src/privacy/sanitise.js';
@@ -37,9 +39,14 @@ function timed<T>(items: readonly T[], minMs: number, body: (item: T) => unknown
   return perSec(n, now() - t0);
 }
 
-export async function collectRawCdrs(): Promise<RawCdr[]> {
+export async function collectRawCdrs(recent?: RecentRawValues): Promise<RawCdr[]> {
   const { config, privacy } = benchConfig();
-  const model = createCallModel({ timeZone: config.pbx.timeZone, ...config.assemble, rules: () => privacy.callModel });
+  const model = createCallModel({
+    timeZone: config.pbx.timeZone,
+    ...config.assemble,
+    rules: () => privacy.callModel,
+    ...(recent ? { recent } : {}),
+  });
   const raws: RawCdr[] = [];
   model.onLeg((raw) => raws.push(raw));
   const parser = createFrameParser({ onMessage: (m) => model.handle(m) });
@@ -52,17 +59,21 @@ export async function privacyBench(): Promise<BenchResult> {
   const minMs = argNumber('privacy-min-ms', 2000);
   const loaded = benchConfig();
   const resolver = createTenantResolver(loaded.tenants, loaded.config.defaultTenant);
-  const raws = await collectRawCdrs();
+  const egress = createEgress();
+  const raws = await collectRawCdrs(egress.recent);
   // acme's key and number policy, as benchConfig() sets them.
   const key = Buffer.from(KEY_ACME, 'hex');
   const policy = { defaultRegion: 'GB', fallbackRegions: ['US'], extensionMaxDigits: 6 };
 
   // What the chain produces, checked once; the timed loops below repeat it.
   const records: CdrRecord[] = [];
+  const texts: Array<{ text: string; own: RawCdr['raw'] }> = [];
   const once = createSanitiser(resolver);
   for (const raw of raws) {
     const r = once(raw);
-    if (r.ok) records.push(r.record);
+    if (!r.ok) continue;
+    records.push(r.record);
+    texts.push({ text: JSON.stringify(r.record), own: raw.raw });
   }
   progress(
     'privacy',
@@ -93,6 +104,20 @@ export async function privacyBench(): Promise<BenchResult> {
     minMs / 2,
     (raw) => classifyNumber(raw.source, policy).kind !== classifyNumber(raw.destination, policy).kind,
   );
+  // The egress guard: each record checked against its call's raw values and the recent calls' (what the pipeline does),
+  // and log lines against the recent calls alone. Baseline: JSON.stringify of the record, the cost of making it at all.
+  const stringifyOnly = timed(records, minMs / 2, (rec) => JSON.stringify(rec).length > 0);
+  const guardRecord = timed(texts, minMs / 2, (x) => egress.pass('kafka', x.text, { own: x.own }));
+  const logLines = records.map(
+    (r, i) =>
+      `{"level":30,"time":"2026-11-25T10:00:00.000Z","svc":"callveil","component":"delivery","recordId":"${r.id}","n":${i},"msg":"record sent"}\n`,
+  );
+  const guardLog = timed(logLines, minMs / 2, (l) => egress.pass('log', l));
+  const guardHits = Object.values(egress.blocked()).reduce((a, n) => a + n, 0);
+  progress(
+    'privacy',
+    `guard ${Math.round(guardRecord)} records/s, ${Math.round(guardLog)} log lines/s, ${guardHits} hits`,
+  );
   progress('privacy', `warm ${Math.round(warm)}/s, cold ${Math.round(cold)}/s, HMAC floor ${Math.round(hmacFloor)}/s`);
 
   const rows: Row[] = [
@@ -122,6 +147,21 @@ export async function privacyBench(): Promise<BenchResult> {
       note: 'for the profile: schema check per record',
     },
     {
+      label: 'egress guard: a record against its call and the recent calls',
+      value: guardRecord,
+      unit: 'records/s',
+      baseline: 'JSON.stringify of the record',
+      ratio: guardRecord / stringifyOnly,
+      note: `${guardHits} hits on real records (must be 0); recent set ${egress.recent.size} values`,
+    },
+    {
+      label: 'egress guard: a log line against the recent calls',
+      value: guardLog,
+      unit: 'lines/s',
+      baseline: 'JSON.stringify of the record',
+      ratio: guardLog / stringifyOnly,
+    },
+    {
       label: 'privacy: part: classifyNumber x2, uncached',
       value: classifyOnly,
       unit: 'records/s',
@@ -142,6 +182,10 @@ export async function privacyBench(): Promise<BenchResult> {
       privacyZodRecordsPerSec: zodOnly,
       privacyClassifyRecordsPerSec: classifyOnly,
       rawCdrs: raws.length,
+      guardRecordsPerSec: guardRecord,
+      guardLogLinesPerSec: guardLog,
+      guardHitsOnRealRecords: guardHits,
+      stringifyRecordsPerSec: stringifyOnly,
     },
   };
 }

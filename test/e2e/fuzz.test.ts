@@ -10,6 +10,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createPipeline } from '../../src/pipeline.js';
 import { createSanitiser } from '../../src/privacy/sanitise.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
+import { createEgress } from '../../src/egress/egress.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { mulberry32 } from '../../src/source/replay-server.js';
 import { twoTenantConfig } from '../helpers/configs.js';
@@ -91,7 +92,12 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   const logged: Buffer[] = [];
   const log = createLogger('debug', new Writable({ write: (c, _e, cb) => (logged.push(Buffer.from(c)), cb()) }));
   const loaded = twoTenantConfig();
-  const assembler = createCallModel({ maxChannels: 2000, rules: () => loaded.privacy.callModel });
+  const egress = createEgress();
+  const assembler = createCallModel({
+    maxChannels: 2000,
+    rules: () => loaded.privacy.callModel,
+    recent: egress.recent,
+  });
   const calls: unknown[] = [];
   const pipeline = createPipeline({
     model: assembler,
@@ -104,6 +110,7 @@ t.test('fuzz: random and mutated real frames', async (t) => {
         Promise.resolve()
       ),
     },
+    egress,
     log,
   });
   let parsed = 0;
@@ -133,6 +140,12 @@ t.test('fuzz: random and mutated real frames', async (t) => {
   t.ok(
     c.withheld.schema + c.withheld['unknown-tenant'] + c.withheld['cdr-unusable'] > 0,
     'odd CDRs were withheld (with a reason, counted), not published half-cleaned',
+  );
+  // The guard is the last line: privacy upstream must already have removed every raw value, however mangled the input.
+  t.same(
+    Object.entries(egress.blocked()).filter(([, n]) => n > 0),
+    [],
+    'the egress guard found nothing to stop',
   );
   const needles = mergeNeedles(...CAPTURES.map(needlesForCapture));
   t.same(

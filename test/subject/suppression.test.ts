@@ -127,9 +127,13 @@ t.test(
         });
         responses.push(await res.clone().text());
         t.equal(res.status, 201, 'added');
-        const body = (await res.json()) as { suppression: { tokens: Array<{ token: string }> } };
+        const body = (await res.json()) as { suppression: { id: string; tokens?: unknown } };
+        t.notOk('tokens' in body.suppression, 'the answer holds the id only');
         t.same(
-          body.suppression.tokens.map((x) => x.token),
+          list
+            .list('acme')
+            .find((e) => e.id === body.suppression.id)
+            ?.tokens.map((x) => x.token),
           jane.keys.map((k) => k.token),
           'the API stored the tokens `callveil token` prints',
         );
