@@ -415,7 +415,10 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
         const q = HistoryQuery.safeParse(Object.fromEntries(url.searchParams));
         if (!q.success) throw bad(issuesOf(q.error));
         const changes = deps.registry
-          .history(tenant, { ...(q.data.extension === undefined ? {} : { extension: q.data.extension }), limit: q.data.limit })
+          .history(tenant, {
+            ...(q.data.extension === undefined ? {} : { extension: q.data.extension }),
+            limit: q.data.limit,
+          })
           .map(({ extension, recording, previous, changedBy, changedAt }) => ({
             extension,
             recording,
@@ -430,7 +433,8 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
         if (deps.calls === undefined) throw new HttpError(404, { error: 'not found' });
         if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
         const extensionMethod = deps.tenantView?.(tenant)?.extensionMethod ?? null;
-        if (rest === '/activity') return send(res, 200, { tenant, extensionMethod, ...deps.calls.activity(tenant) }, route);
+        if (rest === '/activity')
+          return send(res, 200, { tenant, extensionMethod, ...deps.calls.activity(tenant) }, route);
         const limit = Limit.safeParse(url.searchParams.get('limit') ?? '500');
         if (!limit.success) throw bad([{ path: 'limit', message: 'an integer from 1 to 500' }]);
         const { since } = deps.calls.activity(tenant);

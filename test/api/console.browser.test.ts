@@ -74,7 +74,12 @@ async function browser(t: Tap.Test, width = 1280): Promise<Browser> {
   const frames: ScanOutput[] = [];
   page.on('response', (r) => {
     if (!new URL(r.url()).pathname.startsWith('/v1/')) return;
-    bodies.push(r.text().then((data) => ({ label: `api ${new URL(r.url()).pathname}`, data }), () => undefined));
+    bodies.push(
+      r.text().then(
+        (data) => ({ label: `api ${new URL(r.url()).pathname}`, data }),
+        () => undefined,
+      ),
+    );
   });
   page.on('websocket', (ws) =>
     ws.on('framereceived', (f) => frames.push({ label: 'ws frame', data: String(f.payload) })),
@@ -104,7 +109,8 @@ async function axeViolations(page: Page): Promise<Array<{ id: string; impact: st
   });
 }
 
-const seriousOrWorse = (vs: Array<{ impact: string }>) => vs.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+const seriousOrWorse = (vs: Array<{ impact: string }>) =>
+  vs.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 
 async function noOverflowAt360(t: Tap.Test, page: Page, what: string): Promise<void> {
   await page.setViewportSize({ width: 360, height: 800 });
@@ -118,7 +124,9 @@ async function noOverflowAt360(t: Tap.Test, page: Page, what: string): Promise<v
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
   }));
-  t.ok(scrollWidth <= innerWidth, `${what}: no sideways scrolling at 360 px (${scrollWidth} <= ${innerWidth})`, { wide });
+  t.ok(scrollWidth <= innerWidth, `${what}: no sideways scrolling at 360 px (${scrollWidth} <= ${innerWidth})`, {
+    wide,
+  });
 }
 
 /** Saves a screenshot in the run's temp dir, and a copy where the lead looks. */
@@ -144,7 +152,11 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   await signIn(page, h.base, TOKENS.acme, 'Signed in for tenant acme');
   await page.locator('#link-feed', { hasText: 'Feed: connected' }).waitFor();
   await page.locator('#live', { hasText: /^live$/ }).waitFor();
-  t.match(await page.locator('#calls-empty').innerText(), /No calls yet since the gateway started/, 'empty state says what to do');
+  t.match(
+    await page.locator('#calls-empty').innerText(),
+    /No calls yet since the gateway started/,
+    'empty state says what to do',
+  );
 
   const sw = page.getByRole('switch', { name: 'Recording for extension 1001' });
   t.equal(await sw.isChecked(), false, 'off by default');
@@ -167,7 +179,13 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   await page.getByRole('switch', { name: 'Recording for extension 1002' }).and(page.locator(':checked')).waitFor();
 
   // Crafted call frames: what no valid record holds, the page must still neutralise.
-  const party = (o: Record<string, unknown>) => ({ token: null, country: null, callingCode: null, numberType: null, ...o });
+  const party = (o: Record<string, unknown>) => ({
+    token: null,
+    country: null,
+    callingCode: null,
+    numberType: null,
+    ...o,
+  });
   const base = {
     schemaVersion: 1,
     tenant: 'acme',
@@ -222,7 +240,10 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   t.match(redacted, /redacted/, 'the redacted caller renders');
   t.match(redacted, /Abandoned|No answer/);
 
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /Export/ }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: /Export/ }).click(),
+  ]);
   const csvPath = await download.path();
   const csv = readFileSync(csvPath, 'utf8');
   const rows = parseCsv(csv);
@@ -235,7 +256,10 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   );
   t.ok(cells.includes("'+4420"), 'a prefix is neutralised');
   t.ok(cells.includes("'-h2k4Lz0aQm9xYb1"), 'a token starting with - is neutralised');
-  t.ok(cells.some((c) => c.startsWith("'@SUM")), 'a queue name starting with @ is neutralised');
+  t.ok(
+    cells.some((c) => c.startsWith("'@SUM")),
+    'a queue name starting with @ is neutralised',
+  );
 
   // Filter: outbound only, and the export follows what is visible.
   await page.locator('#f-dir').selectOption('outbound');
@@ -300,7 +324,9 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
   // Consent before the PBX session: 1001-1003 record, 1004 and 1005 do not.
   const at = new Date().toISOString();
   await openConsentStore(dir).save({
-    acme: Object.fromEntries(['1001', '1002', '1003'].map((e) => [e, { recording: true, changedBy: 'test', changedAt: at }])),
+    acme: Object.fromEntries(
+      ['1001', '1002', '1003'].map((e) => [e, { recording: true, changedBy: 'test', changedAt: at }]),
+    ),
   });
 
   const { readCapture } = await import('../helpers/ground-truth.js');
@@ -348,7 +374,10 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
   await page.locator('#link-pbx', { hasText: 'PBX link: up' }).waitFor();
 
   // The call list: one row per record, newest first, saying what the record says.
-  await page.locator('#call-rows tr').nth(records.length - 1).waitFor();
+  await page
+    .locator('#call-rows tr')
+    .nth(records.length - 1)
+    .waitFor();
   t.equal(await page.locator('#call-rows tr').count(), records.length, 'one row per call record');
   const shown = await page.$$eval('#call-rows tr', (trs) =>
     trs.map((tr) => {
@@ -358,25 +387,32 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
   );
   const times = shown.map((s) => s.at);
   t.same(times, [...times].sort().reverse(), 'newest first');
-  const DIR: Record<string, string> = { inbound: 'Inbound', outbound: 'Outbound', internal: 'Internal', transit: 'Transit' };
+  const DIR: Record<string, string> = {
+    inbound: 'Inbound',
+    outbound: 'Outbound',
+    internal: 'Internal',
+    transit: 'Transit',
+  };
   const want = records
     .map((r) =>
       [
         r.startedAt,
         DIR[r.direction],
         internalOf(r).join(', ') || '—',
-        r.caller === undefined ? 'redacted' : (r.caller as any).extension ?? (r.caller as any).token ?? r.caller.kind,
+        r.caller === undefined ? 'redacted' : ((r.caller as any).extension ?? (r.caller as any).token ?? r.caller.kind),
         r.recording,
       ].join(' | '),
     )
     .sort();
-  const got = shown.map((s) => [s.at, s.cells[1], s.cells[2], s.cells[3], s.cells[6]!.split(':')[0]].join(' | ')).sort();
+  const got = shown
+    .map((s) => [s.at, s.cells[1], s.cells[2], s.cells[3], s.cells[6]!.split(':')[0]].join(' | '))
+    .sort();
   t.same(got, want, "the call list is the replay's call records");
   const blockedRows = shown.filter((s) => s.cells[6]!.startsWith('blocked'));
   t.ok(blockedRows.length > 0);
   t.ok(
     blockedRows.every((s) => s.cells[6] === 'blocked: an extension on the call has recording off'),
-    'a blocked recording says why (the enforcer\'s reason joined to the call)',
+    "a blocked recording says why (the enforcer's reason joined to the call)",
   );
   t.equal(
     shown.filter((s) => s.cells[3] === 'redacted').length,
@@ -457,24 +493,38 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
 
   // The day's text alternative holds the records' counts, hour by hour in Europe/London.
   const hourOf = (s: string) =>
-    new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', hour: '2-digit', hourCycle: 'h23' }).format(new Date(s));
-  const dateOf = (s: string) =>
-    new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London', year: 'numeric', month: '2-digit', day: '2-digit' }).format(
+    new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', hour: '2-digit', hourCycle: 'h23' }).format(
       new Date(s),
     );
-  const day = records.map((r) => dateOf(r.startedAt)).sort().at(-1)!;
+  const dateOf = (s: string) =>
+    new Intl.DateTimeFormat('en-CA', {
+      timeZone: 'Europe/London',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    }).format(new Date(s));
+  const day = records
+    .map((r) => dateOf(r.startedAt))
+    .sort()
+    .at(-1)!;
   await page.locator('#day-title', { hasText: day }).waitFor();
   const byHour = new Map<string, number[]>();
   for (const r of records.filter((x) => dateOf(x.startedAt) === day)) {
     const k = `${hourOf(r.startedAt)}:00`;
     const c = byHour.get(k) ?? [0, 0, 0, 0, 0];
-    const g = ['answered', 'pbx-answered'].includes(r.outcome) ? 0 : ['no-answer', 'cancelled', 'abandoned'].includes(r.outcome) ? 1 : 2;
+    const g = ['answered', 'pbx-answered'].includes(r.outcome)
+      ? 0
+      : ['no-answer', 'cancelled', 'abandoned'].includes(r.outcome)
+        ? 1
+        : 2;
     c[g]!++;
     if (r.recording === 'kept') c[3]!++;
     if (r.recording === 'blocked') c[4]!++;
     byHour.set(k, c);
   }
-  const table = await page.$$eval('#day-rows tr', (trs) => trs.map((tr) => (tr as HTMLElement).innerText.split('\t').map((s) => s.trim())));
+  const table = await page.$$eval('#day-rows tr', (trs) =>
+    trs.map((tr) => (tr as HTMLElement).innerText.split('\t').map((s) => s.trim())),
+  );
   t.same(
     table,
     [...byHour].sort().map(([h, c]) => [h, ...c.map(String)]),

@@ -168,26 +168,30 @@
       a.localeCompare(b, 'en', { numeric: true }),
     );
     if (want !== '' && !labels.includes(want)) labels.push(want);
-    select.replaceChildren(el('option', { value: '', text: 'All' }), ...labels.map((l) => el('option', { value: l, text: l })));
+    select.replaceChildren(
+      el('option', { value: '', text: 'All' }),
+      ...labels.map((l) => el('option', { value: l, text: l })),
+    );
     select.value = want;
   }
 
   function callRow(e) {
     const r = e.record;
     const rec = el('span', { className: `tag-${r.recording}`, text: recordingText(e) });
-    return el(
-      'tr',
-      { className: `out-${outcomeGroup(r.outcome)}` },
-      el('td', {}, when(r.startedAt)),
-      el('td', { text: DIRECTIONS[r.direction] || r.direction }),
-      el('td', { className: 'ext', text: e.extensions.join(', ') || '—' }),
-      el('td', { className: 'tok', text: party(r.caller) }),
-      el('td', { text: OUTCOMES[r.outcome] || r.outcome }),
-      el('td', { className: 'num', text: `${secs(r.talkSec)} / ${secs(r.ringSec)}` }),
-      el('td', {}, rec),
-      el('td', { text: queueText(r.queue) }),
-      el('td', { className: 'tok', text: transfersText(r.transfers) }),
-    );
+    const cells = [
+      ['Time', el('td', {}, when(r.startedAt))],
+      ['Direction', el('td', { text: DIRECTIONS[r.direction] || r.direction })],
+      ['Extensions', el('td', { className: 'ext', text: e.extensions.join(', ') || '—' })],
+      ['Caller', el('td', { className: 'tok', text: party(r.caller) })],
+      ['Outcome', el('td', { text: OUTCOMES[r.outcome] || r.outcome })],
+      ['Talk / ring', el('td', { className: 'num', text: `${secs(r.talkSec)} / ${secs(r.ringSec)}` })],
+      ['Recording', el('td', {}, rec)],
+      ['Queue', el('td', { text: queueText(r.queue) })],
+      ['Transfers', el('td', { className: 'tok', text: transfersText(r.transfers) })],
+    ];
+    // data-label: on narrow screens each row becomes a block of "label: value" lines (console.css).
+    for (const [label, td] of cells) td.dataset.label = label;
+    return el('tr', { className: `out-${outcomeGroup(r.outcome)}` }, ...cells.map(([, td]) => td));
   }
 
   function renderCalls() {
@@ -297,10 +301,17 @@
     pick.addEventListener('change', updateBulk);
     const input = el('input', { type: 'checkbox', role: 'switch', checked: e.recording, id: `rec-${ext}` });
     input.setAttribute('aria-checked', String(e.recording));
-    const label = el('label', { className: 'switch', htmlFor: input.id }, input, el('span', { text: e.recording ? 'On' : 'Off' }));
+    const label = el(
+      'label',
+      { className: 'switch', htmlFor: input.id },
+      input,
+      el('span', { text: e.recording ? 'On' : 'Off' }),
+    );
     label.setAttribute('aria-label', `Recording for extension ${ext}`);
     const changed = el('td', { className: 'small muted', text: lastChange(e) });
-    const cells = ['calls', 'answered', 'kept', 'blocked', 'prevented'].map(() => el('td', { className: 'num', text: '0' }));
+    const cells = ['calls', 'answered', 'kept', 'blocked', 'prevented'].map(() =>
+      el('td', { className: 'num', text: '0' }),
+    );
     const histBtn = el('button', { type: 'button', className: 'link', text: 'Show' });
     histBtn.setAttribute('aria-expanded', 'false');
     histBtn.setAttribute('aria-controls', `hist-${ext}`);
@@ -309,7 +320,11 @@
     histName('Show');
     const histList = el('ol', { className: 'feed', id: `hist-list-${ext}` });
     histList.setAttribute('aria-label', `Consent history of extension ${ext}, newest first`);
-    const histRow = el('tr', { id: `hist-${ext}`, className: 'hist', hidden: true }, el('td', { colSpan: 10 }, histList));
+    const histRow = el(
+      'tr',
+      { id: `hist-${ext}`, className: 'hist', hidden: true },
+      el('td', { colSpan: 10 }, histList),
+    );
     async function loadHistory() {
       const { changes } = await api(tenantPath(`/consent-history?extension=${encodeURIComponent(ext)}&limit=100`));
       histList.replaceChildren(...changes.map(historyItem));
@@ -404,7 +419,8 @@
       for (const r of rows.values()) r.pick.checked = false;
       $('select-all').checked = false;
       updateBulk();
-      $('ext-status').textContent = `Recording ${recording ? 'on' : 'off'} for ${updated.length} extension${updated.length === 1 ? '' : 's'}: ${updated.map((u) => u.extension).join(', ')}.`;
+      $('ext-status').textContent =
+        `Recording ${recording ? 'on' : 'off'} for ${updated.length} extension${updated.length === 1 ? '' : 's'}: ${updated.map((u) => u.extension).join(', ')}.`;
       loadChanges(opened).catch(() => undefined);
     } catch (err) {
       $('ext-status').textContent = `Nothing changed: ${err.message}.`;
@@ -466,7 +482,8 @@
     const today = localDate(new Date().toISOString());
     const dates = a.days.map((d) => d.date);
     if (!dates.includes(today)) dates.unshift(today);
-    if (st.day === null || !dates.includes(st.day)) st.day = a.days.some((d) => d.date === today) ? today : (a.days[0]?.date ?? today);
+    if (st.day === null || !dates.includes(st.day))
+      st.day = a.days.some((d) => d.date === today) ? today : (a.days[0]?.date ?? today);
     select.replaceChildren(...dates.map((d) => el('option', { value: d, text: d === today ? `${d} (today)` : d })));
     select.value = st.day;
     $('day-select-label').hidden = dates.length < 2;
@@ -476,9 +493,20 @@
   function renderDay() {
     const a = st.activity;
     const d = a.days.find((x) => x.date === st.day);
-    const hours = d ? d.hours : Array.from({ length: 24 }, (_, hour) => ({ hour, answered: 0, missed: 0, other: 0, kept: 0, blocked: 0, prevented: 0 }));
+    const hours = d
+      ? d.hours
+      : Array.from({ length: 24 }, (_, hour) => ({
+          hour,
+          answered: 0,
+          missed: 0,
+          other: 0,
+          kept: 0,
+          blocked: 0,
+          prevented: 0,
+        }));
     $('day-title').textContent = `The day: ${st.day}`;
-    $('day-note').textContent = `Hours in ${a.timeZone} (the tenant's time zone). Counts are calls that ended since the gateway started (${sinceText()}) and restart with it.`;
+    $('day-note').textContent =
+      `Hours in ${a.timeZone} (the tenant's time zone). Counts are calls that ended since the gateway started (${sinceText()}) and restart with it.`;
     const answered = sum(hours, 'answered');
     const missed = sum(hours, 'missed');
     const other = sum(hours, 'other');
@@ -521,7 +549,10 @@
             cursor: { show: false },
             scales: { x: { time: false, range: [-0.6, 23.6] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
             axes: [
-              { values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v).padStart(2, '0') : '')), space: 30 },
+              {
+                values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v).padStart(2, '0') : '')),
+                space: 30,
+              },
               { values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v) : '')), size: 36 },
             ],
             series: [{}, ...series],
