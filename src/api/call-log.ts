@@ -52,6 +52,8 @@ export interface TenantActivity {
 }
 
 export interface CallLog {
+  /** When counting started (the process's start): everything here is since then. */
+  readonly since: string;
   /** A call record as published; returns what the console shows of it. */
   add(record: CallRecord): CallEntry;
   /** A recording outcome from the enforcer (keyed call id), joined to the call record when it comes. */
@@ -187,6 +189,7 @@ export function createCallLog(opts: CallLogOptions): CallLog {
   }
 
   return {
+    since,
     add(record) {
       const s = state(record.tenant);
       const reason = s.reasons.get(record.callId) ?? null;

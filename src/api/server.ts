@@ -30,7 +30,7 @@ export interface ApiServerDeps {
   readonly authenticate: Authenticate;
   readonly registry: Pick<ConsentRegistry, 'hasTenant' | 'tenants' | 'list' | 'set' | 'readable' | 'history'>;
   /** The console's recent calls and counts (absent: /calls and /activity answer 404). */
-  readonly calls?: Pick<CallLog, 'recent' | 'activity'>;
+  readonly calls?: Pick<CallLog, 'since' | 'recent' | 'activity'>;
   /** What the console needs of a tenant's rules: how its extensions appear in records. */
   readonly tenantView?: (tenant: string) => { readonly extensionMethod: 'token' | 'keep' | 'redact' } | undefined;
   /** For /livez and /readyz. Metrics are not served here: they count every tenant (see metrics-server.ts). */
@@ -437,8 +437,8 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
           return send(res, 200, { tenant, extensionMethod, ...deps.calls.activity(tenant) }, route);
         const limit = Limit.safeParse(url.searchParams.get('limit') ?? '500');
         if (!limit.success) throw bad([{ path: 'limit', message: 'an integer from 1 to 500' }]);
-        const { since } = deps.calls.activity(tenant);
-        return send(res, 200, { tenant, since, extensionMethod, calls: deps.calls.recent(tenant, limit.data) }, route);
+        const calls = deps.calls.recent(tenant, limit.data);
+        return send(res, 200, { tenant, since: deps.calls.since, extensionMethod, calls }, route);
       }
       throw new HttpError(404, { error: 'not found' });
     } catch (err) {

@@ -148,7 +148,14 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
         'GW_CONSENT_STORE',
         `consent store unreadable (${problem}); retention skipped until it is fixed`,
       );
-    const r = expireConsentHistory(data, now().getTime() - maxAgeMs, tenantIds);
+    const cutoff = now().getTime() - maxAgeMs;
+    // replaced by the store's history: changes past the retention are forgotten here too.
+    for (const [tenant, log] of historyLog)
+      historyLog.set(
+        tenant,
+        log.filter((c) => Date.parse(c.changedAt) >= cutoff),
+      );
+    const r = expireConsentHistory(data, cutoff, tenantIds);
     if (Object.keys(r.removed).length === 0) return {};
     await deps.store.save(r.data);
     data = r.data;

@@ -262,7 +262,7 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   );
 
   // Filter: outbound only, and the export follows what is visible.
-  await page.locator('#f-dir').selectOption('outbound');
+  await page.getByLabel('Direction').selectOption('outbound');
   t.equal(await page.locator('#call-rows tr').count(), 1);
   const [d2] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: /Export/ }).click()]);
   t.equal(parseCsv(readFileSync(await d2.path(), 'utf8')).length, 2, 'the export holds the visible list only');
@@ -276,6 +276,20 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   t.match(await page.locator('#status-text').innerText(), /lost its link to the PBX/);
 
   t.same(seriousOrWorse(await axeViolations(page)), [], 'axe: no serious or critical violations');
+
+  // An operator switching tenant: each tenant's own table, its own empty states, no stale text.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await signIn(page, h.base, TOKENS.operator, 'Signed in as operator');
+  await page.locator('#ext-1001').waitFor();
+  t.equal(await page.locator('#ext-empty').isVisible(), false, 'extensions listed: no empty state');
+  await page.getByLabel('Tenant', { exact: true }).selectOption('globex');
+  await page.locator('#ext-1007').waitFor();
+  t.equal(await page.locator('#ext-rows > tr:not(.hist)').count(), 1, "globex's extensions only");
+  t.equal(await page.locator('#ext-empty').isVisible(), false);
+  t.equal(await page.locator('#call-rows tr').count(), 0, "acme's calls are gone");
+  t.equal(await page.locator('#calls-empty').isVisible(), true);
+  await page.locator('#live', { hasText: /^(live|not live)$/ }).waitFor();
+
   const leaks = scanBuffers(needlesForCapture('recording-consent'), [
     ...(await received()),
     { label: 'csv', data: csv },
@@ -421,18 +435,18 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
   );
 
   // Filters: by extension, then direction on top.
-  await page.locator('#f-ext').selectOption('1004');
+  await page.getByLabel('Extension', { exact: true }).selectOption('1004');
   const with1004 = records.filter((r) => internalOf(r).includes('1004'));
   t.ok(with1004.length > 0);
   t.equal(await page.locator('#call-rows tr').count(), with1004.length, 'filter by extension');
-  await page.locator('#f-dir').selectOption('internal');
+  await page.getByLabel('Direction').selectOption('internal');
   t.equal(
     await page.locator('#call-rows tr').count(),
     with1004.filter((r) => r.direction === 'internal').length,
     'and by direction',
   );
   await page.getByRole('button', { name: 'Clear filters' }).click();
-  await page.locator('#f-out').selectOption('missed');
+  await page.getByLabel('Outcome').selectOption('missed');
   t.equal(
     await page.locator('#call-rows tr').count(),
     records.filter((r) => ['no-answer', 'cancelled', 'abandoned'].includes(r.outcome)).length,

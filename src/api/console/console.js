@@ -190,8 +190,12 @@
       ['Transfers', el('td', { className: 'tok', text: transfersText(r.transfers) })],
     ];
     // data-label: on narrow screens each row becomes a block of "label: value" lines (console.css).
-    for (const [label, td] of cells) td.dataset.label = label;
-    return el('tr', { className: `out-${outcomeGroup(r.outcome)}` }, ...cells.map(([, td]) => td));
+    // Explicit roles: a table shown as blocks keeps its rows and cells for screen readers.
+    for (const [label, td] of cells) {
+      td.dataset.label = label;
+      td.setAttribute('role', 'cell');
+    }
+    return el('tr', { className: `out-${outcomeGroup(r.outcome)}`, role: 'row' }, ...cells.map(([, td]) => td));
   }
 
   function renderCalls() {
