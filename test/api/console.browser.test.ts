@@ -130,9 +130,9 @@ async function noOverflowAt360(t: Tap.Test, page: Page, what: string): Promise<v
 }
 
 /** Saves a screenshot in the run's temp dir, and a copy where the lead looks. */
-async function screenshot(page: Page, dir: string, name: string): Promise<string> {
+async function screenshot(page: Page, dir: string, name: string, fullPage = true): Promise<string> {
   const path = join(dir, name);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   if (existsSync(SCREENSHOT_COPY)) copyFileSync(path, join(SCREENSHOT_COPY, name));
   return path;
 }
@@ -290,10 +290,13 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
   t.equal(await page.locator('#calls-empty').isVisible(), true);
   await page.locator('#live', { hasText: /^(live|not live)$/ }).waitFor();
 
-  const leaks = scanBuffers(needlesForCapture('recording-consent'), [
-    ...(await received()),
-    { label: 'csv', data: csv },
-  ]);
+  const seen = await received();
+  t.ok(
+    seen.some((o) => o.label === 'ws frame' && String(o.data).includes('"type":"call"')) &&
+      seen.some((o) => o.label === 'api /v1/tenants/acme/calls'),
+    `the scanner reads what the page received (${seen.length} bodies and frames)`,
+  );
+  const leaks = scanBuffers(needlesForCapture('recording-consent'), [...seen, { label: 'csv', data: csv }]);
   t.same(leaks, [], 'nothing the page received holds a fixture number');
   // The one refused sign-in shows up as a failed resource load; nothing else may.
   t.same(
@@ -557,6 +560,8 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
   const wide = await screenshot(page, shots, 'console-1280.png');
   await noOverflowAt360(t, page, 'with calls');
   const narrow = await screenshot(page, shots, 'console-360.png');
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await screenshot(page, shots, 'console-360-top.png', false);
   t.ok(existsSync(wide) && existsSync(narrow), 'screenshots at 1280 and 360 px');
   t.same(seriousOrWorse(await axeViolations(page)), [], 'axe at 360 px');
 
@@ -567,8 +572,14 @@ t.test('the console over a replayed PBX session', { skip }, async (t) => {
   t.equal(await page.locator('#live').innerText(), 'not live');
   t.equal(await page.locator('#link-feed').innerText(), 'Feed: connected', 'the feed itself is still up');
 
+  const seen = await received();
+  t.ok(
+    seen.some((o) => o.label === 'ws frame' && String(o.data).includes('"type":"status"')) &&
+      seen.some((o) => o.label === 'api /v1/tenants/acme/calls'),
+    `the scanner reads what the page received (${seen.length} bodies and frames)`,
+  );
   const leaks = scanBuffers(needlesForCapture('recording-consent'), [
-    ...(await received()),
+    ...seen,
     { label: 'page', data: await page.content() },
   ]);
   t.same(leaks, [], 'nothing the page received holds a fixture number or name');
