@@ -202,7 +202,6 @@
     renderExtensionFilter();
     const shown = visibleCalls();
     $('call-rows').replaceChildren(...shown.map(callRow));
-    const filtered = $('f-ext').value !== '' || $('f-dir').value !== '' || $('f-out').value !== '';
     $('calls-count').textContent = st.calls.length === 0 ? '' : `Showing ${shown.length} of ${st.calls.length} calls.`;
     $('calls-note').textContent =
       `Calls that ended since the gateway started (${sinceText()}), newest first, at most ${MAX_CALLS}; kept in the gateway's memory only. Times in ${st.timeZone}.`;
@@ -213,7 +212,6 @@
         ? `No calls yet since the gateway started (${sinceText()}). A call appears here when it ends; if calls are being made and none appear, check the PBX link at the top.`
         : 'No call matches these filters. Choose "All" in a filter, or use "Clear filters".';
     $('export').disabled = shown.length === 0;
-    void filtered;
   }
 
   // Spreadsheets run a cell that starts with = + - @ (or a tab / CR) as a formula: such cells get a leading '.
