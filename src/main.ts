@@ -9,7 +9,9 @@ import { startApiServer, type ApiServer } from './api/server.js';
 import { createAuthenticator, loadApiTokens } from './api/auth.js';
 import { loadConsoleAssets } from './api/console-assets.js';
 import { createLiveFeed, type LiveFeed } from './api/live-feed.js';
-import { connectLiveFeed } from './api/live-sources.js';
+import { connectLiveFeed, type LiveSources } from './api/live-sources.js';
+import { createCallLog } from './api/call-log.js';
+import type { PbxLinkStatus } from './api/live-feed.js';
 import { kafkaSasl, type LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
 import type { Logger } from './observability/logger.js';
@@ -240,9 +242,14 @@ export interface ConsentParts {
 
 /** Recording consent: the registry on disk, and enforcement on the live AMI stream (after the pipeline's handler). */
 /** The tenants' live feed: the call model's calls and records after privacy, and consent enforcement. */
-export function attachLiveFeed(pipeline: Pipeline, consent: ConsentParts, maxBufferedBytes: number): LiveFeed {
+export function attachLiveFeed(
+  pipeline: Pipeline,
+  consent: ConsentParts,
+  maxBufferedBytes: number,
+  extra: Pick<LiveSources, 'calls' | 'pbx'> = {},
+): LiveFeed {
   const feed = createLiveFeed({ maxBufferedBytes });
-  connectLiveFeed(feed, { pipeline, enforcer: consent.enforcer, registry: consent.registry });
+  connectLiveFeed(feed, { pipeline, enforcer: consent.enforcer, registry: consent.registry, ...extra });
   return feed;
 }
 
@@ -510,9 +517,13 @@ export async function startGateway(
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.
+  const pbxListeners: Array<(s: PbxLinkStatus) => void> = [];
   client.onState((state, info) => {
     // A new attempt does not clear why the last one failed.
-    if (state !== 'connecting') health.set('ami', amiHealth(state, info?.code));
+    if (state === 'connecting') return;
+    const s = amiHealth(state, info?.code);
+    health.set('ami', s);
+    for (const fn of pbxListeners) fn({ up: s.ok, reason: s.reason ?? null });
   });
   health.set('consent', loaded.config.consent.enforce ? OK : { ok: true, reason: 'disabled' });
   health.probe('consent-store', () => (consent.registry.readable ? OK : { ok: false, reason: 'unreadable' }));
@@ -554,7 +565,13 @@ export async function startGateway(
     stateLock.release();
   }
   if (a.enabled) {
-    const feed = attachLiveFeed(pipeline, consent, a.wsMaxBufferedBytes);
+    const calls = createCallLog({
+      timeZoneOf: (t) => loaded.privacy.tenants.get(t)?.timeZone ?? loaded.config.pbx.timeZone,
+    });
+    const feed = attachLiveFeed(pipeline, consent, a.wsMaxBufferedBytes, {
+      calls,
+      pbx: { onChange: (fn) => pbxListeners.push(fn) },
+    });
     metrics.gaugeFn('ws_clients', 'Live feed WebSocket clients', () => feed.clients());
     metrics.counterFn(
       'ws_clients_dropped_total',
@@ -567,6 +584,11 @@ export async function startGateway(
         port: a.port,
         authenticate: createAuthenticator(tokens),
         registry: consent.registry,
+        calls,
+        tenantView: (t) => {
+          const p = loaded.privacy.tenants.get(t);
+          return p === undefined ? undefined : { extensionMethod: p.fields.extension.method };
+        },
         health,
         feed,
         assets: loadConsoleAssets(),

@@ -6,18 +6,31 @@ import type { WebSocket } from 'ws';
 import { defaultEgress, type Egress } from '../egress/egress.js';
 
 /** What may go into a frame: built by our code from sanitized data, never from AMI values. */
+/** The gateway's link to the PBX, as the page is told: up, or down with a reason code. */
+export interface PbxLinkStatus {
+  readonly up: boolean;
+  readonly reason: string | null;
+}
+
 export type LiveFrame =
-  | { readonly type: 'hello'; readonly tenant: string; readonly at: string }
+  | { readonly type: 'hello'; readonly tenant: string; readonly at: string; readonly pbx?: PbxLinkStatus }
+  | { readonly type: 'status'; readonly pbx: PbxLinkStatus; readonly at: string }
   | { readonly type: 'call.started' | 'call.answered' | 'call.ended'; readonly callId: string; readonly at: string }
   | {
       readonly type: 'recording';
       readonly callId: string | null;
       readonly outcome: 'kept' | 'blocked';
       readonly kind: 'mixmonitor' | 'monitor';
+      readonly reason?: string;
       readonly at: string;
     }
   | { readonly type: 'record'; readonly record: unknown }
-  | { readonly type: 'call'; readonly record: unknown }
+  | {
+      readonly type: 'call';
+      readonly record: unknown;
+      readonly recordingReason?: string | null;
+      readonly extensions?: readonly string[];
+    }
   | {
       readonly type: 'consent';
       readonly extension: string;
@@ -29,8 +42,10 @@ export type LiveFrame =
 
 export interface LiveFeed {
   publish(tenant: string, frame: LiveFrame): void;
-  /** Subscribes an authenticated socket to one tenant's frames. */
-  attach(ws: WebSocket, tenant: string): void;
+  /** One frame to every tenant's clients (the PBX link's status). */
+  broadcast(frame: LiveFrame): void;
+  /** Subscribes an authenticated socket to one tenant's frames; the hello frame says how the PBX link is. */
+  attach(ws: WebSocket, tenant: string, pbx?: PbxLinkStatus): void;
   clients(): number;
   stats(): { readonly sent: number; readonly dropped: number };
   close(): void;
@@ -61,7 +76,10 @@ export function createLiveFeed(opts: LiveFeedOptions): LiveFeed {
     setTimeout(() => ws.terminate(), opts.closeGraceMs ?? 2000).unref();
   }
 
-  return {
+  const feed: LiveFeed = {
+    broadcast(frame) {
+      for (const tenant of byTenant.keys()) feed.publish(tenant, frame);
+    },
     publish(tenant, frame) {
       const set = byTenant.get(tenant);
       if (set === undefined || set.size === 0) return;
@@ -78,13 +96,14 @@ export function createLiveFeed(opts: LiveFeedOptions): LiveFeed {
         sent++;
       }
     },
-    attach(ws, tenant) {
+    attach(ws, tenant, pbx) {
       let set = byTenant.get(tenant);
       if (set === undefined) byTenant.set(tenant, (set = new Set()));
       const s = set;
       s.add(ws);
       ws.on('close', () => s.delete(ws));
-      ws.send(JSON.stringify({ type: 'hello', tenant, at: new Date().toISOString() } satisfies LiveFrame));
+      const hello: LiveFrame = { type: 'hello', tenant, at: new Date().toISOString(), ...(pbx ? { pbx } : {}) };
+      ws.send(JSON.stringify(hello));
     },
     clients: () => [...byTenant.values()].reduce((n, s) => n + s.size, 0),
     stats: () => ({ sent, dropped }),
@@ -93,4 +112,5 @@ export function createLiveFeed(opts: LiveFeedOptions): LiveFeed {
       byTenant.clear();
     },
   };
+  return feed;
 }

@@ -17,8 +17,9 @@ import { healthResponse } from '../observability/metrics-server.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ConsentRegistry } from '../consent/registry.js';
 import { actorOf, mayAccess, type Authenticate, type Principal } from './auth.js';
+import type { CallLog } from './call-log.js';
 import type { Asset } from './console-assets.js';
-import type { LiveFeed } from './live-feed.js';
+import type { LiveFeed, PbxLinkStatus } from './live-feed.js';
 import type { SuppressionApi, SuppressionView } from '../subject/suppression.js';
 import { SUPPRESSION_ID, TOKEN } from '../subject/suppression-store.js';
 
@@ -27,7 +28,11 @@ export interface ApiServerDeps {
   /** 0: any free port. */
   readonly port: number;
   readonly authenticate: Authenticate;
-  readonly registry: Pick<ConsentRegistry, 'hasTenant' | 'tenants' | 'list' | 'set' | 'readable'>;
+  readonly registry: Pick<ConsentRegistry, 'hasTenant' | 'tenants' | 'list' | 'set' | 'readable' | 'history'>;
+  /** The console's recent calls and counts (absent: /calls and /activity answer 404). */
+  readonly calls?: Pick<CallLog, 'since' | 'recent' | 'activity'>;
+  /** What the console needs of a tenant's rules: how its extensions appear in records. */
+  readonly tenantView?: (tenant: string) => { readonly extensionMethod: 'token' | 'keep' | 'redact' } | undefined;
   /** For /livez and /readyz. Metrics are not served here: they count every tenant (see metrics-server.ts). */
   readonly health: Pick<Health, 'report'>;
   readonly feed: LiveFeed;
@@ -66,6 +71,7 @@ const SetMany = z
   });
 const WsAuth = z.object({ type: z.literal('auth'), token: z.string().max(512) }).strict();
 const Limit = z.coerce.number().int().min(1).max(500);
+const HistoryQuery = z.object({ extension: Extension.optional(), limit: Limit.default(50) }).strict();
 // A subscriber by number (tokens computed here under every live key) or by a token from a record.
 const AddSuppression = z
   .object({
@@ -104,6 +110,9 @@ const ROUTES = [
   'suppressions',
   'suppression',
   'consent-changes',
+  'consent-history',
+  'calls',
+  'activity',
   'other',
 ];
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -214,6 +223,12 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
       ...headers,
     });
     res.end(text);
+  }
+
+  /** The PBX link as /readyz has it (part ami): the page's first word on it, changes follow as frames. */
+  function pbxLink(): PbxLinkStatus {
+    const ami = deps.health.report().parts['ami'];
+    return ami === undefined ? { up: false, reason: 'unknown' } : { up: ami.ok, reason: ami.reason ?? null };
   }
 
   function bearer(req: IncomingMessage): string | undefined {
@@ -449,6 +464,37 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
           .slice(0, limit.data);
         return send(res, 200, { tenant, changes }, route);
       }
+      if (rest === '/consent-history') {
+        route = 'consent-history';
+        if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
+        const q = HistoryQuery.safeParse(Object.fromEntries(url.searchParams));
+        if (!q.success) throw bad(issuesOf(q.error));
+        const changes = deps.registry
+          .history(tenant, {
+            ...(q.data.extension === undefined ? {} : { extension: q.data.extension }),
+            limit: q.data.limit,
+          })
+          .map(({ extension, recording, previous, changedBy, changedAt }) => ({
+            extension,
+            recording,
+            previous,
+            changedBy,
+            changedAt,
+          }));
+        return send(res, 200, { tenant, changes }, route);
+      }
+      if (rest === '/calls' || rest === '/activity') {
+        route = rest.slice(1);
+        if (deps.calls === undefined) throw new HttpError(404, { error: 'not found' });
+        if (method !== 'GET') throw new HttpError(405, { error: 'method not allowed' });
+        const extensionMethod = deps.tenantView?.(tenant)?.extensionMethod ?? null;
+        if (rest === '/activity')
+          return send(res, 200, { tenant, extensionMethod, ...deps.calls.activity(tenant) }, route);
+        const limit = Limit.safeParse(url.searchParams.get('limit') ?? '500');
+        if (!limit.success) throw bad([{ path: 'limit', message: 'an integer from 1 to 500' }]);
+        const calls = deps.calls.recent(tenant, limit.data);
+        return send(res, 200, { tenant, since: deps.calls.since, extensionMethod, calls }, route);
+      }
       throw new HttpError(404, { error: 'not found' });
     } catch (err) {
       if (err instanceof HttpError) return send(res, err.status, err.body, route, undefined, err.headers);
@@ -486,7 +532,7 @@ export async function startApiServer(deps: ApiServerDeps): Promise<ApiServer> {
       if (!deps.registry.hasTenant(tenant)) return ws.close(4004, 'no such tenant');
       // Nothing the client sends after auth is read.
       ws.on('message', () => undefined);
-      deps.feed.attach(ws, tenant);
+      deps.feed.attach(ws, tenant, pbxLink());
     });
     ws.on('error', () => undefined);
   }

@@ -37,6 +37,8 @@ export interface ConsentRegistry extends ConsentView {
   /** An extension seen in live traffic, so the console can list it. */
   noteSeen(tenant: string, extension: string): void;
   onChange(fn: (change: ConsentChange) => void): void;
+  /** Every change still within retention, newest first (on -> off -> on: three entries). */
+  history(tenant: string, opts?: { extension?: string; limit?: number }): ConsentChange[];
   /**
    * Retention: forgets entries (who changed what, when) older than maxAgeMs
    * that are not in force. Resolves with the count per tenant, once durable and audited.
@@ -56,6 +58,8 @@ export interface ConsentRegistryDeps {
 }
 
 const MAX_SEEN_PER_TENANT = 10_000;
+// replaced by the store's history: until then, changes made since the process started, bounded.
+const MAX_HISTORY_PER_TENANT = 10_000;
 
 /**
  * Consent history past its retention. An extension switched off long ago is
@@ -91,6 +95,8 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
   const problem = loaded.readable ? undefined : loaded.problem;
   const seen = new Map<string, Set<string>>();
   const listeners: Array<(c: ConsentChange) => void> = [];
+  // replaced by the store's history: oldest first, per tenant, memory only.
+  const historyLog = new Map<string, ConsentChange[]>();
   let writing: Promise<unknown> = Promise.resolve();
 
   const stored = (tenant: string, ext: string): StoredConsent | undefined =>
@@ -127,6 +133,11 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
         detail: { recording: c.recording, previous: c.previous },
       });
     }
+    // replaced by the store's history
+    const log = historyLog.get(tenant) ?? [];
+    log.push(...done);
+    if (log.length > MAX_HISTORY_PER_TENANT) log.splice(0, log.length - MAX_HISTORY_PER_TENANT);
+    historyLog.set(tenant, log);
     for (const c of done) for (const fn of listeners) fn(c);
     return done;
   }
@@ -137,7 +148,14 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
         'GW_CONSENT_STORE',
         `consent store unreadable (${problem}); retention skipped until it is fixed`,
       );
-    const r = expireConsentHistory(data, now().getTime() - maxAgeMs, tenantIds);
+    const cutoff = now().getTime() - maxAgeMs;
+    // replaced by the store's history: changes past the retention are forgotten here too.
+    for (const [tenant, log] of historyLog)
+      historyLog.set(
+        tenant,
+        log.filter((c) => Date.parse(c.changedAt) >= cutoff),
+      );
+    const r = expireConsentHistory(data, cutoff, tenantIds);
     if (Object.keys(r.removed).length === 0) return {};
     await deps.store.save(r.data);
     data = r.data;
@@ -193,6 +211,15 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     },
     onChange(fn) {
       listeners.push(fn);
+    },
+    // replaced by the store's history
+    history(tenant, opts = {}) {
+      const out: ConsentChange[] = [];
+      const log = historyLog.get(tenant) ?? [];
+      const limit = opts.limit ?? Infinity;
+      for (let i = log.length - 1; i >= 0 && out.length < limit; i--)
+        if (opts.extension === undefined || log[i]!.extension === opts.extension) out.push(log[i]!);
+      return out;
     },
     expire(maxAgeMs) {
       const run = writing.then(() => expire(maxAgeMs));

@@ -70,6 +70,8 @@ export interface TenantPolicySpec {
   readonly suppression?: { readonly mode: 'withhold' | 'redact' } | undefined;
   /** The key set in the keys file (rules folders only): what `tenant shred` destroys. */
   readonly keySet?: string | undefined;
+  /** The tenant's time zone (rules `timeZone`); absent: the PBX's (pbx.timeZone). */
+  readonly timeZone?: string | undefined;
 }
 
 export interface TenantPolicy extends TenantPolicySpec {

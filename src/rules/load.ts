@@ -406,6 +406,7 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
       match: { ...rules.match, trunkPeers: rules.trunks.peers, trunkContexts: rules.trunks.contexts },
       suppression: rules.suppression,
       keySet: rules.keySet,
+      ...(rules.timeZone === undefined ? {} : { timeZone: rules.timeZone }),
     };
   });
   if (source.keysFile === undefined)

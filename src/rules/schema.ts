@@ -1,7 +1,7 @@
 // The shape of one tenant's rules file (rules/<tenant>.yaml) and of the keys
 // file. Rules name a key set; key material never lives in a rules file.
 import { z } from 'zod';
-import { region } from '../config/setting-types.js';
+import { region, timeZone } from '../config/setting-types.js';
 
 /** At most this many digits of a number ever appear in a record, country code included (prefix, fpe, ratingPrefix). */
 export const MAX_KEPT_DIGITS = 6;
@@ -69,6 +69,8 @@ export const TenantRulesFile = z
   .object({
     tenant: id,
     description: z.string().max(200).optional(),
+    /** The tenant's own time zone (IANA name): the console's picture of the day. Default: pbx.timeZone. */
+    timeZone: timeZone.optional(),
     /** Key set in the keys file whose newest active key signs this tenant's records. */
     keySet: id,
     numbers: z

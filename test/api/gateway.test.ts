@@ -92,3 +92,53 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
   );
   t.notMatch(Buffer.concat(logs).toString(), /7700900/, 'no number in the logs');
 });
+
+t.test('an extension added in the console never makes a caller internal', async (t) => {
+  const { openConsentStore } = await import('../../src/consent/store.js');
+  const { rulesConfig } = await import('../helpers/configs.js');
+  const dir = tempDir(t, 'gw-add');
+  // 4001 calls in from the trunk (a subscriber with a short number); a tenant admin added "4001" as an extension.
+  await openConsentStore(dir).save({
+    acme: { '4001': { recording: true, changedBy: 'tenant:acme:acme-admin', changedAt: new Date().toISOString() } },
+  });
+  const ami = await startReplayServer({
+    capture: readCapture('inbound-pstn'),
+    username: 'gw',
+    secret: 'pw',
+    holdOpen: true,
+    chunking: 'recorded',
+  });
+  t.teardown(() => ami.close());
+  const loaded = rulesConfig(dir, undefined, {
+    ami: { host: '127.0.0.1', port: ami.port, username: 'gw', secret: 'pw' },
+    defaultTenant: 'acme',
+    sink: { type: 'jsonl', path: join(dir, 'out.jsonl') },
+    storage: { dir },
+    api: { enabled: true, port: 0, tokens: API_TOKENS },
+    metrics: { enabled: false },
+  });
+  const log = createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() }));
+  const gw = await startGateway(loaded, {}, log);
+  t.teardown(() => gw.stop());
+  const calls: unknown[] = [];
+  gw.pipeline.onCallPublished((r) => calls.push(r));
+  await ami.done;
+  await new Promise((r) => setTimeout(r, 6500));
+  const base = `http://127.0.0.1:${gw.api!.port}`;
+  const get = (p: string) =>
+    fetch(base + p, { headers: { authorization: `Bearer ${TOKENS.acme}` } }).then((r) => r.json());
+  t.match(
+    (await get('/v1/tenants/acme/extensions')).extensions.find((e: { extension: string }) => e.extension === '4001'),
+    { recording: true },
+    'the console lists the added extension',
+  );
+  const listed = (await get('/v1/tenants/acme/calls')).calls as Array<{ extensions: string[]; record: any }>;
+  t.ok(listed.length > 0, 'calls listed');
+  t.ok(
+    listed.every((c) => !c.extensions.includes('4001')),
+    'no call lists 4001 among its extensions',
+  );
+  t.notMatch(JSON.stringify(calls), /"extension":"4001"/, 'no call record holds 4001 as a kept extension');
+  await gw.stop();
+  t.notMatch(readFileSync(join(dir, 'out.jsonl'), 'utf8'), /"extension":"4001"/, 'nor any leg record');
+});

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator } from '../../src/api/auth.js';
+import { createCallLog, type CallLog } from '../../src/api/call-log.js';
 import { loadConsoleAssets } from '../../src/api/console-assets.js';
 import { createLiveFeed, type LiveFeed } from '../../src/api/live-feed.js';
 import { connectLiveFeed } from '../../src/api/live-sources.js';
@@ -21,6 +22,8 @@ export interface ApiHarness {
   readonly dir: string;
   readonly registry: ConsentRegistry;
   readonly feed: LiveFeed;
+  /** The console's call log: tests add call records to it as the pipeline would. */
+  readonly calls: CallLog;
   readonly metrics: Metrics;
   /** What /readyz reports: tests set parts as the gateway would. */
   readonly health: Health;
@@ -52,6 +55,7 @@ export async function apiHarness(
     pipeline: { onPublished: () => undefined, onCallPublished: () => undefined, onLive: () => undefined },
     registry,
   });
+  const calls = createCallLog({ timeZoneOf: () => 'UTC' });
   const metrics = createMetrics();
   metrics.counter('events_received_total', 'AMI events received').inc();
   const health = gatewayHealth(metrics);
@@ -63,6 +67,8 @@ export async function apiHarness(
     port: 0,
     authenticate: createAuthenticator(API_TOKENS),
     registry,
+    calls,
+    tenantView: () => ({ extensionMethod: 'keep' }),
     health,
     feed,
     assets: loadConsoleAssets(),
@@ -79,6 +85,7 @@ export async function apiHarness(
     dir,
     registry,
     feed,
+    calls,
     metrics,
     health,
     responses,

@@ -171,3 +171,23 @@ t.test(
     t.notMatch(JSON.stringify(lives), /7700900201/, 'and its id leaves keyed');
   },
 );
+
+t.test('the PBX link: in the hello frame, and every change to every tenant', async (t) => {
+  const h = await apiHarness(t);
+  const acme = connect(t, h.port, 'acme', TOKENS.acme);
+  await until('hello', () => acme.frames.length === 1);
+  t.match(acme.frames[0], { type: 'hello', tenant: 'acme', pbx: { up: true, reason: null } });
+  h.health.set('ami', { ok: false, reason: 'connection-lost' });
+  const globex = connect(t, h.port, 'globex', TOKENS.globex);
+  await until('hello', () => globex.frames.length === 1);
+  t.match(globex.frames[0], { pbx: { up: false, reason: 'connection-lost' } }, 'a client that joins later is told');
+  h.feed.broadcast({ type: 'status', pbx: { up: true, reason: null }, at: new Date().toISOString() });
+  await until('status', () => acme.frames.length === 2 && globex.frames.length === 2);
+  t.match(
+    [acme.frames[1], globex.frames[1]],
+    [
+      { type: 'status', pbx: { up: true } },
+      { type: 'status', pbx: { up: true } },
+    ],
+  );
+});

@@ -71,6 +71,9 @@ t.test('authentication: no token, a wrong token, a malformed header -> 401', asy
     '/v1/tenants/acme/extensions',
     '/v1/tenants/acme/extensions/1001',
     '/v1/tenants/acme/consent-changes',
+    '/v1/tenants/acme/consent-history',
+    '/v1/tenants/acme/calls',
+    '/v1/tenants/acme/activity',
   ]) {
     const none = await h.call('GET', path);
     t.equal(none.status, 401, `${path} without a token`);
@@ -337,6 +340,107 @@ t.test('recent consent changes: newest first, scoped, limit validated', async (t
     changes: [],
   });
   t.equal((await h.call('GET', '/v1/tenants/globex/consent-changes', { token: BAD })).status, 401);
+});
+
+t.test('consent history: every change, newest first, per extension, scoped', async (t) => {
+  const h = await apiHarness(t);
+  for (const recording of [true, false, true])
+    await h.call('PUT', '/v1/tenants/acme/extensions/1003', { token: TOKENS.acme, body: { recording } });
+  await h.call('PUT', '/v1/tenants/acme/extensions/1001', { token: TOKENS.operator, body: { recording: true } });
+  const r = await h.call('GET', '/v1/tenants/acme/consent-history?extension=1003', { token: TOKENS.acme });
+  t.equal(r.status, 200);
+  t.same(
+    r.body.changes.map((c: any) => [c.extension, c.recording, c.previous, c.changedBy]),
+    [
+      ['1003', true, false, 'tenant:acme:acme-admin'],
+      ['1003', false, true, 'tenant:acme:acme-admin'],
+      ['1003', true, false, 'tenant:acme:acme-admin'],
+    ],
+    'on -> off -> on: three entries, newest first',
+  );
+  const all = await h.call('GET', '/v1/tenants/acme/consent-history?limit=2', { token: TOKENS.acme });
+  t.same(
+    all.body.changes.map((c: any) => c.extension),
+    ['1001', '1003'],
+    'every extension, limited',
+  );
+  t.equal(
+    (await h.call('GET', '/v1/tenants/acme/consent-history?extension=12345678', { token: TOKENS.acme })).status,
+    400,
+  );
+  t.equal((await h.call('GET', '/v1/tenants/acme/consent-history?limit=0', { token: TOKENS.acme })).status, 400);
+  t.equal((await h.call('GET', '/v1/tenants/acme/consent-history?other=1', { token: TOKENS.acme })).status, 400);
+  t.equal((await h.call('GET', '/v1/tenants/globex/consent-history', { token: TOKENS.acme })).status, 403);
+  t.same((await h.call('GET', '/v1/tenants/globex/consent-history', { token: TOKENS.operator })).body, {
+    tenant: 'globex',
+    changes: [],
+  });
+});
+
+t.test('calls and activity: the call log, scoped by tenant', async (t) => {
+  const h = await apiHarness(t);
+  const party = (extension: string) => ({
+    kind: 'extension' as const,
+    extension,
+    token: null,
+    country: null,
+    callingCode: null,
+    numberType: null,
+  });
+  const record = (id: string, tenant: string, startedAt: string) => ({
+    schemaVersion: 1 as const,
+    id,
+    tenant,
+    keyId: 'k1',
+    callId: id,
+    direction: 'internal' as const,
+    startedAt,
+    answeredAt: startedAt,
+    endedAt: startedAt,
+    ringSec: 1,
+    talkSec: 5,
+    outcome: 'answered' as const,
+    caller: party('1001'),
+    firstCalled: party('1002'),
+    answeredBy: party('1002'),
+    queue: null,
+    transfers: [],
+    recording: 'blocked' as const,
+    legIds: [id],
+    complete: true,
+    source: 'ami' as const,
+  });
+  h.calls.noteRecording({ tenant: 'acme', callId: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab', reason: 'no-consent' });
+  h.calls.add(record('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab', 'acme', '2026-11-23T07:22:00.000Z'));
+  h.calls.add(record('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac', 'acme', '2026-11-23T08:22:00.000Z'));
+  h.calls.add(record('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaad', 'globex', '2026-11-23T08:22:00.000Z'));
+  const r = await h.call('GET', '/v1/tenants/acme/calls', { token: TOKENS.acme });
+  t.equal(r.status, 200);
+  t.same(
+    r.body.calls.map((c: any) => [c.record.id.slice(-1), c.recordingReason, c.extensions]),
+    [
+      ['c', null, ['1001', '1002']],
+      ['b', 'no-consent', ['1001', '1002']],
+    ],
+    "newest first, acme's only, the enforcer's reason joined",
+  );
+  t.equal(r.body.extensionMethod, 'keep');
+  t.equal((await h.call('GET', '/v1/tenants/acme/calls?limit=1', { token: TOKENS.acme })).body.calls.length, 1);
+  t.equal((await h.call('GET', '/v1/tenants/acme/calls?limit=501', { token: TOKENS.acme })).status, 400);
+  t.equal((await h.call('GET', '/v1/tenants/globex/calls', { token: TOKENS.acme })).status, 403);
+  const a = await h.call('GET', '/v1/tenants/acme/activity', { token: TOKENS.acme });
+  t.match(a.body, {
+    tenant: 'acme',
+    timeZone: 'UTC',
+    extensions: [
+      { extension: '1001', calls: 2, answered: 0, blocked: 2 },
+      { extension: '1002', calls: 2, answered: 2, blocked: 2 },
+    ],
+    days: [{ date: '2026-11-23' }],
+  });
+  t.match(a.body.days[0].hours[7], { hour: 7, answered: 1, blocked: 1 });
+  t.match(a.body.days[0].hours[8], { hour: 8, answered: 1, blocked: 1 });
+  t.equal((await h.call('POST', '/v1/tenants/acme/activity', { token: TOKENS.acme, body: {} })).status, 405);
 });
 
 t.test('an unreadable consent store: changes get 503, readiness fails', async (t) => {

@@ -231,3 +231,15 @@ t.test('problems are headed by the kind of file they are in', async (t) => {
     `\ninvalid keys file (1 problem):\n  ${keys}: the keys file cannot be read: not found (ENOENT) — fix: `,
   );
 });
+
+t.test("a tenant's time zone (the console's day): an IANA name, checked; absent: none in the policy", async (t) => {
+  const good = loadRules({ dir: folder('tz-good', { 'acme.yaml': `${GOOD}timeZone: Europe/London\n` }) }, {});
+  if (!good.ok) throw new Error(formatRuleProblems(good.problems));
+  t.equal(good.loaded.rules.tenants.get('acme')!.timeZone, 'Europe/London');
+  const none = loadRules({ dir: folder('tz-none', { 'acme.yaml': GOOD }) }, {});
+  if (!none.ok) throw new Error(formatRuleProblems(none.problems));
+  t.equal(none.loaded.rules.tenants.get('acme')!.timeZone, undefined, 'the gateway falls back to pbx.timeZone');
+  const bad = loadRules({ dir: folder('tz-bad', { 'acme.yaml': `${GOOD}timeZone: Mars/Olympus\n` }) }, {});
+  if (bad.ok) throw new Error('expected a problem');
+  t.match(formatRuleProblems(bad.problems), /acme\.yaml:\d+: timeZone: /);
+});
