@@ -187,7 +187,7 @@ export function parseRow(line: string, layout?: CsvLayout): ParsedRow {
   const userfield = l.loguserfield ? cols[k++]! : '';
   const peeraccount = l.newcdrcolumns ? cols[k++]! : '';
   const linkedid = l.newcdrcolumns ? cols[k++]! : '';
-  const sequence = l.newcdrcolumns ? cols[k++]! : '';
+  const sequence = l.newcdrcolumns ? cols[k]! : '';
   const row: MasterRow = {
     accountcode: cols[0]!,
     src: cols[1]!,
