@@ -86,11 +86,14 @@ const CR = 0x0d;
 
 /**
  * Splits bytes into complete lines (a newline outside quotes ends one; a
- * value may hold a newline inside its quotes). Returns the lines and how many
- * bytes they used: the rest is an unfinished line still being written.
+ * value may hold a newline inside its quotes). Returns the lines, where each
+ * ends, and how many bytes they used: the rest is an unfinished line still
+ * being written.
  */
-export function splitLines(buf: Buffer, start = 0): { lines: Buffer[]; used: number } {
+export function splitLines(buf: Buffer, start = 0): { lines: Buffer[]; ends: number[]; used: number } {
   const lines: Buffer[] = [];
+  /** Per line: how many bytes from `start` up to and including its newline. */
+  const ends: number[] = [];
   let quoted = false;
   let from = start;
   for (let i = start; i < buf.length; i++) {
@@ -98,11 +101,14 @@ export function splitLines(buf: Buffer, start = 0): { lines: Buffer[]; used: num
     if (b === QUOTE) quoted = !quoted;
     else if (b === NEWLINE && !quoted) {
       const endAt = i > from && buf[i - 1] === CR ? i - 1 : i;
-      if (endAt > from) lines.push(buf.subarray(from, endAt));
+      if (endAt > from) {
+        lines.push(buf.subarray(from, endAt));
+        ends.push(i + 1 - start);
+      }
       from = i + 1;
     }
   }
-  return { lines, used: from - start };
+  return { lines, ends, used: from - start };
 }
 
 /** The columns of one line; null when a quote is never closed. */
