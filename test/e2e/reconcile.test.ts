@@ -200,12 +200,10 @@ t.test('gateway killed mid-replay, restarted, then reconciled: every Master.csv 
 
   t.same(
     scanBuffers(needlesForCapture(CAPTURE), [
-      ...broker
-        .records()
-        .map((r, i) => ({
-          label: `kafka ${i}`,
-          data: Buffer.concat([r.key ?? Buffer.alloc(0), r.value ?? Buffer.alloc(0)]),
-        })),
+      ...broker.records().map((r, i) => ({
+        label: `kafka ${i}`,
+        data: Buffer.concat([r.key ?? Buffer.alloc(0), r.value ?? Buffer.alloc(0)]),
+      })),
       { label: 'first run', data: first.output() },
       { label: 'second run', data: second.output() },
       { label: 'reconcile', data: rec.output() },
