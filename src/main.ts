@@ -646,6 +646,9 @@ export async function startGateway(
   return { client, pipeline, metrics, sink, consent, api, metricsServer, health, cdrStore, stop };
 }
 
+/** Ids of acknowledged leg records the gateway keeps in memory (the follower needs the last minutes' after a restart). */
+const GATEWAY_LEDGER_IDS = 200_000;
+
 /** sources.cdrStore: Master.csv followed beside AMI (README "Reconcile"). */
 function startCdrStore(
   loaded: LoadedConfig,

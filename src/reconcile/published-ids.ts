@@ -31,6 +31,12 @@ export interface LedgerOptions {
   readonly stateDir: string;
   readonly flushMs?: number;
   readonly keepDays?: number;
+  /**
+   * At most this many ids in memory, the newest (the gateway: what it needs
+   * is what was acknowledged just before it stopped); undefined: every id of
+   * the days kept (a one-off reconcile).
+   */
+  readonly maxIds?: number;
   readonly now?: () => Date;
 }
 
@@ -43,20 +49,28 @@ export function openPublishedIds(opts: LedgerOptions): PublishedIds {
   const dir = ledgerDir(opts.stateDir);
   const now = opts.now ?? (() => new Date());
   const keepDays = opts.keepDays ?? 7;
+  const max = opts.maxIds;
   const ids = new Set<string>();
   let pending: string[] = [];
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const oldest = new Date(now().getTime() - keepDays * DAY_MS).toISOString().slice(0, 10);
+    const files: string[] = [];
     for (const f of readdirSync(dir)) {
       const m = FILE.exec(f);
       if (m === null) continue;
-      if (m[1]! < oldest) {
-        unlinkSync(join(dir, f));
-        continue;
-      }
-      for (const line of readFileSync(join(dir, f), 'latin1').split('\n')) if (KEYED_ID.test(line)) ids.add(line);
+      if (m[1]! < oldest) unlinkSync(join(dir, f));
+      else files.push(f);
     }
+    // Newest first, each file from its end: with maxIds, the ids kept are the last acknowledged.
+    const loaded: string[] = [];
+    for (const f of files.sort().reverse()) {
+      const lines = readFileSync(join(dir, f), 'latin1').split('\n');
+      for (let i = lines.length - 1; i >= 0 && (max === undefined || loaded.length < max); i--)
+        if (KEYED_ID.test(lines[i]!)) loaded.push(lines[i]!);
+      if (max !== undefined && loaded.length >= max) break;
+    }
+    for (let i = loaded.length - 1; i >= 0; i--) ids.add(loaded[i]!);
   } catch (err) {
     throw new GatewayError(
       'GW_STORAGE',
@@ -80,6 +94,8 @@ export function openPublishedIds(opts: LedgerOptions): PublishedIds {
     has: (id) => ids.has(id),
     add(id) {
       if (ids.has(id) || !KEYED_ID.test(id)) return;
+      // Oldest out first (a Set keeps insertion order).
+      if (max !== undefined && ids.size >= max) ids.delete(ids.values().next().value as string);
       ids.add(id);
       pending.push(id);
     },

@@ -2,7 +2,7 @@
 // Definitions only: the implementation is imported when the command runs.
 import { optionalOption, type Registrar } from '../cli-command.js';
 import type { ReconcileOptions } from '../reconcile.js';
-import { configOption, STOPPED } from '../shared-options.js';
+import { configOption } from '../shared-options.js';
 import { Option } from 'commander';
 
 export const registerReconcile: Registrar = (root, { env, io }) => {
@@ -17,9 +17,9 @@ export const registerReconcile: Registrar = (root, { env, io }) => {
         'stands for a complete:false placeholder carries replaces. Rows that cannot be used are withheld by ' +
         'problem. Leg records only, no call records. stdout gets one JSON line: rowsRead, outsideWindow, ' +
         'alreadyPublished, newlyPublished, replacedPlaceholders, withheld (by problem and reason), sinkFailures, ' +
-        'ms, rowsPerSec, alreadyPublishedFrom. Progress is drawn on a terminal. ' +
-        STOPPED +
-        ' A running gateway with sources.cdrStore follows the store itself. Exit 1 if a record could not be written.',
+        'ms, rowsPerSec, alreadyPublishedFrom. Progress is drawn on a terminal. Uses the state dir (ledger, ' +
+        'spool): run it while the gateway is stopped (a running gateway holds the lock, and with sources.cdrStore ' +
+        'follows the store itself). Exit 1 if a record could not be written.',
     )
     .addOption(configOption())
     .addOption(new Option('--from <file>', 'the Master.csv to read (.csv or .csv.gz)').makeOptionMandatory())
