@@ -520,6 +520,8 @@ export async function startGateway(
   const published = openPublishedIds({
     stateDir: loaded.config.storage.dir,
     keepDays: loaded.config.sources.cdrStore.ledgerDays,
+    // About 80 bytes each: a bounded memory of what was acknowledged last (hours of traffic).
+    maxIds: GATEWAY_LEDGER_IDS,
   });
   pipeline.onPublished((r) => published.add(r.id));
   const cdrStore = startCdrStore(loaded, pipeline, published, log);
