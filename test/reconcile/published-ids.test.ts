@@ -21,13 +21,19 @@ t.test('ids survive a reopen; a bounded ledger keeps the newest', async (t) => {
   a.add(id(3));
   t.equal(a.size, 10, 'only keyed ids, each once');
   a.close();
-  const text = readdirSync(ledgerDir(dir)).map((f) => readFileSync(join(ledgerDir(dir), f), 'utf8')).join('');
+  const text = readdirSync(ledgerDir(dir))
+    .map((f) => readFileSync(join(ledgerDir(dir), f), 'utf8'))
+    .join('');
   t.equal(text, Array.from({ length: 10 }, (_, i) => `${id(i)}\n`).join(''));
   const b = openPublishedIds({ stateDir: dir, now: () => day });
   t.ok(b.has(id(0)) && b.has(id(9)), 'read back');
   b.close();
   const small = openPublishedIds({ stateDir: dir, now: () => day, maxIds: 4 });
-  t.same([0, 5, 6, 7, 8, 9].map((i) => small.has(id(i))), [false, false, true, true, true, true], 'the newest 4');
+  t.same(
+    [0, 5, 6, 7, 8, 9].map((i) => small.has(id(i))),
+    [false, false, true, true, true, true],
+    'the newest 4',
+  );
   small.add(id(100));
   t.ok(small.has(id(100)) && !small.has(id(6)) && small.size === 4, 'oldest out first');
   small.close();
