@@ -4,9 +4,9 @@
 // only while the AMI link is up and resynchronised, so a gap placeholder is
 // out before the row that replaces it. Rotation (the file renamed and a new
 // one created, or truncated in place) is handled: the old file is read to its
-// end first. The position (inode, offset of the last released row) is kept in
-// the storage dir, so rows written while the gateway was stopped are read at
-// the next start. Thin shell: timers and files here, rows in master-csv.ts.
+// end first. The position (inode, offset of the last row whose record is
+// settled) is kept in the storage dir, so rows written while the gateway was
+// stopped, or not yet settled when it was killed, are read at the next start. Thin shell: timers and files here, rows in master-csv.ts.
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -42,7 +42,7 @@ export interface StoreFollowerOptions {
   readonly rules: () => Pick<PrivacyRules, 'resolveMatch' | 'tenants' | 'callModel'>;
   readonly timeZone: string;
   readonly recent?: RecentRawValues;
-  readonly pipeline: Pick<Pipeline, 'leg' | 'unusable'>;
+  readonly pipeline: Pick<Pipeline, 'leg' | 'unusable' | 'drain'>;
   readonly published: { has(id: string): boolean };
   readonly log: Pick<Logger, 'info' | 'warn'>;
   readonly now?: () => number;
@@ -309,7 +309,11 @@ export function createStoreFollower(opts: StoreFollowerOptions): StoreFollower {
     } catch (err) {
       opts.log.warn({ component: 'cdr-store', code: (err as NodeJS.ErrnoException).code }, 'Master.csv not readable');
     }
+    const before = released;
     release();
+    // The position moves past a row only once its record is settled (acknowledged, spooled or withheld):
+    // a gateway killed before that reads the row again at its next start.
+    if (released !== before) await opts.pipeline.drain();
     await savePosition();
   }
 

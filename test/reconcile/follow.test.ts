@@ -2,7 +2,7 @@
 // held for their Cdr event, held while AMI is down, skipped when already out;
 // partial lines wait; rotation (rename + new file, copytruncate, and while
 // stopped) loses nothing; the position survives a restart.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { appendFileSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -20,7 +20,7 @@ const LINES = readFixture(masterCsvFile('inbound-pstn')).toString('utf8').trim()
 const ROWS = readMasterCsv('inbound-pstn');
 const tenantOf = (row: { accountcode: string }) => (row.accountcode === '' ? 'acme' : row.accountcode);
 
-function setup(t: Tap.Test) {
+function setup(t: Test) {
   const dir = tempDir(t, 'follow');
   const path = join(dir, 'Master.csv');
   const loaded = twoTenantConfig();
@@ -178,3 +178,56 @@ t.test('restart: held rows, rows written while stopped and a rotation while stop
   await s.pipeline.drain();
   t.same(s.got(), s.ids(0, 10), 'nothing lost, nothing twice');
 });
+
+t.test(
+  'the position passes a row only once its record is settled: killed before the ack, it is read again',
+  async (t) => {
+    const dir = tempDir(t, 'follow');
+    const path = join(dir, 'Master.csv');
+    const loaded = twoTenantConfig();
+    let ack: (() => void) | undefined;
+    const acked = new Promise<void>((r) => (ack = r));
+    const taken: string[] = [];
+    const pipelineFor = (wait: boolean) =>
+      buildPipeline(
+        loaded,
+        {
+          name: 'slow',
+          write: (r) => (wait ? acked : Promise.resolve()).then(() => void taken.push(r.id)),
+          close: () => Promise.resolve(),
+        },
+        quiet,
+      );
+    let clock = 0;
+    const make = (wait: boolean) =>
+      createStoreFollower({
+        path,
+        pollIntervalMs: 1000,
+        holdMs: 0,
+        stateDir: dir,
+        rules: () => loaded.privacy,
+        timeZone: 'UTC',
+        pipeline: pipelineFor(wait),
+        published: new Set<string>(),
+        log: quiet,
+        now: () => clock++,
+      });
+    writeFileSync(path, '');
+    const a = make(true);
+    a.resume();
+    await a.poll();
+    appendFileSync(path, rows(0, 3));
+    const pending = a.poll();
+    await new Promise((r) => setTimeout(r, 200));
+    t.same(taken, [], 'handed to the sink, not acknowledged');
+    // Killed here: a new process reads the rows again.
+    const b = make(false);
+    b.resume();
+    await b.poll();
+    t.equal(b.stats().published, 3, 'the unacknowledged rows are read again');
+    await b.stop();
+    ack!();
+    await pending;
+    await a.stop();
+  },
+);

@@ -3,7 +3,7 @@
 // (already published, from the ledger and the output); a window leaves rows
 // out; a placeholder the ledger knows is replaced; unusable lines are
 // withheld by problem; nothing raw in anything it wrote.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
@@ -19,7 +19,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 
 const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX };
 
-function setup(t: Tap.Test) {
+function setup(t: Test) {
   const dir = tempDir(t, 'reconcile');
   const out = join(dir, 'cdrs.jsonl');
   const raw = {
