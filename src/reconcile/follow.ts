@@ -178,9 +178,11 @@ export function createStoreFollower(opts: StoreFollowerOptions): StoreFollower {
       return;
     }
     const call = callOfRow(r.row);
-    const list = rowsOfCall.get(call);
-    if (list === undefined) remember(rowsOfCall, call, [r.row]);
-    else if (list.length < 64) list.push(r.row);
+    if (!tenantOfCall.has(call)) {
+      const list = rowsOfCall.get(call);
+      if (list === undefined) remember(rowsOfCall, call, [r.row]);
+      else if (list.length < 64) list.push(r.row);
+    }
     held.push({ row: r.row, at: now(), ino, end });
     if (held.length > MAX_HELD) release(held.length - MAX_HELD);
   }
@@ -237,7 +239,9 @@ export function createStoreFollower(opts: StoreFollowerOptions): StoreFollower {
   function tenantFor(row: MasterRow): string | undefined {
     const call = callOfRow(row);
     if (tenantOfCall.has(call)) return tenantOfCall.get(call);
+    // Resolved once, when the call's first row goes (its other rows came within the hold): later rows reuse it.
     const t = legs.tenantOf(rowsOfCall.get(call) ?? [row]);
+    rowsOfCall.delete(call);
     remember(tenantOfCall, call, t);
     return t;
   }
