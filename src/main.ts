@@ -50,6 +50,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config/schema.js';
+import { csvLayoutOf } from './reconcile/cdr-store-config.js';
+import { createStoreFollower, type StoreFollower } from './reconcile/follow.js';
+import { openPublishedIds, type PublishedIds } from './reconcile/published-ids.js';
 
 export function auditLogPath(config: Pick<Config, 'storage'>): string {
   return join(config.storage.dir, 'audit.jsonl');
@@ -378,6 +381,8 @@ export function connectSource(
   log: Logger,
   resyncTimeoutMs = 10_000,
   cdrWatchMs = 300_000,
+  /** After each login's resync (gap placeholders handed to the sink), or its failure. */
+  onResynced?: () => void,
 ): () => void {
   const lister = createChannelLister(client);
   // Calls ending without any Cdr event means cdr_manager is off or the AMI user may not read cdr.
@@ -408,8 +413,12 @@ export function connectSource(
             { component: 'ami', liveChannels: live.size, incompleteRecords: gaps },
             'calls ended while AMI was down: records marked incomplete',
           );
+        onResynced?.();
       },
-      (err: unknown) => log.warn({ component: 'ami', code: (err as { code?: string }).code }, 'channel resync failed'),
+      (err: unknown) => {
+        log.warn({ component: 'ami', code: (err as { code?: string }).code }, 'channel resync failed');
+        onResynced?.();
+      },
     );
   });
   return () => {
@@ -448,6 +457,8 @@ export interface Gateway {
   readonly metricsServer: MetricsServer | undefined;
   /** Each part (ami, sink, consent, consent-store, rules) ok or failing with a reason; other parts report here. */
   readonly health: Health;
+  /** The CDR-store follower, when sources.cdrStore.enabled. */
+  readonly cdrStore: StoreFollower | undefined;
   /** Stops taking AMI events, drains in-flight records, closes the sink. */
   stop(): Promise<void>;
 }
@@ -512,7 +523,42 @@ export async function startGateway(
     ...amiTls(loaded),
     log: log.child({ component: 'ami' }),
   });
-  const stopCdrWatch = connectSource(client, pipeline, log);
+  // Every acknowledged leg record id, durably: what a reconcile or the CDR-store follower checks "already out" against.
+  const published = openPublishedIds({
+    stateDir: loaded.config.storage.dir,
+    keepDays: loaded.config.sources.cdrStore.ledgerDays,
+    // About 80 bytes each: a bounded memory of what was acknowledged last (hours of traffic).
+    maxIds: GATEWAY_LEDGER_IDS,
+  });
+  pipeline.onPublished((r) => published.add(r.id));
+  const cdrStore = startCdrStore(loaded, pipeline, published, log);
+  // Exported at 0 without sources.cdrStore, so dashboards and alerts need no special case.
+  const st = () => cdrStore?.stats() ?? { rowsRead: 0, published: 0, alreadyPublished: 0, rotations: 0, held: 0 };
+  metrics.counterFn('cdr_store_rows_read_total', 'Lines read from the CDR store (Master.csv)', () => st().rowsRead);
+  metrics.counterFn(
+    'cdr_store_rows_published_total',
+    'CDR-store rows handed to the pipeline: their CDR was not out yet (a gap filled)',
+    () => st().published,
+  );
+  metrics.counterFn(
+    'cdr_store_rows_already_published_total',
+    'CDR-store rows whose record was already out (the AMI path had it)',
+    () => st().alreadyPublished,
+  );
+  metrics.counterFn('cdr_store_rotations_total', 'Master.csv rotations followed', () => st().rotations);
+  metrics.gaugeFn(
+    'cdr_store_rows_held',
+    'CDR-store rows waiting for their Cdr event, or for AMI to be back',
+    () => st().held,
+  );
+
+  // Rows wait while AMI is down: a gap placeholder goes out before the row that replaces it.
+  client.onState((state) => {
+    if (state !== 'connected') cdrStore?.pause();
+  });
+  const stopCdrWatch = connectSource(client, pipeline, log, undefined, undefined, () => {
+    if (cdrStore !== undefined) void pipeline.drain().then(() => cdrStore.resume());
+  });
   const consent = attachConsent(loaded, client, model, audit, log, metrics);
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
@@ -554,10 +600,12 @@ export async function startGateway(
     // acknowledged by then is in the spool, so every record is settled.
     await api?.close();
     await client.stop();
+    await cdrStore?.stop();
     // Calls that have ended get their call record now; calls still up are reported by the next run's legs.
     pipeline.flush();
     await sink.close();
     await pipeline.drain();
+    published.close();
     await metricsServer?.close();
     if (!auditClosed) audit.close();
     auditClosed = true;
@@ -619,7 +667,36 @@ export async function startGateway(
     }
   }
   client.start();
-  return { client, pipeline, metrics, sink, consent, api, metricsServer, health, stop };
+  cdrStore?.start();
+  return { client, pipeline, metrics, sink, consent, api, metricsServer, health, cdrStore, stop };
+}
+
+/** Ids of acknowledged leg records the gateway keeps in memory (the follower needs the last minutes' after a restart). */
+const GATEWAY_LEDGER_IDS = 200_000;
+
+/** sources.cdrStore: Master.csv followed beside AMI (README "Reconcile"). */
+function startCdrStore(
+  loaded: LoadedConfig,
+  pipeline: Pipeline,
+  published: PublishedIds,
+  log: Logger,
+): StoreFollower | undefined {
+  const c = loaded.config.sources.cdrStore;
+  if (!c.enabled) return undefined;
+  const layout = csvLayoutOf(c.layout);
+  return createStoreFollower({
+    path: c.path,
+    ...(layout ? { layout } : {}),
+    pollIntervalMs: c.pollIntervalMs,
+    holdMs: c.holdMs,
+    stateDir: loaded.config.storage.dir,
+    rules: () => loaded.privacy,
+    timeZone: loaded.config.pbx.timeZone,
+    recent: defaultEgress().recent,
+    pipeline,
+    published,
+    log: log.child({ component: 'cdr-store' }),
+  });
 }
 
 const AMI_REASONS: Readonly<Record<string, string>> = {

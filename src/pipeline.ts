@@ -42,6 +42,10 @@ export interface LiveCall {
 
 export interface Pipeline {
   handle(msg: AmiMessage): void;
+  /** A leg record from another source (the CDR store): privacy, the egress and the sink, as the model's are. */
+  leg(raw: RawCdr): void;
+  /** A row of another source that could not be used: withheld as cdr-unusable, with its problem. */
+  unusable(problem: string): void;
   /** After an AMI reconnect: records (marked incomplete) for calls that ended unseen. Returns how many. */
   reconcile(liveUniqueIds: ReadonlySet<string>): number;
   beginResync(): void;
@@ -129,7 +133,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     stage: RECORD_FAILURE_STAGES,
   });
 
-  deps.model.onLeg((raw) => {
+  deps.model.onLeg(onLeg);
+  function onLeg(raw: RawCdr): void {
     counts.cdrs++;
     cdrs?.inc();
     const result = deps.sanitise(raw);
@@ -139,7 +144,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       counts.published++;
       for (const fn of listeners) fn(record);
     });
-  });
+  }
   deps.model.onCall((raw) => {
     counts.calls++;
     callsBuilt?.inc();
@@ -170,6 +175,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (msg['event'] === 'Hangup') counts.hangups++;
       deps.model.handle(msg);
     },
+    leg: onLeg,
+    unusable(problem) {
+      counts.cdrUnusable++;
+      withhold('cdr-unusable', null, 'cdr', problem);
+    },
     beginResync: () => deps.model.beginResync(),
     reconcile: (live) => deps.model.reconcile(live),
     flush: () => deps.model.flush(),
@@ -193,7 +203,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     reason: WithheldReason,
     tenant: string | null,
     stream: OutRecord['stream'],
-    problem?: CdrProblem,
+    problem?: CdrProblem | string,
   ): void {
     counts.withheld[reason]++;
     withheld?.inc({ reason, tenant: tenant ?? 'none' });

@@ -67,6 +67,11 @@ export interface RawCdr {
    * event is lost, so disposition and durations are unknown, not invented.
    */
   readonly incomplete?: 'ami-gap';
+  /**
+   * A CDR-store row that stands for a gap placeholder published earlier: the
+   * raw Uniqueid the placeholder was made from (privacy keys it into `replaces`).
+   */
+  readonly replacesGap?: string;
 }
 
 /** A party of a call as the call model sees it. Raw. */

@@ -10,6 +10,7 @@ import { checkKafkaTopics } from '../sink/kafka-check.js';
 import { gatewayTopicsOf } from '../sink/topics.js';
 import { openSpool } from '../sink/spool.js';
 import { createAmiClient } from '../source/ami-client.js';
+import { checkStoreFile } from '../reconcile/store-check.js';
 import type { Env } from './cli-command.js';
 
 export type Report = (ok: boolean, what: string, detail: string) => void;
@@ -145,6 +146,22 @@ function checkStorage(loaded: LoadedConfig, report: Report): void {
   }
 }
 
+/** sources.cdrStore: the file is there, and its rows can line up with the live records (loguniqueid). */
+function checkCdrStore(loaded: LoadedConfig, report: Report): void {
+  const c = loaded.config.sources.cdrStore;
+  if (!c.enabled) return;
+  try {
+    const v = checkStoreFile(c.path);
+    report(v.ok, 'cdr-store', `${c.path}: ${v.detail}`);
+  } catch (err) {
+    report(
+      false,
+      'cdr-store',
+      `${c.path} is not readable (${(err as NodeJS.ErrnoException).code ?? 'error'}) — fix: mount the PBX's cdr-csv folder (read-only is enough) and set sources.cdrStore.path to its Master.csv`,
+    );
+  }
+}
+
 /** Runs every check; true when all passed. */
 export async function runChecks(file: string, env: Env, report: Report, timeoutMs = 3000): Promise<boolean> {
   let failed = false;
@@ -175,6 +192,7 @@ export async function runChecks(file: string, env: Env, report: Report, timeoutM
     else r(true, `key ${t.id}`, `key ${t.key.keyId} loaded (${t.key.secret.length * 8} bits)`);
   }
   checkStorage(loaded, r);
+  checkCdrStore(loaded, r);
   await checkAmi(loaded, r, timeoutMs);
   await checkSink(loaded, env, r, timeoutMs);
   return !failed;

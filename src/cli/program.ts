@@ -7,6 +7,7 @@ import { createRoot, type CliCommand, type CliContext, type Registrar } from './
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerReconcile } from './commands/reconcile.js';
 import { registerReplay } from './commands/replay.js';
 import { registerRules } from './commands/rules.js';
 import { registerRun } from './commands/run.js';
@@ -18,6 +19,7 @@ import { registerTenant } from './commands/tenant.js';
 const REGISTRARS: readonly Registrar[] = [
   registerRun,
   registerReplay,
+  registerReconcile,
   registerSchema,
   registerCheck,
   registerAudit,

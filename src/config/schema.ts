@@ -206,6 +206,56 @@ export const Config = z
         consentHistoryMaxAgeDays: 365,
         sweepIntervalMs: 3_600_000,
       }),
+    /** Asterisk's own CDR store beside AMI (README "Reconcile"): followed live, and read by `callveil reconcile`. */
+    sources: z
+      .object({
+        cdrStore: z
+          .object({
+            /** Follow the store live: gaps (AMI down, gateway restarted) are filled from it. */
+            enabled: z.boolean().default(false),
+            /** cdr_csv's Master.csv, as mounted into the gateway (read-only is enough). */
+            path: z.string().min(1).default('/var/log/asterisk/cdr-csv/Master.csv'),
+            /** Which optional columns cdr.conf [csv] writes; auto: told apart per row by their count. */
+            layout: z
+              .union([
+                z.literal('auto'),
+                z
+                  .object({
+                    loguniqueid: z.boolean(),
+                    loguserfield: z.boolean(),
+                    newcdrcolumns: z.boolean(),
+                  })
+                  .strict(),
+              ])
+              .default('auto'),
+            /** How often the file is looked at for new rows and rotation. */
+            pollIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+            /** How long a new row waits for its Cdr event over AMI before the store publishes it. */
+            holdMs: z.number().int().min(0).max(3_600_000).default(10_000),
+            /** Days of acknowledged ids kept in the storage dir (what "already published" is checked against). */
+            ledgerDays: days.default(7),
+          })
+          .strict()
+          .default({
+            enabled: false,
+            path: '/var/log/asterisk/cdr-csv/Master.csv',
+            layout: 'auto',
+            pollIntervalMs: 1000,
+            holdMs: 10_000,
+            ledgerDays: 7,
+          }),
+      })
+      .strict()
+      .default({
+        cdrStore: {
+          enabled: false,
+          path: '/var/log/asterisk/cdr-csv/Master.csv',
+          layout: 'auto',
+          pollIntervalMs: 1000,
+          holdMs: 10_000,
+          ledgerDays: 7,
+        },
+      }),
     /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
     storage: z
       .object({ dir: z.string().min(1).default('./callveil-data') })

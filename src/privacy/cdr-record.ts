@@ -96,7 +96,7 @@ export const CdrRecord = z
     recording: z
       .enum(['none', 'kept', 'blocked'])
       .describe(
-        'none: no recording started; kept: recorded with consent of every internal party; blocked: a recording started without consent and the gateway stopped it',
+        'none: no recording started (cdr-store records: the store cannot tell, the gateway saw and enforced nothing); kept: recorded with consent of every internal party; blocked: a recording started without consent and the gateway stopped it',
       ),
     complete: z
       .boolean()
@@ -116,6 +116,11 @@ export const CdrRecord = z
     source: RecordSource.describe(
       "ami: a Cdr event over AMI; cel: built from CEL events (a PBX without cdr_manager); cdr-store: reconciled from the PBX's own CDR store",
     ),
+    replaces: keyedId
+      .optional()
+      .describe(
+        'The id of a complete:false placeholder this record stands for (the same CDR, reconciled from the CDR store): drop the placeholder, keep this one',
+      ),
   })
   .strict();
 export type CdrRecord = z.infer<typeof CdrRecord>;

@@ -117,6 +117,7 @@ export function createSanitiser(
       ...optionalParty('answeredBy', internalParty(policy, key, raw.answeredBy)),
       ...(raw.queue !== undefined && QUEUE_NAME.test(raw.queue) ? { queue: raw.queue } : {}),
       source: raw.recordSource ?? 'ami',
+      ...(raw.replacesGap === undefined ? {} : { replaces: gapRecordIdOf(idKey, policy.id, raw.replacesGap) }),
     };
     const checked = CdrRecord.safeParse(candidate);
     // The zod issue list is not logged: it may quote the offending value.

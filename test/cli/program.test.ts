@@ -72,6 +72,7 @@ t.test('the tree holds the commands the README and the issue name', async (t) =>
       'run',
       'replay',
       'demo',
+      'reconcile',
       'schema',
       'check',
       'audit verify',

@@ -38,6 +38,7 @@ t.test('the image config runs the gateway end to end', async (t) => {
   writeFileSync(join(dir, 'keys.yaml'), keys);
   const text = readFileSync(join(ROOT, 'docker', 'callveil', 'config.yaml'), 'utf8')
     .replace('/var/lib/callveil', join(dir, 'data'))
+    .replace('/var/log/asterisk/cdr-csv/Master.csv', join(dir, 'Master.csv'))
     .replace('/etc/callveil/rules', join(ROOT, 'rules'))
     .replace('/etc/callveil/keys.yaml', join(dir, 'keys.yaml'))
     .replace('port: 8080', 'port: 0')

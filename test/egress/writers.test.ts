@@ -40,6 +40,8 @@ const WRITERS: Record<string, string> = {
   'src/subject/suppression-store.ts': 'suppression entries: tokens and ids',
   'src/subject/state-lock.ts': 'the lock holder: pid, host, command',
   'src/subject/shred.ts': 'shred tombstones: tenant ids and times',
+  'src/reconcile/follow.ts': "the CDR store follower's position (file identity, offset): checks it itself (spool)",
+  'src/reconcile/published-ids.ts': 'the ledger of keyed ids the sink acknowledged: checks it itself (spool)',
 };
 
 /** The doors: where each output kind is checked before its writer gets it. */
@@ -55,6 +57,8 @@ const DOORS: Record<string, RegExp> = {
   'src/cli/subject-export.ts': /cliMayWrite\(/,
   'src/cli/subject-rights.ts': /guardedOut\(/,
   'src/cli/rules.ts': /guardedOut\(/,
+  'src/reconcile/follow.ts': /\.pass\('spool'/,
+  'src/reconcile/published-ids.ts': /\.pass\('spool'/,
 };
 
 function files(dir: string): string[] {

@@ -242,7 +242,7 @@ t.test('the output holds exactly the schema fields, none from the input', async 
   t.same(
     Object.keys(r).sort(),
     Object.keys(CdrRecord.shape)
-      .filter((k) => !['callerName', 'direction', 'origin', 'answeredBy', 'queue'].includes(k))
+      .filter((k) => !['callerName', 'direction', 'origin', 'answeredBy', 'queue', 'replaces'].includes(k))
       .sort(),
     'a raw CDR without call-model facts: the optional version-2 fields are absent',
   );
@@ -265,6 +265,15 @@ t.test('ids: keyed per tenant from the raw CDR fields, stable, distinct for dist
   t.not(other.callId, a.callId);
   const planted = ok(sanitise(raw({ legId: 'p447700900201-1795418472.1', callId: 'tel-447700900204-1795418472.9' })));
   t.notMatch(JSON.stringify(planted), /7700900201|7700900204/, 'numbers in ids never leave');
+});
+
+t.test('replaces: a store row standing for a placeholder carries the placeholder id, keyed', async (t) => {
+  const gap = ok(sanitise(raw({ idTuple: undefined, incomplete: 'ami-gap' })));
+  const real = ok(sanitise(raw({ recordSource: 'cdr-store', replacesGap: raw().legId })));
+  t.equal(real.replaces, gap.id, 'the id the placeholder of that channel had');
+  t.not(real.id, gap.id);
+  t.equal(real.source, 'cdr-store');
+  t.equal(ok(sanitise(raw())).replaces, undefined, 'absent otherwise');
 });
 
 t.test('a tenant without its id key is withheld (no-key), not published with raw ids', async (t) => {
