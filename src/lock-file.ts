@@ -101,7 +101,8 @@ export function readLockFile<H extends LockStamp>(
     return { state: 'torn', id: `unreadable`, ageMs: Number.MAX_SAFE_INTEGER };
   }
   const holder = parse(text);
-  if (holder !== undefined && /^[0-9a-f]{8,64}$/.test(holder.nonce)) return { state: 'held', holder, id: holder.nonce };
+  if (holder !== undefined && /^[A-Za-z0-9_-]{1,64}$/.test(holder.nonce))
+    return { state: 'held', holder, id: holder.nonce };
   return { state: 'torn', id: `ino${ino}-${Math.floor(mtimeMs)}`, ageMs: now() - mtimeMs };
 }
 

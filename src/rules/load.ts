@@ -35,6 +35,12 @@ export interface RuleProblem {
   readonly message: string;
 }
 
+/** Keys of the gateway itself (not of a tenant), from the keys file. */
+export interface GatewayKeys {
+  readonly auditKey: Buffer | null;
+  readonly storageKey: Buffer | null;
+}
+
 export interface LoadedRules {
   readonly rules: PrivacyRules & TenantResolver;
   /** One entry per tenant with its signing key now (for `callveil check` and older callers). */
@@ -44,6 +50,7 @@ export interface LoadedRules {
   readonly warnings: readonly string[];
   /** Per tenant: its CDR topic's retention.ms (rules retention.kafkaDays). */
   readonly kafkaRetentionMs: ReadonlyMap<string, number>;
+  readonly gatewayKeys: GatewayKeys;
 }
 
 export type RulesResult =
@@ -156,6 +163,8 @@ interface KeyMaterial {
   readonly missing: Map<string, string[]>;
   /** Id keys per key set; a set listed in idKeys whose material is absent maps to null. */
   readonly idKeys: Map<string, Buffer | null>;
+  /** Gateway keys (keys file auditKey, storageKey); null when the file names none, or its material is absent. */
+  readonly gateway: GatewayKeys;
   readonly file: string;
   readonly y: ParsedYaml;
 }
@@ -232,7 +241,26 @@ function loadKeys(
       );
     else idKeys.set(set, secret);
   }
-  return { rings, missing, idKeys, file, y };
+  const gatewayKey = (name: 'auditKey' | 'storageKey'): Buffer | null => {
+    const ref = parsed.data[name];
+    if (ref === undefined) return null;
+    const { text, from } = readSecret(ref, env);
+    if (text === undefined || text.trim() === '') return null;
+    const secret = decodeKeyMaterial(text);
+    if (secret === null)
+      problems.push(
+        problem(file, y, [name], `expected ${from} to hold a key of at least 32 bytes (hex or base64)`, 'keys'),
+      );
+    return secret;
+  };
+  return {
+    rings,
+    missing,
+    idKeys,
+    gateway: { auditKey: gatewayKey('auditKey'), storageKey: gatewayKey('storageKey') },
+    file,
+    y,
+  };
 }
 
 /** Validates and compiles a rules folder; never throws for a bad file (problems come back instead). */
@@ -423,5 +451,9 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   const kafkaRetentionMs = new Map(
     parsed.map((p) => [p.rules.tenant, Math.round(p.rules.retention.kafkaDays * 86_400_000)] as const),
   );
-  return { ok: true, loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings, kafkaRetentionMs } };
+  const gatewayKeys = keys?.gateway ?? { auditKey: null, storageKey: null };
+  return {
+    ok: true,
+    loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings, kafkaRetentionMs, gatewayKeys },
+  };
 }

@@ -8,6 +8,7 @@ import type { AuditEntry } from '../../src/audit/audit-log.js';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { apiHarness, TOKENS } from './helpers.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -86,7 +87,7 @@ const skip = existsSync(CHROMIUM)
       ],
       'the audit log has it',
     );
-    t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
+    t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
     await page.locator('#changes li', { hasText: 'Extension 1001: recording on' }).first().waitFor();
 
     // A change made elsewhere (operator) and live call frames show up without reloading.

@@ -7,6 +7,7 @@ import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { apiHarness, TOKENS, type ApiHarness } from './helpers.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const BAD = 'x'.repeat(48);
 const auditEntries = (h: ApiHarness) =>
@@ -243,7 +244,7 @@ t.test('set one extension: success, validation, wrong tenant, operator', async (
     ],
     'every change, and only the changes, audited',
   );
-  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
+  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
 });
 
 t.test('set many: success, validation, wrong tenant, operator', async (t) => {

@@ -26,6 +26,7 @@ import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, involves, JANE, memoryLogger, settings, SHARED_CALLER } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 
@@ -206,7 +207,7 @@ t.test(
         detail: { request: req.id, published: true, spoolRemoved: 3 + janeCalls.length, reason: 'DSR ticket ABC-12' },
       },
     ]);
-    t.ok(verifyAuditLog(join(dir, 'audit.jsonl')).ok, 'audit chain intact');
+    t.ok(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok, 'audit chain intact');
     const list = JSON.parse(readFileSync(join(dir, 'suppressions', 'acme.json'), 'utf8'));
     t.same(
       list.entries[0].tokens,

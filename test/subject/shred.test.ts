@@ -20,6 +20,7 @@ import { ID_KEY_ACME, ID_KEY_GLOBEX, KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, JANE, memoryLogger } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const OLD_ACME = 'a0'.repeat(32);
@@ -52,6 +53,7 @@ function deployment(rulesDir: string = RULES_DIR) {
       `  acme: { secretFile: ${acmeId} }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
       `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
       '',
     ].join('\n'),
   );
@@ -149,7 +151,7 @@ t.test(
         detail: { keySet: 'acme', keys: 3, destroyed: 3, notDestroyed: null, reason: 'offboarding ACME-7' },
       },
     ]);
-    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl')).ok);
+    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
 
     // The loader honours the tombstone: the configuration still loads, acme without keys.
     const loaded = loadConfigFile(d.config, RUN_ENV);
