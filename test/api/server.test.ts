@@ -239,8 +239,8 @@ t.test('set one extension: success, validation, wrong tenant, operator', async (
   t.same(
     entries.map((e) => [e.actor, e.action, e.tenant, e.subject, e.detail]),
     [
-      ['tenant:acme:acme-admin', 'consent.set', 'acme', '1001', { recording: true, previous: false }],
-      ['operator:ops', 'consent.set', 'globex', '1007', { recording: true, previous: false }],
+      ['tenant:acme:acme-admin', 'consent.set', 'acme', '1001', { recording: true, previous: false, txn: 1 }],
+      ['operator:ops', 'consent.set', 'globex', '1007', { recording: true, previous: false, txn: 2 }],
     ],
     'every change, and only the changes, audited',
   );
