@@ -2,12 +2,19 @@
 // every file and the set as a whole, and compiles one immutable PrivacyRules.
 // Every problem names the file, the line, the path inside it and what was
 // expected; nothing here echoes key material or a value from a file.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { validate } from '../config/issues.js';
 import { parseYaml, type YamlFile } from '../config/yaml-file.js';
 import { errnoText } from '../fs-dirs.js';
-import { createKeyRing, decodeKeyMaterial, EMPTY_RING, type RingKey } from '../privacy/keys.js';
+import {
+  createKeyRing,
+  decodeKeyMaterial,
+  EMPTY_RING,
+  keyMaterialProblem,
+  weakKeyProblem,
+  type RingKey,
+} from '../privacy/keys.js';
 import { numberSetProblem } from '../privacy/number-sets.js';
 import { TOKEN_BYTES } from '../privacy/pseudonymise.js';
 import {
@@ -180,6 +187,19 @@ function readSecret(ref: SecretRef, env: Env): { text: string | undefined; from:
   }
 }
 
+/** `readable by group and others (mode 0644)` when the file's mode lets anyone but its owner read it. */
+function keysFileExposure(file: string): string | undefined {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const who = [mode & 0o070 ? 'group' : '', mode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
+  return `readable by ${who} (mode 0${mode.toString(8)})`;
+}
+
 function loadKeys(
   file: string,
   env: Env,
@@ -193,6 +213,22 @@ function loadKeys(
     problems.push(...parsed.problems.map((p) => problem(file, y, p.path, p.message, 'keys')));
     return undefined;
   }
+  const exposed = keysFileExposure(file);
+  const d = parsed.data;
+  const inline = [
+    ...Object.values(d.keySets).flat(),
+    ...Object.values(d.idKeys),
+    ...(d.auditKey ? [d.auditKey] : []),
+    ...(d.storageKey ? [d.storageKey] : []),
+  ].some((k) => k.secret !== undefined);
+  // Key material in a file others can read is no secret: refused. A file of references (secretFile, secretEnv) holds none.
+  if (exposed !== undefined && inline)
+    problems.push({
+      file,
+      kind: 'keys',
+      path: '(top level)',
+      message: `the keys file holds key material (secret:) and is ${exposed} — fix: chmod 600 ${file} (owned by the user callveil runs as)`,
+    });
   const rings = new Map<string, RingKey[]>();
   const missing = new Map<string, string[]>();
   for (const [set, keys] of Object.entries(parsed.data.keySets)) {
@@ -216,7 +252,7 @@ function loadKeys(
             file,
             y,
             ['keySets', set, i],
-            `expected ${from} to hold a key of at least 32 bytes (hex or base64)`,
+            `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
             'keys',
           ),
         );
@@ -237,7 +273,12 @@ function loadKeys(
     const secret = decodeKeyMaterial(text);
     if (secret === null)
       problems.push(
-        problem(file, y, ['idKeys', set], `expected ${from} to hold a key of at least 32 bytes (hex or base64)`),
+        problem(
+          file,
+          y,
+          ['idKeys', set],
+          `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
+        ),
       );
     else idKeys.set(set, secret);
   }
@@ -247,10 +288,19 @@ function loadKeys(
     const { text, from } = readSecret(ref, env);
     if (text === undefined || text.trim() === '') return null;
     const secret = decodeKeyMaterial(text);
-    if (secret === null)
+    const weak = secret === null ? undefined : weakKeyProblem(secret);
+    if (secret === null || weak !== undefined) {
       problems.push(
-        problem(file, y, [name], `expected ${from} to hold a key of at least 32 bytes (hex or base64)`, 'keys'),
+        problem(
+          file,
+          y,
+          [name],
+          `expected ${from} to hold a random key of at least 32 bytes (hex or base64), not ${weak ?? keyMaterialProblem(text)} — fix: \`callveil keys generate ${name === 'auditKey' ? 'audit' : 'storage'}\``,
+          'keys',
+        ),
       );
+      return null;
+    }
     return secret;
   };
   return {

@@ -56,6 +56,7 @@ function deployment(rulesDir: string = RULES_DIR) {
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
       '',
     ].join('\n'),
+    { mode: 0o600 },
   );
   const config = join(dir, 'config.yaml');
   writeFileSync(
