@@ -7,6 +7,7 @@ import { createRoot, type CliCommand, type CliContext, type Registrar } from './
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerKeys } from './commands/keys.js';
 import { registerReplay } from './commands/replay.js';
 import { registerRules } from './commands/rules.js';
 import { registerRun } from './commands/run.js';
@@ -21,6 +22,7 @@ const REGISTRARS: readonly Registrar[] = [
   registerSchema,
   registerCheck,
   registerAudit,
+  registerKeys,
   registerRules,
   registerSubject,
   registerTenant,
