@@ -137,6 +137,18 @@ function linkExclusive(from: string, path: string): boolean {
   }
 }
 
+/** Nonces of the locks this process holds now: a lock naming our pid but none of these is a previous incarnation's. */
+const heldHere = new Set<string>();
+
+/**
+ * A lock that names this process's pid on this host but was not taken by it:
+ * left by an earlier process with the same pid (a container restarted, whose
+ * gateway is pid 1 again). No live process can hold it, so it is stale.
+ */
+export function isPreviousIncarnation(held: LockStamp, host: string, pid: number = process.pid): boolean {
+  return held.host === host && held.pid === pid && pid === process.pid && !heldHere.has(held.nonce);
+}
+
 export interface LockFileHandle {
   readonly path: string;
   /** Removes the lock if it is still ours. Safe to call twice. */
@@ -223,11 +235,13 @@ function handle<H extends LockStamp>(
   parse: (text: string) => H | undefined,
 ): LockFileHandle {
   let released = false;
+  heldHere.add(nonce);
   return {
     path,
     release() {
       if (released) return;
       released = true;
+      heldHere.delete(nonce);
       const r = readLockFile(path, parse);
       // Only our own lock: a holder that was (wrongly) judged dead must not remove its successor's.
       if (r.state === 'held' && r.holder.nonce === nonce) unlinkQuiet(path);

@@ -13,7 +13,13 @@ import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import { makeDirs } from '../fs-dirs.js';
-import { acquireLockFile, processAlive, type LockFileHandle, type LockStamp } from '../lock-file.js';
+import {
+  acquireLockFile,
+  isPreviousIncarnation,
+  processAlive,
+  type LockFileHandle,
+  type LockStamp,
+} from '../lock-file.js';
 import type { OutRecord, RecordSink, RecordStream } from './sink.js';
 
 interface LineWriter {
@@ -77,6 +83,7 @@ export function lockOutputFile(path: string): LockFileHandle {
           'GW_FILE_IN_USE',
           `jsonl sink: ${path} is locked by pid ${held.pid} on host ${held.host}: if nothing writes it any more, delete ${path}.lock`,
         );
+      if (isPreviousIncarnation(held, me.host)) return 'stale';
       return processAlive(held.pid) ? inUse(`another process (pid ${held.pid}, since ${held.since})`) : 'stale';
     },
     judgeTorn: () => 'stale',

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { storageDirError } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
-import { acquireLockFile, processAlive, readLockFile } from '../lock-file.js';
+import { acquireLockFile, isPreviousIncarnation, processAlive, readLockFile } from '../lock-file.js';
 
 export const STATE_LOCK_FILE = 'gateway.lock';
 
@@ -97,6 +97,7 @@ export function acquireStateLock(
   };
   const judge = (held: LockHolder): 'stale' | GatewayError => {
     const sameHost = held.host === env.host;
+    if (isPreviousIncarnation(held, env.host, env.pid)) return 'stale';
     if (sameHost && env.alive(held.pid)) {
       const hint =
         who.kind === 'cli' && held.kind === 'gateway'

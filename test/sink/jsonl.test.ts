@@ -111,3 +111,16 @@ t.test('a symlink planted where the file goes is refused, its target untouched',
   t.throws(() => createJsonlFileSink(join(dir, 'out.jsonl')), { code: 'GW_SINK_UNAVAILABLE', message: /ELOOP/ });
   t.equal(readFileSync(target, 'utf8'), 'keep\n');
 });
+
+t.test('a lock naming our own pid that we did not take (a restarted container, pid 1 again) is stale', async (t) => {
+  const dir = tempDir(t, 'jsonl');
+  const path = join(dir, 'out.jsonl');
+  writeFileSync(
+    `${path}.lock`,
+    JSON.stringify({ writer: 'jsonl', pid: process.pid, host: hostname(), nonce: 'cd'.repeat(8), since: 'x' }),
+  );
+  const sink = createJsonlFileSink(path);
+  await sink.write(rec(1));
+  t.throws(() => createJsonlFileSink(path), { code: 'GW_FILE_IN_USE' }, 'while ours is held, a second is refused');
+  await sink.close();
+});
