@@ -1,7 +1,7 @@
 // Atomic file replacement for the small state files the gateway keeps
 // (consent store, suppression lists, shred tombstones, purged spool segments).
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
+import { constants, unlinkSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -12,7 +12,8 @@ import { dirname } from 'node:path';
 export async function writeFileAtomic(path: string, text: string, dir: string = dirname(path)): Promise<void> {
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    const fh = await open(tmp, 'w', 0o600);
+    // Exclusive and never through a symlink: the temp name is new, and nothing planted there is followed.
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await fh.writeFile(text);
       await fh.sync();

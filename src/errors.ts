@@ -25,6 +25,10 @@ export const ERROR_CODES = {
   GW_SUPPRESSION_STORE: false,
   GW_TENANT_SHREDDED: false,
   GW_STATE_LOCKED: false,
+  /** No usable audit key (keys file auditKey, or CALLVEIL_AUDIT_KEY). */
+  GW_AUDIT_KEY: false,
+  /** An output file another live process writes (a second gateway pointed at the same JSONL file). */
+  GW_FILE_IN_USE: false,
   /** The egress guard refused an output: it held a raw value of a call. */
   GW_PRIVACY_GUARD: false,
   /** storage.dir cannot be created, read or written (permissions, a file in the way, a special file system). */

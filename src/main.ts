@@ -1,5 +1,7 @@
 // The composition root: wires source -> assemble -> privacy -> sink for the
 // live gateway and for replays. Nothing else constructs these parts.
+import { auditKeyOf } from './audit/audit-key.js';
+import { startHeadPublisher, type HeadPublisher } from './audit/head-publisher.js';
 import { createCallModel, type CallModel } from './assemble/call-model.js';
 import { openAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createConsentEnforcer, type ConsentEnforcer } from './consent/enforcer.js';
@@ -31,7 +33,7 @@ import {
 import { loadRules } from './rules/load.js';
 import { createRulesHolder, watchRules, type RulesHolder } from './rules/reload.js';
 import { createJsonlFileSink, createStdoutSink } from './sink/jsonl.js';
-import { connectTopicAdmin, createKafkaSink } from './sink/kafka.js';
+import { connectTopicAdmin, createKafkaSink, createTopicWriter } from './sink/kafka.js';
 import { gatewayTopicsOf } from './sink/topics.js';
 import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
 import { openSpool } from './sink/spool.js';
@@ -47,6 +49,7 @@ import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister } from './source/resync.js';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config/schema.js';
@@ -56,6 +59,50 @@ import { openPublishedIds, type PublishedIds } from './reconcile/published-ids.j
 
 export function auditLogPath(config: Pick<Config, 'storage'>): string {
   return join(config.storage.dir, 'audit.jsonl');
+}
+
+/** This gateway's name on `<prefix>.audit`: audit.instanceId, else the host name. */
+export function auditInstanceId(config: Pick<Config, 'audit'>): string {
+  return config.audit.instanceId ?? hostname();
+}
+
+/** With a Kafka sink: the audit chain's head, published to `<prefix>.audit` (see audit/head-publisher.ts). */
+function startAuditHeads(
+  loaded: LoadedConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  audit: AuditLog,
+): { readonly publisher: HeadPublisher; close(): Promise<void> } | undefined {
+  const s = loaded.config.sink;
+  if (s.type !== 'kafka') return undefined;
+  const spec = gatewayTopicsOf(loaded)!.shared('audit');
+  const writer = createTopicWriter({
+    brokers: s.brokers,
+    clientId: s.clientId,
+    ssl: s.ssl,
+    sasl: kafkaSasl(loaded, env),
+    timeoutMs: Math.min(s.requestTimeoutMs, 5000),
+    log,
+  });
+  const publisher = startHeadPublisher({
+    audit,
+    instance: auditInstanceId(loaded.config),
+    everyEntries: loaded.config.audit.headEveryEntries,
+    everyMs: loaded.config.audit.headEveryMs,
+    send: (key, value) => writer.write(spec, [{ key, value }]),
+    onError: (err) =>
+      log.warn(
+        { component: 'audit', code: (err as { code?: string }).code ?? 'error', topic: spec.name },
+        'audit chain head not published; retried at the next turn',
+      ),
+  });
+  return {
+    publisher,
+    async close() {
+      await publisher.stop();
+      await writer.close();
+    },
+  };
 }
 
 export function spoolDir(config: Pick<Config, 'storage'>): string {
@@ -483,6 +530,8 @@ export async function startGateway(
         loaded.tenants.map((t) => t.id),
       )
     : [];
+  // Before anything is written: a gateway without its audit key would keep an audit log anyone could rewrite.
+  const auditKey = auditKeyOf(loaded);
   // Fails at once, naming storage.dir and the path (never Node's endless recursive mkdir on /proc).
   ensureStorageDir(loaded.config.storage.dir);
   // The gateway owns the state dir while it runs: subject commands that write it (erase, shred) refuse meanwhile.
@@ -491,7 +540,8 @@ export async function startGateway(
   const health = gatewayHealth(metrics);
   const rulesReload = startRulesReload(loaded, env, log, metrics, health);
   if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
-  const audit = openAuditLog(auditLogPath(loaded.config));
+  const audit = openAuditLog(auditLogPath(loaded.config), { key: auditKey });
+  const auditHeads = startAuditHeads(loaded, env, log, audit);
   // A breach prevented is counted, audited and logged (once per call), wherever the guard stopped it.
   const stopEgressReports = reportEgressBlocks(defaultEgress(), { log, audit, metrics });
   const suppressions = openSuppressionList(loaded.config.storage.dir, audit);
@@ -607,6 +657,8 @@ export async function startGateway(
     await pipeline.drain();
     published.close();
     await metricsServer?.close();
+    // The last head goes out after the last entry: a verify after shutdown compares against all of it.
+    await auditHeads?.close();
     if (!auditClosed) audit.close();
     auditClosed = true;
     stopEgressReports();

@@ -6,6 +6,7 @@ import { existsSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../src/config/load.js';
+import { TEST_AUDIT_KEY_HEX } from './helpers/audit-key.js';
 import { GatewayError } from '../src/errors.js';
 import { startGateway } from '../src/main.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -37,7 +38,7 @@ async function occupied(t: Test): Promise<number> {
 
 async function startFailure(loaded: ReturnType<typeof parseConfig>): Promise<GatewayError> {
   try {
-    const gw = await startGateway(loaded, { K_ACME: KEY_ACME }, quiet());
+    const gw = await startGateway(loaded, { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }, quiet());
     await gw.stop();
   } catch (err) {
     if (err instanceof GatewayError) return err;
@@ -49,14 +50,22 @@ async function startFailure(loaded: ReturnType<typeof parseConfig>): Promise<Gat
 t.test('api.port in use: the setting and the address; the state dir is given back', async (t) => {
   const dir = tempDir(t, 'start-api');
   const port = await occupied(t);
-  const loaded = parseConfig(settings(dir, { api: { enabled: true, port } }), { K_ACME: KEY_ACME }, '(test)');
+  const loaded = parseConfig(
+    settings(dir, { api: { enabled: true, port } }),
+    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    '(test)',
+  );
   const e = await startFailure(loaded);
   t.equal(e.code, 'GW_LISTEN');
   t.match(e.message, `api.port: 127.0.0.1:${port} is in use — fix: `);
   t.equal(existsSync(stateLockPath(dir)), false, 'lock released: the next start is not refused');
   const gw = await startGateway(
-    parseConfig(settings(dir, { api: { enabled: true, port: 0 } }), { K_ACME: KEY_ACME }, '(test)'),
-    { K_ACME: KEY_ACME },
+    parseConfig(
+      settings(dir, { api: { enabled: true, port: 0 } }),
+      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+      '(test)',
+    ),
+    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
     quiet(),
   );
   await gw.stop();
@@ -65,7 +74,13 @@ t.test('api.port in use: the setting and the address; the state dir is given bac
 t.test('metrics.port in use: the setting and the address', async (t) => {
   const dir = tempDir(t, 'start-metrics');
   const port = await occupied(t);
-  const e = await startFailure(parseConfig(settings(dir, { metrics: { port } }), { K_ACME: KEY_ACME }, '(test)'));
+  const e = await startFailure(
+    parseConfig(
+      settings(dir, { metrics: { port } }),
+      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+      '(test)',
+    ),
+  );
   t.equal(e.code, 'GW_LISTEN');
   t.match(e.message, `metrics.port: 127.0.0.1:${port} is in use`);
   t.equal(existsSync(stateLockPath(dir)), false);
@@ -75,7 +90,11 @@ t.test('storage.dir under a regular file: a storage problem naming the file', as
   const base = tempDir(t, 'start-file');
   const parent = join(base, 'parent');
   mkdirSync(parent);
-  const loaded = parseConfig(settings(join(parent, 'data')), { K_ACME: KEY_ACME }, '(test)');
+  const loaded = parseConfig(
+    settings(join(parent, 'data')),
+    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    '(test)',
+  );
   // The config was fine when read; by start-up a file is in the way.
   rmSync(parent, { recursive: true });
   writeFileSync(parent, 'x');
@@ -85,7 +104,9 @@ t.test('storage.dir under a regular file: a storage problem naming the file', as
 });
 
 t.test('storage.dir: /proc/x fails at once (it used to spin forever in a recursive mkdir)', async (t) => {
-  const e = await startFailure(parseConfig(settings('/proc/callveil-x'), { K_ACME: KEY_ACME }, '(test)'));
+  const e = await startFailure(
+    parseConfig(settings('/proc/callveil-x'), { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }, '(test)'),
+  );
   t.equal(e.code, 'GW_STORAGE');
   t.match(e.message, 'storage.dir: /proc/callveil-x: /proc does not take new directories');
 });

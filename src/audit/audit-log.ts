@@ -1,9 +1,15 @@
-// Append-only, tamper-evident audit trail: JSONL, each entry carrying the hash
-// of the one before it, so an edited, removed or reordered entry breaks the
-// chain. Entries say who did what to which tenant, when; never a raw number.
-import { createHash } from 'node:crypto';
+// Append-only, tamper-evident audit trail: JSONL, each entry carrying a keyed
+// MAC (HMAC-SHA256 under the audit key from the keys file) over its content
+// and the MAC of the entry before it. Without the key nobody can write an
+// entry that verifies, so an edited, removed, renumbered or reordered entry
+// breaks the chain; a cut tail is caught against the chain head the gateway
+// publishes off the box (head-publisher.ts). Entries say who did what to which
+// tenant, when; every entry passes the egress first, never a raw number.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
   closeSync,
+  constants,
+  fdatasync,
   fdatasyncSync,
   fsyncSync,
   openSync,
@@ -11,9 +17,12 @@ import {
   readFileSync,
   renameSync,
   unlinkSync,
+  write as fsWrite,
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { defaultEgress, type Egress } from '../egress/egress.js';
+import { createGuard } from '../egress/guard.js';
 import { GatewayError } from '../errors.js';
 
 export type AuditValue = string | number | boolean | null;
@@ -32,18 +41,37 @@ export interface AuditEntryInput {
 export interface AuditEntry extends AuditEntryInput {
   readonly seq: number;
   readonly at: string;
+  /** The MAC (or, before audit keys, the hash) of the entry before; 64 zeros for the first. */
   readonly prev: string;
-  readonly hash: string;
+  /** HMAC-SHA256 under the audit key. */
+  readonly mac?: string;
+  /** SHA-256 of an entry written before audit keys (an older version): verified only as a sealed prefix. */
+  readonly hash?: string;
+}
+
+/** The chain's head as published off the box: what a verify compares the local log against. */
+export interface AuditHead {
+  readonly instance: string;
+  readonly seq: number;
+  readonly mac: string;
+  /** When it was published. */
+  readonly at: string;
 }
 
 const GENESIS = '0'.repeat(64);
+const MAC_DOMAIN = 'callveil-audit/v2';
+
 // A phone number is a run of 7+ digits, possibly with separators. Asterisk
 // ids (`pbx-lab-1795418472.36`) and ISO times are allowed through.
 const ASTERISK_ID = /\d{9,}\.\d+/g;
 const ISO_TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g;
 const NUMBER_LIKE = /\d(?:[\d\s().+/-]*\d){6,}/;
 
-/** Throws if a value looks like it holds a phone number; the message names the field only. */
+/**
+ * For callers that must refuse (not redact) a value before it reaches any
+ * output, such as a CLI argument: throws if it looks like a phone number.
+ * The audit log itself checks entries with the egress.
+ */
 export function assertNoRawNumber(field: string, value: AuditValue | undefined): void {
   if (typeof value !== 'string') return;
   if (NUMBER_LIKE.test(value.replace(ASTERISK_ID, '').replace(ISO_TIME, ''))) {
@@ -54,19 +82,28 @@ export function assertNoRawNumber(field: string, value: AuditValue | undefined):
   }
 }
 
-function entryHash(e: Omit<AuditEntry, 'hash'>): string {
-  // Fixed key order, so the hash does not depend on how the object was built.
-  const canonical = JSON.stringify([
-    e.seq,
-    e.at,
-    e.actor,
-    e.action,
-    e.tenant,
-    e.subject ?? null,
-    e.detail ?? null,
-    e.prev,
-  ]);
-  return createHash('sha256').update(canonical).digest('hex');
+type Body = Omit<AuditEntry, 'mac' | 'hash'>;
+
+function canonical(e: Body): unknown[] {
+  // Fixed key order, so the MAC does not depend on how the object was built.
+  return [e.seq, e.at, e.actor, e.action, e.tenant, e.subject ?? null, e.detail ?? null, e.prev];
+}
+
+function entryMac(key: Buffer, e: Body): string {
+  return createHmac('sha256', key)
+    .update(JSON.stringify([MAC_DOMAIN, ...canonical(e)]))
+    .digest('hex');
+}
+
+/** The unkeyed SHA-256 that entries had before audit keys. */
+function legacyHash(e: Body): string {
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(e)))
+    .digest('hex');
+}
+
+function sameHex(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
 function parseLines(text: string): string[] {
@@ -75,11 +112,15 @@ function parseLines(text: string): string[] {
 
 // Retention: the log is the active file (`path`) plus sealed segments beside
 // it, `<path>.<YYYYMMDD>-<first seq>`. Whole expired segments are deleted;
-// before that, an `audit.expire` entry is chained recording the seq and hash
-// of the last entry deleted. The first retained entry links (`prev`) to that
-// hash, so verify starts there, and a head cut anywhere the log itself did not
-// record is still caught.
+// before that, an `audit.expire` entry is chained (and MAC'd) recording the
+// seq and MAC of the last entry deleted. The first retained entry links
+// (`prev`) to that MAC, so verify starts there, and a head cut anywhere the
+// log itself did not record is still caught.
 export const AUDIT_EXPIRE_ACTION = 'audit.expire';
+/** Chained once when a log written before audit keys is first opened with one: it seals the unkeyed prefix. */
+export const AUDIT_UPGRADE_ACTION = 'audit.upgrade';
+/** Written instead of an entry the egress refused: which fields were withheld, so nothing goes unaudited. */
+export const WITHHELD = '[withheld]';
 
 export interface AuditRetentionPolicy {
   /** Entries older than this are deleted, a whole segment at a time (a segment goes once its newest entry is this old). */
@@ -99,13 +140,61 @@ export interface AuditLog {
   append(entry: AuditEntryInput): Promise<AuditEntry>;
   /** Seals the active file into a segment when due and deletes expired segments (see AuditRetentionPolicy). */
   expire(policy: AuditRetentionPolicy): Promise<AuditExpiry>;
+  /** Several entries, one write and one fdatasync (off the event loop); all or none are acknowledged. */
+  appendBatch(entries: readonly AuditEntryInput[]): Promise<AuditEntry[]>;
+  /** The same, synchronously: for recovery at start, before anything else writes. */
+  appendBatchSync(entries: readonly AuditEntryInput[]): AuditEntry[];
+  /** Calls `fn` with the newest entries (the active file and the newest segment), oldest first. */
+  scanRecent(fn: (entry: AuditEntry) => void): void;
+  /** The last entry's seq and MAC; undefined while the log is empty. */
+  head(): { readonly seq: number; readonly mac: string } | undefined;
+  /** Called after each entry is durable. */
+  onAppend(fn: (entry: AuditEntry) => void): void;
   close(): void;
 }
 
-/** `expired`: entries before the first retained one, deleted under retention and accounted for by an audit.expire entry. */
+/** Why a verify failed, for scripts; the problem says it in words. */
+export type AuditProblem =
+  | 'missing'
+  | 'empty'
+  | 'symlink'
+  | 'unreadable'
+  | 'invalid'
+  | 'edited'
+  | 'removed'
+  | 'unkeyed'
+  | 'truncated'
+  | 'head-mismatch';
+
+/**
+ * `expired`: entries before the first retained one, deleted under retention
+ * and accounted for by an audit.expire entry. `legacy`: unkeyed entries from
+ * before audit keys, sealed by an audit.upgrade entry. `head`: the published
+ * head the log was compared with.
+ */
 export type AuditVerdict =
-  | { ok: true; entries: number; expired?: number }
-  | { ok: false; entries: number; line: number; problem: string; file?: string };
+  | {
+      ok: true;
+      entries: number;
+      expired?: number;
+      legacy?: number;
+      head?: { seq: number; matched: 'entry' | 'older-than-retained' };
+    }
+  | { ok: false; entries: number; line: number; problem: string; reason: AuditProblem; file?: string };
+
+export interface AuditVerifyOptions {
+  readonly key: Buffer;
+  /** The last head published off the box: the log must reach it, and hold that MAC at that seq. */
+  readonly head?: Pick<AuditHead, 'seq' | 'mac'> | undefined;
+}
+
+export interface AuditLogOptions {
+  /** The audit key (keys file `auditKey`): at least 32 bytes. */
+  readonly key: Buffer;
+  readonly now?: () => Date;
+  /** Where entries are checked before they are written; default the process's egress. */
+  readonly egress?: Egress;
+}
 
 interface SegmentFile {
   readonly path: string;
@@ -138,108 +227,199 @@ function segmentName(path: string, first: AuditEntry): string {
   return `${path}.${/^\d{8}$/.test(day) ? day : '00000000'}-${String(first.seq).padStart(12, '0')}`;
 }
 
-function readText(path: string): string | undefined {
+type Read = { text: string } | { missing: true } | { problem: 'symlink' | 'unreadable'; code: string };
+
+/** Reads a log file, never through a symlink planted in its place. */
+function readLogFile(path: string): Read {
   try {
-    return readFileSync(path, 'utf8');
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return { text: readFileSync(fd, 'utf8') };
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new GatewayError('GW_CONFIG_UNREADABLE', `cannot read audit log ${path}`);
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    if (code === 'ENOENT') return { missing: true };
+    if (code === 'ELOOP') return { problem: 'symlink', code };
+    return { problem: 'unreadable', code };
   }
 }
 
 interface ChainState {
   readonly verdict: AuditVerdict;
-  readonly last?: { seq: number; hash: string };
+  readonly last?: { seq: number; mac: string; keyed: boolean };
+  /** Nothing at all on disk: neither the active file nor a segment. */
+  readonly absent?: boolean;
 }
 
-/** Walks segments then the active file: sequence, links, hashes, and the retention anchor. */
-function walkChain(path: string): ChainState {
-  const files = [...segmentsOf(path).map((s) => s.path), path];
+/** Walks segments then the active file: sequence, links, MACs, the upgrade seal and the retention anchor. */
+function walkChain(path: string, opts: AuditVerifyOptions): ChainState {
+  const segments = segmentsOf(path).map((s) => s.path);
+  const files = [...segments, path];
   let first: AuditEntry | undefined;
   let firstAt: { file: string; line: number } | undefined;
   let prev = GENESIS;
   let expectSeq = 1;
   let count = 0;
-  // seq -> hash of retained entries, to check the anchors that audit.expire entries recorded.
-  const hashes = new Map<number, string>();
+  let legacy = 0;
+  let keyed = false;
+  let lastLegacy: { seq: number; hash: string } | undefined;
+  let headMac: string | undefined;
+  let sawFile = false;
+  // seq -> MAC of retained entries named by audit.expire anchors.
+  const macs = new Map<number, string>();
   const anchors: Array<{ throughSeq: number; lastHash: string; file: string; line: number }> = [];
+  const fail = (reason: AuditProblem, problem: string, file: string, line: number): ChainState => ({
+    verdict: { ok: false, entries: count, line, problem, reason, ...(file === path ? {} : { file }) },
+  });
   for (const file of files) {
-    const text = readText(file);
-    if (text === undefined) continue;
-    const lines = parseLines(text);
+    const read = readLogFile(file);
+    if ('missing' in read) continue;
+    if ('problem' in read)
+      return fail(
+        read.problem,
+        read.problem === 'symlink'
+          ? 'is a symbolic link, not the log file: refused (someone replaced it)'
+          : `cannot be read (${read.code})`,
+        file,
+        0,
+      );
+    sawFile = true;
+    const lines = parseLines(read.text);
     for (let i = 0; i < lines.length; i++) {
-      const broken = (problem: string): ChainState => ({
-        verdict: { ok: false, entries: count, line: i + 1, problem, ...(file === path ? {} : { file }) },
-      });
+      const broken = (reason: AuditProblem, problem: string) => fail(reason, problem, file, i + 1);
       let e: AuditEntry;
       try {
         e = JSON.parse(lines[i]!) as AuditEntry;
       } catch {
-        return broken('not valid JSON');
+        return broken('invalid', 'not valid JSON (entry edited or torn)');
       }
+      if (typeof e !== 'object' || e === null || !Number.isInteger(e.seq))
+        return broken('invalid', 'not an audit entry');
       if (first === undefined) {
         first = e;
         firstAt = { file, line: i + 1 };
         // A log that starts past seq 1 starts at a retention anchor, checked below.
-        if (Number.isInteger(e.seq) && e.seq > 1) {
+        if (e.seq > 1) {
           expectSeq = e.seq;
           prev = e.prev;
         }
       }
       if (e.seq !== expectSeq)
-        return broken(`sequence ${e.seq} where ${expectSeq} was expected (entry removed or reordered)`);
-      if (e.prev !== prev) return broken('does not link to the entry before it (entry removed, reordered or edited)');
-      const { hash, ...rest } = e;
-      if (entryHash(rest) !== hash) return broken('content does not match its hash (entry edited)');
-      hashes.set(e.seq, hash);
+        return broken(
+          'removed',
+          `sequence ${e.seq} where ${expectSeq} was expected (entry removed or reordered, or the chain renumbered)`,
+        );
+      if (e.prev !== prev)
+        return broken('removed', 'does not link to the entry before it (entry removed, reordered or edited)');
+      const { mac, hash, ...body } = e;
+      let link: string;
+      if (typeof mac === 'string') {
+        if (!sameHex(entryMac(opts.key, body), mac))
+          return broken(
+            'edited',
+            'its MAC does not match its content (entry edited, or verified with another audit key)',
+          );
+        if (!keyed && lastLegacy !== undefined) {
+          // The first keyed entry after unkeyed ones must be the seal naming exactly them.
+          const d = e.detail;
+          if (e.action !== AUDIT_UPGRADE_ACTION || d?.throughSeq !== lastLegacy.seq || d.lastHash !== lastLegacy.hash)
+            return broken('unkeyed', `unkeyed entries before it are not sealed by an ${AUDIT_UPGRADE_ACTION} entry`);
+        }
+        keyed = true;
+        link = mac;
+      } else if (typeof hash === 'string') {
+        // Unkeyed: only as the prefix an older version wrote, before any keyed entry.
+        if (keyed) return broken('unkeyed', 'an unkeyed entry after keyed ones (entry forged without the audit key)');
+        if (legacyHash(body) !== hash) return broken('edited', 'content does not match its hash (entry edited)');
+        legacy++;
+        lastLegacy = { seq: e.seq, hash };
+        link = hash;
+      } else return broken('invalid', 'has no MAC');
+      if (opts.head !== undefined && e.seq === opts.head.seq) headMac = link;
+      macs.set(e.seq, link);
       if (
         e.action === AUDIT_EXPIRE_ACTION &&
         e.actor === 'gateway' &&
         typeof e.detail?.throughSeq === 'number' &&
         typeof e.detail.lastHash === 'string'
-      ) {
+      )
         anchors.push({ throughSeq: e.detail.throughSeq, lastHash: e.detail.lastHash, file, line: i + 1 });
-      }
-      prev = hash;
+      prev = link;
       expectSeq++;
       count++;
     }
   }
-  if (first === undefined) return { verdict: { ok: true, entries: 0 } };
-  const last = { seq: expectSeq - 1, hash: prev };
-  const expired = first.seq - 1;
-  // Every recorded anchor inside the retained range must match the entry it names.
-  for (const a of anchors) {
-    const at = a.throughSeq === expired ? first.prev : hashes.get(a.throughSeq);
-    if (a.throughSeq >= expired && at !== a.lastHash) {
-      return {
-        verdict: {
-          ok: false,
-          entries: count,
-          line: a.line,
-          problem: `names entry ${a.throughSeq} as the last one expired, and that entry's hash differs (entries removed or edited)`,
-          ...(a.file === path ? {} : { file: a.file }),
-        },
-      };
-    }
-  }
-  if (expired > 0 && !anchors.some((a) => a.throughSeq >= expired)) {
+  if (!sawFile) return { ...fail('missing', 'does not exist (never written, or deleted)', path, 0), absent: true };
+  if (first === undefined)
+    return { ...fail('empty', 'holds no entries (emptied, or cut before its first entry)', path, 0) };
+  const last = { seq: expectSeq - 1, mac: prev, keyed };
+  if (!keyed)
     return {
       verdict: {
         ok: false,
-        entries: 0,
-        line: firstAt!.line,
-        problem: `starts at sequence ${first.seq}, and no ${AUDIT_EXPIRE_ACTION} entry accounts for the entries before it (entries removed)`,
-        ...(firstAt!.file === path ? {} : { file: firstAt!.file }),
+        entries: count,
+        line: 0,
+        problem: `all ${count} entries are unkeyed (written before audit keys): start the gateway once with an audit key to seal them`,
+        reason: 'unkeyed',
       },
+      last,
     };
+  const expired = first.seq - 1;
+  // Every recorded anchor inside the retained range must match the entry it names.
+  for (const a of anchors) {
+    const at = a.throughSeq === expired ? first.prev : macs.get(a.throughSeq);
+    if (a.throughSeq >= expired && at !== a.lastHash)
+      return fail(
+        'removed',
+        `names entry ${a.throughSeq} as the last one expired, and that entry's MAC differs (entries removed or edited)`,
+        a.file,
+        a.line,
+      );
   }
-  return { verdict: expired > 0 ? { ok: true, entries: count, expired } : { ok: true, entries: count }, last };
+  if (expired > 0 && !anchors.some((a) => a.throughSeq >= expired))
+    return fail(
+      'removed',
+      `starts at sequence ${first.seq}, and no ${AUDIT_EXPIRE_ACTION} entry accounts for the entries before it (entries removed)`,
+      firstAt!.file,
+      firstAt!.line,
+    );
+  let head: { seq: number; matched: 'entry' | 'older-than-retained' } | undefined;
+  if (opts.head !== undefined) {
+    const h = opts.head;
+    if (h.seq > last.seq)
+      return fail(
+        'truncated',
+        `ends at sequence ${last.seq}, and the published head is at ${h.seq} (entries cut from the end)`,
+        path,
+        0,
+      );
+    if (h.seq <= expired) head = { seq: h.seq, matched: 'older-than-retained' };
+    else if (headMac === undefined || !sameHex(headMac, h.mac))
+      return fail(
+        'head-mismatch',
+        `entry ${h.seq} differs from the published head (the log was rewritten from there on)`,
+        path,
+        0,
+      );
+    else head = { seq: h.seq, matched: 'entry' };
+  }
+  return {
+    verdict: {
+      ok: true,
+      entries: count,
+      ...(expired > 0 ? { expired } : {}),
+      ...(legacy > 0 ? { legacy } : {}),
+      ...(head === undefined ? {} : { head }),
+    },
+    last,
+  };
 }
 
-/** Checks the whole chain (sealed segments, then the active file): sequence, links, hashes and retention anchors. */
-export function verifyAuditLog(path: string): AuditVerdict {
-  return walkChain(path).verdict;
+/** Checks the whole chain (sealed segments, then the active file) under the audit key, and against a published head. */
+export function verifyAuditLog(path: string, opts: AuditVerifyOptions): AuditVerdict {
+  return walkChain(path, opts).verdict;
 }
 
 function syncDir(dir: string): void {
@@ -252,68 +432,197 @@ function syncDir(dir: string): void {
 }
 
 function firstAndLast(file: string): { first: AuditEntry; last: AuditEntry } | undefined {
-  const lines = parseLines(readText(file) ?? '');
+  const read = readLogFile(file);
+  const lines = parseLines('text' in read ? read.text : '');
   if (lines.length === 0) return undefined;
   return { first: JSON.parse(lines[0]!) as AuditEntry, last: JSON.parse(lines[lines.length - 1]!) as AuditEntry };
 }
 
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+
+/** Refuses a log file that is not a plain file of ours (a symlink or a device planted in its place). */
+function openForAppend(path: string): number {
+  try {
+    return openSync(path, APPEND_FLAGS, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new GatewayError(
+      'GW_STORAGE',
+      code === 'ELOOP'
+        ? `audit log ${path} is a symbolic link: refused (nothing the gateway writes is reached through a link) — fix: remove it and find out who put it there`
+        : `audit log ${path}: cannot open (${code})`,
+    );
+  }
+}
+
+/** The fields of an entry the egress would refuse: found with the same guard, so the block is counted once. */
+function withheldFields(input: AuditEntryInput, egress: Egress): string[] {
+  const guard = createGuard();
+  const hit = (s: string) => guard.check(s, { own: undefined, recent: egress.recent }) !== undefined;
+  const out: string[] = [];
+  if (hit(input.actor)) out.push('actor');
+  if (hit(input.tenant)) out.push('tenant');
+  if (input.subject !== undefined && hit(input.subject)) out.push('subject');
+  for (const [k, v] of Object.entries(input.detail ?? {})) if (typeof v === 'string' && hit(v)) out.push(`detail.${k}`);
+  return out;
+}
+
+/** The entry with the refused fields replaced, saying which they were. */
+function redacted(input: AuditEntryInput, fields: readonly string[]): AuditEntryInput {
+  const all = fields.length === 0; // the guard found the whole entry but no one field: withhold every free text
+  const w = (f: string, v: string) => (all || fields.includes(f) ? WITHHELD : v);
+  const detail: Record<string, AuditValue> = {};
+  for (const [k, v] of Object.entries(input.detail ?? {})) detail[k] = typeof v === 'string' ? w(`detail.${k}`, v) : v;
+  detail.withheld = all ? '*' : fields.join(',');
+  return {
+    actor: w('actor', input.actor),
+    action: input.action,
+    tenant: w('tenant', input.tenant),
+    ...(input.subject === undefined ? {} : { subject: w('subject', input.subject) }),
+    detail,
+  };
+}
+
 /**
- * Opens (or creates) the log. Refuses to append to a broken chain: a gap
- * found at start is an incident to look at, not something to paper over.
+ * Opens (or creates, at the first entry) the log. Refuses to append to a
+ * broken chain: a gap found at start is an incident to look at, not something
+ * to paper over. A log written before audit keys is sealed by an
+ * audit.upgrade entry and continued under the key.
  */
-export function openAuditLog(path: string, now: () => Date = () => new Date()): AuditLog {
-  const state = walkChain(path);
+export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
+  const key = opts.key;
+  if (!Buffer.isBuffer(key) || key.length < 32)
+    throw new GatewayError('GW_AUDIT_KEY', `audit log ${path}: no audit key (auditKey in the keys file)`);
+  const now = opts.now ?? (() => new Date());
+  const egress = opts.egress ?? defaultEgress();
+  const state = walkChain(path, { key });
   const verdict = state.verdict;
-  if (!verdict.ok)
+  // Nothing on disk, or an empty file (a crash right after creating it): a new chain.
+  const fresh = !verdict.ok && (verdict.reason === 'missing' || verdict.reason === 'empty');
+  const unsealed = !verdict.ok && verdict.reason === 'unkeyed' && state.last !== undefined && !state.last.keyed;
+  if (!verdict.ok && !fresh && !unsealed)
     throw new GatewayError(
       'GW_CONFIG_INVALID',
-      `audit log ${verdict.file ?? path} is broken at line ${verdict.line}: ${verdict.problem}`,
+      `audit log ${verdict.file ?? path} is broken at line ${verdict.line}: ${verdict.problem} — fix: keep it for the investigation (move it aside) and start a new log`,
     );
   let seq = state.last?.seq ?? 0;
-  let prev = state.last?.hash ?? GENESIS;
-  let fd = openSync(path, 'a', 0o600);
+  let prev = state.last?.mac ?? GENESIS;
+  let fd: number | undefined;
   // Entries in the active file, and the time of its first one (for sealing).
   let activeFirst: AuditEntry | undefined = firstAndLast(path)?.first;
   let chain: Promise<unknown> = Promise.resolve();
+  const listeners: Array<(e: AuditEntry) => void> = [];
 
-  const write = (input: AuditEntryInput): AuditEntry => {
-    const body = {
-      seq: seq + 1,
-      at: now().toISOString(),
+  /** The entries for `inputs`, chained after the current head (nothing written yet). */
+  const build = (inputs: readonly AuditEntryInput[]): AuditEntry[] => {
+    let p = prev;
+    return inputs.map((input, i) => {
+      const body: Body = {
+        seq: seq + 1 + i,
+        at: now().toISOString(),
+        actor: input.actor,
+        action: input.action,
+        tenant: input.tenant,
+        ...(input.subject === undefined ? {} : { subject: input.subject }),
+        ...(input.detail === undefined ? {} : { detail: input.detail }),
+        prev: p,
+      };
+      const entry: AuditEntry = { ...body, mac: entryMac(key, body) };
+      p = entry.mac!;
+      return entry;
+    });
+  };
+  const written = (entries: readonly AuditEntry[]): void => {
+    const lastEntry = entries[entries.length - 1]!;
+    seq = lastEntry.seq;
+    prev = lastEntry.mac!;
+    activeFirst ??= entries[0];
+    for (const e of entries) for (const fn of listeners) fn(e);
+  };
+  const bytesOf = (entries: readonly AuditEntry[]) =>
+    Buffer.from(entries.map((e) => JSON.stringify(e) + '\n').join(''));
+
+  /** Synchronous: at open and in recovery, before anything else runs. One write, one fdatasync. */
+  const writeSyncBatch = (inputs: readonly AuditEntryInput[]): AuditEntry[] => {
+    if (inputs.length === 0) return [];
+    const entries = build(inputs);
+    const data = bytesOf(entries);
+    fd ??= openForAppend(path);
+    for (let off = 0; off < data.length;) off += writeSync(fd, data, off, data.length - off);
+    // An audit entry that a crash can lose is not an audit entry.
+    fdatasyncSync(fd);
+    written(entries);
+    return entries;
+  };
+
+  /** Off the event loop: one write and one fdatasync for the whole batch. */
+  const writeBatch = (inputs: readonly AuditEntryInput[]): Promise<AuditEntry[]> => {
+    if (inputs.length === 0) return Promise.resolve([]);
+    const entries = build(inputs);
+    const data = bytesOf(entries);
+    const f = (fd ??= openForAppend(path));
+    return new Promise((resolve, reject) => {
+      let off = 0;
+      const step = () =>
+        fsWrite(f, data, off, data.length - off, null, (err, n) => {
+          if (err) return reject(err);
+          off += n;
+          if (off < data.length) return step();
+          fdatasync(f, (e) => {
+            if (e) return reject(e);
+            written(entries);
+            resolve(entries);
+          });
+        });
+      step();
+    });
+  };
+
+  const checked = (input: AuditEntryInput): AuditEntryInput => {
+    const content = {
       actor: input.actor,
       action: input.action,
       tenant: input.tenant,
       ...(input.subject === undefined ? {} : { subject: input.subject }),
       ...(input.detail === undefined ? {} : { detail: input.detail }),
-      prev,
     };
-    const entry: AuditEntry = { ...body, hash: entryHash(body) };
-    writeSync(fd, JSON.stringify(entry) + '\n');
-    // An audit entry that a crash can lose is not an audit entry.
-    fdatasyncSync(fd);
-    seq = entry.seq;
-    prev = entry.hash;
-    activeFirst ??= entry;
-    return entry;
+    if (egress.pass('audit', JSON.stringify(content), { object: content, tenant: input.tenant })) return input;
+    // Never lost: the entry is written with the refused fields withheld, saying which.
+    return redacted(input, withheldFields(input, egress));
   };
 
-  const serial = <T>(fn: () => T): Promise<T> => {
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = chain.then(fn);
     chain = run.catch(() => undefined);
     return run;
   };
 
+  if (unsealed) {
+    // An older version's unkeyed chain: sealed once, and every entry after it is keyed.
+    const legacyCount = state.last!.seq;
+    writeSyncBatch([
+      {
+        actor: 'gateway',
+        action: AUDIT_UPGRADE_ACTION,
+        tenant: '*',
+        detail: { throughSeq: state.last!.seq, lastHash: state.last!.mac, unkeyedEntries: legacyCount },
+      },
+    ]);
+  }
+
   const seal = (): void => {
     if (activeFirst === undefined) return;
-    fdatasyncSync(fd);
-    closeSync(fd);
+    if (fd !== undefined) {
+      fdatasyncSync(fd);
+      closeSync(fd);
+      fd = undefined;
+    }
     renameSync(path, segmentName(path, activeFirst));
-    fd = openSync(path, 'a', 0o600);
     syncDir(dirname(path));
     activeFirst = undefined;
   };
 
-  const expire = (policy: AuditRetentionPolicy): AuditExpiry => {
+  const expire = async (policy: AuditRetentionPolicy): Promise<AuditExpiry> => {
     const nowMs = now().getTime();
     if (activeFirst !== undefined && Date.parse(activeFirst.at) <= nowMs - policy.segmentMs) seal();
     // Only a prefix of whole segments goes: the retained log stays one unbroken chain.
@@ -331,15 +640,22 @@ export function openAuditLog(path: string, now: () => Date = () => new Date()): 
     }
     if (doomed.length === 0) return { entries: 0, segments: 0 };
     const entries = anchor === undefined ? 0 : anchor.seq - firstSeq! + 1;
-    // Chained before anything is deleted: a crash in between leaves a log that
+    // Chained (and MAC'd) before anything is deleted: a crash in between leaves a log that
     // still verifies (the anchor names an entry still present, or the first one gone).
     if (anchor !== undefined)
-      write({
-        actor: 'gateway',
-        action: AUDIT_EXPIRE_ACTION,
-        tenant: '*',
-        detail: { entries, segments: doomed.length, throughSeq: anchor.seq, lastHash: anchor.hash },
-      });
+      await writeBatch([
+        {
+          actor: 'gateway',
+          action: AUDIT_EXPIRE_ACTION,
+          tenant: '*',
+          detail: {
+            entries,
+            segments: doomed.length,
+            throughSeq: anchor.seq,
+            lastHash: anchor.mac ?? anchor.hash ?? '',
+          },
+        },
+      ]);
     for (const d of doomed) unlinkSync(d);
     syncDir(dirname(path));
     return anchor === undefined
@@ -349,17 +665,47 @@ export function openAuditLog(path: string, now: () => Date = () => new Date()): 
 
   return {
     append(input) {
+      let entry: AuditEntryInput;
       try {
-        assertNoRawNumber('subject', input.subject);
-        for (const [k, v] of Object.entries(input.detail ?? {})) assertNoRawNumber(`detail.${k}`, v);
+        entry = checked(input);
       } catch (err) {
-        return Promise.reject(err);
+        return Promise.reject(err as Error);
       }
-      return serial(() => write(input));
+      return serial(async () => (await writeBatch([entry]))[0]!);
+    },
+    appendBatch(inputs) {
+      let entries: AuditEntryInput[];
+      try {
+        entries = inputs.map(checked);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+      return serial(() => writeBatch(entries));
+    },
+    appendBatchSync: (inputs) => writeSyncBatch(inputs.map(checked)),
+    scanRecent(fn) {
+      // The active file and the newest segment: where entries of a change set cut short by a crash are.
+      const segs = segmentsOf(path);
+      for (const file of [...segs.slice(-1).map((x) => x.path), path]) {
+        const r = readLogFile(file);
+        if (!('text' in r)) continue;
+        for (const line of parseLines(r.text)) {
+          try {
+            fn(JSON.parse(line) as AuditEntry);
+          } catch {
+            // verified at open: not reached
+          }
+        }
+      }
     },
     expire: (policy) => serial(() => expire(policy)),
+    head: () => (seq === 0 ? undefined : { seq, mac: prev }),
+    onAppend(fn) {
+      listeners.push(fn);
+    },
     close() {
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
     },
   };
 }

@@ -1,6 +1,8 @@
 // `callveil check`: one pass/fail line per thing the gateway needs, each
 // failure naming the cause and the fix. Nothing here prints a secret.
 import { accessSync, constants } from 'node:fs';
+import { auditKeyOf } from '../audit/audit-key.js';
+import { storageDirExposure } from '../config/storage-dir.js';
 import { makeDirs } from '../fs-dirs.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
@@ -120,8 +122,17 @@ async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeout
 function checkStorage(loaded: LoadedConfig, report: Report): void {
   const dir = loaded.config.storage.dir;
   try {
-    makeDirs(dir);
+    makeDirs(dir, 0o700);
     accessSync(dir, constants.W_OK);
+    const exposed = storageDirExposure(dir);
+    if (exposed !== undefined) {
+      report(
+        false,
+        'storage',
+        `${dir} is ${exposed}: anyone in it could plant files where the gateway keeps its state — fix: chmod 700 ${dir}`,
+      );
+      return;
+    }
     const spool = openSpool({
       dir: spoolDir(loaded.config),
       maxBytes: loaded.config.delivery.spoolMaxBytes,
@@ -162,6 +173,16 @@ function checkCdrStore(loaded: LoadedConfig, report: Report): void {
   }
 }
 
+/** The gateway's own keys: the audit key is required (the gateway refuses to start without it). */
+function checkGatewayKeys(loaded: LoadedConfig, report: Report): void {
+  try {
+    const key = auditKeyOf(loaded);
+    report(true, 'audit key', `loaded (${key.length * 8} bits): audit entries are chained with HMAC-SHA256 under it`);
+  } catch (err) {
+    report(false, 'audit key', err instanceof GatewayError ? err.message : 'unusable');
+  }
+}
+
 /** Runs every check; true when all passed. */
 export async function runChecks(file: string, env: Env, report: Report, timeoutMs = 3000): Promise<boolean> {
   let failed = false;
@@ -191,6 +212,7 @@ export async function runChecks(file: string, env: Env, report: Report, timeoutM
       );
     else r(true, `key ${t.id}`, `key ${t.key.keyId} loaded (${t.key.secret.length * 8} bits)`);
   }
+  checkGatewayKeys(loaded, r);
   checkStorage(loaded, r);
   checkCdrStore(loaded, r);
   await checkAmi(loaded, r, timeoutMs);

@@ -8,6 +8,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerReconcile } from './commands/reconcile.js';
+import { registerKeys } from './commands/keys.js';
 import { registerReplay } from './commands/replay.js';
 import { registerRules } from './commands/rules.js';
 import { registerRun } from './commands/run.js';
@@ -23,6 +24,7 @@ const REGISTRARS: readonly Registrar[] = [
   registerSchema,
   registerCheck,
   registerAudit,
+  registerKeys,
   registerRules,
   registerSubject,
   registerTenant,

@@ -2,9 +2,10 @@
 // folder checked file by file, and the two lookups a data-protection officer
 // needs. The lookups take a raw number or an FPE value on purpose: it is used
 // in memory and never logged, echoed in an error, or written to the audit log.
+import { auditKeyOf } from '../audit/audit-key.js';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { openAuditLog } from '../audit/audit-log.js';
+import { assertNoRawNumber, openAuditLog } from '../audit/audit-log.js';
 import { loadConfigFile } from '../config/load.js';
 import { ensureStorageDir } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
@@ -89,13 +90,16 @@ export async function reveal(o: RevealOptions, value: string, env: Env, out: Out
     );
   const number = fpeDecrypt(policy.id, key, value);
   if (number === undefined) throw new GatewayError('GW_USAGE', 'the value is not an fpe value (+<digits>_<digits>)');
+  const auditKey = auditKeyOf(loaded);
+  // Refused, not redacted: the reveal must not happen with a reason its audit entry cannot keep.
+  assertNoRawNumber('reason', o.reason);
   ensureStorageDir(loaded.config.storage.dir);
   // The audit log has one writer at a time: a running gateway holds it, and the reveal is refused (nothing is printed).
   const lock = acquireStateLock(loaded.config.storage.dir, { kind: 'cli', command: 'reveal' });
   warn(
     `callveil: WARNING: revealing a subscriber's phone number of tenant "${policy.id}". This is personal data; the reveal is recorded in the audit log.\n`,
   );
-  const audit = openAuditLog(auditLogPath(loaded.config));
+  const audit = openAuditLog(auditLogPath(loaded.config), { key: auditKey });
   try {
     // The subject is the number's keyed token: auditors can find the subscriber's records, the log holds no number.
     const n = policy.classify(number);

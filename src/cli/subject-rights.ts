@@ -5,6 +5,7 @@
 // Commands that change state take the state dir's lock (subject/state-lock):
 // they run while the gateway is stopped; while it runs, suppressions go
 // through its tenant API instead.
+import { auditKeyOf } from '../audit/audit-key.js';
 import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-log.js';
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { ensureStorageDir } from '../config/storage-dir.js';
@@ -70,10 +71,11 @@ function checkedReason(reason: string | undefined): string | undefined {
 /** Runs `fn` owning the state dir, with the audit log open; the lock is released whatever happens. */
 async function owningState<T>(loaded: LoadedConfig, command: string, fn: (audit: AuditLog) => Promise<T>): Promise<T> {
   const dir = loaded.config.storage.dir;
+  const key = auditKeyOf(loaded);
   ensureStorageDir(dir);
   const lock = acquireStateLock(dir, { kind: 'cli', command });
   try {
-    const audit = openAuditLog(auditLogPath(loaded.config));
+    const audit = openAuditLog(auditLogPath(loaded.config), { key });
     try {
       return await fn(audit);
     } finally {

@@ -7,7 +7,8 @@ import { GatewayError } from '../errors.js';
 import { errnoText } from '../fs-dirs.js';
 import { dirname, resolve } from 'node:path';
 import { createTenantResolver, type PrivacyRules, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
-import { describeRuleProblems, loadRules, type RulesSource } from '../rules/load.js';
+import { decodeKeyMaterial } from '../privacy/keys.js';
+import { describeRuleProblems, loadRules, type GatewayKeys, type RulesSource } from '../rules/load.js';
 import { listShredTombstones, shredDir } from '../subject/shred-tombstone.js';
 import { validate, type SettingProblem } from './issues.js';
 import { Config } from './schema.js';
@@ -26,6 +27,8 @@ export interface LoadedConfig {
   readonly source: string;
   /** Per tenant: its CDR topic's retention.ms from the rules; a tenant not in it (inline tenants) gets DEFAULT_KAFKA_RETENTION_DAYS. */
   readonly kafkaRetentionMs?: ReadonlyMap<string, number>;
+  /** The gateway's own keys (audit, storage): from the keys file, else CALLVEIL_AUDIT_KEY / CALLVEIL_STORAGE_KEY. */
+  readonly gatewayKeys?: GatewayKeys;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -246,15 +249,36 @@ export function parseConfig(
       warnings: [...warnings, ...r.loaded.warnings],
       source: file,
       kafkaRetentionMs: r.loaded.kafkaRetentionMs,
+      gatewayKeys: gatewayKeysOf(r.loaded.gatewayKeys, env, file),
     };
   }
   const tenants = resolveKeys(config, env, file, warnings, lineOf);
   return {
     config: Object.freeze(config),
+    gatewayKeys: gatewayKeysOf({ auditKey: null, storageKey: null }, env, file),
     tenants,
     privacy: createTenantResolver(tenants, config.defaultTenant),
     warnings,
     source: file,
+  };
+}
+
+/** Keys file first; the environment (a mounted secret) for what it does not name. Bad material is a config error. */
+function gatewayKeysOf(fromFile: GatewayKeys, env: Env, file: string): GatewayKeys {
+  const fromEnv = (name: string): Buffer | null => {
+    const text = env[name];
+    if (text === undefined || text.trim() === '') return null;
+    const key = decodeKeyMaterial(text);
+    if (key === null)
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `invalid configuration:\n  ${file}: environment ${name}: expected a key of at least 32 bytes (hex or base64)`,
+      );
+    return key;
+  };
+  return {
+    auditKey: fromFile.auditKey ?? fromEnv('CALLVEIL_AUDIT_KEY'),
+    storageKey: fromFile.storageKey ?? fromEnv('CALLVEIL_STORAGE_KEY'),
   };
 }
 

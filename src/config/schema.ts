@@ -256,6 +256,21 @@ export const Config = z
           ledgerDays: 7,
         },
       }),
+    /** The audit chain's head, published to `<prefix>.audit` (Kafka sink only) so a cut tail is caught (README "Audit log"). */
+    audit: z
+      .object({
+        /** This gateway among several sharing the topic; keep it stable across restarts. Default: the host name. */
+        instanceId: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'letters, digits, . _ - (at most 100)')
+          .optional(),
+        /** Publish the head after this many new entries ... */
+        headEveryEntries: z.number().int().min(1).max(1_000_000).default(100),
+        /** ... and at least this often while entries were added. */
+        headEveryMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+      })
+      .strict()
+      .default({ headEveryEntries: 100, headEveryMs: 300_000 }),
     /** Where the gateway keeps what it must keep on disk (audit log, spool, consent store); nothing raw. */
     storage: z
       .object({ dir: z.string().min(1).default('./callveil-data') })

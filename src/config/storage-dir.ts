@@ -1,6 +1,7 @@
 // storage.dir problems as storage problems, naming the setting and the path:
 // checked (without creating anything) when the config is read, created at
 // start. Never reported as a rules or a config-syntax problem.
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { GatewayError } from '../errors.js';
 import { dirProblem, errnoText, makeDirs, MakeDirsError } from '../fs-dirs.js';
@@ -36,7 +37,24 @@ export function checkStorageDir(dir: string): void {
     throw storageDirError(dir, { code: problem.code, at: problem.at, cause: problem });
 }
 
-/** Creates the state dir (0700) and its parents; fails at once, naming what stopped it. */
+/**
+ * Why the storage dir is open to others, or undefined: a dir that group or
+ * others may write lets anyone on the box plant files (or symlinks) where the
+ * gateway writes its state.
+ */
+export function storageDirExposure(dir: string): string | undefined {
+  let mode: number;
+  try {
+    mode = statSync(dir).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o022) === 0) return undefined;
+  const who = [mode & 0o020 ? 'group' : '', mode & 0o002 ? 'others' : ''].filter(Boolean).join(' and ');
+  return `writable by ${who} (mode 0${mode.toString(8)})`;
+}
+
+/** Creates the state dir (0700) and its parents; fails at once, naming what stopped it, or a dir others may write. */
 export function ensureStorageDir(dir: string): void {
   try {
     makeDirs(dir, 0o700);
@@ -44,4 +62,10 @@ export function ensureStorageDir(dir: string): void {
     if (err instanceof MakeDirsError) throw storageDirError(dir, { code: err.code, at: err.at, cause: err });
     throw err;
   }
+  const exposed = storageDirExposure(dir);
+  if (exposed !== undefined)
+    throw new GatewayError(
+      'GW_STORAGE',
+      `storage.dir: ${dir}: ${exposed}: anyone in it could plant files where the gateway keeps its state — fix: chmod 700 ${dir} (owned by the user callveil runs as)`,
+    );
 }

@@ -1,11 +1,22 @@
-// Per tenant, per extension: recording on or off, who changed it and when.
-// Default off; an unknown tenant or extension is off; a store that could not
-// be read makes everything off and refuses changes (an operator must look at
-// the file first). Every change is durable on disk, then audited, then seen.
-import type { AuditLog } from '../audit/audit-log.js';
+// Per tenant, per extension: recording on or off, who changed it and when,
+// and every change within retention (history). Default off; an unknown tenant
+// or extension is off; a store that could not be read makes everything off
+// and refuses changes (an operator must look at the file first). A change set
+// and its audit entries are one durable step (the store's journal, see
+// store.ts): journalled, audited, applied, then seen; a crash in between is
+// completed at the next start.
+import type { AuditEntryInput, AuditLog } from '../audit/audit-log.js';
 import { GatewayError } from '../errors.js';
 import type { ConsentView } from './decide.js';
-import type { ConsentData, ConsentStore, StoredConsent } from './store.js';
+import type {
+  ConsentData,
+  ConsentHistory,
+  ConsentStore,
+  HistoryEntry,
+  JournalRecord,
+  StoreState,
+  StoredConsent,
+} from './store.js';
 
 export interface ConsentEntryView {
   readonly extension: string;
@@ -37,20 +48,24 @@ export interface ConsentRegistry extends ConsentView {
   /** An extension seen in live traffic, so the console can list it. */
   noteSeen(tenant: string, extension: string): void;
   onChange(fn: (change: ConsentChange) => void): void;
-  /** Every change still within retention, newest first (on -> off -> on: three entries). */
-  history(tenant: string, opts?: { extension?: string; limit?: number }): ConsentChange[];
   /**
    * Retention: forgets entries (who changed what, when) older than maxAgeMs
    * that are not in force. Resolves with the count per tenant, once durable and audited.
    */
   expire(maxAgeMs: number): Promise<Record<string, number>>;
-  /** Why the store is unreadable, or undefined. */
+  /**
+   * Newest first: every change ever made that is still within retention
+   * (on -> off -> on is three entries), optionally for one extension, at most `limit`.
+   */
+  history(tenant: string, opts?: { extension?: string; limit?: number }): ConsentChange[];
+  /** Why the store is unreadable (or a change could not be completed), or undefined. */
   readonly problem: string | undefined;
 }
 
 export interface ConsentRegistryDeps {
   readonly store: ConsentStore;
-  readonly audit: Pick<AuditLog, 'append'>;
+  /** appendBatch/appendBatchSync/scanRecent when the log has them (the real one does): one fsync per change set, recovery. */
+  readonly audit: Pick<AuditLog, 'append'> & Partial<Pick<AuditLog, 'appendBatch' | 'appendBatchSync' | 'scanRecent'>>;
   readonly tenants: readonly string[];
   /** Extensions listed per tenant before any traffic (config consent.extensions). */
   readonly known?: Readonly<Record<string, readonly string[]>>;
@@ -58,8 +73,6 @@ export interface ConsentRegistryDeps {
 }
 
 const MAX_SEEN_PER_TENANT = 10_000;
-// replaced by the store's history: until then, changes made since the process started, bounded.
-const MAX_HISTORY_PER_TENANT = 10_000;
 
 /**
  * Consent history past its retention. An extension switched off long ago is
@@ -87,101 +100,195 @@ export function expireConsentHistory(
   return { data: next, removed };
 }
 
+/** History past its retention: changes older than the cutoff are forgotten (the audit log keeps them as long as it keeps entries). */
+function expireHistory(history: ConsentHistory, cutoffMs: number): { history: ConsentHistory; removed: number } {
+  const next: ConsentHistory = {};
+  let removed = 0;
+  for (const [tenant, list] of Object.entries(history)) {
+    const kept = list.filter((h) => Date.parse(h.changedAt) >= cutoffMs);
+    removed += list.length - kept.length;
+    if (kept.length > 0) next[tenant] = kept;
+  }
+  return { history: next, removed };
+}
+
+/** A journalled change set applied to a state: pure, so recovery and the live path agree. */
+function applyRecord(s: StoreState, rec: JournalRecord): { state: StoreState; removed: Record<string, number> } {
+  if (rec.kind === 'expire') {
+    const r = expireConsentHistory(s.data, rec.cutoffMs ?? 0, new Set(rec.liveTenants ?? []));
+    const h = expireHistory(s.history, rec.cutoffMs ?? 0);
+    return { state: { data: r.data, history: h.history, appliedTxn: rec.txn }, removed: r.removed };
+  }
+  const next: Record<string, StoredConsent> = { ...(s.data[rec.tenant] ?? {}) };
+  const hist: HistoryEntry[] = [...(s.history[rec.tenant] ?? [])];
+  for (const c of rec.changes) {
+    next[c.extension] = { recording: c.recording, changedBy: c.changedBy, changedAt: c.changedAt };
+    hist.push({
+      extension: c.extension,
+      recording: c.recording,
+      previous: c.previous,
+      changedBy: c.changedBy,
+      changedAt: c.changedAt,
+    });
+  }
+  return {
+    state: {
+      data: { ...s.data, [rec.tenant]: next },
+      history: { ...s.history, [rec.tenant]: hist },
+      appliedTxn: rec.txn,
+    },
+    removed: {},
+  };
+}
+
+/** The audit entries of a change set, each naming its txn (how recovery finds which were written). */
+function auditOf(rec: JournalRecord, removed: Record<string, number>, maxAgeMs?: number): AuditEntryInput[] {
+  if (rec.kind === 'expire')
+    return Object.entries(removed)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([tenant, entries]) => ({
+        actor: 'gateway',
+        action: 'consent.expire',
+        tenant,
+        detail: {
+          entries,
+          maxAgeDays: Math.round(((maxAgeMs ?? 0) / 86_400_000) * 1000) / 1000,
+          txn: rec.txn,
+        },
+      }));
+  return rec.changes.map((c) => ({
+    actor: c.changedBy,
+    action: 'consent.set',
+    tenant: rec.tenant,
+    subject: c.extension,
+    detail: { recording: c.recording, previous: c.previous, txn: rec.txn },
+  }));
+}
+
+const keyOf = (txn: number, tenant: string, subject: string | undefined) => `${txn}|${tenant}|${subject ?? ''}`;
+
 export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistry {
   const now = deps.now ?? (() => new Date());
   const tenantIds = new Set(deps.tenants);
   const loaded = deps.store.load();
-  let data: ConsentData = loaded.readable ? loaded.data : {};
-  const problem = loaded.readable ? undefined : loaded.problem;
+  let state: StoreState = loaded.readable
+    ? { data: loaded.data, history: loaded.history, appliedTxn: loaded.appliedTxn }
+    : { data: {}, history: {}, appliedTxn: 0 };
+  let problem = loaded.readable ? undefined : loaded.problem;
   const seen = new Map<string, Set<string>>();
   const listeners: Array<(c: ConsentChange) => void> = [];
-  // replaced by the store's history: oldest first, per tenant, memory only.
-  const historyLog = new Map<string, ConsentChange[]>();
   let writing: Promise<unknown> = Promise.resolve();
+  let nextTxn = state.appliedTxn + 1;
+
+  const appendAudit = async (entries: readonly AuditEntryInput[]): Promise<void> => {
+    if (deps.audit.appendBatch !== undefined) await deps.audit.appendBatch(entries);
+    else for (const e of entries) await deps.audit.append(e);
+  };
+
+  // Recovery: change sets journalled before a crash, completed in order. Their
+  // audit entries that made it to disk are found by txn; the rest are written.
+  if (loaded.readable && (loaded.pending.length > 0 || loaded.migrated === true)) {
+    const present = new Set<string>();
+    deps.audit.scanRecent?.((e) => {
+      const txn = e.detail?.txn;
+      if (typeof txn === 'number' && (e.action === 'consent.set' || e.action === 'consent.expire'))
+        present.add(keyOf(txn, e.tenant, e.action === 'consent.set' ? e.subject : undefined));
+    });
+    for (const rec of loaded.pending) {
+      const applied = applyRecord(state, rec);
+      const missing = auditOf(
+        rec,
+        applied.removed,
+        rec.cutoffMs === undefined ? undefined : now().getTime() - rec.cutoffMs,
+      ).filter((e) => !present.has(keyOf(rec.txn, e.tenant, e.action === 'consent.set' ? e.subject : undefined)));
+      if (missing.length > 0) {
+        if (deps.audit.appendBatchSync === undefined) {
+          problem = 'a change set was cut short by a crash and this audit log cannot complete it';
+          break;
+        }
+        deps.audit.appendBatchSync(missing);
+      }
+      state = applied.state;
+    }
+    nextTxn = Math.max(nextTxn, ...loaded.pending.map((r) => r.txn + 1));
+    if (problem === undefined) {
+      const recovered = state;
+      writing = deps.store.commit(recovered).catch((err: unknown) => {
+        problem = `the recovered state could not be written (${(err as { code?: string }).code ?? 'error'})`;
+      });
+    }
+  }
 
   const stored = (tenant: string, ext: string): StoredConsent | undefined =>
-    tenantIds.has(tenant) ? data[tenant]?.[ext] : undefined;
+    tenantIds.has(tenant) ? state.data[tenant]?.[ext] : undefined;
+
+  /** Journal, audit, apply: the one durable step. A failure after the journal stops further changes until a restart completes it. */
+  async function run(rec: JournalRecord, maxAgeMs?: number): Promise<Record<string, number>> {
+    await deps.store.journal(rec);
+    nextTxn = rec.txn + 1;
+    const applied = applyRecord(state, rec);
+    try {
+      await appendAudit(auditOf(rec, applied.removed, maxAgeMs));
+      state = applied.state;
+      await deps.store.commit(state);
+    } catch (err) {
+      problem = 'a change was journalled but could not be completed; restart the gateway to complete it';
+      throw err;
+    }
+    return applied.removed;
+  }
+
+  const refuseIfBroken = (what: string) => {
+    if (problem !== undefined)
+      throw new GatewayError('GW_CONSENT_STORE', `consent store unreadable (${problem}); ${what} until it is fixed`);
+  };
 
   async function apply(
     tenant: string,
     changes: ReadonlyArray<{ extension: string; recording: boolean }>,
     actor: string,
   ): Promise<ConsentChange[]> {
-    if (problem !== undefined)
-      throw new GatewayError(
-        'GW_CONSENT_STORE',
-        `consent store unreadable (${problem}); changes refused until it is fixed`,
-      );
+    refuseIfBroken('changes refused');
     if (!tenantIds.has(tenant)) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', 'unknown tenant');
     const changedAt = now().toISOString();
-    const next: Record<string, StoredConsent> = { ...(data[tenant] ?? {}) };
+    const current: Record<string, boolean> = {};
     const done: ConsentChange[] = [];
     for (const c of changes) {
-      const previous = next[c.extension]?.recording ?? false;
-      next[c.extension] = { recording: c.recording, changedBy: actor, changedAt };
+      const previous = current[c.extension] ?? state.data[tenant]?.[c.extension]?.recording ?? false;
+      current[c.extension] = c.recording;
       done.push({ tenant, extension: c.extension, recording: c.recording, previous, changedBy: actor, changedAt });
     }
-    const nextData = { ...data, [tenant]: next };
-    await deps.store.save(nextData);
-    data = nextData;
-    for (const c of done) {
-      await deps.audit.append({
-        actor,
-        action: 'consent.set',
-        tenant,
-        subject: c.extension,
-        detail: { recording: c.recording, previous: c.previous },
-      });
-    }
-    // replaced by the store's history
-    const log = historyLog.get(tenant) ?? [];
-    log.push(...done);
-    if (log.length > MAX_HISTORY_PER_TENANT) log.splice(0, log.length - MAX_HISTORY_PER_TENANT);
-    historyLog.set(tenant, log);
+    await run({ txn: nextTxn, tenant, kind: 'set', changes: done.map((c) => ({ ...c })) });
     for (const c of done) for (const fn of listeners) fn(c);
     return done;
   }
 
   async function expire(maxAgeMs: number): Promise<Record<string, number>> {
-    if (problem !== undefined)
-      throw new GatewayError(
-        'GW_CONSENT_STORE',
-        `consent store unreadable (${problem}); retention skipped until it is fixed`,
-      );
-    const cutoff = now().getTime() - maxAgeMs;
-    // replaced by the store's history: changes past the retention are forgotten here too.
-    for (const [tenant, log] of historyLog)
-      historyLog.set(
-        tenant,
-        log.filter((c) => Date.parse(c.changedAt) >= cutoff),
-      );
-    const r = expireConsentHistory(data, cutoff, tenantIds);
-    if (Object.keys(r.removed).length === 0) return {};
-    await deps.store.save(r.data);
-    data = r.data;
-    for (const [tenant, entries] of Object.entries(r.removed).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      await deps.audit.append({
-        actor: 'gateway',
-        action: 'consent.expire',
-        tenant,
-        detail: { entries, maxAgeDays: Math.round((maxAgeMs / 86_400_000) * 1000) / 1000 },
-      });
-    }
-    return r.removed;
+    refuseIfBroken('retention skipped');
+    const cutoffMs = now().getTime() - maxAgeMs;
+    const r = expireConsentHistory(state.data, cutoffMs, tenantIds);
+    const h = expireHistory(state.history, cutoffMs);
+    if (Object.keys(r.removed).length === 0 && h.removed === 0) return {};
+    return run(
+      { txn: nextTxn, tenant: '*', kind: 'expire', changes: [], cutoffMs, liveTenants: [...tenantIds] },
+      maxAgeMs,
+    );
   }
 
   return {
     get readable() {
       return problem === undefined;
     },
-    problem,
+    get problem() {
+      return problem;
+    },
     isOn: (tenant, ext) => problem === undefined && stored(tenant, ext)?.recording === true,
     hasTenant: (tenant) => tenantIds.has(tenant),
     tenants: () => [...tenantIds].sort(),
     list(tenant) {
       if (!tenantIds.has(tenant)) return [];
       const exts = new Set<string>([
-        ...Object.keys(data[tenant] ?? {}),
+        ...Object.keys(state.data[tenant] ?? {}),
         ...(deps.known?.[tenant] ?? []),
         ...(seen.get(tenant) ?? []),
       ]);
@@ -197,11 +304,23 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
           };
         });
     },
+    history(tenant, opts = {}) {
+      if (!tenantIds.has(tenant)) return [];
+      const out: ConsentChange[] = [];
+      const list = state.history[tenant] ?? [];
+      const limit = opts.limit ?? Infinity;
+      for (let i = list.length - 1; i >= 0 && out.length < limit; i--) {
+        const h = list[i]!;
+        if (opts.extension !== undefined && h.extension !== opts.extension) continue;
+        out.push({ tenant, ...h });
+      }
+      return out;
+    },
     set(tenant, changes, actor) {
       // One change set at a time: each one reads the state the previous one wrote.
-      const run = writing.then(() => apply(tenant, changes, actor));
-      writing = run.catch(() => undefined);
-      return run;
+      const p = writing.then(() => apply(tenant, changes, actor));
+      writing = p.catch(() => undefined);
+      return p;
     },
     noteSeen(tenant, extension) {
       if (!tenantIds.has(tenant)) return;
@@ -212,19 +331,10 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     onChange(fn) {
       listeners.push(fn);
     },
-    // replaced by the store's history
-    history(tenant, opts = {}) {
-      const out: ConsentChange[] = [];
-      const log = historyLog.get(tenant) ?? [];
-      const limit = opts.limit ?? Infinity;
-      for (let i = log.length - 1; i >= 0 && out.length < limit; i--)
-        if (opts.extension === undefined || log[i]!.extension === opts.extension) out.push(log[i]!);
-      return out;
-    },
     expire(maxAgeMs) {
-      const run = writing.then(() => expire(maxAgeMs));
-      writing = run.catch(() => undefined);
-      return run;
+      const p = writing.then(() => expire(maxAgeMs));
+      writing = p.catch(() => undefined);
+      return p;
     },
   };
 }

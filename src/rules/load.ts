@@ -2,12 +2,19 @@
 // every file and the set as a whole, and compiles one immutable PrivacyRules.
 // Every problem names the file, the line, the path inside it and what was
 // expected; nothing here echoes key material or a value from a file.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { validate } from '../config/issues.js';
 import { parseYaml, type YamlFile } from '../config/yaml-file.js';
 import { errnoText } from '../fs-dirs.js';
-import { createKeyRing, decodeKeyMaterial, EMPTY_RING, type RingKey } from '../privacy/keys.js';
+import {
+  createKeyRing,
+  decodeKeyMaterial,
+  EMPTY_RING,
+  keyMaterialProblem,
+  weakKeyProblem,
+  type RingKey,
+} from '../privacy/keys.js';
 import { numberSetProblem } from '../privacy/number-sets.js';
 import { TOKEN_BYTES } from '../privacy/pseudonymise.js';
 import {
@@ -35,6 +42,12 @@ export interface RuleProblem {
   readonly message: string;
 }
 
+/** Keys of the gateway itself (not of a tenant), from the keys file. */
+export interface GatewayKeys {
+  readonly auditKey: Buffer | null;
+  readonly storageKey: Buffer | null;
+}
+
 export interface LoadedRules {
   readonly rules: PrivacyRules & TenantResolver;
   /** One entry per tenant with its signing key now (for `callveil check` and older callers). */
@@ -44,6 +57,7 @@ export interface LoadedRules {
   readonly warnings: readonly string[];
   /** Per tenant: its CDR topic's retention.ms (rules retention.kafkaDays). */
   readonly kafkaRetentionMs: ReadonlyMap<string, number>;
+  readonly gatewayKeys: GatewayKeys;
 }
 
 export type RulesResult =
@@ -156,6 +170,8 @@ interface KeyMaterial {
   readonly missing: Map<string, string[]>;
   /** Id keys per key set; a set listed in idKeys whose material is absent maps to null. */
   readonly idKeys: Map<string, Buffer | null>;
+  /** Gateway keys (keys file auditKey, storageKey); null when the file names none, or its material is absent. */
+  readonly gateway: GatewayKeys;
   readonly file: string;
   readonly y: ParsedYaml;
 }
@@ -171,6 +187,19 @@ function readSecret(ref: SecretRef, env: Env): { text: string | undefined; from:
   }
 }
 
+/** `readable by group and others (mode 0644)` when the file's mode lets anyone but its owner read it. */
+function keysFileExposure(file: string): string | undefined {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const who = [mode & 0o070 ? 'group' : '', mode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
+  return `readable by ${who} (mode 0${mode.toString(8)})`;
+}
+
 function loadKeys(
   file: string,
   env: Env,
@@ -184,6 +213,22 @@ function loadKeys(
     problems.push(...parsed.problems.map((p) => problem(file, y, p.path, p.message, 'keys')));
     return undefined;
   }
+  const exposed = keysFileExposure(file);
+  const d = parsed.data;
+  const inline = [
+    ...Object.values(d.keySets).flat(),
+    ...Object.values(d.idKeys),
+    ...(d.auditKey ? [d.auditKey] : []),
+    ...(d.storageKey ? [d.storageKey] : []),
+  ].some((k) => k.secret !== undefined);
+  // Key material in a file others can read is no secret: refused. A file of references (secretFile, secretEnv) holds none.
+  if (exposed !== undefined && inline)
+    problems.push({
+      file,
+      kind: 'keys',
+      path: '(top level)',
+      message: `the keys file holds key material (secret:) and is ${exposed} — fix: chmod 600 ${file} (owned by the user callveil runs as)`,
+    });
   const rings = new Map<string, RingKey[]>();
   const missing = new Map<string, string[]>();
   for (const [set, keys] of Object.entries(parsed.data.keySets)) {
@@ -207,7 +252,7 @@ function loadKeys(
             file,
             y,
             ['keySets', set, i],
-            `expected ${from} to hold a key of at least 32 bytes (hex or base64)`,
+            `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
             'keys',
           ),
         );
@@ -228,11 +273,44 @@ function loadKeys(
     const secret = decodeKeyMaterial(text);
     if (secret === null)
       problems.push(
-        problem(file, y, ['idKeys', set], `expected ${from} to hold a key of at least 32 bytes (hex or base64)`),
+        problem(
+          file,
+          y,
+          ['idKeys', set],
+          `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
+        ),
       );
     else idKeys.set(set, secret);
   }
-  return { rings, missing, idKeys, file, y };
+  const gatewayKey = (name: 'auditKey' | 'storageKey'): Buffer | null => {
+    const ref = parsed.data[name];
+    if (ref === undefined) return null;
+    const { text, from } = readSecret(ref, env);
+    if (text === undefined || text.trim() === '') return null;
+    const secret = decodeKeyMaterial(text);
+    const weak = secret === null ? undefined : weakKeyProblem(secret);
+    if (secret === null || weak !== undefined) {
+      problems.push(
+        problem(
+          file,
+          y,
+          [name],
+          `expected ${from} to hold a random key of at least 32 bytes (hex or base64), not ${weak ?? keyMaterialProblem(text)} — fix: \`callveil keys generate ${name === 'auditKey' ? 'audit' : 'storage'}\``,
+          'keys',
+        ),
+      );
+      return null;
+    }
+    return secret;
+  };
+  return {
+    rings,
+    missing,
+    idKeys,
+    gateway: { auditKey: gatewayKey('auditKey'), storageKey: gatewayKey('storageKey') },
+    file,
+    y,
+  };
 }
 
 /** Validates and compiles a rules folder; never throws for a bad file (problems come back instead). */
@@ -424,5 +502,9 @@ export function loadRules(source: RulesSource, env: Env, nowMs: number = Date.no
   const kafkaRetentionMs = new Map(
     parsed.map((p) => [p.rules.tenant, Math.round(p.rules.retention.kafkaDays * 86_400_000)] as const),
   );
-  return { ok: true, loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings, kafkaRetentionMs } };
+  const gatewayKeys = keys?.gateway ?? { auditKey: null, storageKey: null };
+  return {
+    ok: true,
+    loaded: { rules, tenants, files: parsed.map((p) => p.file), warnings, kafkaRetentionMs, gatewayKeys },
+  };
 }

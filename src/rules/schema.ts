@@ -211,6 +211,13 @@ export const KeysFile = z
      * with the pseudonym keys (ids stay stable); destroyed by `tenant shred`.
      */
     idKeys: z.record(id, SecretRef).default({}),
+    /**
+     * The audit log's MAC key (HMAC-SHA256): without it nobody can write an
+     * audit entry that verifies. Keep it off the storage volume.
+     */
+    auditKey: SecretRef.optional(),
+    /** Encrypts the gateway's stores at rest (AES-256-GCM): audit log, consent store, suppression lists. */
+    storageKey: SecretRef.optional(),
   })
   .strict()
   .superRefine((f, ctx) => {

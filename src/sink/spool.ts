@@ -4,6 +4,7 @@
 // it was acknowledged, so a crash mid-drain re-sends (at-least-once, same ids).
 import {
   closeSync,
+  constants,
   fdatasyncSync,
   fsyncSync,
   mkdirSync,
@@ -61,6 +62,7 @@ export interface ExpiredSegment {
 }
 
 const SEGMENT = /^seg-(\d{12})\.jsonl$/;
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 function countTenants(lines: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -138,7 +140,8 @@ export function openSpool(opts: SpoolOptions, now: () => number = Date.now): Spo
       if (active !== undefined && (sizes.get(active.name)?.bytes ?? 0) + size > opts.segmentMaxBytes) seal();
       if (active === undefined) {
         const name = segmentName(next++);
-        active = { name, fd: openSync(join(opts.dir, name), 'a', 0o600) };
+        // O_NOFOLLOW: a symlink planted in the spool dir is refused, never written through.
+        active = { name, fd: openSync(join(opts.dir, name), APPEND, 0o600) };
         sizes.set(name, { bytes: 0, records: 0 });
         syncDir();
       }

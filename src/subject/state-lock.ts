@@ -6,16 +6,17 @@
 // this lock makes that impossible instead of unlikely. While the gateway runs,
 // suppressions go through its API.
 //
-// The lock is a file created with O_EXCL holding who owns it. A holder that
-// died is detected by its pid on the same host; a lock from another host (a
-// container that was replaced) is taken over by a starting gateway, and makes
-// a command refuse with instructions.
+// The lock file is taken with link(2) and a stale one replaced under a claim
+// (src/lock-file.ts): of any number of racing processes exactly one holds it.
+// A holder that died is detected by its pid on the same host; a lock from
+// another host (a container that was replaced) is taken over by a starting
+// gateway, and makes a command refuse with instructions.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { storageDirError } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
+import { acquireLockFile, isPreviousIncarnation, processAlive, readLockFile } from '../lock-file.js';
 
 export const STATE_LOCK_FILE = 'gateway.lock';
 
@@ -43,60 +44,33 @@ export interface LockEnv {
   readonly now: () => Date;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, it is just not ours to signal.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 const DEFAULT_ENV: LockEnv = { pid: process.pid, host: hostname(), alive: processAlive, now: () => new Date() };
 
 export function stateLockPath(stateDir: string): string {
   return join(stateDir, STATE_LOCK_FILE);
 }
 
-/** The current holder, or undefined (no lock, or a torn lock file). */
-export function readStateLock(stateDir: string): LockHolder | undefined {
+function parseHolder(text: string): LockHolder | undefined {
   try {
-    const h = JSON.parse(readFileSync(stateLockPath(stateDir), 'utf8')) as Partial<LockHolder>;
+    const h = JSON.parse(text) as Partial<LockHolder>;
     if (typeof h.pid !== 'number' || typeof h.host !== 'string' || (h.kind !== 'gateway' && h.kind !== 'cli'))
       return undefined;
-    return h as LockHolder;
+    return { nonce: '', ...h } as LockHolder;
   } catch {
     return undefined;
   }
 }
 
-function tryCreate(stateDir: string, path: string, holder: LockHolder): boolean {
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx', 0o600);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    if (code === 'EEXIST') return false;
-    // Not a lock held by anyone: the dir itself will not take the file (permissions, read-only, ...).
-    throw storageDirError(stateDir, { code, at: path, doing: 'cannot create the state lock', cause: err });
-  }
-  try {
-    writeSync(fd, JSON.stringify(holder) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  return true;
+/** The current holder, or undefined (no lock, or a torn lock file). */
+export function readStateLock(stateDir: string): LockHolder | undefined {
+  const r = readLockFile(stateLockPath(stateDir), parseStamp);
+  return r.state === 'held' ? r.holder : undefined;
 }
 
-/** A lock file without a readable holder that is younger than a second: its creator may still be writing it. */
-function tornButFresh(path: string, env: LockEnv): boolean {
-  try {
-    return env.now().getTime() - statSync(path).mtimeMs < 1000;
-  } catch {
-    return false;
-  }
+/** A holder with its nonce: every lock this and earlier versions wrote whole has one. */
+function parseStamp(text: string): LockHolder | undefined {
+  const h = parseHolder(text);
+  return h?.nonce === '' ? undefined : h;
 }
 
 function describe(h: LockHolder): string {
@@ -121,61 +95,40 @@ export function acquireStateLock(
     since: env.now().toISOString(),
     nonce: randomBytes(8).toString('hex'),
   };
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (tryCreate(stateDir, path, mine)) {
-      // Two processes clearing the same stale lock at once: only the one whose nonce is in the file holds it.
-      if (readStateLock(stateDir)?.nonce === mine.nonce) return lockHandle(stateDir, path, mine.nonce);
-      continue;
+  const judge = (held: LockHolder): 'stale' | GatewayError => {
+    const sameHost = held.host === env.host;
+    if (isPreviousIncarnation(held, env.host, env.pid)) return 'stale';
+    if (sameHost && env.alive(held.pid)) {
+      const hint =
+        who.kind === 'cli' && held.kind === 'gateway'
+          ? 'stop the gateway first, or use the tenant API while it runs'
+          : 'wait for it to finish';
+      return new GatewayError('GW_STATE_LOCKED', `the state dir ${stateDir} is in use by ${describe(held)}: ${hint}`);
     }
-    const held = readStateLock(stateDir);
-    if (held === undefined && tornButFresh(path, env)) {
-      throw new GatewayError(
+    // From another host: only a starting gateway takes over from a gateway (its old container is gone); everything else asks a human.
+    if (!sameHost && !(who.kind === 'gateway' && held.kind === 'gateway'))
+      return new GatewayError(
+        'GW_STATE_LOCKED',
+        `the state dir ${stateDir} is locked by ${describe(held)}: if nothing runs there any more, delete ${path} and retry`,
+      );
+    return 'stale';
+  };
+  const lock = acquireLockFile(path, mine, {
+    parse: parseStamp,
+    judge,
+    // A lock file without a readable holder younger than a second: its creator (an older version) may still be writing it.
+    judgeTorn: (ageMs) => {
+      if (ageMs >= 1000) return 'stale';
+      return new GatewayError(
         'GW_STATE_LOCKED',
         `the state lock ${path} is being written by another process: retry in a moment`,
       );
-    }
-    if (held !== undefined) {
-      const sameHost = held.host === env.host;
-      if (sameHost && env.alive(held.pid)) {
-        const hint =
-          who.kind === 'gateway'
-            ? 'wait for it to finish'
-            : held.kind === 'gateway'
-              ? 'stop the gateway first, or use the tenant API while it runs'
-              : 'wait for it to finish';
-        throw new GatewayError('GW_STATE_LOCKED', `the state dir ${stateDir} is in use by ${describe(held)}: ${hint}`);
-      }
-      // From another host: only a starting gateway takes over from a gateway (its old container is gone); everything else asks a human.
-      if (!sameHost && !(who.kind === 'gateway' && held.kind === 'gateway')) {
-        throw new GatewayError(
-          'GW_STATE_LOCKED',
-          `the state dir ${stateDir} is locked by ${describe(held)}: if nothing runs there any more, delete ${path} and retry`,
-        );
-      }
-    }
-    // Stale (its process is gone) or torn (a crash while writing it): take it over.
-    try {
-      unlinkSync(path);
-    } catch {
-      // someone else removed it: retry
-    }
-  }
-  throw new GatewayError('GW_STATE_LOCKED', `could not take the state lock ${path} (contended)`);
-}
-
-function lockHandle(stateDir: string, path: string, nonce: string): StateLock {
-  let released = false;
-  return {
-    path,
-    release() {
-      if (released) return;
-      released = true;
-      if (readStateLock(stateDir)?.nonce !== nonce) return;
-      try {
-        unlinkSync(path);
-      } catch {
-        // already gone
-      }
     },
-  };
+    contended: () => new GatewayError('GW_STATE_LOCKED', `could not take the state lock ${path} (contended)`),
+    ioError: (err, at) =>
+      // Not a lock held by anyone: the dir itself will not take the file (permissions, read-only, ...).
+      storageDirError(stateDir, { code: err.code ?? 'error', at, doing: 'cannot create the state lock', cause: err }),
+    now: () => env.now().getTime(),
+  });
+  return lock;
 }

@@ -27,6 +27,7 @@ import { parseCsv, scanBuffers, type ScanOutput } from '../helpers/leak-scanner.
 import { tempDir } from '../helpers/temp-dir.js';
 import { API_TOKENS } from '../consent/stack.js';
 import { apiHarness, TOKENS } from './helpers.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Where the lead looks at the screenshots (copied when the folder exists; the run's own copies go with the temp dir). */
@@ -170,7 +171,7 @@ t.test('sign in, flip a switch, crafted call frames, CSV neutralised', { skip },
     .split('\n')
     .map((l) => JSON.parse(l) as AuditEntry);
   t.match(entries, [{ actor: 'tenant:acme:acme-admin', action: 'consent.set', subject: '1001' }], 'audited');
-  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
+  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
   await page.locator('#changes li', { hasText: 'Extension 1001: recording on by tenant:acme:acme-admin' }).waitFor();
 
   // A change made elsewhere shows up without reloading.

@@ -13,6 +13,7 @@ import { gatewayHealth, OK, type Health } from '../../src/observability/health.j
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { API_TOKENS, memoryLog } from '../consent/stack.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 export { TOKENS } from '../consent/stack.js';
 
@@ -41,7 +42,7 @@ export async function apiHarness(
   opts: { dir?: string; wsMaxBufferedBytes?: number; wsAuthTimeoutMs?: number } = {},
 ): Promise<ApiHarness> {
   const dir = opts.dir ?? tempDir(t, 'api');
-  const audit = openAuditLog(join(dir, 'audit.jsonl'));
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const registry = createConsentRegistry({
     store: openConsentStore(dir),

@@ -7,6 +7,7 @@ import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { apiHarness, TOKENS, type ApiHarness } from './helpers.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const BAD = 'x'.repeat(48);
 const auditEntries = (h: ApiHarness) =>
@@ -241,12 +242,12 @@ t.test('set one extension: success, validation, wrong tenant, operator', async (
   t.same(
     entries.map((e) => [e.actor, e.action, e.tenant, e.subject, e.detail]),
     [
-      ['tenant:acme:acme-admin', 'consent.set', 'acme', '1001', { recording: true, previous: false }],
-      ['operator:ops', 'consent.set', 'globex', '1007', { recording: true, previous: false }],
+      ['tenant:acme:acme-admin', 'consent.set', 'acme', '1001', { recording: true, previous: false, txn: 1 }],
+      ['operator:ops', 'consent.set', 'globex', '1007', { recording: true, previous: false, txn: 2 }],
     ],
     'every change, and only the changes, audited',
   );
-  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
+  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
 });
 
 t.test('set many: success, validation, wrong tenant, operator', async (t) => {

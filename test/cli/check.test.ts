@@ -1,7 +1,8 @@
 // `callveil check` against the test AMI server and test Kafka broker: one
 // line per check, and each failure names its cause and its fix.
+import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 import t, { type Test } from 'tap';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../src/cli/check.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
@@ -21,6 +22,7 @@ async function run(
     amiUp?: boolean;
     kafkaUp?: boolean;
     key?: boolean;
+    auditKey?: boolean;
     config?: string;
     broker?: KafkaTestBrokerOptions;
     setup?: (b: KafkaTestBroker) => void;
@@ -48,7 +50,11 @@ storage: { dir: ${join(dir, 'data')} }
   const lines: string[] = [];
   const ok = await runChecks(
     file,
-    { CALLVEIL_AMI_SECRET: opts.secret ?? 'right', ...(opts.key === false ? {} : { K_ACME: KEY }) },
+    {
+      CALLVEIL_AMI_SECRET: opts.secret ?? 'right',
+      ...(opts.key === false ? {} : { K_ACME: KEY }),
+      ...(opts.auditKey === false ? {} : { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }),
+    },
     (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`),
     1000,
   );
@@ -60,8 +66,29 @@ t.test('everything reachable: all pass', async (t) => {
   t.equal(r.ok, true, r.text);
   t.same(
     r.lines.map((l) => l.split(':')[0]),
-    ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka', 'PASS kafka topics', 'PASS kafka acls'],
+    [
+      'PASS config',
+      'PASS key acme',
+      'PASS audit key',
+      'PASS storage',
+      'PASS ami',
+      'PASS kafka',
+      'PASS kafka topics',
+      'PASS kafka acls',
+    ],
   );
+});
+
+t.test('no audit key, a storage dir others may write: each fails with its fix', async (t) => {
+  const r = await run(t, { auditKey: false });
+  t.equal(r.ok, false);
+  t.match(r.text, /FAIL audit key: no audit key: .* fix: set CALLVEIL_AUDIT_KEY/);
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  chmodSync(join(dir, 'data'), 0o777);
+  t.teardown(() => chmodSync(join(dir, 'data'), 0o700));
+  const open = await run(t);
+  t.match(open.text, `FAIL storage: ${join(dir, 'data')} is writable by group and others (mode 0777)`);
+  t.match(open.text, `fix: chmod 700 ${join(dir, 'data')}`);
 });
 
 t.test('kafka topics: missing ones are validated, not created; existing ones have readable configs', async (t) => {

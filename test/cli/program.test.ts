@@ -76,6 +76,7 @@ t.test('the tree holds the commands the README and the issue name', async (t) =>
       'schema',
       'check',
       'audit verify',
+      'keys generate',
       'rules check',
       'token',
       'reveal',

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = tempDir(t, 'rules-cli');
@@ -113,7 +114,7 @@ t.test(
     t.match(entry, { action: 'reveal', tenant: 'globex', detail: { kid: 'globex-2026-11', reason: 'ticket-42' } });
     t.match(entry.subject, /^token:[A-Za-z0-9_-]{16}$/);
     t.notMatch(audit, /5550144/, 'no number in the audit log');
-    t.same(verifyAuditLog(join(dir, 'data', 'audit.jsonl')), { ok: true, entries: 1 });
+    t.same(verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY }), { ok: true, entries: 1 });
 
     const wrongKid = callveil(['reveal', '--config', config, '--tenant', 'globex', '--kid', 'nope', fpe]);
     t.equal(wrongKid.code, 1);
@@ -151,6 +152,10 @@ t.test(
     } finally {
       gateway.release();
     }
-    t.same(verifyAuditLog(join(dir, 'data', 'audit.jsonl')), { ok: true, entries: 1 }, 'the chain is intact');
+    t.same(
+      verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
+      { ok: true, entries: 1 },
+      'the chain is intact',
+    );
   },
 );

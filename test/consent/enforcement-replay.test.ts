@@ -15,6 +15,7 @@ import { needlesForCapture } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { consentStack, readRecords, TOKENS } from './stack.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 // Consent for this run. Not listed: off (acme 1003/1005, globex 1002/1006).
 const CONSENT = {
@@ -128,7 +129,7 @@ t.test('recording-consent capture: exactly the recordings without consent are st
     );
 
   // Audit: one entry per blocked recording, chain intact, no number.
-  const v = verifyAuditLog(stack.auditPath);
+  const v = verifyAuditLog(stack.auditPath, { key: TEST_AUDIT_KEY });
   t.ok(v.ok, 'audit chain intact');
   const entries = readFileSync(stack.auditPath, 'utf8')
     .trim()

@@ -33,6 +33,7 @@ import { readCapture } from '../helpers/ground-truth.js';
 import { twoTenantConfig } from '../helpers/configs.js';
 import { memoryLog } from '../helpers/memory-log.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -155,7 +156,7 @@ export async function consentStack(
   const delivered: Array<{ t: number; msg: AmiMessage }> = [];
   client.onMessage((msg) => delivered.push({ t: performance.now(), msg }));
   connectSource(client, pipeline, log);
-  const audit = openAuditLog(auditLogPath(loaded.config));
+  const audit = openAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const consent = attachConsent(loaded, client, model, audit, log, metrics);
   for (const [tenant, exts] of Object.entries(opts.consent ?? {})) {

@@ -9,12 +9,13 @@ import { openAuditLog, verifyAuditLog } from '../../src/audit/audit-log.js';
 import { createConsentRegistry } from '../../src/consent/registry.js';
 import { openConsentStore } from '../../src/consent/store.js';
 import { tempDir, type Teardown } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const DIST_STORE = resolve(import.meta.dirname, '..', '..', 'dist', 'consent', 'store.js');
 const tmp = (t: Teardown) => tempDir(t, 'store');
 
 function registry(dir: string, t: { teardown(fn: () => void): void }) {
-  const audit = openAuditLog(join(dir, 'audit.jsonl'));
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   return createConsentRegistry({
     store: openConsentStore(dir),
@@ -58,7 +59,7 @@ t.test('default off; a change is durable, audited and survives a restart', async
     b.list('acme').find((e) => e.extension === '1002'),
     { recording: false, changedBy: 'operator:ops' },
   );
-  const v = verifyAuditLog(join(dir, 'audit.jsonl'));
+  const v = verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.same(v, { ok: true, entries: 3 }, 'one audit entry per change');
 
   // Someone edits the record of who switched recording on: the chain says so.
@@ -67,7 +68,7 @@ t.test('default off; a change is durable, audited and survives a restart', async
   lines[0] = lines[0]!.replace('tenant:acme:admin', 'operator:ops');
   writeFileSync(path, lines.join('\n') + '\n');
   t.match(
-    verifyAuditLog(path),
+    verifyAuditLog(path, { key: TEST_AUDIT_KEY }),
     { ok: false, line: 1, problem: /edited/ },
     'audit verify catches an edited consent entry',
   );

@@ -29,6 +29,7 @@ t.test('the image config runs the gateway end to end', async (t) => {
     ['acme_id_key', 'a9'.repeat(32)],
     ['globex_id_key', 'c9'.repeat(32)],
     ['northwind_id_key', 'e9'.repeat(32)],
+    ['audit_key', '5a17'.repeat(16)],
   ] as const)
     writeFileSync(join(dir, name), value);
   const keys = readFileSync(join(ROOT, 'docker', 'callveil', 'keys.yaml'), 'utf8').replaceAll(

@@ -33,6 +33,7 @@ import { mergeNeedles, scanBuffers } from '../helpers/leak-scanner.js';
 import { API_TOKENS, configWithStorage, memoryLog, TOKENS } from '../consent/stack.js';
 import { until } from '../subject/suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const CAPTURE = 'recording-consent' as const;
 const guardBlocks = () => Object.values(defaultEgress().blocked()).reduce((a, n) => a + n, 0);
@@ -67,7 +68,7 @@ async function gateway(t: Tap.Test, bytes: Buffer): Promise<Run> {
   });
   t.teardown(() => client.stop());
   connectSource(client, pipeline, log);
-  const audit = openAuditLog(auditLogPath(loaded.config));
+  const audit = openAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const consent = attachConsent(loaded, client, model, audit, log, metrics);
   const feed = attachLiveFeed(pipeline, consent, 1 << 20);

@@ -35,6 +35,7 @@ import { API_TOKENS, TOKENS } from '../consent/stack.js';
 import { twoTenantConfig } from '../helpers/configs.js';
 import { messagesOf } from '../helpers/model-run.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const CAPTURE = gunzipSync(readFileSync(new URL('../fixtures/ami/inbound-pstn.ami.gz', import.meta.url)));
 const PLANTED = '+447700900999'; // fictional (Ofcom drama range), in no capture
@@ -44,7 +45,7 @@ function door(t: Tap.Test) {
   const egress = createEgress();
   const dir = tempDir(t, 'egress');
   const auditPath = join(dir, 'audit.jsonl');
-  const audit = openAuditLog(auditPath);
+  const audit = openAuditLog(auditPath, { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const metrics = createMetrics();
   const errors: unknown[] = [];
@@ -55,13 +56,17 @@ function door(t: Tap.Test) {
     dir,
     errors,
     metrics,
-    /** The audit entries the blocks made, once their appends are durable. */
-    async blocks() {
-      await new Promise((r) => setTimeout(r, 50));
-      return readFileSync(auditPath, 'utf8')
-        .split('\n')
-        .filter((l) => l.includes('privacy.guard.blocked'))
-        .map((l) => JSON.parse(l) as { detail: { output: string; field: string }; subject?: string; tenant: string });
+    /** The audit entries the blocks made, once `expected` of them are durable (or 10 s passed). */
+    async blocks(expected = 1) {
+      const read = () =>
+        readFileSync(auditPath, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('privacy.guard.blocked'))
+          .map((l) => JSON.parse(l) as { detail: { output: string; field: string }; subject?: string; tenant: string });
+      for (let waited = 0; read().length < expected && waited < 10_000; waited += 20)
+        await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50)); // and no more than expected
+      return read();
     },
   };
 }
@@ -135,7 +140,7 @@ for (const kind of ['kafka', 'stdout'] as const)
     countedUnder(t, d.egress, kind, leaked.length);
     t.ok(written.length > 0, `${written.length} clean records still written`);
     t.notOk(hasAny(written.map((r) => r.key + r.value).join('\n'), leaked), 'no leaked value was written');
-    const blocks = await d.blocks();
+    const blocks = await d.blocks(leaked.length);
     t.equal(blocks.length, leaked.length, 'one audit entry per block');
     t.ok(
       blocks.every((b) => b.detail.output === kind && b.detail.field === 'callee.token'),
@@ -224,6 +229,27 @@ t.test('log: a line holding a raw value is replaced by the fact that one was wit
   countedUnder(t, d.egress, 'log', 1);
 });
 
+t.test('audit: an entry holding a raw value is written with that field withheld, never lost', async (t) => {
+  const d = door(t);
+  new RawValues(d.egress.recent).addNumber(PLANTED);
+  const path = join(d.dir, 'own-audit.jsonl');
+  const audit = openAuditLog(path, { key: TEST_AUDIT_KEY, egress: d.egress });
+  t.teardown(() => audit.close());
+  await audit.append({ actor: 'gateway', action: 'recording.blocked', tenant: 'acme', detail: { note: 'clean' } });
+  await audit.append({
+    actor: 'gateway',
+    action: 'recording.blocked',
+    tenant: 'acme',
+    detail: { extension: '1004', dialled: '07700 900999' },
+  });
+  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  t.equal(lines.length, 2, 'both entries written: a stop is never unaudited');
+  t.notOk(lines.join('').includes('900999'), 'the value is not in the log');
+  t.match(JSON.parse(lines[1]!), { action: 'recording.blocked', detail: { extension: '1004' } }, 'the rest of it kept');
+  t.match(lines[1], /withheld/, 'and it says a field was withheld');
+  t.ok(d.egress.blocked().audit >= 1, 'counted under audit');
+});
+
 t.test('ws: a live-feed frame holding a raw value is not sent', async (t) => {
   const d = door(t);
   new RawValues(d.egress.recent).addNumber(PLANTED);
@@ -241,7 +267,7 @@ t.test('ws: a live-feed frame holding a raw value is not sent', async (t) => {
 t.test('api: an answer holding a raw value becomes a 500 without it', async (t) => {
   const d = door(t);
   new RawValues(d.egress.recent).addNumber(PLANTED);
-  const audit = openAuditLog(join(d.dir, 'consent-audit.jsonl'));
+  const audit = openAuditLog(join(d.dir, 'consent-audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const registry = createConsentRegistry({ store: openConsentStore(d.dir), audit, tenants: ['acme'] });
   // A registry with a bug: it lists a raw number as an extension.

@@ -1,4 +1,5 @@
 // Configurations shared by end-to-end tests.
+import { TEST_AUDIT_KEY_HEX } from './audit-key.js';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
@@ -32,7 +33,7 @@ export function twoTenantConfig(): LoadedConfig {
       ],
       defaultTenant: 'acme',
     },
-    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX },
+    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
     '(test)',
   );
 }
@@ -58,6 +59,7 @@ export function writeKeysFile(dir: string): string {
       `  acme: { secret: "${ID_KEY_ACME}" }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
       `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
       '',
     ].join('\n'),
     { mode: 0o600 },

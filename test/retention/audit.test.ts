@@ -9,6 +9,7 @@ import { openAuditLog, verifyAuditLog, type AuditEntry, type AuditRetentionPolic
 import { main } from '../../src/cli/main.js';
 import { DAY_MS } from '../../src/retention/sweep.js';
 import { tempDir, type Teardown } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 
 const T0 = Date.parse('2026-01-01T09:00:00Z');
 const POLICY: AuditRetentionPolicy = { maxAgeMs: 10 * DAY_MS, segmentMs: DAY_MS };
@@ -31,7 +32,7 @@ const allEntries = (dir: string): AuditEntry[] => {
 /** Day d (0-based): two consent changes; a sweep each morning seals yesterday's file. */
 async function daysOfLog(dir: string, days: number) {
   let ms = T0;
-  const log = openAuditLog(join(dir, 'audit.jsonl'), () => new Date(ms));
+  const log = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY, now: () => new Date(ms) });
   for (let d = 0; d < days; d++) {
     ms = T0 + d * DAY_MS;
     await log.expire(POLICY);
@@ -69,7 +70,11 @@ t.test(
       ],
       'one dated segment per day, named by first seq',
     );
-    t.same(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: true, entries: 10 }, 'no expiry yet: verified from genesis');
+    t.same(
+      verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
+      { ok: true, entries: 10 },
+      'no expiry yet: verified from genesis',
+    );
 
     // Day 12, 09:00: day 0 and day 1 entries are 12 and 11 days old; day 2's are exactly 10 (expired: <= now - maxAge).
     at(12);
@@ -101,15 +106,18 @@ t.test(
       kept[0]!.prev,
       'it records the hash of the last entry deleted, which the first retained entry links to',
     );
-    t.same(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: true, entries: 5, expired: 6 });
+    t.same(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }), { ok: true, entries: 5, expired: 6 });
 
     // Appending continues the chain; a reopened log too.
     await log.append({ actor: 'operator', action: 'key.rotate', tenant: 'acme', detail: { keyId: 'acme-2' } });
     log.close();
-    const again = openAuditLog(join(dir, 'audit.jsonl'), () => new Date(T0 + 12 * DAY_MS));
+    const again = openAuditLog(join(dir, 'audit.jsonl'), {
+      key: TEST_AUDIT_KEY,
+      now: () => new Date(T0 + 12 * DAY_MS),
+    });
     t.equal((await again.append({ actor: 'operator', action: 'reveal', tenant: 'acme' })).seq, 13);
     again.close();
-    t.same(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: true, entries: 7, expired: 6 });
+    t.same(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }), { ok: true, entries: 7, expired: 6 });
 
     // The CLI says how many entries expired.
     const out: string[] = [];
@@ -117,14 +125,16 @@ t.test(
     process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
     let code: number;
     try {
-      code = await main(['audit', 'verify', '--file', join(dir, 'audit.jsonl')], {});
+      code = await main(['audit', 'verify', '--file', join(dir, 'audit.jsonl')], {
+        CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      });
     } finally {
       process.stdout.write = write;
     }
     t.equal(code, 0, 'callveil audit verify passes after retention');
     t.match(
       out.join(''),
-      '7 entries, chain intact (6 older entries expired under retention; verified from the anchor)',
+      '7 entries, chain intact under the audit key (6 older entries expired under retention; verified from the anchor)',
     );
   },
 );
@@ -143,12 +153,12 @@ t.test('tampering after retention is still caught', async (t) => {
   let dir = await make();
   unlinkSync(join(dir, 'audit.jsonl.20260104-000000000007'));
   t.match(
-    verifyAuditLog(join(dir, 'audit.jsonl')),
+    verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
     { ok: false, problem: /no audit\.expire entry accounts for the entries before it/ },
     'an unrecorded head cut',
   );
   t.throws(
-    () => openAuditLog(join(dir, 'audit.jsonl')),
+    () => openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
     { code: 'GW_CONFIG_INVALID' },
     'and the gateway refuses to append to it',
   );
@@ -160,7 +170,7 @@ t.test('tampering after retention is still caught', async (t) => {
   writeFileSync(seg, lines.slice(1).join('\n') + '\n');
   const active = join(dir, 'audit.jsonl');
   writeFileSync(active, readFileSync(active, 'utf8').replace('"throughSeq":6', '"throughSeq":7'));
-  t.match(verifyAuditLog(active), { ok: false }, 'an edited anchor entry breaks its own hash');
+  t.match(verifyAuditLog(active, { key: TEST_AUDIT_KEY }), { ok: false }, 'an edited anchor entry breaks its own hash');
 
   // Editing a retained entry.
   dir = await make();
@@ -172,7 +182,7 @@ t.test('tampering after retention is still caught', async (t) => {
     ),
   );
   t.match(
-    verifyAuditLog(join(dir, 'audit.jsonl')),
+    verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
     { ok: false, line: 1, file: /20260105-000000000009$/, problem: /edited/ },
     'names the segment and line',
   );
@@ -180,7 +190,10 @@ t.test('tampering after retention is still caught', async (t) => {
   // Removing the anchor entry (the tail): the head is unaccounted for.
   dir = await make();
   writeFileSync(join(dir, 'audit.jsonl'), '');
-  t.match(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: false, problem: /no audit\.expire entry/ });
+  t.match(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }), {
+    ok: false,
+    problem: /no audit\.expire entry/,
+  });
 });
 
 t.test(
@@ -197,25 +210,28 @@ t.test(
     copyFileSync(saved, join(dir, 'audit.jsonl.20260103-000000000005'));
     unlinkSync(saved);
     t.same(
-      verifyAuditLog(join(dir, 'audit.jsonl')),
+      verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
       { ok: true, entries: 7, expired: 4 },
       'entries the anchor names are still there: fine',
     );
-    const reopened = openAuditLog(join(dir, 'audit.jsonl'), () => new Date(T0 + 12 * DAY_MS));
+    const reopened = openAuditLog(join(dir, 'audit.jsonl'), {
+      key: TEST_AUDIT_KEY,
+      now: () => new Date(T0 + 12 * DAY_MS),
+    });
     t.same(
       await reopened.expire(POLICY),
       { entries: 2, segments: 1, throughSeq: 6 },
       'the next sweep deletes the leftover',
     );
     reopened.close();
-    t.same(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: true, entries: 6, expired: 6 });
+    t.same(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }), { ok: true, entries: 6, expired: 6 });
 
     // A gap in the middle is not what a crash leaves: caught.
     const gap = tmp(t);
     const g = await daysOfLog(gap, 5);
     g.log.close();
     unlinkSync(join(gap, 'audit.jsonl.20260102-000000000003'));
-    t.match(verifyAuditLog(join(gap, 'audit.jsonl')), {
+    t.match(verifyAuditLog(join(gap, 'audit.jsonl'), { key: TEST_AUDIT_KEY }), {
       ok: false,
       file: /20260103-000000000005$/,
       problem: /removed or reordered/,
@@ -229,7 +245,7 @@ t.test('everything expired: the anchor entry alone starts the log', async (t) =>
   at(40);
   t.same(await log.expire(POLICY), { entries: 4, segments: 2, throughSeq: 4 });
   t.same(files(dir), ['audit.jsonl']);
-  t.same(verifyAuditLog(join(dir, 'audit.jsonl')), { ok: true, entries: 1, expired: 4 });
+  t.same(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }), { ok: true, entries: 1, expired: 4 });
   t.same(
     await log.expire(POLICY),
     { entries: 0, segments: 0 },

@@ -5,6 +5,7 @@
 // records never reach Kafka, the losses are counted, and nothing written
 // holds a raw number.
 import t from 'tap';
+import { hostname } from 'node:os';
 import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -21,9 +22,11 @@ import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { parseHead } from '../../src/audit/head-publisher.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 
 const CAPTURE = 'inbound-pstn';
-const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX };
+const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX };
 
 t.test(
   'start-up sweep: expired spool, audit and consent data gone before anything drains; fresh data kept',
@@ -109,7 +112,7 @@ t.test(
 
     // An audit log of which the first days are more than a year old.
     let auditNow = now - 400 * DAY_MS;
-    const earlier = openAuditLog(auditLogPath(loaded.config), () => new Date(auditNow));
+    const earlier = openAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY, now: () => new Date(auditNow) });
     for (const d of [0, 1, 2, 60]) {
       auditNow = now - (400 - d) * DAY_MS;
       await earlier.expire({ maxAgeMs: 365 * DAY_MS, segmentMs: DAY_MS });
@@ -153,7 +156,12 @@ t.test(
     t.ok(gw.metrics.value('retention_sweeps_total') >= atStart + 2, 'scheduled sweeps run in the live gateway');
     await gw.stop();
 
-    const atBroker = new Set(broker.records().map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id));
+    const atBroker = new Set(
+      broker
+        .records()
+        .filter((r) => !r.topic.endsWith('.audit'))
+        .map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id),
+    );
     t.same([...atBroker].sort(), [...new Set(freshIds)].sort(), 'the fresh spooled records drained to Kafka');
     t.notOk(
       expiredIds.some((id) => atBroker.has(id)),
@@ -173,8 +181,20 @@ t.test(
     t.equal(gw.metrics.value('retention_deleted_total', { store: 'consent' }), 1);
     t.equal(gw.metrics.value('retention_sweep_failures_total', { store: 'topics' }), 0);
 
-    const v = verifyAuditLog(auditLogPath(loaded.config));
+    const v = verifyAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY });
     t.match(v, { ok: true, expired: 3 }, 'the audit chain verifies from its anchor');
+    // The chain head went off the box at shutdown, and the log reaches it (a retention expiry is not a cut).
+    const heads = broker
+      .records()
+      .filter((r) => r.topic.endsWith('.audit'))
+      .map((r) => parseHead(r.value!.toString())!);
+    t.ok(heads.length >= 1, 'the head was published to <prefix>.audit');
+    const last = heads[heads.length - 1]!;
+    t.match(last, { instance: hostname() });
+    t.match(verifyAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY, head: last }), {
+      ok: true,
+      head: { seq: last.seq, matched: 'entry' },
+    });
     const auditText = readdirSync(dir)
       .filter((n) => n.startsWith('audit.jsonl'))
       .map((n) => readFileSync(join(dir, n), 'utf8'))

@@ -11,6 +11,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createRetention, DAY_MS, type RetentionPolicy } from '../../src/retention/sweep.js';
 import { openSpool } from '../../src/sink/spool.js';
 import { tempDir, type Teardown } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const T0 = Date.parse('2026-11-01T00:00:00Z');
 const tmp = (t: Teardown) => tempDir(t, 'retention');
@@ -63,7 +64,7 @@ t.test('spool: a segment past its age is deleted, counted as lost and audited; f
   const fresh = [rec('new0', 'acme'), rec('new1', 'acme')];
   spool.append(fresh); // one append: a new segment, written now
 
-  const audit = openAuditLog(join(dir, 'audit.jsonl'), c.date);
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY, now: c.date });
   t.teardown(() => audit.close());
   const metrics = createMetrics();
   const { lines, log } = recordingLog();
@@ -133,7 +134,7 @@ t.test(
   async (t) => {
     const dir = tmp(t);
     const c = clock();
-    const audit = openAuditLog(join(dir, 'audit.jsonl'), c.date);
+    const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY, now: c.date });
     t.teardown(() => audit.close());
     // A tenant removed from the config still has an old consent on file.
     writeFileSync(
@@ -213,7 +214,7 @@ t.test(
 t.test('an unreadable consent store is not swept: failure logged and counted, other stores still swept', async (t) => {
   const dir = tmp(t);
   writeFileSync(join(dir, 'consent.json'), '{"version":1,"tenants":');
-  const audit = openAuditLog(join(dir, 'audit.jsonl'));
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const registry = createConsentRegistry({ store: openConsentStore(dir), audit, tenants: ['acme'] });
   const metrics = createMetrics();

@@ -88,6 +88,7 @@ t.test(
     writeFileSync(
       keys,
       'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a2, secret: "x", secretEnv: X, activeFrom: "yesterday" }\n',
+      { mode: 0o600 },
     );
     const r = loadRules({ dir, keysFile: keys }, {});
     t.equal(r.ok, false);
@@ -96,7 +97,11 @@ t.test(
     t.match(text, `${keys}:4: keySets.acme.1.secret: expected exactly one of secret, secretEnv, secretFile`);
     t.match(text, `${keys}:4: keySets.acme.1.activeFrom: expected an ISO-8601 time`);
     t.notMatch(text, 'abcdef');
-    writeFileSync(keys, 'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n');
+    writeFileSync(
+      keys,
+      'keySets:\n  acme:\n    - { kid: a1, secret: "abcdef", activeFrom: "2021-01-01T00:00:00Z" }\n',
+      { mode: 0o600 },
+    );
     const r2 = loadRules({ dir, keysFile: keys }, {});
     if (r2.ok) throw new Error('expected problems');
     const text2 = formatRuleProblems(r2.problems);
@@ -112,6 +117,7 @@ t.test('a key set whose key is missing withholds that tenant (warning), retired 
   writeFileSync(
     keys,
     `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\nidKeys:\n  acme: { secretEnv: NOPE_ID }\n`,
+    { mode: 0o600 },
   );
   const r = loadRules({ dir, keysFile: keys }, {});
   if (!r.ok) throw new Error(formatRuleProblems(r.problems));
@@ -125,11 +131,11 @@ t.test('every key set in use needs an id key; its material is checked like any k
   const dir = folder('idkeys', { 'acme.yaml': GOOD });
   const keys = join(tmp, 'keys-idkeys.yaml');
   const set = `keySets:\n  acme:\n    - { kid: a1, secret: "${'ab'.repeat(32)}", activeFrom: "2021-01-01T00:00:00Z" }\n`;
-  writeFileSync(keys, set);
+  writeFileSync(keys, set, { mode: 0o600 });
   const r = loadRules({ dir, keysFile: keys }, {});
   if (r.ok) throw new Error('expected a problem');
   t.match(formatRuleProblems(r.problems), `${keys}: idKeys: expected an id key for key set "acme"`);
-  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "abcdef" }\n`);
+  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "abcdef" }\n`, { mode: 0o600 });
   const r2 = loadRules({ dir, keysFile: keys }, {});
   if (r2.ok) throw new Error('expected a problem');
   t.match(
@@ -137,7 +143,7 @@ t.test('every key set in use needs an id key; its material is checked like any k
     `${keys}:5: idKeys.acme: expected secret to hold a key of at least 32 bytes`,
   );
   t.notMatch(formatRuleProblems(r2.problems), 'abcdef', 'key material is never echoed');
-  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "${'cd'.repeat(32)}" }\n`);
+  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "${'cd'.repeat(32)}" }\n`, { mode: 0o600 });
   const r3 = loadRules({ dir, keysFile: keys }, {});
   if (!r3.ok) throw new Error(formatRuleProblems(r3.problems));
   t.same(r3.loaded.rules.tenants.get('acme')?.idKey, Buffer.from('cd'.repeat(32), 'hex'));

@@ -75,3 +75,25 @@ t.test(
     );
   },
 );
+
+t.test('a lock naming this process but not taken by it (a restarted container) is taken over', async (t) => {
+  const dir = tempDir(t, 'lock-self');
+  const { writeFileSync } = await import('node:fs');
+  const { hostname } = await import('node:os');
+  const { join } = await import('node:path');
+  writeFileSync(
+    join(dir, STATE_LOCK_FILE),
+    JSON.stringify({
+      kind: 'gateway',
+      command: 'gateway',
+      pid: process.pid,
+      host: hostname(),
+      since: 'x',
+      nonce: 'ef'.repeat(8),
+    }),
+  );
+  const lock = acquireStateLock(dir, { kind: 'gateway', command: 'gateway' });
+  t.equal(readStateLock(dir)?.pid, process.pid);
+  t.throws(() => acquireStateLock(dir, { kind: 'cli', command: 'subject erase' }), { code: 'GW_STATE_LOCKED' });
+  lock.release();
+});

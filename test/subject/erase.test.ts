@@ -8,8 +8,7 @@ import { partiesOf } from '../../src/subject/erase.js';
 import type { SubjectTokens } from '../../src/subject/tokens.js';
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -17,7 +16,7 @@ import { openSink, replayCapture, spoolDir } from '../../src/main.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import type { DeliverySink } from '../../src/sink/delivery.js';
 import { erasureJsonSchema, ErasureRequest } from '../../src/subject/erase-request.js';
-import { STATE_LOCK_FILE } from '../../src/subject/state-lock.js';
+import { acquireStateLock } from '../../src/subject/state-lock.js';
 import { cmdSubjectRights } from '../../src/cli/subject-rights.js';
 import { GatewayError } from '../../src/errors.js';
 import { subjectTokens } from '../../src/subject/tokens.js';
@@ -26,6 +25,7 @@ import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, involves, JANE, memoryLogger, settings, SHARED_CALLER } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 
@@ -120,24 +120,15 @@ t.test(
     t.ok(janeCalls.length > 0, `and call records of their calls (${janeCalls.length})`);
 
     // Refused while a gateway owns the state dir: nothing changes.
-    writeFileSync(
-      join(dir, STATE_LOCK_FILE),
-      JSON.stringify({
-        kind: 'gateway',
-        command: 'gateway',
-        pid: process.pid,
-        host: hostname(),
-        since: new Date().toISOString(),
-        nonce: 'x',
-      }),
-    );
+    // This process holds the state lock as a running gateway would.
+    const gateway = acquireStateLock(dir, { kind: 'gateway', command: 'gateway' });
     const locked = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', JANE]);
     t.equal(locked.code, 1);
     t.match(locked.stderr, /in use by a running gateway \(pid \d+.*stop the gateway first/);
     t.same(spoolLines(spool), before, 'spool untouched');
     t.same(broker.topics(), [], 'nothing published');
     t.same(readdirSync(dir).includes('suppressions'), false, 'nothing suppressed');
-    unlinkSync(join(dir, STATE_LOCK_FILE));
+    gateway.release();
 
     const r = await callveil([
       'subject',
@@ -206,7 +197,7 @@ t.test(
         detail: { request: req.id, published: true, spoolRemoved: 3 + janeCalls.length, reason: 'DSR ticket ABC-12' },
       },
     ]);
-    t.ok(verifyAuditLog(join(dir, 'audit.jsonl')).ok, 'audit chain intact');
+    t.ok(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok, 'audit chain intact');
     const list = JSON.parse(readFileSync(join(dir, 'suppressions', 'acme.json'), 'utf8'));
     t.same(
       list.entries[0].tokens,

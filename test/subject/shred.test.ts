@@ -6,7 +6,6 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { cmdSubjectRights, cmdTenant } from '../../src/cli/subject-rights.js';
@@ -14,12 +13,13 @@ import { cmdReveal, cmdToken } from '../../src/cli/rules.js';
 import { loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { replayCapture } from '../../src/main.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
-import { STATE_LOCK_FILE } from '../../src/subject/state-lock.js';
+import { acquireStateLock } from '../../src/subject/state-lock.js';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
 import { ID_KEY_ACME, ID_KEY_GLOBEX, KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../helpers/configs.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, JANE, memoryLogger } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const OLD_ACME = 'a0'.repeat(32);
@@ -52,8 +52,10 @@ function deployment(rulesDir: string = RULES_DIR) {
       `  acme: { secretFile: ${acmeId} }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
       `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
       '',
     ].join('\n'),
+    { mode: 0o600 },
   );
   const config = join(dir, 'config.yaml');
   writeFileSync(
@@ -149,7 +151,7 @@ t.test(
         detail: { keySet: 'acme', keys: 3, destroyed: 3, notDestroyed: null, reason: 'offboarding ACME-7' },
       },
     ]);
-    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl')).ok);
+    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
 
     // The loader honours the tombstone: the configuration still loads, acme without keys.
     const loaded = loadConfigFile(d.config, RUN_ENV);
@@ -283,17 +285,9 @@ t.test('refuses a key set shared with a live tenant, and a running gateway; noth
 
   const plain = deployment();
   mkdirSync(plain.data, { recursive: true });
-  writeFileSync(
-    join(plain.data, STATE_LOCK_FILE),
-    JSON.stringify({
-      kind: 'gateway',
-      command: 'gateway',
-      pid: process.pid,
-      host: hostname(),
-      since: new Date().toISOString(),
-      nonce: 'x',
-    }),
-  );
+  // A running gateway: this process holds the state lock as one.
+  const gateway = acquireStateLock(plain.data, { kind: 'gateway', command: 'gateway' });
+  t.teardown(() => gateway.release());
   const running = await run((out) =>
     cmdTenant(['shred', '--config', plain.config, '--tenant', 'acme', '--confirm-destroy-keys', 'acme'], RUN_ENV, out),
   );

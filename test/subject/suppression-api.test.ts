@@ -18,11 +18,12 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, config, JANE, memoryLogger, SHARED_CALLER } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { gatewayHealth } from '../../src/observability/health.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 async function harness(t: { teardown(fn: () => unknown): void }, opts: { lookupsPerHour?: number } = {}) {
   const dir = tempDir(t, 'suppress-api');
   const loaded = config(dir);
-  const audit = openAuditLog(join(dir, 'audit.jsonl'));
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const list = openSuppressionList(dir, audit);
   const { log, text } = memoryLogger();
@@ -138,7 +139,7 @@ t.test('add by number or token, list, delete: tokens only, audited', async (t) =
     [`token:${jane.keys[0]!.token}`, true, false],
     'a lookup is audited under the token, never the number',
   );
-  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl')).ok);
+  t.ok(verifyAuditLog(join(h.dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
   const file = readFileSync(join(h.dir, 'suppressions', 'acme.json'));
   t.same(
     scanBuffers(needlesForCapture(CAPTURE), [

@@ -37,6 +37,7 @@ import {
 } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { gatewayHealth } from '../../src/observability/health.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
 
 const MESSAGES = captureMessages();
 const NEEDLES = needlesForCapture(CAPTURE);
@@ -82,7 +83,7 @@ t.test(
       delivery: { sendTimeoutMs: 2000, retryIntervalMs: 100, shutdownDeadlineMs: 2000 },
     });
     const { log, text: logText } = memoryLogger();
-    const audit = openAuditLog(join(dir, 'audit.jsonl'));
+    const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
     t.teardown(() => audit.close());
     const list = openSuppressionList(dir, audit);
     const sink = await openSink(loaded, {}, log);
@@ -202,7 +203,7 @@ t.test(
       ],
       'the add is audited',
     );
-    t.ok(verifyAuditLog(join(dir, 'audit.jsonl')).ok);
+    t.ok(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
     t.same(
       scanBuffers(NEEDLES, [
         ...broker.records().map((m, i) => ({ label: `kafka ${i}`, data: m.value! })),
@@ -234,7 +235,7 @@ t.test('redact mode (rules): their records are published with them fully redacte
   const acme = loaded.privacy.tenants.get('acme')!;
   const jane = subjectTokens(acme, JANE)!;
   t.equal(jane.keys.length, 2, 'acme has two live keys: the subscriber is added under both');
-  const audit = openAuditLog(join(dir, 'audit.jsonl'));
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
   const list = openSuppressionList(dir, audit);
   await createSuppressionApi(list, (id) => loaded.privacy.tenants.get(id)).addNumber(
@@ -275,7 +276,7 @@ t.test(
     const loaded = config(dir);
     const expected = await baseline(loaded);
     let clock = Date.parse('2026-11-23T08:00:00Z');
-    const audit = openAuditLog(join(dir, 'audit.jsonl'));
+    const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
     t.teardown(() => audit.close());
     const list = createSuppressionList({
       store: openSuppressionStore(dir),
@@ -346,7 +347,7 @@ t.test(
       theirs.every((r) => r.caller?.fpe !== undefined && r.caller.token === null),
       'found by fpe value in the baseline',
     );
-    const audit = openAuditLog(join(dir, 'audit.jsonl'));
+    const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
     t.teardown(() => audit.close());
     const list = openSuppressionList(dir, audit);
     await createSuppressionApi(list, (id) => loaded.privacy.tenants.get(id)).addNumber(
