@@ -1,6 +1,10 @@
 // A built-in AMI server on 127.0.0.1 that replays a recorded capture byte for
-// byte to whoever logs in, and answers the few actions the gateway sends.
-// Used by the embedded demo, `callveil replay`, benchmarks and tests.
+// byte to whoever logs in, and answers the few actions the gateway sends the
+// way Asterisk 20/22 do: Ping, CoreShowChannels and Status (with Variables)
+// from the state the capture has reached, StopMixMonitor/StopMonitor with
+// their MixMonitorStop/MonitorStop events, and "Permission denied" for an
+// action the user's write= classes do not allow. Used by the embedded demo,
+// `callveil replay`, benchmarks and tests.
 import { createServer, type Server, type Socket } from 'node:net';
 import { field, type AmiMessage } from './ami-message.js';
 import { splitCapture } from './capture.js';
@@ -36,7 +40,27 @@ export interface ReplayServerOptions {
   readonly skipOnReconnectBytes?: number;
   /** false: Ping goes unanswered (a dead link that still accepts bytes). Default true. */
   readonly answerPings?: boolean;
+  /** The greeting line, when the capture has none (default `Asterisk Call Manager/9.0.0`, 22.x says 11.0.0). */
+  readonly greeting?: string;
+  /**
+   * The user's manager.conf write= classes (default all). An action none of
+   * whose classes the user has is refused with "Permission denied", as
+   * Asterisk does: StopMixMonitor/StopMonitor need system or call, Status
+   * system, call or reporting, CoreShowChannels system or reporting.
+   */
+  readonly write?: readonly string[];
+  /** false: a stop is answered Success but no MixMonitorStop/MonitorStop event follows (unconfirmed). */
+  readonly stopEvents?: boolean;
 }
+
+/** The write classes each action needs (any one of them), as Asterisk registers them. */
+const ACTION_CLASSES: Readonly<Record<string, readonly string[]>> = {
+  stopmixmonitor: ['system', 'call'],
+  stopmonitor: ['system', 'call'],
+  mixmonitor: ['system', 'call'],
+  status: ['system', 'call', 'reporting'],
+  coreshowchannels: ['system', 'reporting'],
+};
 
 export interface ReplayStats {
   readonly connections: number;
@@ -71,6 +95,8 @@ interface Shared {
   readonly random: () => number;
   readonly stats: { connections: number; logins: number; loginFailures: number; completed: number; dropped: number };
   resumeAt: number;
+  /** Recordings stopped by an action: uniqueid -> body offset the stop happened at. */
+  readonly stops: Map<string, number>;
   markDone(): void;
 }
 
@@ -80,13 +106,19 @@ export async function startReplayServer(opts: ReplayServerOptions): Promise<Repl
   const done = new Promise<void>((resolve) => (markDone = resolve));
   const shared: Shared = {
     opts,
-    greeting: greeting.length > 0 ? greeting : DEFAULT_GREETING,
+    greeting:
+      greeting.length > 0
+        ? greeting
+        : opts.greeting !== undefined
+          ? Buffer.from(`${opts.greeting}\r\n`)
+          : DEFAULT_GREETING,
     body,
     actions: [],
     sockets: new Set(),
     random: mulberry32(opts.seed ?? 1),
     stats: { connections: 0, logins: 0, loginFailures: 0, completed: 0, dropped: 0 },
     resumeAt: 0,
+    stops: new Map(),
     markDone,
   };
   const server = createServer((socket) => serveConnection(shared, socket));
@@ -165,7 +197,25 @@ function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
       );
     return;
   }
-  const reply = answer(shared, action, id, conn.pos);
+  const classes = ACTION_CLASSES[action];
+  const write = shared.opts.write;
+  if (
+    classes !== undefined &&
+    write !== undefined &&
+    !write.includes('all') &&
+    !classes.some((c) => write.includes(c))
+  ) {
+    conn.queue.push(
+      frame([
+        ['Response', 'Error'],
+        ['ActionID', id],
+        ['Message', 'Permission denied'],
+      ]),
+    );
+    wake(conn);
+    return;
+  }
+  const reply = answer(shared, action, id, conn.pos, msg);
   if (reply === undefined) return;
   conn.queue.push(reply);
   if (action === 'logoff') conn.endAfterQueue = true;
@@ -202,7 +252,13 @@ function login(shared: Shared, conn: Connection, msg: AmiMessage, id: string | u
 }
 
 /** The response to an action after login; undefined for no response at all. */
-function answer(shared: Shared, action: string, id: string | undefined, pos: number): Buffer | undefined {
+function answer(
+  shared: Shared,
+  action: string,
+  id: string | undefined,
+  pos: number,
+  msg: AmiMessage,
+): Buffer | undefined {
   switch (action) {
     case 'ping':
       if (shared.opts.answerPings === false) return undefined;
@@ -226,10 +282,9 @@ function answer(shared: Shared, action: string, id: string | undefined, pos: num
       ]);
     case 'stopmixmonitor':
     case 'stopmonitor':
-      return frame([
-        ['Response', 'Success'],
-        ['ActionID', id],
-      ]);
+      return stopRecording(shared, action, id, pos, field(msg, 'channel'));
+    case 'status':
+      return status(shared, id, pos, field(msg, 'variables'));
     case 'coreshowchannels': {
       // The channels the capture has up at this point, as Asterisk would list them.
       const live = liveChannelsAt(shared.body, pos);
@@ -307,6 +362,160 @@ async function streamBody(shared: Shared, conn: Connection): Promise<void> {
     if (conn.queue.length === 0) await new Promise<void>((resolve) => (conn.wake = resolve));
   }
   conn.socket.end();
+}
+
+/** A channel as the capture has it at some point: what Status reports. Raw. */
+interface PbxChannel {
+  readonly uniqueid: string;
+  linkedid: string;
+  channel: string;
+  state: string;
+  callerIdNum: string;
+  accountCode: string;
+  context: string;
+  exten: string;
+  bridge: string;
+  /** Body offset of the latest MixMonitorStart / MonitorStart; -1 when not recording. */
+  mixStartAt: number;
+  monitorStartAt: number;
+  readonly vars: Map<string, string>;
+}
+
+/** Every channel up in body[0, pos), with its variables and recording state. */
+function pbxStateAt(body: Buffer, pos: number): Map<string, PbxChannel> {
+  const live = new Map<string, PbxChannel>();
+  let offset = 0;
+  const parser = createFrameParser({
+    onMessage: (m) => {
+      const e = field(m, 'event');
+      const u = field(m, 'uniqueid');
+      offset = body.indexOf(BOUNDARY, offset) + BOUNDARY.length;
+      if (u === '' || e === '') return;
+      if (e === 'Hangup') {
+        live.delete(u);
+        return;
+      }
+      let ch = live.get(u);
+      if (ch === undefined) {
+        if (e !== 'Newchannel') return;
+        ch = {
+          uniqueid: u,
+          linkedid: field(m, 'linkedid') || u,
+          channel: field(m, 'channel'),
+          state: field(m, 'channelstate'),
+          callerIdNum: field(m, 'calleridnum'),
+          accountCode: '',
+          context: field(m, 'context'),
+          exten: field(m, 'exten'),
+          bridge: '',
+          mixStartAt: -1,
+          monitorStartAt: -1,
+          vars: new Map(),
+        };
+        live.set(u, ch);
+      }
+      if (field(m, 'linkedid') !== '') ch.linkedid = field(m, 'linkedid');
+      if (field(m, 'channel') !== '') ch.channel = field(m, 'channel');
+      if (field(m, 'channelstate') !== '') ch.state = field(m, 'channelstate');
+      if (field(m, 'accountcode') !== '') ch.accountCode = field(m, 'accountcode');
+      if (e === 'VarSet') ch.vars.set(field(m, 'variable').replace(/^_{1,2}/, ''), field(m, 'value'));
+      else if (e === 'BridgeEnter') ch.bridge = field(m, 'bridgeuniqueid');
+      else if (e === 'BridgeLeave') ch.bridge = '';
+      else if (e === 'MixMonitorStart') ch.mixStartAt = offset;
+      else if (e === 'MixMonitorStop') ch.mixStartAt = -1;
+      else if (e === 'MonitorStart') ch.monitorStartAt = offset;
+      else if (e === 'MonitorStop') ch.monitorStartAt = -1;
+    },
+  });
+  parser.push(body.subarray(0, lastBoundary(body, pos)));
+  parser.end();
+  return live;
+}
+
+/** Whether a recording runs on the channel now: started in the capture and not stopped by an action since. */
+function recordingRuns(shared: Shared, ch: PbxChannel, kind: 'mix' | 'monitor'): boolean {
+  const at = kind === 'mix' ? ch.mixStartAt : ch.monitorStartAt;
+  if (at < 0) return false;
+  const stopped = shared.stops.get(`${kind}|${ch.uniqueid}`);
+  return stopped === undefined || stopped < at;
+}
+
+/** StopMixMonitor / StopMonitor as app_mixmonitor and res_monitor answer them. */
+function stopRecording(shared: Shared, action: string, id: string | undefined, pos: number, name: string): Buffer {
+  const error = (message: string) =>
+    frame([
+      ['Response', 'Error'],
+      ['ActionID', id],
+      ['Message', message],
+    ]);
+  if (name === '') return error('No channel specified');
+  const ch = [...pbxStateAt(shared.body, pos).values()].find((c) => c.channel === name);
+  if (ch === undefined) return error('No such channel');
+  const kind = action === 'stopmixmonitor' ? 'mix' : 'monitor';
+  if (!recordingRuns(shared, ch, kind)) return error(kind === 'mix' ? 'Could not stop MixMonitor' : 'No monitor');
+  shared.stops.set(`${kind}|${ch.uniqueid}`, pos);
+  const ok = frame([
+    ['Response', 'Success'],
+    ['ActionID', id],
+  ]);
+  if (shared.opts.stopEvents === false) return ok;
+  // Asterisk publishes the stop event before it writes the response.
+  return Buffer.concat([
+    frame([
+      ['Event', kind === 'mix' ? 'MixMonitorStop' : 'MonitorStop'],
+      ['Privilege', 'call,all'],
+      ['Channel', ch.channel],
+      ['ChannelState', ch.state || '6'],
+      ['AccountCode', ch.accountCode],
+      ['Context', ch.context],
+      ['Exten', ch.exten],
+      ['Uniqueid', ch.uniqueid],
+      ['Linkedid', ch.linkedid],
+    ]),
+    ok,
+  ]);
+}
+
+/** Status with Variables: one item per channel, `Variable: NAME=value` per variable asked for. */
+function status(shared: Shared, id: string | undefined, pos: number, variables: string): Buffer {
+  const live = pbxStateAt(shared.body, pos);
+  const names = variables
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+  const items = [...live.values()].map((ch) =>
+    frame([
+      ['Event', 'Status'],
+      ['Privilege', 'Call'],
+      ['ActionID', id],
+      ['Channel', ch.channel],
+      ['ChannelState', ch.state || '6'],
+      ['CallerIDNum', ch.callerIdNum],
+      ['AccountCode', ch.accountCode],
+      ['Context', ch.context],
+      ['Exten', ch.exten],
+      ['Uniqueid', ch.uniqueid],
+      ['Linkedid', ch.linkedid],
+      ['BridgeID', ch.bridge],
+      ...names.map((n) => ['Variable', `${n}=${ch.vars.get(n.replace(/^_{1,2}/, '')) ?? ''}`] as const),
+    ]),
+  );
+  return Buffer.concat([
+    frame([
+      ['Response', 'Success'],
+      ['ActionID', id],
+      ['EventList', 'start'],
+      ['Message', 'Channel status will follow'],
+    ]),
+    ...items,
+    frame([
+      ['Event', 'StatusComplete'],
+      ['ActionID', id],
+      ['EventList', 'Complete'],
+      ['ListItems', String(items.length)],
+      ['Items', String(items.length)],
+    ]),
+  ]);
 }
 
 /** Uniqueid -> Linkedid of every channel created and not yet hung up in body[0, pos). */

@@ -22,7 +22,7 @@ import {
   type ConsentParts,
 } from '../../src/main.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
-import { gatewayHealth } from '../../src/observability/health.js';
+import { gatewayHealth, type Health } from '../../src/observability/health.js';
 import type { Pipeline } from '../../src/pipeline.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
@@ -108,6 +108,7 @@ export interface Stack {
   readonly recordsPath: string;
   readonly auditPath: string;
   readonly api: ApiServer | undefined;
+  readonly health: Health;
   readonly feed: LiveFeed | undefined;
   logText(): Buffer;
   /** Starts the client; resolves after the whole capture was delivered and the pipeline drained. */
@@ -117,7 +118,12 @@ export interface Stack {
 export async function consentStack(
   t: T,
   opts: {
-    capture: string;
+    /** A fixture capture's name, or the bytes of one (see session()). */
+    capture: string | Buffer;
+    /** The configuration (storage.dir is set to the stack's dir); default the lab's two tenants. */
+    config?: LoadedConfig;
+    /** Options of the AMI client (a short ping interval for the hostile-stream test). */
+    client?: { pingIntervalMs?: number; pingTimeoutMs?: number };
     consent?: Record<string, Record<string, boolean>>;
     replay?: Partial<ReplayServerOptions>;
     api?: boolean;
@@ -126,11 +132,17 @@ export async function consentStack(
   },
 ): Promise<Stack> {
   const dir = opts.dir ?? tempDir(t, 'consent');
-  const loaded = configWithStorage(dir);
+  const loaded =
+    opts.config === undefined
+      ? configWithStorage(dir)
+      : {
+          ...opts.config,
+          config: { ...opts.config.config, storage: { dir }, consent: { enforce: true, extensions: {} } },
+        };
   const { log, text } = memoryLog();
   const metrics = createMetrics();
   const server = await startReplayServer({
-    capture: readCapture(opts.capture),
+    capture: typeof opts.capture === 'string' ? readCapture(opts.capture) : opts.capture,
     username: 'gw',
     secret: 'pw',
     holdOpen: true,
@@ -149,6 +161,7 @@ export async function consentStack(
     secret: 'pw',
     reconnect: false,
     log: log.child({ component: 'ami' }),
+    ...opts.client,
   });
   t.teardown(() => client.stop());
   // Registered first: the time the client delivered the event, before anyone handled it.
@@ -157,7 +170,8 @@ export async function consentStack(
   connectSource(client, pipeline, log);
   const audit = openAuditLog(auditLogPath(loaded.config));
   t.teardown(() => audit.close());
-  const consent = attachConsent(loaded, client, model, audit, log, metrics);
+  const health = gatewayHealth(metrics);
+  const consent = attachConsent(loaded, client, model, audit, log, { metrics, health });
   for (const [tenant, exts] of Object.entries(opts.consent ?? {})) {
     await consent.registry.set(
       tenant,
@@ -174,7 +188,7 @@ export async function consentStack(
       port: 0,
       authenticate: createAuthenticator(API_TOKENS),
       registry: consent.registry,
-      health: gatewayHealth(metrics),
+      health,
       feed,
       assets: loadConsoleAssets(),
       log,
@@ -196,6 +210,7 @@ export async function consentStack(
     recordsPath,
     auditPath: auditLogPath(loaded.config),
     api,
+    health,
     feed,
     logText: text,
     async run(settleMs = 300) {
@@ -225,4 +240,23 @@ export function readRecords(path: string): Array<Record<string, unknown>> {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * A synthetic AMI session: the greeting, the Login response and the given
+ * events, framed as Asterisk frames them (for cases no real capture has).
+ */
+export function session(
+  events: ReadonlyArray<Record<string, string>>,
+  greeting = 'Asterisk Call Manager/11.0.0',
+): Buffer {
+  const frame = (m: Record<string, string>) =>
+    Object.entries(m)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('') + '\r\n';
+  return Buffer.from(
+    `${greeting}\r\n` +
+      frame({ Response: 'Success', Message: 'Authentication accepted' }) +
+      events.map((e) => frame({ Privilege: 'call,all', ...e })).join(''),
+  );
 }
