@@ -38,6 +38,12 @@ export interface ReplayServerOptions {
   readonly resumeOnReconnect?: boolean;
   /** With resumeOnReconnect: skip this many body bytes first (events Asterisk sent while the link was down). */
   readonly skipOnReconnectBytes?: number;
+  /**
+   * The first connection starts this many body bytes in (at the next message
+   * boundary): what came before happened before the client connected, and
+   * Status/CoreShowChannels answer from it.
+   */
+  readonly startAtBytes?: number;
   /** false: Ping goes unanswered (a dead link that still accepts bytes). Default true. */
   readonly answerPings?: boolean;
   /** The greeting line, when the capture has none (default `Asterisk Call Manager/9.0.0`, 22.x says 11.0.0). */
@@ -323,6 +329,7 @@ function answer(
 async function streamBody(shared: Shared, conn: Connection): Promise<void> {
   const { body, opts } = shared;
   let pos = opts.resumeOnReconnect ? shared.resumeAt : 0;
+  if (pos === 0 && opts.startAtBytes) pos = nextBoundary(body, Math.min(body.length, opts.startAtBytes));
   if (opts.resumeOnReconnect && pos > 0 && opts.skipOnReconnectBytes)
     pos = nextBoundary(body, Math.min(body.length, pos + opts.skipOnReconnectBytes));
   conn.pos = pos;

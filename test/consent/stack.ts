@@ -123,7 +123,7 @@ export async function consentStack(
     /** The configuration (storage.dir is set to the stack's dir); default the lab's two tenants. */
     config?: LoadedConfig;
     /** Options of the AMI client (a short ping interval for the hostile-stream test). */
-    client?: { pingIntervalMs?: number; pingTimeoutMs?: number };
+    client?: { pingIntervalMs?: number; pingTimeoutMs?: number; reconnect?: boolean; reconnectMinMs?: number };
     consent?: Record<string, Record<string, boolean>>;
     replay?: Partial<ReplayServerOptions>;
     api?: boolean;
@@ -240,6 +240,15 @@ export function readRecords(path: string): Array<Record<string, unknown>> {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Where a text first occurs in a session's body (after the greeting and the Login response). */
+export function bodyOffset(session: Buffer, text: string): number {
+  const bodyStart = session.indexOf('Authentication accepted\r\n\r\n') + 'Authentication accepted\r\n\r\n'.length;
+  const i = session.indexOf(text, bodyStart);
+  if (i < 0) throw new Error(`not in the session: ${text}`);
+  // The start of the message holding it.
+  return session.lastIndexOf('\r\n\r\n', i) + 4 - bodyStart;
 }
 
 /**
