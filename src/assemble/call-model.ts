@@ -977,6 +977,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     let to: RawCallParty | null;
     if (kind === 'blind') {
       const ext = field(msg, 'extension');
+      // The transferee is on its way to that extension: a party of its call from now on.
+      if (transferee !== undefined) addTarget(transferee, ext);
       to =
         ext === ''
           ? null
