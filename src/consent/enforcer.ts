@@ -113,7 +113,7 @@ interface Recording {
   stop: 'none' | 'due' | 'sent' | 'confirmed' | 'failed';
   responded: boolean;
   stopEvent: boolean;
-  /** Hung up while its stop was in flight: the response alone settles it. */
+  /** Hung up while its stop was in flight: forgotten once the stop is settled. */
   channelGone: boolean;
   readonly firstAtMs: number;
   timer: NodeJS.Timeout | undefined;
@@ -350,7 +350,7 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
       () => {
         if (rec.stop !== 'sent') return;
         rec.responded = true;
-        if (rec.stopEvent || rec.channelGone) resolveStop(rec, undefined);
+        if (rec.stopEvent) resolveStop(rec, undefined);
       },
       (err: unknown) => {
         if (rec.stop !== 'sent') return;
@@ -471,10 +471,9 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
   function onHangup(uniqueId: string): void {
     let waiting = false;
     for (const rec of [...recordingsOf(uniqueId)]) {
-      // Asterisk answered Success and the channel is gone: the recording cannot outlive it.
-      if (rec.stop === 'sent' && rec.responded) resolveStop(rec, undefined);
-      else if (rec.stop === 'sent') {
-        // The response is on its way: Success means it stopped before the hangup.
+      if (rec.stop === 'sent') {
+        // Its response and MixMonitorStop may still be on their way (Asterisk publishes the event first,
+        // but events and responses travel apart): the stop is settled by them or by its timeout.
         rec.channelGone = true;
         waiting = true;
       } else if (rec.stop === 'due') resolveStop(rec, 'channel-gone');

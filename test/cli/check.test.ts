@@ -24,9 +24,17 @@ async function run(
     config?: string;
     broker?: KafkaTestBrokerOptions;
     setup?: (b: KafkaTestBroker) => void;
+    /** The AMI user's manager.conf write= classes. */
+    write?: string[];
   } = {},
 ) {
-  const ami = await startReplayServer({ capture: IDLE, username: 'callveil', secret: 'right', holdOpen: true });
+  const ami = await startReplayServer({
+    capture: IDLE,
+    username: 'callveil',
+    secret: 'right',
+    holdOpen: true,
+    ...(opts.write ? { write: opts.write } : {}),
+  });
   const broker = await startKafkaBroker(opts.broker);
   opts.setup?.(broker);
   const amiPort = ami.port;
@@ -60,8 +68,24 @@ t.test('everything reachable: all pass', async (t) => {
   t.equal(r.ok, true, r.text);
   t.same(
     r.lines.map((l) => l.split(':')[0]),
-    ['PASS config', 'PASS key acme', 'PASS storage', 'PASS ami', 'PASS kafka', 'PASS kafka topics', 'PASS kafka acls'],
+    [
+      'PASS config',
+      'PASS key acme',
+      'PASS storage',
+      'PASS ami',
+      'PASS consent',
+      'PASS kafka',
+      'PASS kafka topics',
+      'PASS kafka acls',
+    ],
   );
+});
+
+t.test('an AMI user without write=call: stopping recordings is refused, named with its fix', async (t) => {
+  const r = await run(t, { write: ['reporting'] });
+  t.equal(r.ok, false);
+  t.match(r.text, /FAIL consent: StopMixMonitor refused \(Permission denied\).*write = call,reporting/);
+  t.match(r.text, /PASS ami: .*CoreShowChannels allowed/, 'the rest of the AMI check still passes');
 });
 
 t.test('kafka topics: missing ones are validated, not created; existing ones have readable configs', async (t) => {
