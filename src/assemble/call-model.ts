@@ -835,9 +835,14 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     }
   }
 
-  /** A target of the call (a value or channel name); beyond the cap only the overflow is noted. */
+  /**
+   * A target of the call (a channel name, or a value that can name an
+   * extension); anything else (an external number, junk) is no party and is
+   * not kept. Beyond the cap only the overflow is noted.
+   */
   function addTarget(ch: ChannelState, value: string): void {
     if (value === '' || ch.consentTargets.has(value)) return;
+    if (!value.includes('/') && !EXTENSION.test(value) && !opts.rules().isConfiguredExtension(value)) return;
     if (ch.consentTargets.size < MAX_CONSENT_TARGETS) ch.consentTargets.add(value);
     else ch.consentTargetsOverflow = true;
   }

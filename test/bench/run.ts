@@ -30,6 +30,7 @@ const BENCHES: readonly Bench[] = [
   { id: 'end-to-end', file: 'end-to-end.bench.js', timeoutS: 90 },
   { id: 'kafka', file: 'kafka.bench.js', timeoutS: 120, broker: true },
   { id: 'latency', file: 'latency.bench.js', timeoutS: 60, broker: true },
+  { id: 'consent', file: 'consent.bench.js', timeoutS: 60 },
   // Its feed stops at --memory-seconds; then comes the per-channel measurement.
   {
     id: 'memory',

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createModel } from '../../src/main.js';
+import type { CallModel } from '../../src/assemble/call-model.js';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator, hashToken } from '../../src/api/auth.js';
 import { loadConsoleAssets } from '../../src/api/console-assets.js';
@@ -101,6 +102,7 @@ export interface Stack {
   readonly proxy: { port: number; actions: TimedAction[] };
   readonly client: AmiClient;
   readonly pipeline: Pipeline;
+  readonly model: CallModel;
   readonly consent: ConsentParts;
   readonly metrics: Metrics;
   /** performance.now() when the client delivered each event, in order, with the event. */
@@ -204,6 +206,7 @@ export async function consentStack(
     proxy,
     client,
     pipeline,
+    model,
     consent,
     metrics,
     delivered,
@@ -242,30 +245,4 @@ export function readRecords(path: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Where a text first occurs in a session's body (after the greeting and the Login response). */
-export function bodyOffset(session: Buffer, text: string): number {
-  const bodyStart = session.indexOf('Authentication accepted\r\n\r\n') + 'Authentication accepted\r\n\r\n'.length;
-  const i = session.indexOf(text, bodyStart);
-  if (i < 0) throw new Error(`not in the session: ${text}`);
-  // The start of the message holding it.
-  return session.lastIndexOf('\r\n\r\n', i) + 4 - bodyStart;
-}
-
-/**
- * A synthetic AMI session: the greeting, the Login response and the given
- * events, framed as Asterisk frames them (for cases no real capture has).
- */
-export function session(
-  events: ReadonlyArray<Record<string, string>>,
-  greeting = 'Asterisk Call Manager/11.0.0',
-): Buffer {
-  const frame = (m: Record<string, string>) =>
-    Object.entries(m)
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('') + '\r\n';
-  return Buffer.from(
-    `${greeting}\r\n` +
-      frame({ Response: 'Success', Message: 'Authentication accepted' }) +
-      events.map((e) => frame({ Privilege: 'call,all', ...e })).join(''),
-  );
-}
+export { bodyOffset, session } from './calls.js';
