@@ -365,6 +365,12 @@ export interface ReplayOptions {
   readonly log: Logger;
   /** Called about every 250 ms with the events seen so far. */
   readonly progress?: (events: number, records: number) => void;
+  /**
+   * Evaluate recording consent against this registry, as the live gateway
+   * does (stops sent to the built-in server, records kept/blocked).
+   * Without it consent is not evaluated: records say recording "none".
+   */
+  readonly consent?: ConsentRegistry;
 }
 
 /**
@@ -376,8 +382,10 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   const capture = await readCapture(opts.capturePath);
   const username = 'callveil-replay';
   const secret = randomBytes(12).toString('hex');
-  const server = await startReplayServer({ capture, username, secret });
-  const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log);
+  // The replay runs ahead of the PBX's pace: a stop after the capture's hangup is confirmed as the PBX would have.
+  const server = await startReplayServer({ capture, username, secret, stopsAfterHangup: true });
+  const model = createModel(opts.loaded);
+  const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log, undefined, model);
   const stopReports = reportEgressBlocks(defaultEgress(), { log: opts.log });
   const client = createAmiClient({
     host: '127.0.0.1',
@@ -393,6 +401,16 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   try {
     await new Promise<void>((resolve, reject) => {
       client.onMessage((msg) => pipeline.handle(msg));
+      if (opts.consent !== undefined) {
+        const enforcing = {
+          ...opts.loaded,
+          config: { ...opts.loaded.config, consent: { enforce: true, extensions: {} } },
+        };
+        // After the pipeline's handler: the enforcer reads the call model the event has just updated.
+        attachConsent(enforcing, client, model, { append: (e) => Promise.resolve(e as never) }, opts.log, {
+          registry: opts.consent,
+        });
+      }
       client.onState((state, info) => {
         if (state === 'ended') resolve();
         else if (state === 'disconnected' && info?.code === 'GW_AMI_AUTH')

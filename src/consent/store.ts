@@ -17,7 +17,8 @@ export const ConsentEntry = z
   .strict();
 export type StoredConsent = z.infer<typeof ConsentEntry>;
 
-const StoreFile = z
+/** The file format (consent.json): also what `callveil replay --consent FILE` reads. */
+export const StoreFile = z
   .object({
     version: z.literal(1),
     tenants: z.record(z.string(), z.record(z.string().regex(/^[0-9]{1,6}$/), ConsentEntry)),

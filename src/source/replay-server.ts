@@ -57,6 +57,12 @@ export interface ReplayServerOptions {
   readonly write?: readonly string[];
   /** false: a stop is answered Success but no MixMonitorStop/MonitorStop event follows (unconfirmed). */
   readonly stopEvents?: boolean;
+  /**
+   * A replay runs far ahead of the PBX's own pace, so a stop can arrive after
+   * the capture hung the channel up: true confirms it as Asterisk would have
+   * at its pace (callveil replay). Default false: "No such channel".
+   */
+  readonly stopsAfterHangup?: boolean;
 }
 
 /** The write classes each action needs (any one of them), as Asterisk registers them. */
@@ -143,6 +149,7 @@ export async function startReplayServer(opts: ReplayServerOptions): Promise<Repl
 // One client: greeting, login, then the body interleaved with responses.
 interface Connection {
   readonly socket: Socket;
+  readonly body: Buffer;
   loggedIn: boolean;
   closed: boolean;
   /** Responses waiting for a message boundary in the body. */
@@ -151,6 +158,12 @@ interface Connection {
   wake: (() => void) | undefined;
   /** Body bytes sent so far on this connection: what the PBX "has done" by now. */
   pos: number;
+  /** The PBX state Status and stops answer from, built as the body goes out (on first use). */
+  pbx: PbxTracker | undefined;
+}
+
+function tracker(conn: Connection): PbxTracker {
+  return (conn.pbx ??= new PbxTracker(conn.body));
 }
 
 function serveConnection(shared: Shared, socket: Socket): void {
@@ -164,6 +177,8 @@ function serveConnection(shared: Shared, socket: Socket): void {
     endAfterQueue: false,
     wake: undefined,
     pos: 0,
+    pbx: undefined,
+    body: shared.body,
   };
   socket.setNoDelay(true);
   socket.on('error', () => undefined); // resets by the client are normal here
@@ -221,7 +236,7 @@ function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
     wake(conn);
     return;
   }
-  const reply = answer(shared, action, id, conn.pos, msg);
+  const reply = answer(shared, conn, action, id, conn.pos, msg);
   if (reply === undefined) return;
   conn.queue.push(reply);
   if (action === 'logoff') conn.endAfterQueue = true;
@@ -260,6 +275,7 @@ function login(shared: Shared, conn: Connection, msg: AmiMessage, id: string | u
 /** The response to an action after login; undefined for no response at all. */
 function answer(
   shared: Shared,
+  conn: Connection,
   action: string,
   id: string | undefined,
   pos: number,
@@ -288,9 +304,9 @@ function answer(
       ]);
     case 'stopmixmonitor':
     case 'stopmonitor':
-      return stopRecording(shared, action, id, pos, field(msg, 'channel'));
+      return stopRecording(shared, conn, action, id, pos, field(msg, 'channel'));
     case 'status':
-      return status(shared, id, pos, field(msg, 'variables'));
+      return status(shared, conn, id, pos, field(msg, 'variables'));
     case 'coreshowchannels': {
       // The channels the capture has up at this point, as Asterisk would list them.
       const live = liveChannelsAt(shared.body, pos);
@@ -388,55 +404,79 @@ interface PbxChannel {
   readonly vars: Map<string, string>;
 }
 
-/** Every channel up in body[0, pos), with its variables and recording state. */
-function pbxStateAt(body: Buffer, pos: number): Map<string, PbxChannel> {
-  const live = new Map<string, PbxChannel>();
-  let offset = 0;
-  const parser = createFrameParser({
-    onMessage: (m) => {
-      const e = field(m, 'event');
-      const u = field(m, 'uniqueid');
-      offset = body.indexOf(BOUNDARY, offset) + BOUNDARY.length;
-      if (u === '' || e === '') return;
-      if (e === 'Hangup') {
-        live.delete(u);
-        return;
+/** The PBX's channels as the capture has them up to some point; moves forward only. */
+class PbxTracker {
+  readonly live = new Map<string, PbxChannel>();
+  /** Channels hung up (the latest 10,000), for a replay running ahead of the PBX's pace. */
+  readonly ended = new Map<string, PbxChannel>();
+  private parsedTo = 0;
+  /** End offset of the message being parsed (messages end at \r\n\r\n). */
+  private offset = 0;
+  private readonly parser = createFrameParser({ onMessage: (m) => this.onMessage(m) });
+  constructor(private readonly body: Buffer) {}
+
+  /** Takes in body[parsedTo, pos) up to its last message boundary. */
+  advance(pos: number): this {
+    const to = lastBoundary(this.body, pos);
+    if (to > this.parsedTo) {
+      this.parser.push(this.body.subarray(this.parsedTo, to));
+      this.parsedTo = to;
+    }
+    return this;
+  }
+
+  byName(name: string): PbxChannel | undefined {
+    for (const ch of this.live.values()) if (ch.channel === name) return ch;
+    return undefined;
+  }
+
+  private onMessage(m: AmiMessage): void {
+    this.offset = this.body.indexOf(BOUNDARY, this.offset) + BOUNDARY.length;
+    const e = field(m, 'event');
+    const u = field(m, 'uniqueid');
+    if (u === '' || e === '') return;
+    let ch = this.live.get(u);
+    if (e === 'Hangup') {
+      if (ch !== undefined) {
+        this.live.delete(u);
+        if (this.ended.size >= 10_000) this.ended.delete(this.ended.keys().next().value!);
+        this.ended.set(u, ch);
       }
-      let ch = live.get(u);
-      if (ch === undefined) {
-        if (e !== 'Newchannel') return;
-        ch = {
-          uniqueid: u,
-          linkedid: field(m, 'linkedid') || u,
-          channel: field(m, 'channel'),
-          state: field(m, 'channelstate'),
-          callerIdNum: field(m, 'calleridnum'),
-          accountCode: '',
-          context: field(m, 'context'),
-          exten: field(m, 'exten'),
-          bridge: '',
-          mixStartAt: -1,
-          monitorStartAt: -1,
-          vars: new Map(),
-        };
-        live.set(u, ch);
-      }
-      if (field(m, 'linkedid') !== '') ch.linkedid = field(m, 'linkedid');
-      if (field(m, 'channel') !== '') ch.channel = field(m, 'channel');
-      if (field(m, 'channelstate') !== '') ch.state = field(m, 'channelstate');
-      if (field(m, 'accountcode') !== '') ch.accountCode = field(m, 'accountcode');
-      if (e === 'VarSet') ch.vars.set(field(m, 'variable').replace(/^_{1,2}/, ''), field(m, 'value'));
-      else if (e === 'BridgeEnter') ch.bridge = field(m, 'bridgeuniqueid');
-      else if (e === 'BridgeLeave') ch.bridge = '';
-      else if (e === 'MixMonitorStart') ch.mixStartAt = offset;
-      else if (e === 'MixMonitorStop') ch.mixStartAt = -1;
-      else if (e === 'MonitorStart') ch.monitorStartAt = offset;
-      else if (e === 'MonitorStop') ch.monitorStartAt = -1;
-    },
-  });
-  parser.push(body.subarray(0, lastBoundary(body, pos)));
-  parser.end();
-  return live;
+      return;
+    }
+    if (ch === undefined) {
+      if (e !== 'Newchannel') return;
+      ch = {
+        uniqueid: u,
+        linkedid: field(m, 'linkedid') || u,
+        channel: field(m, 'channel'),
+        state: field(m, 'channelstate'),
+        callerIdNum: field(m, 'calleridnum'),
+        accountCode: '',
+        context: field(m, 'context'),
+        exten: field(m, 'exten'),
+        bridge: '',
+        mixStartAt: -1,
+        monitorStartAt: -1,
+        vars: new Map(),
+      };
+      this.live.set(u, ch);
+    }
+    if (field(m, 'linkedid') !== '') ch.linkedid = field(m, 'linkedid');
+    if (field(m, 'channel') !== '') ch.channel = field(m, 'channel');
+    if (field(m, 'channelstate') !== '') ch.state = field(m, 'channelstate');
+    if (field(m, 'accountcode') !== '') ch.accountCode = field(m, 'accountcode');
+    if (e === 'VarSet') {
+      // Bounded: a channel's variables, not every value ever set.
+      if (ch.vars.size < 256 || ch.vars.has(field(m, 'variable')))
+        ch.vars.set(field(m, 'variable').replace(/^_{1,2}/, ''), field(m, 'value'));
+    } else if (e === 'BridgeEnter') ch.bridge = field(m, 'bridgeuniqueid');
+    else if (e === 'BridgeLeave') ch.bridge = '';
+    else if (e === 'MixMonitorStart') ch.mixStartAt = this.offset;
+    else if (e === 'MixMonitorStop') ch.mixStartAt = -1;
+    else if (e === 'MonitorStart') ch.monitorStartAt = this.offset;
+    else if (e === 'MonitorStop') ch.monitorStartAt = -1;
+  }
 }
 
 /** Whether a recording runs on the channel now: started in the capture and not stopped by an action since. */
@@ -448,7 +488,14 @@ function recordingRuns(shared: Shared, ch: PbxChannel, kind: 'mix' | 'monitor'):
 }
 
 /** StopMixMonitor / StopMonitor as app_mixmonitor and res_monitor answer them. */
-function stopRecording(shared: Shared, action: string, id: string | undefined, pos: number, name: string): Buffer {
+function stopRecording(
+  shared: Shared,
+  conn: Connection,
+  action: string,
+  id: string | undefined,
+  pos: number,
+  name: string,
+): Buffer {
   const error = (message: string) =>
     frame([
       ['Response', 'Error'],
@@ -456,7 +503,12 @@ function stopRecording(shared: Shared, action: string, id: string | undefined, p
       ['Message', message],
     ]);
   if (name === '') return error('No channel specified');
-  const ch = [...pbxStateAt(shared.body, pos).values()].find((c) => c.channel === name);
+  const pbx = tracker(conn).advance(pos);
+  let ch = pbx.byName(name);
+  // A replay runs far ahead of the PBX's pace: a channel that hung up since is stopped as Asterisk would
+  // have stopped it at its own pace (stopsAfterHangup).
+  if (ch === undefined && shared.opts.stopsAfterHangup === true)
+    ch = [...pbx.ended.values()].reverse().find((c) => c.channel === name);
   if (ch === undefined) return error('No such channel');
   const kind = action === 'stopmixmonitor' ? 'mix' : 'monitor';
   if (!recordingRuns(shared, ch, kind)) return error(kind === 'mix' ? 'Could not stop MixMonitor' : 'No monitor');
@@ -484,8 +536,8 @@ function stopRecording(shared: Shared, action: string, id: string | undefined, p
 }
 
 /** Status with Variables: one item per channel, `Variable: NAME=value` per variable asked for. */
-function status(shared: Shared, id: string | undefined, pos: number, variables: string): Buffer {
-  const live = pbxStateAt(shared.body, pos);
+function status(shared: Shared, conn: Connection, id: string | undefined, pos: number, variables: string): Buffer {
+  const live = tracker(conn).advance(pos).live;
   const names = variables
     .split(',')
     .map((v) => v.trim())
