@@ -256,6 +256,8 @@ export interface AttachConsentOptions {
   /** At each login: list recordings already running (Status) and probe the stop privilege. Default true. */
   readonly atLogin?: boolean;
   readonly resyncTimeoutMs?: number;
+  /** How long a stop may wait for Asterisk's confirmation (default 2 s). */
+  readonly confirmTimeoutMs?: number;
 }
 
 export function attachConsent(
@@ -295,6 +297,7 @@ export function attachConsent(
     log,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     ...(opts.health ? { health: opts.health } : {}),
+    ...(opts.confirmTimeoutMs === undefined ? {} : { confirmTimeoutMs: opts.confirmTimeoutMs }),
   });
   if (config.consent.enforce) {
     client.onMessage((msg) => enforcer.handle(msg));

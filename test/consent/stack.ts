@@ -125,6 +125,8 @@ export async function consentStack(
     /** The configuration (storage.dir is set to the stack's dir); default the lab's two tenants. */
     config?: LoadedConfig;
     /** Options of the AMI client (a short ping interval for the hostile-stream test). */
+    /** How long a stop may wait for its confirmation. */
+    confirmTimeoutMs?: number;
     client?: { pingIntervalMs?: number; pingTimeoutMs?: number; reconnect?: boolean; reconnectMinMs?: number };
     consent?: Record<string, Record<string, boolean>>;
     replay?: Partial<ReplayServerOptions>;
@@ -173,7 +175,11 @@ export async function consentStack(
   const audit = openAuditLog(auditLogPath(loaded.config));
   t.teardown(() => audit.close());
   const health = gatewayHealth(metrics);
-  const consent = attachConsent(loaded, client, model, audit, log, { metrics, health });
+  const consent = attachConsent(loaded, client, model, audit, log, {
+    metrics,
+    health,
+    ...(opts.confirmTimeoutMs === undefined ? {} : { confirmTimeoutMs: opts.confirmTimeoutMs }),
+  });
   for (const [tenant, exts] of Object.entries(opts.consent ?? {})) {
     await consent.registry.set(
       tenant,

@@ -73,9 +73,13 @@ t.test('an AMI user without write=call: the stop is refused and reported as such
 });
 
 t.test('a stop Asterisk answers but never confirms: stop-failed (unconfirmed)', async (t) => {
-  const s = await consentStack(t, { capture: call(), replay: { ...PACED, stopEvents: false } });
-  // The confirmation timeout is 2 s: let the replay settle past it.
-  await s.run(2_300);
+  const s = await consentStack(t, {
+    capture: call(),
+    replay: { ...PACED, stopEvents: false },
+    confirmTimeoutMs: 300,
+  });
+  // Let the replay settle well past the confirmation timeout.
+  await s.run(1_500);
   // The leg record came with the hangup, while the stop was in flight; the call record comes after its grace.
   t.same(
     readRecords(s.recordsPath.replace(/\.jsonl$/, '.calls.jsonl')).map((r) => r.recording),
