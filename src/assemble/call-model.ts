@@ -318,7 +318,16 @@ const NOT_A_PARTY = { internal: false, extension: undefined } as const;
 
 // Where the numbers and names of a call travel in AMI (the egress guard's raw values; README "The egress guard").
 // Each header is read by name, so the decode plan's scan (test/source/decode-plan.test.ts) sees them.
-const PARTY_EVENTS = new Set(['Newchannel', 'NewCallerid', 'NewConnectedLine', 'DialBegin', 'DialEnd', 'Dial']);
+// Status: a call first seen in the listing after a login (consent's search for recordings already running).
+const PARTY_EVENTS = new Set([
+  'Newchannel',
+  'NewCallerid',
+  'NewConnectedLine',
+  'DialBegin',
+  'DialEnd',
+  'Dial',
+  'Status',
+]);
 
 function collectParties(raw: RawValues, msg: AmiMessage): void {
   for (const v of [

@@ -551,13 +551,17 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
           sendStop(known);
         } else recheck(known, true);
       }
-      // Recordings we knew that are no longer running ended while the link was down.
+      // MixMonitor recordings we knew that are not listed ended while the link was down (a Monitor()
+      // recording sets no variable Status could list: it is kept until its channel is gone).
       for (const [uniqueId, list] of [...byChannel]) {
         if (running.has(uniqueId)) continue;
-        // A stop that never reached Asterisk: the recording ran until its call ended.
-        for (const rec of list)
+        const ch = deps.assembler.channel(uniqueId);
+        for (const rec of [...list]) {
+          if (rec.kind === 'monitor' && ch !== undefined && !ch.hungUp) continue;
+          // A stop that never reached Asterisk: the recording ran until its call ended.
           if (rec.stop === 'failed' && rec.outcome === 'blocked') resolveStop(rec, 'channel-gone');
-        forgetChannel(uniqueId);
+          drop(rec);
+        }
       }
     },
     onOutcome(fn) {
