@@ -136,13 +136,6 @@ const PARTY_EVENTS = new Set([
   'Rename',
   'NewAccountCode',
 ]);
-const TRANSFER_IDS = [
-  'transfereeuniqueid',
-  'transfereruniqueid',
-  'origtransfereruniqueid',
-  'secondtransfereruniqueid',
-  'transfertargetuniqueid',
-] as const;
 const TARGET_VARIABLES = new Set(['TARGET_EXT', '__TARGET_EXT', 'TARGET']);
 
 /** What each cause means for the operator, named in the one ERROR per call. */
@@ -484,8 +477,19 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
   return {
     handle(msg) {
       const event = field(msg, 'event');
-      if (event === 'BlindTransfer' || event === 'AttendedTransfer') {
-        for (const h of TRANSFER_IDS) recheckAround(field(msg, h));
+      // Transfers name their channels by role, with no Uniqueid of their own.
+      if (event === 'BlindTransfer') {
+        for (const u of [field(msg, 'transfereeuniqueid'), field(msg, 'transfereruniqueid')]) recheckAround(u);
+        return;
+      }
+      if (event === 'AttendedTransfer') {
+        for (const u of [
+          field(msg, 'transfereeuniqueid'),
+          field(msg, 'origtransfereruniqueid'),
+          field(msg, 'secondtransfereruniqueid'),
+          field(msg, 'transfertargetuniqueid'),
+        ])
+          recheckAround(u);
         return;
       }
       const uniqueId = field(msg, 'uniqueid');
