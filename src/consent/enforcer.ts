@@ -504,7 +504,12 @@ export function createConsentEnforcer(deps: ConsentEnforcerDeps): ConsentEnforce
           } else if (TARGET_VARIABLES.has(variable) && activeCount > 0) {
             // Only a target set that changed can hold a new party (junk beyond the cap changes nothing).
             const ch = deps.assembler.channel(uniqueId);
-            if (ch !== undefined && targetMarks.get(uniqueId) !== targetMark(ch)) recheckAround(uniqueId);
+            if (ch !== undefined && targetMarks.get(uniqueId) !== targetMark(ch)) {
+              // Marked first: on any channel of the call, an unchanged target set costs one lookup.
+              if (targetMarks.size >= MAX_ACTIVE) targetMarks.clear();
+              targetMarks.set(uniqueId, targetMark(ch));
+              recheckAround(uniqueId);
+            }
           }
           return;
         }
