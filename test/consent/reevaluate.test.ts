@@ -1,7 +1,8 @@
 // A kept recording is judged again whenever the parties of its call change,
 // by any path, over TCP with the test AMI server: an attended transfer
 // through Local channels and a blind transfer (the real Asterisk 22 capture
-// pjsip-transfers), and a queue answered by a member without consent.
+// pjsip-transfers), a queue answered by a member without consent, and a
+// Redirect of the recorded channel to another extension.
 import t from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { field } from '../../src/source/ami-message.js';
@@ -99,6 +100,50 @@ t.test('a queue answered by a member without consent stops the kept recording', 
   t.ok(stops[0]!.t > rungAt, 'kept while 1002 rang; stopped once 1003 came to the call');
   t.same(
     readRecords(s.recordsPath).map((r) => r.recording),
+    ['blocked'],
+  );
+});
+
+t.test('a Redirect of a recorded channel to an extension without consent stops the kept recording', async (t) => {
+  const id = 'pbx-lab3-1796186800.1';
+  const trunk = channel(id, id, 'PJSIP/trunk-00000080', { AccountCode: 'acme' });
+  const first = channel('pbx-lab3-1796186800.2', id, 'PJSIP/1001-00000081', { AccountCode: 'acme' });
+  const second = channel('pbx-lab3-1796186800.3', id, 'PJSIP/1003-00000082', { AccountCode: 'acme' });
+  const bytes = session([
+    trunk.newchannel('+442079460101'),
+    trunk.varset('TARGET', '1001'),
+    ...trunk.recording('/var/spool/asterisk/monitor/+447700900123-1001.wav'),
+    first.newchannel('s'),
+    trunk.dial(first),
+    first.up(),
+    first.bridge('br-r'),
+    trunk.bridge('br-r'),
+    ...Array.from({ length: 10 }, () => trunk.ev('RTCPSent')),
+    // AMI Redirect: the trunk leaves the bridge and runs the dialplan again, for 1003.
+    trunk.leave('br-r'),
+    first.hangup(),
+    trunk.ev('Newexten', { Exten: '1003', Application: 'Dial', AppData: 'PJSIP/1003' }),
+    trunk.varset('__TARGET_EXT', '1003'),
+    second.newchannel('s'),
+    trunk.dial(second),
+    second.up(),
+    ...Array.from({ length: 10 }, () => trunk.ev('RTCPSent')),
+    second.hangup(),
+    trunk.hangup(),
+    cdr(trunk, second, 'acme'),
+  ]);
+  const s = await consentStack(t, {
+    capture: bytes,
+    consent: { acme: { '1001': true } },
+    replay: { chunking: 'recorded', pauseBetweenChunksMs: 2 },
+  });
+  await s.run();
+  const stops = stopsOf(s);
+  t.equal(stops.length, 1, 'stopped once');
+  const redirectedAt = deliveredAt(s, (m) => m['event'] === 'BridgeLeave' && m['channel'] === trunk.name)!;
+  t.ok(stops[0]!.t > redirectedAt, 'kept while 1001 talked; stopped once the redirect headed for 1003');
+  t.same(
+    readRecords(s.recordsPath.replace(/\.jsonl$/, '.calls.jsonl')).map((r) => r.recording),
     ['blocked'],
   );
 });
