@@ -47,7 +47,8 @@ import type { RecordSink } from './sink/sink.js';
 import { createAmiClient, type AmiClient, type AmiState } from './source/ami-client.js';
 import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
-import { createChannelLister } from './source/resync.js';
+import { createChannelLister, createRecordingLister } from './source/resync.js';
+import { probeStopPermission } from './consent/stop-probe.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -303,21 +304,38 @@ export function attachLiveFeed(
   return feed;
 }
 
+export interface AttachConsentOptions {
+  readonly metrics?: Metrics;
+  /** The `consent` part of /readyz: failing while stops are refused or unconfirmed, or the user may not send them. */
+  readonly health?: Pick<HealthReporter, 'set'>;
+  /** A registry other than the one on disk (a replay's --consent file). */
+  readonly registry?: ConsentRegistry;
+  /** At each login: list recordings already running (Status) and probe the stop privilege. Default true. */
+  readonly atLogin?: boolean;
+  readonly resyncTimeoutMs?: number;
+  /** How long a stop may wait for Asterisk's confirmation (default 2 s). */
+  readonly confirmTimeoutMs?: number;
+}
+
 export function attachConsent(
   loaded: LoadedConfig,
   client: AmiClient,
   model: CallModel,
-  audit: AuditLog,
+  audit: Pick<AuditLog, 'append'>,
   log: Logger,
-  metrics?: Metrics,
+  metricsOrOptions?: Metrics | AttachConsentOptions,
 ): ConsentParts {
+  const opts: AttachConsentOptions =
+    metricsOrOptions === undefined || 'counter' in metricsOrOptions ? { metrics: metricsOrOptions } : metricsOrOptions;
   const { config } = loaded;
-  const registry = createConsentRegistry({
-    store: openConsentStore(config.storage.dir),
-    audit,
-    tenants: loaded.tenants.map((t) => t.id),
-    known: config.consent.extensions,
-  });
+  const registry =
+    opts.registry ??
+    createConsentRegistry({
+      store: openConsentStore(config.storage.dir),
+      audit,
+      tenants: loaded.tenants.map((t) => t.id),
+      known: config.consent.extensions,
+    });
   if (registry.problem !== undefined)
     log.error(
       { component: 'consent', problem: registry.problem },
@@ -334,11 +352,58 @@ export function attachConsent(
     },
     audit,
     log,
-    ...(metrics ? { metrics } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.health ? { health: opts.health } : {}),
+    ...(opts.confirmTimeoutMs === undefined ? {} : { confirmTimeoutMs: opts.confirmTimeoutMs }),
   });
-  if (config.consent.enforce) client.onMessage((msg) => enforcer.handle(msg));
+  if (config.consent.enforce) {
+    client.onMessage((msg) => enforcer.handle(msg));
+    if (opts.atLogin !== false) watchLogins(client, enforcer, log, opts.health, opts.resyncTimeoutMs ?? 10_000);
+  }
   registry.onChange((c) => enforcer.reevaluate(c.tenant));
   return { registry, enforcer };
+}
+
+/**
+ * Every login (start and each reconnect): recordings already running are
+ * judged like new ones, and the AMI user's right to stop them is probed (an
+ * ERROR naming write=call, and the `consent` health part, when it may not).
+ */
+function watchLogins(
+  client: AmiClient,
+  enforcer: ConsentEnforcer,
+  log: Logger,
+  health: Pick<HealthReporter, 'set'> | undefined,
+  timeoutMs: number,
+): void {
+  const lister = createRecordingLister(client);
+  let refused = false;
+  client.onState((state) => {
+    if (state !== 'connected') return;
+    lister.list(timeoutMs).then(
+      (running) => {
+        enforcer.recordingsAtLogin(running);
+        if (running.size > 0)
+          log.info({ component: 'consent', recordings: running.size }, 'recordings running at login judged');
+      },
+      (err: unknown) =>
+        log.warn(
+          { component: 'consent', code: (err as { code?: string }).code },
+          'recordings running at login not listed (Status failed): they are judged only by their later events',
+        ),
+    );
+    void probeStopPermission(client).then((p) => {
+      if (p === 'permitted' && refused) health?.set('consent', OK);
+      refused = p === 'not-permitted';
+      if (refused) {
+        health?.set('consent', { ok: false, reason: 'stop-not-permitted' });
+        log.error(
+          { component: 'consent', cause: 'not-permitted' },
+          'the AMI user may not send StopMixMonitor (Permission denied): recordings without consent cannot be stopped; add call to its write= line in manager.conf',
+        );
+      }
+    });
+  });
 }
 
 export interface ReplaySummary {
@@ -360,6 +425,12 @@ export interface ReplayOptions {
   readonly log: Logger;
   /** Called about every 250 ms with the events seen so far. */
   readonly progress?: (events: number, records: number) => void;
+  /**
+   * Evaluate recording consent against this registry, as the live gateway
+   * does (stops sent to the built-in server, records kept/blocked).
+   * Without it consent is not evaluated: records say recording "none".
+   */
+  readonly consent?: ConsentRegistry;
 }
 
 /**
@@ -371,8 +442,10 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   const capture = await readCapture(opts.capturePath);
   const username = 'callveil-replay';
   const secret = randomBytes(12).toString('hex');
-  const server = await startReplayServer({ capture, username, secret });
-  const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log);
+  // The replay runs ahead of the PBX's pace: a stop after the capture's hangup is confirmed as the PBX would have.
+  const server = await startReplayServer({ capture, username, secret, stopsAfterHangup: true });
+  const model = createModel(opts.loaded);
+  const pipeline = buildPipeline(opts.loaded, opts.sink, opts.log, undefined, model);
   const stopReports = reportEgressBlocks(defaultEgress(), { log: opts.log });
   const client = createAmiClient({
     host: '127.0.0.1',
@@ -388,6 +461,16 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
   try {
     await new Promise<void>((resolve, reject) => {
       client.onMessage((msg) => pipeline.handle(msg));
+      if (opts.consent !== undefined) {
+        const enforcing = {
+          ...opts.loaded,
+          config: { ...opts.loaded.config, consent: { enforce: true, extensions: {} } },
+        };
+        // After the pipeline's handler: the enforcer reads the call model the event has just updated.
+        attachConsent(enforcing, client, model, { append: (e) => Promise.resolve(e as never) }, opts.log, {
+          registry: opts.consent,
+        });
+      }
       client.onState((state, info) => {
         if (state === 'ended') resolve();
         else if (state === 'disconnected' && info?.code === 'GW_AMI_AUTH')
@@ -609,7 +692,7 @@ export async function startGateway(
   const stopCdrWatch = connectSource(client, pipeline, log, undefined, undefined, () => {
     if (cdrStore !== undefined) void pipeline.drain().then(() => cdrStore.resume());
   });
-  const consent = attachConsent(loaded, client, model, audit, log, metrics);
+  const consent = attachConsent(loaded, client, model, audit, log, { metrics, health });
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.

@@ -4,9 +4,11 @@
 // with the process (the page says so). Built only from call records and the
 // enforcer's outcome codes: nothing here ever held a raw value.
 import type { CallParty, CallRecord } from '../privacy/call-record.js';
+import type { BlockReason } from '../consent/decide.js';
 
 /** Why a recording was kept or blocked: the enforcer's codes (consent/decide.ts BlockReason). */
-export type RecordingReason = 'no-consent' | 'no-target' | 'unknown-tenant' | 'store-unreadable';
+/** Why the enforcer blocked a recording (the consent decision's reasons). */
+export type RecordingReason = BlockReason;
 
 export interface CallEntry {
   readonly record: CallRecord;

@@ -29,6 +29,9 @@ import { pbxTimeToIso } from './pbx-time.js';
 import type { CallOutcome, Direction, LegSource, RawCall, RawCallParty, RawCdr, RawTransfer } from './raw-cdr.js';
 
 export type RecordingState = 'none' | 'mixmonitor' | 'monitor';
+/** What became of a call's recordings (leg and call records carry it). */
+export type RecordingOutcome = 'none' | 'kept' | 'blocked' | 'stop-failed';
+const OUTCOME_RANK: Record<RecordingOutcome, number> = { none: 0, kept: 1, blocked: 2, 'stop-failed': 3 };
 
 /** What the rules' tenant resolution needs of a call (raw values, memory only). */
 export interface TenantQuery {
@@ -94,6 +97,8 @@ export interface ChannelState {
   recordingFileNamed: boolean;
   /** Who the call is for: TARGET_EXT/__TARGET_EXT/TARGET values and DialBegin DestChannel names. Raw, capped. */
   readonly consentTargets: Set<string>;
+  /** More distinct targets came than the cap keeps: who the call is for is no longer fully known. */
+  consentTargetsOverflow: boolean;
   cdrCount: number;
   readonly createdAtMs: number;
   /** Wall-clock time the gateway first saw the channel (for gap records). */
@@ -131,7 +136,7 @@ interface CallState {
   readonly legs: LegFacts[];
   queue: { name: string; waitSec: number | null; answeredBy: string | null; abandoned: boolean } | undefined;
   readonly transfers: RawTransfer[];
-  recording: 'none' | 'kept' | 'blocked';
+  recording: RecordingOutcome;
   /** Model clock when the last channel went (or LINKEDID_END arrived). */
   endedAtMs: number | undefined;
   incomplete: boolean;
@@ -208,6 +213,22 @@ export interface CallModelStats {
   callsEvicted: number;
 }
 
+/**
+ * Who takes part in the call a recorded channel is on, as consent judges it:
+ * the internal extensions of every real channel around it (its call, its
+ * bridges, Local pairs, whom it dialled), and every extension the call is
+ * for (dialplan target variables, Dial targets), each classified by the one
+ * party classifier. Raw extensions: memory only.
+ */
+export interface RecordingParties {
+  /** Internal extensions, sorted. */
+  readonly extensions: readonly string[];
+  /** Internal parties (phone channels) the classifier could not name as an extension. */
+  readonly unnamed: number;
+  /** false when a bound was reached (channels around, targets per channel): not everyone is known. */
+  readonly complete: boolean;
+}
+
 export interface CallModel {
   handle(msg: AmiMessage): void;
   onLeg(fn: (leg: RawCdr) => void): void;
@@ -232,8 +253,15 @@ export interface CallModel {
   tenantOfChannel(uniqueId: string): string | undefined;
   /** Where a channel's party is (the classifier's answer), and the extension it stands for when internal. */
   partyOfChannel(uniqueId: string): { readonly where: PartyWhere; readonly extension: string | undefined } | undefined;
-  /** What consent enforcement did to a call's recording; `blocked` sticks. The call's records carry it. */
-  markRecording(callId: string, outcome: 'kept' | 'blocked'): void;
+  /** The parties of the call a (recorded) channel is on; undefined for an unknown channel. */
+  recordingParties(uniqueId: string): RecordingParties | undefined;
+  /** The channels around one (its call, bridges, Local pairs, dial legs), itself included; bounded. */
+  channelsAround(uniqueId: string): string[];
+  /**
+   * What consent enforcement did to a call's recording: the worst outcome
+   * sticks (stop-failed over blocked over kept). The call's records carry it.
+   */
+  markRecording(callId: string, outcome: 'kept' | 'blocked' | 'stop-failed'): void;
   liveChannelCount(): number;
   liveCallCount(): number;
   stats(): Readonly<CallModelStats>;
@@ -249,6 +277,8 @@ export const DEFAULT_CALL_MODEL_OPTIONS = {
 
 const SWEEP_EVERY_MS = 1000;
 const MAX_CONSENT_TARGETS = 32;
+// Channels looked at around a recorded one: a conference of more is judged incomplete (fail closed).
+const MAX_AROUND = 64;
 // At most 8 digits (over 3 years): a longer digit string is no duration, and
 // might be a number that a mangled frame put in the wrong field.
 const SECONDS = /^[0-9]{1,8}$/;
@@ -289,10 +319,20 @@ function callerIdName(callerId: string): string {
 }
 
 const isoLess = (a: string, b: string) => a < b;
+const NOT_A_PARTY = { internal: false, extension: undefined } as const;
 
 // Where the numbers and names of a call travel in AMI (the egress guard's raw values; README "The egress guard").
 // Each header is read by name, so the decode plan's scan (test/source/decode-plan.test.ts) sees them.
-const PARTY_EVENTS = new Set(['Newchannel', 'NewCallerid', 'NewConnectedLine', 'DialBegin', 'DialEnd', 'Dial']);
+// Status: a call first seen in the listing after a login (consent's search for recordings already running).
+const PARTY_EVENTS = new Set([
+  'Newchannel',
+  'NewCallerid',
+  'NewConnectedLine',
+  'DialBegin',
+  'DialEnd',
+  'Dial',
+  'Status',
+]);
 
 function collectParties(raw: RawValues, msg: AmiMessage): void {
   for (const v of [
@@ -386,6 +426,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   const finished = new LRUCache<string, true>({ max: 20_000 });
   // Latest uniqueid per channel name (Cdr DestinationChannel names the B side by name).
   const byName = new LRUCache<string, string>({ max: opts.maxChannels });
+  // Bridge membership: bridge id -> the uniqueids in it now.
+  const bridges = new Map<string, Set<string>>();
   // Local channel pairs: pair -> the uniqueids of its halves.
   const localPairs = new LRUCache<string, { one?: string; two?: string }>({ max: opts.maxChannels });
   // Asterisk 11: no Linkedid on channel events. Channels joined by events form one call.
@@ -473,6 +515,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       recording: 'none',
       recordingFileNamed: false,
       consentTargets: new Set(),
+      consentTargetsOverflow: false,
       cdrCount: 0,
       createdAtMs: now(),
       firstSeenAt: wallNow().toISOString(),
@@ -545,7 +588,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       to.legs.push(...from.legs);
       to.transfers.push(...from.transfers);
       to.queue ??= from.queue;
-      if (from.recording === 'blocked' || to.recording === 'none') to.recording = from.recording;
+      if (OUTCOME_RANK[from.recording] > OUTCOME_RANK[to.recording]) to.recording = from.recording;
       to.incomplete ||= from.incomplete;
       to.raw.merge(from.raw);
       to.sawCdr ||= from.sawCdr;
@@ -626,9 +669,12 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
 
   /** The extension a phone channel stands for: its peer, else its own caller number, when extension-shaped. */
   function extensionOf(ch: ChannelState): string | undefined {
-    const peer = parseChannelName(ch.channel).peer;
+    return extensionOfPeer(parseChannelName(ch.channel).peer, ch.callerNum);
+  }
+
+  function extensionOfPeer(peer: string, callerNum: string): string | undefined {
     const rules = opts.rules();
-    const candidates = [peer, ch.callerNum, /(?:^|[-_])([0-9]{2,8})$/.exec(peer)?.[1] ?? ''];
+    const candidates = [peer, callerNum, /(?:^|[-_])([0-9]{2,8})$/.exec(peer)?.[1] ?? ''];
     for (const c of candidates) if (c !== '' && rules.isConfiguredExtension(c)) return c;
     for (const c of candidates) if (EXTENSION.test(c)) return c;
     return undefined;
@@ -741,16 +787,17 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       case 'Hangup': {
         ch.hungUp = true;
         ch.hungUpEpoch = epoch;
+        enterBridge(ch, '');
         channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
         const call = calls.get(ch.linkedId);
         if (call !== undefined && liveChannels(call) === 0) call.endedAtMs = now();
         return;
       }
       case 'BridgeEnter':
-        ch.bridge = field(msg, 'bridgeuniqueid') || ch.bridge;
+        enterBridge(ch, field(msg, 'bridgeuniqueid'));
         return;
       case 'BridgeLeave':
-        ch.bridge = undefined;
+        enterBridge(ch, '');
         return;
       case 'MixMonitorStart':
         ch.recording = 'mixmonitor';
@@ -765,12 +812,13 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       case 'VarSet': {
         const variable = field(msg, 'variable');
         if (variable === 'MIXMONITOR_FILENAME' || variable === 'RECFILE') ch.recordingFileNamed = true;
-        else if (variable === 'TARGET_EXT' || variable === '__TARGET_EXT' || variable === 'TARGET') {
-          const v = field(msg, 'value');
-          if (v !== '' && ch.consentTargets.size < MAX_CONSENT_TARGETS) ch.consentTargets.add(v);
-        }
+        else if (variable === 'TARGET_EXT' || variable === '__TARGET_EXT' || variable === 'TARGET')
+          addTarget(ch, field(msg, 'value'));
         return;
       }
+      case 'Status':
+        onStatus(msg, ch);
+        return;
       case 'QueueCallerJoin':
       case 'Join':
         ch.queue = field(msg, 'queue');
@@ -801,12 +849,132 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     }
   }
 
+  /**
+   * A target of the call (a channel name, or a value that can name an
+   * extension); anything else (an external number, junk) is no party and is
+   * not kept. Beyond the cap only the overflow is noted.
+   */
+  function addTarget(ch: ChannelState, value: string): void {
+    if (value === '' || ch.consentTargets.has(value)) return;
+    if (!value.includes('/') && !EXTENSION.test(value) && !opts.rules().isConfiguredExtension(value)) return;
+    if (ch.consentTargets.size < MAX_CONSENT_TARGETS) ch.consentTargets.add(value);
+    else ch.consentTargetsOverflow = true;
+  }
+
+  /** Moves a channel into a bridge ('' for none), keeping the bridge index. */
+  function enterBridge(ch: ChannelState, bridgeId: string): void {
+    if (ch.bridge !== undefined && ch.bridge !== bridgeId) {
+      const members = bridges.get(ch.bridge);
+      members?.delete(ch.uniqueId);
+      if (members?.size === 0) bridges.delete(ch.bridge);
+    }
+    if (bridgeId === '') {
+      ch.bridge = undefined;
+      return;
+    }
+    ch.bridge = bridgeId;
+    let members = bridges.get(bridgeId);
+    if (members === undefined) bridges.set(bridgeId, (members = new Set()));
+    members.add(ch.uniqueId);
+  }
+
+  /**
+   * A Status list item (after login): the channel's bridge and the target
+   * variables asked for (`Variable: TARGET_EXT=1002`), so a call already up
+   * when the gateway connected has its parties.
+   */
+  function onStatus(msg: AmiMessage, ch: ChannelState): void {
+    const bridge = field(msg, 'bridgeid');
+    if (bridge !== '') enterBridge(ch, bridge);
+    const vars = msg['variable'];
+    for (const v of vars === undefined ? [] : typeof vars === 'string' ? [vars] : vars) {
+      const eq = v.indexOf('=');
+      const name = eq > 0 ? v.slice(0, eq) : '';
+      if (name === 'TARGET_EXT' || name === '__TARGET_EXT' || name === 'TARGET') addTarget(ch, v.slice(eq + 1));
+    }
+  }
+
+  /** Every real channel around a channel: its call, its bridge, Local pair halves, dial legs; bounded. */
+  function around(start: ChannelState): { readonly reach: ChannelState[]; readonly complete: boolean } {
+    const seen = new Set<string>([start.uniqueId]);
+    const reach: ChannelState[] = [start];
+    let complete = true;
+    const next = (u: string | undefined): void => {
+      if (u === undefined || seen.has(u)) return;
+      const c = channels.peek(u);
+      if (c === undefined) return;
+      if (seen.size >= MAX_AROUND) {
+        complete = false;
+        return;
+      }
+      seen.add(u);
+      reach.push(c);
+    };
+    for (let i = 0; i < reach.length; i++) {
+      const ch = reach[i]!;
+      for (const u of calls.get(ch.linkedId)?.channels ?? []) next(u);
+      if (ch.bridge !== undefined) for (const u of bridges.get(ch.bridge) ?? []) next(u);
+      const l = parseChannelName(ch.channel).local;
+      if (l !== undefined) {
+        const pair = localPairs.peek(l.pair);
+        next(pair?.one);
+        next(pair?.two);
+      }
+      next(ch.dialledBy);
+      for (const u of ch.dialledLegs) next(u);
+      next(ch.bridgePeer);
+    }
+    return { reach, complete };
+  }
+
+  /** A target value as a party: a channel name by the classifier, a bare value when extension-shaped. */
+  function extensionOfTarget(value: string): { internal: boolean; extension: string | undefined } {
+    if (value.includes('/')) {
+      const known = channels.peek(byName.get(value) ?? '');
+      if (known !== undefined) {
+        const real = standsFor(known) ?? known;
+        return roleOf(real) === 'phone' ? { internal: true, extension: extensionOf(real) } : NOT_A_PARTY;
+      }
+      const role = classifier.channelRole(value);
+      if (role !== 'phone') return NOT_A_PARTY;
+      return { internal: true, extension: extensionOfPeer(parseChannelName(value).peer, '') };
+    }
+    return opts.rules().isConfiguredExtension(value) || EXTENSION.test(value)
+      ? { internal: true, extension: value }
+      : NOT_A_PARTY;
+  }
+
+  function recordingParties(uniqueId: string): RecordingParties | undefined {
+    const start = channels.peek(uniqueId);
+    if (start === undefined) return undefined;
+    const { reach, complete } = around(start);
+    const extensions = new Set<string>();
+    let unnamed = 0;
+    let full = complete;
+    const add = (p: { internal: boolean; extension: string | undefined }) => {
+      if (!p.internal) return;
+      if (p.extension === undefined) unnamed++;
+      else extensions.add(p.extension);
+    };
+    for (const ch of reach) {
+      if (roleOf(ch) === 'phone') add({ internal: true, extension: extensionOf(ch) });
+      for (const t of ch.consentTargets) add(extensionOfTarget(t));
+      if (ch.consentTargetsOverflow) full = false;
+    }
+    // What a phone dialled is who its call is for (an internal call before its Dial).
+    if (roleOf(start) === 'phone' && start.dialled !== '') {
+      const p = extensionOfTarget(start.dialled);
+      if (p.extension !== undefined) extensions.add(p.extension);
+    }
+    return { extensions: [...extensions].sort(), unnamed, complete: full };
+  }
+
   function dialBegin(ch: ChannelState, destUnique: string, destName: string, dialString: string): void {
     if (dialString !== '') {
       classifier.learnDialString(dialString);
       ch.role = undefined;
     }
-    if (destName !== '' && ch.consentTargets.size < MAX_CONSENT_TARGETS) ch.consentTargets.add(destName);
+    addTarget(ch, destName);
     if (destUnique === '') return;
     ch.dialledLegs.add(destUnique);
     const dest = channels.get(destUnique);
@@ -828,6 +996,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     let to: RawCallParty | null;
     if (kind === 'blind') {
       const ext = field(msg, 'extension');
+      // The transferee is on its way to that extension: a party of its call from now on.
+      if (transferee !== undefined) addTarget(transferee, ext);
       to =
         ext === ''
           ? null
@@ -1663,9 +1833,14 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       const role = roleOf(real);
       return { where: classifier.whereOn(role), extension: role === 'phone' ? extensionOf(real) : undefined };
     },
+    recordingParties,
+    channelsAround(uniqueId) {
+      const ch = channels.peek(uniqueId);
+      return ch === undefined ? [] : around(ch).reach.map((c) => c.uniqueId);
+    },
     markRecording(callId, outcome) {
       const call = calls.get(callId);
-      if (call !== undefined && call.recording !== 'blocked') call.recording = outcome;
+      if (call !== undefined && OUTCOME_RANK[outcome] > OUTCOME_RANK[call.recording]) call.recording = outcome;
     },
     liveChannelCount: () => channels.size,
     liveCallCount: () => calls.size,

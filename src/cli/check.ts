@@ -11,7 +11,8 @@ import { connectTopicAdmin, probeKafka } from '../sink/kafka.js';
 import { checkKafkaTopics } from '../sink/kafka-check.js';
 import { gatewayTopicsOf } from '../sink/topics.js';
 import { openSpool } from '../sink/spool.js';
-import { createAmiClient } from '../source/ami-client.js';
+import { createAmiClient, type AmiClient } from '../source/ami-client.js';
+import { probeStopPermission } from '../consent/stop-probe.js';
 import { checkStoreFile } from '../reconcile/store-check.js';
 import type { Env } from './cli-command.js';
 
@@ -59,6 +60,7 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
         `logged in to ${where}, but CoreShowChannels was refused — fix: manager.conf [${ami.username}] write = call,reporting`,
       );
     }
+    if (loaded.config.consent.enforce) await checkStopPermission(client, ami.username, report);
   } else if (outcome === 'GW_AMI_AUTH') {
     report(
       false,
@@ -79,6 +81,31 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
     );
   }
   await client.stop();
+}
+
+/** May the user stop recordings? StopMixMonitor on a channel that cannot exist stops nothing real. */
+async function checkStopPermission(client: Pick<AmiClient, 'action'>, username: string, report: Report): Promise<void> {
+  const p = await probeStopPermission(client);
+  if (p === 'permitted')
+    report(
+      true,
+      'consent',
+      'StopMixMonitor allowed (probed on a channel that cannot exist): recordings without consent can be stopped',
+    );
+  else if (p === 'no-mixmonitor')
+    report(true, 'consent', 'app_mixmonitor is not loaded on the PBX: no MixMonitor recording can run');
+  else if (p === 'not-permitted')
+    report(
+      false,
+      'consent',
+      `StopMixMonitor refused (Permission denied): recordings without consent would run in full and records say stop-failed — fix: manager.conf [${username}] write = call,reporting`,
+    );
+  else
+    report(
+      false,
+      'consent',
+      'StopMixMonitor got an answer Asterisk does not give (probed on a channel that cannot exist) — fix: is this Asterisk 12 or later with app_mixmonitor?',
+    );
 }
 
 async function checkSink(loaded: LoadedConfig, env: Env, report: Report, timeoutMs: number): Promise<void> {

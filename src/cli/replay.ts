@@ -11,14 +11,17 @@ import { openSink, replayCapture } from '../main.js';
 import type { CliIo, Env } from './cli-command.js';
 import { loadConfig, logWarnings } from './run.js';
 import { GatewayError } from '../errors.js';
+import { replayConsentRegistry } from '../consent/replay-consent.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_CAPTURE = join(PACKAGE_ROOT, 'test', 'fixtures', 'ami', 'inbound-pstn.ami.gz');
 
-// What a replay does not evaluate, said where its records are read. Worded for a replay without a consent
-// registry: true for every replay until one can be given.
+// What the demo does not evaluate, said where its records are read.
 export const CONSENT_NOT_EVALUATED =
-  'recording consent is not evaluated in this replay: every record says recording "none", whatever Asterisk recorded';
+  'recording consent is not evaluated in the demo: every record says recording "none", whatever Asterisk recorded (callveil replay --consent evaluates it)';
+/** Said when a replay judges recordings without a --consent file. */
+export const NOTHING_CONSENTS =
+  'no --consent file: recordings are judged against an embedded registry where nothing consents (every recording is blocked)';
 export const RANDOM_KEY_WARNING =
   'records are keyed with a key random for this run: their tokens are not comparable across runs';
 
@@ -26,6 +29,7 @@ export interface ReplayOptions {
   readonly config?: string;
   readonly out?: string;
   readonly callsOut?: string;
+  readonly consent?: string;
 }
 
 function progressPrinter(io: CliIo): ((events: number, records: number) => void) | undefined {
@@ -43,13 +47,17 @@ export async function replay(o: ReplayOptions, capturePath: string, env: Env, io
   const loaded = loadConfig(o.config, env, fallbackSink);
   const log = createLogger(loaded.config.log.level);
   logWarnings(log, loaded);
-  log.warn(CONSENT_NOT_EVALUATED);
+  const consent = replayConsentRegistry(
+    o.consent,
+    loaded.tenants.map((t) => t.id),
+  );
+  if (o.consent === undefined) log.warn(NOTHING_CONSENTS);
   // --out always wins: a replay never publishes to the configured Kafka by accident.
   const sinkConfig = o.out === undefined ? loaded : { ...loaded, config: { ...loaded.config, sink: fallbackSink } };
   const sink = await openSink(sinkConfig, env, log);
   const progress = progressPrinter(io);
   try {
-    const s = await replayCapture({ capturePath, loaded, sink, log, ...(progress ? { progress } : {}) });
+    const s = await replayCapture({ capturePath, loaded, sink, log, consent, ...(progress ? { progress } : {}) });
     if (progress) io.stderr('\n');
     await sink.close();
     io.stdout(

@@ -112,6 +112,31 @@ export interface ConsentStore {
   save(data: ConsentData): Promise<void>;
 }
 
+/** A consent store file's entries (v2, or v1 from before history), for tools that read a copy (`replay --consent`). */
+export function parseConsentFile(json: unknown): { ok: true; data: ConsentData } | { ok: false; problem: string } {
+  const v2 = StoreFile.safeParse(json);
+  if (v2.success) return { ok: true, data: v2.data.tenants };
+  const v1 = StoreFileV1.safeParse(json);
+  if (v1.success) return { ok: true, data: v1.data.tenants };
+  const issue = v2.error.issues[0];
+  return { ok: false, problem: `${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim() };
+}
+
+/** A store that holds `data` in memory and refuses every change (a replay changes no consent). */
+export function readOnlyConsentStore(path: string, data: ConsentData): ConsentStore {
+  const refuse = () => new GatewayError('GW_CONSENT_STORE', 'a replay changes no consent');
+  return {
+    path,
+    load: () => ({ readable: true, data, history: {}, appliedTxn: 0, pending: [] }),
+    journal: () => Promise.reject(refuse()),
+    journalSync: () => {
+      throw refuse();
+    },
+    commit: () => Promise.reject(refuse()),
+    save: () => Promise.reject(refuse()),
+  };
+}
+
 export const CONSENT_FILE = 'consent.json';
 export const CONSENT_JOURNAL = 'consent.journal';
 

@@ -453,7 +453,8 @@ function actionName(fields: Record<string, string>): string {
   return 'action';
 }
 
-function actionRejected(name: string, response: AmiMessage): GatewayError {
+/** The rejection an action gets on `Response: Error` (its response kept for actionErrorResponse). */
+export function actionRejected(name: string, response: AmiMessage): GatewayError {
   const err = new GatewayError('GW_AMI_ACTION', `AMI ${name} answered Response: Error`, { retriable: false });
   RESPONSES.set(err, response);
   return err;

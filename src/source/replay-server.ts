@@ -1,6 +1,10 @@
 // A built-in AMI server on 127.0.0.1 that replays a recorded capture byte for
-// byte to whoever logs in, and answers the few actions the gateway sends.
-// Used by the embedded demo, `callveil replay`, benchmarks and tests.
+// byte to whoever logs in, and answers the few actions the gateway sends the
+// way Asterisk 20/22 do: Ping, CoreShowChannels and Status (with Variables)
+// from the state the capture has reached, StopMixMonitor/StopMonitor with
+// their MixMonitorStop/MonitorStop events, and "Permission denied" for an
+// action the user's write= classes do not allow. Used by the embedded demo,
+// `callveil replay`, benchmarks and tests.
 import { createServer, type Server, type Socket } from 'node:net';
 import { field, type AmiMessage } from './ami-message.js';
 import { splitCapture } from './capture.js';
@@ -34,9 +38,41 @@ export interface ReplayServerOptions {
   readonly resumeOnReconnect?: boolean;
   /** With resumeOnReconnect: skip this many body bytes first (events Asterisk sent while the link was down). */
   readonly skipOnReconnectBytes?: number;
+  /**
+   * The first connection starts this many body bytes in (at the next message
+   * boundary): what came before happened before the client connected, and
+   * Status/CoreShowChannels answer from it.
+   */
+  readonly startAtBytes?: number;
   /** false: Ping goes unanswered (a dead link that still accepts bytes). Default true. */
   readonly answerPings?: boolean;
+  /** The greeting line, when the capture has none (default `Asterisk Call Manager/9.0.0`, 22.x says 11.0.0). */
+  readonly greeting?: string;
+  /**
+   * The user's manager.conf write= classes (default all). An action none of
+   * whose classes the user has is refused with "Permission denied", as
+   * Asterisk does: StopMixMonitor/StopMonitor need system or call, Status
+   * system, call or reporting, CoreShowChannels system or reporting.
+   */
+  readonly write?: readonly string[];
+  /** false: a stop is answered Success but no MixMonitorStop/MonitorStop event follows (unconfirmed). */
+  readonly stopEvents?: boolean;
+  /**
+   * A replay runs far ahead of the PBX's own pace, so a stop can arrive after
+   * the capture hung the channel up: true confirms it as Asterisk would have
+   * at its pace (callveil replay). Default false: "No such channel".
+   */
+  readonly stopsAfterHangup?: boolean;
 }
+
+/** The write classes each action needs (any one of them), as Asterisk registers them. */
+const ACTION_CLASSES: Readonly<Record<string, readonly string[]>> = {
+  stopmixmonitor: ['system', 'call'],
+  stopmonitor: ['system', 'call'],
+  mixmonitor: ['system', 'call'],
+  status: ['system', 'call', 'reporting'],
+  coreshowchannels: ['system', 'reporting'],
+};
 
 export interface ReplayStats {
   readonly connections: number;
@@ -71,6 +107,8 @@ interface Shared {
   readonly random: () => number;
   readonly stats: { connections: number; logins: number; loginFailures: number; completed: number; dropped: number };
   resumeAt: number;
+  /** Recordings stopped by an action: uniqueid -> body offset the stop happened at. */
+  readonly stops: Map<string, number>;
   markDone(): void;
 }
 
@@ -80,13 +118,19 @@ export async function startReplayServer(opts: ReplayServerOptions): Promise<Repl
   const done = new Promise<void>((resolve) => (markDone = resolve));
   const shared: Shared = {
     opts,
-    greeting: greeting.length > 0 ? greeting : DEFAULT_GREETING,
+    greeting:
+      greeting.length > 0
+        ? greeting
+        : opts.greeting !== undefined
+          ? Buffer.from(`${opts.greeting}\r\n`)
+          : DEFAULT_GREETING,
     body,
     actions: [],
     sockets: new Set(),
     random: mulberry32(opts.seed ?? 1),
     stats: { connections: 0, logins: 0, loginFailures: 0, completed: 0, dropped: 0 },
     resumeAt: 0,
+    stops: new Map(),
     markDone,
   };
   const server = createServer((socket) => serveConnection(shared, socket));
@@ -105,6 +149,7 @@ export async function startReplayServer(opts: ReplayServerOptions): Promise<Repl
 // One client: greeting, login, then the body interleaved with responses.
 interface Connection {
   readonly socket: Socket;
+  readonly body: Buffer;
   loggedIn: boolean;
   closed: boolean;
   /** Responses waiting for a message boundary in the body. */
@@ -113,6 +158,12 @@ interface Connection {
   wake: (() => void) | undefined;
   /** Body bytes sent so far on this connection: what the PBX "has done" by now. */
   pos: number;
+  /** The PBX state Status and stops answer from, built as the body goes out (on first use). */
+  pbx: PbxTracker | undefined;
+}
+
+function tracker(conn: Connection): PbxTracker {
+  return (conn.pbx ??= new PbxTracker(conn.body));
 }
 
 function serveConnection(shared: Shared, socket: Socket): void {
@@ -126,6 +177,8 @@ function serveConnection(shared: Shared, socket: Socket): void {
     endAfterQueue: false,
     wake: undefined,
     pos: 0,
+    pbx: undefined,
+    body: shared.body,
   };
   socket.setNoDelay(true);
   socket.on('error', () => undefined); // resets by the client are normal here
@@ -165,7 +218,25 @@ function onAction(shared: Shared, conn: Connection, msg: AmiMessage): void {
       );
     return;
   }
-  const reply = answer(shared, action, id, conn.pos);
+  const classes = ACTION_CLASSES[action];
+  const write = shared.opts.write;
+  if (
+    classes !== undefined &&
+    write !== undefined &&
+    !write.includes('all') &&
+    !classes.some((c) => write.includes(c))
+  ) {
+    conn.queue.push(
+      frame([
+        ['Response', 'Error'],
+        ['ActionID', id],
+        ['Message', 'Permission denied'],
+      ]),
+    );
+    wake(conn);
+    return;
+  }
+  const reply = answer(shared, conn, action, id, conn.pos, msg);
   if (reply === undefined) return;
   conn.queue.push(reply);
   if (action === 'logoff') conn.endAfterQueue = true;
@@ -202,7 +273,14 @@ function login(shared: Shared, conn: Connection, msg: AmiMessage, id: string | u
 }
 
 /** The response to an action after login; undefined for no response at all. */
-function answer(shared: Shared, action: string, id: string | undefined, pos: number): Buffer | undefined {
+function answer(
+  shared: Shared,
+  conn: Connection,
+  action: string,
+  id: string | undefined,
+  pos: number,
+  msg: AmiMessage,
+): Buffer | undefined {
   switch (action) {
     case 'ping':
       if (shared.opts.answerPings === false) return undefined;
@@ -226,10 +304,9 @@ function answer(shared: Shared, action: string, id: string | undefined, pos: num
       ]);
     case 'stopmixmonitor':
     case 'stopmonitor':
-      return frame([
-        ['Response', 'Success'],
-        ['ActionID', id],
-      ]);
+      return stopRecording(shared, conn, action, id, pos, field(msg, 'channel'));
+    case 'status':
+      return status(shared, conn, id, pos, field(msg, 'variables'));
     case 'coreshowchannels': {
       // The channels the capture has up at this point, as Asterisk would list them.
       const live = liveChannelsAt(shared.body, pos);
@@ -268,6 +345,7 @@ function answer(shared: Shared, action: string, id: string | undefined, pos: num
 async function streamBody(shared: Shared, conn: Connection): Promise<void> {
   const { body, opts } = shared;
   let pos = opts.resumeOnReconnect ? shared.resumeAt : 0;
+  if (pos === 0 && opts.startAtBytes) pos = nextBoundary(body, Math.min(body.length, opts.startAtBytes));
   if (opts.resumeOnReconnect && pos > 0 && opts.skipOnReconnectBytes)
     pos = nextBoundary(body, Math.min(body.length, pos + opts.skipOnReconnectBytes));
   conn.pos = pos;
@@ -307,6 +385,196 @@ async function streamBody(shared: Shared, conn: Connection): Promise<void> {
     if (conn.queue.length === 0) await new Promise<void>((resolve) => (conn.wake = resolve));
   }
   conn.socket.end();
+}
+
+/** A channel as the capture has it at some point: what Status reports. Raw. */
+interface PbxChannel {
+  readonly uniqueid: string;
+  linkedid: string;
+  channel: string;
+  state: string;
+  callerIdNum: string;
+  accountCode: string;
+  context: string;
+  exten: string;
+  bridge: string;
+  /** Body offset of the latest MixMonitorStart / MonitorStart; -1 when not recording. */
+  mixStartAt: number;
+  monitorStartAt: number;
+  readonly vars: Map<string, string>;
+}
+
+/** The PBX's channels as the capture has them up to some point; moves forward only. */
+class PbxTracker {
+  readonly live = new Map<string, PbxChannel>();
+  /** Channels hung up (the latest 10,000), for a replay running ahead of the PBX's pace. */
+  readonly ended = new Map<string, PbxChannel>();
+  private parsedTo = 0;
+  /** End offset of the message being parsed (messages end at \r\n\r\n). */
+  private offset = 0;
+  private readonly parser = createFrameParser({ onMessage: (m) => this.onMessage(m) });
+  constructor(private readonly body: Buffer) {}
+
+  /** Takes in body[parsedTo, pos) up to its last message boundary. */
+  advance(pos: number): this {
+    const to = lastBoundary(this.body, pos);
+    if (to > this.parsedTo) {
+      this.parser.push(this.body.subarray(this.parsedTo, to));
+      this.parsedTo = to;
+    }
+    return this;
+  }
+
+  byName(name: string): PbxChannel | undefined {
+    for (const ch of this.live.values()) if (ch.channel === name) return ch;
+    return undefined;
+  }
+
+  private onMessage(m: AmiMessage): void {
+    this.offset = this.body.indexOf(BOUNDARY, this.offset) + BOUNDARY.length;
+    const e = field(m, 'event');
+    const u = field(m, 'uniqueid');
+    if (u === '' || e === '') return;
+    let ch = this.live.get(u);
+    if (e === 'Hangup') {
+      if (ch !== undefined) {
+        this.live.delete(u);
+        if (this.ended.size >= 10_000) this.ended.delete(this.ended.keys().next().value!);
+        this.ended.set(u, ch);
+      }
+      return;
+    }
+    if (ch === undefined) {
+      if (e !== 'Newchannel') return;
+      ch = {
+        uniqueid: u,
+        linkedid: field(m, 'linkedid') || u,
+        channel: field(m, 'channel'),
+        state: field(m, 'channelstate'),
+        callerIdNum: field(m, 'calleridnum'),
+        accountCode: '',
+        context: field(m, 'context'),
+        exten: field(m, 'exten'),
+        bridge: '',
+        mixStartAt: -1,
+        monitorStartAt: -1,
+        vars: new Map(),
+      };
+      this.live.set(u, ch);
+    }
+    if (field(m, 'linkedid') !== '') ch.linkedid = field(m, 'linkedid');
+    if (field(m, 'channel') !== '') ch.channel = field(m, 'channel');
+    if (field(m, 'channelstate') !== '') ch.state = field(m, 'channelstate');
+    if (field(m, 'accountcode') !== '') ch.accountCode = field(m, 'accountcode');
+    if (e === 'VarSet') {
+      // Bounded: a channel's variables, not every value ever set.
+      if (ch.vars.size < 256 || ch.vars.has(field(m, 'variable')))
+        ch.vars.set(field(m, 'variable').replace(/^_{1,2}/, ''), field(m, 'value'));
+    } else if (e === 'BridgeEnter') ch.bridge = field(m, 'bridgeuniqueid');
+    else if (e === 'BridgeLeave') ch.bridge = '';
+    else if (e === 'MixMonitorStart') ch.mixStartAt = this.offset;
+    else if (e === 'MixMonitorStop') ch.mixStartAt = -1;
+    else if (e === 'MonitorStart') ch.monitorStartAt = this.offset;
+    else if (e === 'MonitorStop') ch.monitorStartAt = -1;
+  }
+}
+
+/** Whether a recording runs on the channel now: started in the capture and not stopped by an action since. */
+function recordingRuns(shared: Shared, ch: PbxChannel, kind: 'mix' | 'monitor'): boolean {
+  const at = kind === 'mix' ? ch.mixStartAt : ch.monitorStartAt;
+  if (at < 0) return false;
+  const stopped = shared.stops.get(`${kind}|${ch.uniqueid}`);
+  return stopped === undefined || stopped < at;
+}
+
+/** StopMixMonitor / StopMonitor as app_mixmonitor and res_monitor answer them. */
+function stopRecording(
+  shared: Shared,
+  conn: Connection,
+  action: string,
+  id: string | undefined,
+  pos: number,
+  name: string,
+): Buffer {
+  const error = (message: string) =>
+    frame([
+      ['Response', 'Error'],
+      ['ActionID', id],
+      ['Message', message],
+    ]);
+  if (name === '') return error('No channel specified');
+  const pbx = tracker(conn).advance(pos);
+  let ch = pbx.byName(name);
+  // A replay runs far ahead of the PBX's pace: a channel that hung up since is stopped as Asterisk would
+  // have stopped it at its own pace (stopsAfterHangup).
+  if (ch === undefined && shared.opts.stopsAfterHangup === true)
+    ch = [...pbx.ended.values()].reverse().find((c) => c.channel === name);
+  if (ch === undefined) return error('No such channel');
+  const kind = action === 'stopmixmonitor' ? 'mix' : 'monitor';
+  if (!recordingRuns(shared, ch, kind)) return error(kind === 'mix' ? 'Could not stop MixMonitor' : 'No monitor');
+  shared.stops.set(`${kind}|${ch.uniqueid}`, pos);
+  const ok = frame([
+    ['Response', 'Success'],
+    ['ActionID', id],
+  ]);
+  if (shared.opts.stopEvents === false) return ok;
+  // Asterisk publishes the stop event before it writes the response.
+  return Buffer.concat([
+    frame([
+      ['Event', kind === 'mix' ? 'MixMonitorStop' : 'MonitorStop'],
+      ['Privilege', 'call,all'],
+      ['Channel', ch.channel],
+      ['ChannelState', ch.state || '6'],
+      ['AccountCode', ch.accountCode],
+      ['Context', ch.context],
+      ['Exten', ch.exten],
+      ['Uniqueid', ch.uniqueid],
+      ['Linkedid', ch.linkedid],
+    ]),
+    ok,
+  ]);
+}
+
+/** Status with Variables: one item per channel, `Variable: NAME=value` per variable asked for. */
+function status(shared: Shared, conn: Connection, id: string | undefined, pos: number, variables: string): Buffer {
+  const live = tracker(conn).advance(pos).live;
+  const names = variables
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+  const items = [...live.values()].map((ch) =>
+    frame([
+      ['Event', 'Status'],
+      ['Privilege', 'Call'],
+      ['ActionID', id],
+      ['Channel', ch.channel],
+      ['ChannelState', ch.state || '6'],
+      ['CallerIDNum', ch.callerIdNum],
+      ['AccountCode', ch.accountCode],
+      ['Context', ch.context],
+      ['Exten', ch.exten],
+      ['Uniqueid', ch.uniqueid],
+      ['Linkedid', ch.linkedid],
+      ['BridgeID', ch.bridge],
+      ...names.map((n) => ['Variable', `${n}=${ch.vars.get(n.replace(/^_{1,2}/, '')) ?? ''}`] as const),
+    ]),
+  );
+  return Buffer.concat([
+    frame([
+      ['Response', 'Success'],
+      ['ActionID', id],
+      ['EventList', 'start'],
+      ['Message', 'Channel status will follow'],
+    ]),
+    ...items,
+    frame([
+      ['Event', 'StatusComplete'],
+      ['ActionID', id],
+      ['EventList', 'Complete'],
+      ['ListItems', String(items.length)],
+      ['Items', String(items.length)],
+    ]),
+  ]);
 }
 
 /** Uniqueid -> Linkedid of every channel created and not yet hung up in body[0, pos). */

@@ -13,6 +13,7 @@ import { readCapture } from '../helpers/ground-truth.js';
 import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { PROBE_CHANNEL } from '../../src/consent/stop-probe.js';
 
 t.test('the live gateway enforces consent and serves the API', async (t) => {
   const dir = tempDir(t, 'gw');
@@ -65,10 +66,13 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
   );
   await ami.done;
   const deadline = Date.now() + 5000;
-  while (ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length < 17 && Date.now() < deadline)
+  while (
+    ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '') && a.channel !== PROBE_CHANNEL).length < 17 &&
+    Date.now() < deadline
+  )
     await new Promise((r) => setTimeout(r, 20));
   t.equal(
-    ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '')).length,
+    ami.actionsReceived().filter((a) => /^stop/i.test(a.action ?? '') && a.channel !== PROBE_CHANNEL).length,
     17,
     'no consent configured: every recording stopped',
   );

@@ -31,6 +31,7 @@ const BENCHES: readonly Bench[] = [
   { id: 'kafka', file: 'kafka.bench.js', timeoutS: 120, broker: true },
   { id: 'latency', file: 'latency.bench.js', timeoutS: 60, broker: true },
   { id: 'reconcile', file: 'reconcile.bench.js', timeoutS: 400 },
+  { id: 'consent', file: 'consent.bench.js', timeoutS: 60 },
   // Its feed stops at --memory-seconds; then comes the per-channel measurement.
   {
     id: 'memory',

@@ -26,9 +26,17 @@ async function run(
     config?: string;
     broker?: KafkaTestBrokerOptions;
     setup?: (b: KafkaTestBroker) => void;
+    /** The AMI user's manager.conf write= classes. */
+    write?: string[];
   } = {},
 ) {
-  const ami = await startReplayServer({ capture: IDLE, username: 'callveil', secret: 'right', holdOpen: true });
+  const ami = await startReplayServer({
+    capture: IDLE,
+    username: 'callveil',
+    secret: 'right',
+    holdOpen: true,
+    ...(opts.write ? { write: opts.write } : {}),
+  });
   const broker = await startKafkaBroker(opts.broker);
   opts.setup?.(broker);
   const amiPort = ami.port;
@@ -72,6 +80,7 @@ t.test('everything reachable: all pass', async (t) => {
       'PASS audit key',
       'PASS storage',
       'PASS ami',
+      'PASS consent',
       'PASS kafka',
       'PASS kafka topics',
       'PASS kafka acls',
@@ -89,6 +98,13 @@ t.test('no audit key, a storage dir others may write: each fails with its fix', 
   const open = await run(t);
   t.match(open.text, `FAIL storage: ${join(dir, 'data')} is writable by group and others (mode 0777)`);
   t.match(open.text, `fix: chmod 700 ${join(dir, 'data')}`);
+});
+
+t.test('an AMI user without write=call: stopping recordings is refused, named with its fix', async (t) => {
+  const r = await run(t, { write: ['reporting'] });
+  t.equal(r.ok, false);
+  t.match(r.text, /FAIL consent: StopMixMonitor refused \(Permission denied\).*write = call,reporting/);
+  t.match(r.text, /PASS ami: .*CoreShowChannels allowed/, 'the rest of the AMI check still passes');
 });
 
 t.test('kafka topics: missing ones are validated, not created; existing ones have readable configs', async (t) => {

@@ -40,7 +40,7 @@ t.test('replay with no config: embedded defaults, one JSON summary line, a warni
   t.equal(summary.withheld, 0);
   t.ok(summary.events > 1000);
   t.match(r.stderr.toString(), 'random key');
-  t.match(r.stderr.toString(), 'recording consent is not evaluated in this replay', 'says what it does not evaluate');
+  t.match(r.stderr.toString(), 'no --consent file', 'says recordings are judged with nothing consenting');
   const written = readFileSync(out);
   t.equal(written.toString().trim().split('\n').length, 12);
   t.same(
@@ -53,6 +53,41 @@ t.test('replay with no config: embedded defaults, one JSON summary line, a warni
     [],
   );
 });
+
+t.test(
+  'replay --consent: recordings judged as the live gateway judges them; without it nothing consents',
+  async (t) => {
+    const consentFile = join(dir, 'consent.json');
+    const entry = { recording: true, changedBy: 'operator:test', changedAt: '2026-12-01T00:00:00.000Z' };
+    writeFileSync(consentFile, JSON.stringify({ version: 1, tenants: { default: { '1001': entry, '1002': entry } } }));
+    const outcomes = (args: string[]) => {
+      const out = join(dir, `rc-${args.length}.jsonl`);
+      const callsOut = join(dir, `rc-${args.length}-calls.jsonl`);
+      const r = callveil(['replay', captureFile('recording-consent'), '--out', out, '--calls-out', callsOut, ...args]);
+      t.equal(r.code, 0, r.stderr.toString());
+      const count: Record<string, number> = {};
+      for (const line of readFileSync(callsOut, 'utf8').trim().split('\n')) {
+        const rec = (JSON.parse(line) as { recording: string }).recording;
+        count[rec] = (count[rec] ?? 0) + 1;
+      }
+      return { count, stderr: r.stderr.toString(), legs: readFileSync(out) };
+    };
+    // The capture's 17 recordings: 4 have only 1001/1002 as parties (kept), 13 have another (blocked).
+    const judged = outcomes(['--consent', consentFile]);
+    t.match(judged.count, { kept: 4, blocked: 13 }, 'kept and blocked as the live gateway decides');
+    t.notOk(judged.count['stop-failed'], 'every stop confirmed by the built-in server');
+    const none = outcomes([]);
+    t.match(none.count, { blocked: 17 }, 'without --consent: every recording blocked');
+    t.notOk(none.count['kept']);
+    t.match(none.stderr, 'no --consent file');
+    t.same(scanBuffers(needlesForCapture('recording-consent'), [{ label: 'legs', data: judged.legs }]), []);
+    const bad = join(dir, 'bad-consent.json');
+    writeFileSync(bad, '{"version":1,"tenants":{"default":{"1001":{"recording":"yes"}}}}');
+    const r = callveil(['replay', captureFile('recording-consent'), '--out', join(dir, 'x.jsonl'), '--consent', bad]);
+    t.equal(r.code, 2, 'a consent file that is not a consent store: a usage error');
+    t.match(r.stderr.toString(), `--consent ${bad}: expected a consent store file`);
+  },
+);
 
 t.test('demo (npm start): the random-key warning on stderr, a report that says consent is not evaluated', async (t) => {
   const r = callveil(['demo']);
@@ -73,7 +108,7 @@ t.test('demo (npm start): the random-key warning on stderr, a report that says c
     40,
     '40 calls',
   );
-  t.match(stdout, 'recording consent is not evaluated in this replay: every record says recording "none"');
+  t.match(stdout, 'recording consent is not evaluated in the demo: every record says recording "none"');
   const records = readFileSync(join(dir, 'callveil-out', 'cdrs.jsonl'), 'utf8')
     .trim()
     .split('\n');

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createModel } from '../../src/main.js';
+import type { CallModel } from '../../src/assemble/call-model.js';
 import { openAuditLog } from '../../src/audit/audit-log.js';
 import { createAuthenticator, hashToken } from '../../src/api/auth.js';
 import { loadConsoleAssets } from '../../src/api/console-assets.js';
@@ -22,7 +23,7 @@ import {
   type ConsentParts,
 } from '../../src/main.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
-import { gatewayHealth } from '../../src/observability/health.js';
+import { gatewayHealth, type Health } from '../../src/observability/health.js';
 import type { Pipeline } from '../../src/pipeline.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
@@ -102,6 +103,7 @@ export interface Stack {
   readonly proxy: { port: number; actions: TimedAction[] };
   readonly client: AmiClient;
   readonly pipeline: Pipeline;
+  readonly model: CallModel;
   readonly consent: ConsentParts;
   readonly metrics: Metrics;
   /** performance.now() when the client delivered each event, in order, with the event. */
@@ -109,6 +111,7 @@ export interface Stack {
   readonly recordsPath: string;
   readonly auditPath: string;
   readonly api: ApiServer | undefined;
+  readonly health: Health;
   readonly feed: LiveFeed | undefined;
   logText(): Buffer;
   /** Starts the client; resolves after the whole capture was delivered and the pipeline drained. */
@@ -118,7 +121,14 @@ export interface Stack {
 export async function consentStack(
   t: T,
   opts: {
-    capture: string;
+    /** A fixture capture's name, or the bytes of one (see session()). */
+    capture: string | Buffer;
+    /** The configuration (storage.dir is set to the stack's dir); default the lab's two tenants. */
+    config?: LoadedConfig;
+    /** Options of the AMI client (a short ping interval for the hostile-stream test). */
+    /** How long a stop may wait for its confirmation. */
+    confirmTimeoutMs?: number;
+    client?: { pingIntervalMs?: number; pingTimeoutMs?: number; reconnect?: boolean; reconnectMinMs?: number };
     consent?: Record<string, Record<string, boolean>>;
     replay?: Partial<ReplayServerOptions>;
     api?: boolean;
@@ -127,11 +137,17 @@ export async function consentStack(
   },
 ): Promise<Stack> {
   const dir = opts.dir ?? tempDir(t, 'consent');
-  const loaded = configWithStorage(dir);
+  const loaded =
+    opts.config === undefined
+      ? configWithStorage(dir)
+      : {
+          ...opts.config,
+          config: { ...opts.config.config, storage: { dir }, consent: { enforce: true, extensions: {} } },
+        };
   const { log, text } = memoryLog();
   const metrics = createMetrics();
   const server = await startReplayServer({
-    capture: readCapture(opts.capture),
+    capture: typeof opts.capture === 'string' ? readCapture(opts.capture) : opts.capture,
     username: 'gw',
     secret: 'pw',
     holdOpen: true,
@@ -150,6 +166,7 @@ export async function consentStack(
     secret: 'pw',
     reconnect: false,
     log: log.child({ component: 'ami' }),
+    ...opts.client,
   });
   t.teardown(() => client.stop());
   // Registered first: the time the client delivered the event, before anyone handled it.
@@ -158,7 +175,12 @@ export async function consentStack(
   connectSource(client, pipeline, log);
   const audit = openAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY });
   t.teardown(() => audit.close());
-  const consent = attachConsent(loaded, client, model, audit, log, metrics);
+  const health = gatewayHealth(metrics);
+  const consent = attachConsent(loaded, client, model, audit, log, {
+    metrics,
+    health,
+    ...(opts.confirmTimeoutMs === undefined ? {} : { confirmTimeoutMs: opts.confirmTimeoutMs }),
+  });
   for (const [tenant, exts] of Object.entries(opts.consent ?? {})) {
     await consent.registry.set(
       tenant,
@@ -175,7 +197,7 @@ export async function consentStack(
       port: 0,
       authenticate: createAuthenticator(API_TOKENS),
       registry: consent.registry,
-      health: gatewayHealth(metrics),
+      health,
       feed,
       assets: loadConsoleAssets(),
       log,
@@ -191,12 +213,14 @@ export async function consentStack(
     proxy,
     client,
     pipeline,
+    model,
     consent,
     metrics,
     delivered,
     recordsPath,
     auditPath: auditLogPath(loaded.config),
     api,
+    health,
     feed,
     logText: text,
     async run(settleMs = 300) {
@@ -227,3 +251,5 @@ export function readRecords(path: string): Array<Record<string, unknown>> {
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+export { bodyOffset, session } from './calls.js';

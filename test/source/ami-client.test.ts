@@ -273,7 +273,7 @@ t.test('action(): responses, errors, timeouts, and no connection', async (t) => 
   h.client.start();
   await h.until('connected', () => h.client.connected);
 
-  t.match(await h.client.action({ Action: 'StopMixMonitor', Channel: 'SIP/1004-00000001' }), {
+  t.match(await h.client.action({ Action: 'Status', Variables: 'MIXMONITOR_FILENAME' }), {
     response: 'Success',
     actionid: /^callveil-\d+$/,
   });

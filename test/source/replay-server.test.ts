@@ -146,7 +146,8 @@ for (const chunking of ['recorded', 'random', undefined] as const) {
     const items = messages.filter((m) => m['event'] === 'CoreShowChannel' && m['actionid'] === 'c1');
     const frames = [
       `Response: Success\r\nActionID: p1\r\nPing: Pong\r\nTimestamp: ${String(pong?.['timestamp'])}\r\n\r\n`,
-      'Response: Success\r\nActionID: m1\r\n\r\n',
+      // No such channel in the capture: refused as app_mixmonitor refuses it.
+      'Response: Error\r\nActionID: m1\r\nMessage: No such channel\r\n\r\n',
       // The channels the capture has up at that point, listed as Asterisk would.
       'Response: Success\r\nActionID: c1\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n' +
         items

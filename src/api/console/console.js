@@ -100,6 +100,8 @@
     'no-target': 'no extension on the call to ask',
     'unknown-tenant': 'the call had no known tenant',
     'store-unreadable': 'the consent store could not be read',
+    'unnamed-party': 'a phone on the call has no extension to ask',
+    'too-many-parties': 'more parties on the call than can be checked',
   };
 
   /** A party as the record shows it: never more than the record holds. */
@@ -130,6 +132,7 @@
     if (r === 'blocked')
       return `blocked: ${e.recordingReason ? REASONS[e.recordingReason] || e.recordingReason : 'stopped without consent'}`;
     if (r === 'prevented') return 'prevented: the dialplan did not start it';
+    if (r === 'stop-failed') return 'stop failed: recorded without consent, the gateway could not stop it';
     return r;
   }
   function queueText(q) {

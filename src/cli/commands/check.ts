@@ -11,7 +11,10 @@ export const registerCheck: Registrar = (root, { env, io }) => {
     .description(
       'Checks what the gateway needs before its first start, one PASS or FAIL line each: the config, every ' +
         "tenant's key, the storage dir and spool, the AMI login (and the CoreShowChannels permission a resync " +
-        'needs), the CDR store when sources.cdrStore is on (its rows must have a uniqueid: loguniqueid=yes), and Kafka metadata. Each FAIL names the cause and the fix; no secret is printed. Exit 1 if any ' +
+        'needs), the CDR store when sources.cdrStore is on (its rows must have a uniqueid: loguniqueid=yes), ' +
+        'whether the AMI user may stop recordings (StopMixMonitor on a channel that cannot exist: ' +
+        '"No such channel" means permitted, "Permission denied" means write=call is missing; nothing real is ' +
+        'stopped) when consent.enforce is on, and Kafka metadata. Each FAIL names the cause and the fix; no secret is printed. Exit 1 if any ' +
         'check failed.',
     )
     .addOption(configOption())

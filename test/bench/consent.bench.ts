@@ -1,0 +1,84 @@
+// Consent enforcement under a hostile stream: 20,000 junk TARGET VarSets on a
+// channel with a kept recording (and the same with extension-shaped junk),
+// through the call model and the enforcer, in process. Measured: CPU time of
+// the whole stream and per event. Baseline: the same stream with no
+// recording on the channel (the model's own cost; the enforcer has nothing to
+// judge).
+import { createCallModel } from '../../src/assemble/call-model.js';
+import { createConsentEnforcer } from '../../src/consent/enforcer.js';
+import type { AmiMessage } from '../../src/source/ami-message.js';
+import { createFrameParser } from '../../src/source/frame-parser.js';
+import { splitCapture } from '../../src/source/capture.js';
+import { hostileSession, JUNK_VARSETS } from '../consent/calls.js';
+import { labRules } from '../helpers/lab-rules.js';
+import { runIfMain, type BenchResult, type Row } from './common.js';
+
+function messagesOf(buf: Buffer): AmiMessage[] {
+  const out: AmiMessage[] = [];
+  const p = createFrameParser({ onMessage: (m) => out.push(m) });
+  p.push(splitCapture(buf).body);
+  p.end();
+  return out;
+}
+
+/** CPU ms (user + system) to push `msgs` through a fresh model and enforcer, best of `rounds`. */
+function cpuMs(msgs: readonly AmiMessage[], rounds = 5): number {
+  let best = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    const rules = labRules();
+    const model = createCallModel({ rules: () => rules.callModel });
+    const enforcer = createConsentEnforcer({
+      assembler: model,
+      ami: { action: async () => ({}) },
+      consent: { readable: true, isOn: (tenant, ext) => tenant === 'acme' && ext === '1001' },
+      tenantOf: (u) => (model.tenantOfChannel(u) === 'acme' ? { id: 'acme', idKey: null } : undefined),
+      audit: { append: async (e) => e as never },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    });
+    const c0 = process.cpuUsage();
+    for (const m of msgs) {
+      model.handle(m);
+      enforcer.handle(m);
+    }
+    const c = process.cpuUsage(c0);
+    best = Math.min(best, (c.user + c.system) / 1000);
+  }
+  return best;
+}
+
+export async function consentBench(): Promise<BenchResult> {
+  const text = messagesOf(hostileSession(JUNK_VARSETS, 'text'));
+  const digits = messagesOf(hostileSession(JUNK_VARSETS, 'digits'));
+  // The same stream with no recording: MIXMONITOR_FILENAME and MixMonitorStart left out.
+  const bare = text.filter((m) => m['event'] !== 'MixMonitorStart' && m['variable'] !== 'MIXMONITOR_FILENAME');
+  const base = cpuMs(bare);
+  const junk = cpuMs(text);
+  const shaped = cpuMs(digits);
+  const perEvent = (ms: number) => (ms * 1000) / JUNK_VARSETS;
+  const rows: Row[] = [
+    {
+      label: `consent: ${JUNK_VARSETS} junk TARGET VarSets, recorded channel (CPU)`,
+      value: junk,
+      unit: 'ms',
+      baseline: 'same stream, no recording',
+      ratio: base / junk,
+      note: `${perEvent(junk).toFixed(2)} µs per event; junk is no party, nothing is re-judged`,
+    },
+    {
+      label: `consent: ${JUNK_VARSETS} extension-shaped junk targets, recorded channel (CPU)`,
+      value: shaped,
+      unit: 'ms',
+      baseline: 'same stream, no recording',
+      ratio: base / shaped,
+      note: `${perEvent(shaped).toFixed(2)} µs per event; targets capped at 32, stopped once`,
+    },
+    { label: `consent: baseline: the stream without a recording (CPU)`, value: base, unit: 'ms' },
+  ];
+  return {
+    bench: 'consent',
+    rows,
+    json: { consentHostileCpuMs: junk, consentHostileShapedCpuMs: shaped, consentHostileBaselineCpuMs: base },
+  };
+}
+
+runIfMain(import.meta.url, consentBench);
