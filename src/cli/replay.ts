@@ -2,6 +2,7 @@
 // through the whole pipeline (built-in AMI server on 127.0.0.1, the real
 // client). stdout carries the replay's summary line (or the demo's report);
 // logs, progress and warnings go to stderr.
+import { rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { embeddedDefaults } from '../config/load.js';
@@ -76,6 +77,8 @@ export async function demo(env: Env, io: CliIo): Promise<number> {
   const loaded = embeddedDefaults(env, { type: 'jsonl', path: out, callsPath: callsOut });
   const log = createLogger(env.CALLVEIL_LOG_LEVEL ?? 'warn');
   io.stderr(`callveil demo: WARNING: ${RANDOM_KEY_WARNING}\n`);
+  // Each demo run has its own random key: its output starts afresh (sinks append, so a second run would mix two keys).
+  for (const f of [out, callsOut]) rmSync(f, { force: true });
   const sink = await openSink(loaded, env, log);
   const progress = progressPrinter(io);
   const s = await replayCapture({ capturePath: DEMO_CAPTURE, loaded, sink, log, ...(progress ? { progress } : {}) });

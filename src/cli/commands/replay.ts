@@ -41,8 +41,7 @@ export const registerReplay: Registrar = (root, { env, io }) => {
     )
     .examples(
       'callveil replay test/fixtures/ami/inbound-pstn.ami.gz --out /tmp/cdrs.jsonl --calls-out /tmp/calls.jsonl',
-      'callveil replay capture.ami.gz --consent /var/lib/callveil/consent.json --out /tmp/cdrs.jsonl',
-      'callveil replay capture.ami.gz --config /etc/callveil/config.yaml --out /tmp/cdrs.jsonl',
+      'callveil replay capture.ami.gz --config /etc/callveil/config.yaml --consent /var/lib/callveil/consent.json --out /tmp/cdrs.jsonl',
     )
     .run<ReplayOptions>(async (o, [capture]) => (await import('../replay.js')).replay(o, capture!, env, io));
 

@@ -32,7 +32,7 @@ function complete(words: string[]): string[] {
 
 t.test('bash: commands, subcommands and options of the tree', async (t) => {
   t.same(complete(['su']), ['subject']);
-  t.same(complete(['re']), ['replay', 'reveal']);
+  t.same(complete(['re']), ['replay', 'reconcile', 'reveal']);
   t.same(complete(['subject', '']), ['export', 'suppress', 'unsuppress', 'suppressions', 'erase']);
   t.same(complete(['subject', 'sup']), ['suppress', 'suppressions']);
   t.same(complete(['subject', 'export', '--']), ['--config', '--tenant', '--since', '--out', '--help']);
