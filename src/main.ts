@@ -49,6 +49,7 @@ import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister, createRecordingLister } from './source/resync.js';
 import { probeStopPermission } from './consent/stop-probe.js';
+import { createAstdbMirror } from './consent/astdb-mirror.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -464,7 +465,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
       if (opts.consent !== undefined) {
         const enforcing = {
           ...opts.loaded,
-          config: { ...opts.loaded.config, consent: { enforce: true, extensions: {} } },
+          config: { ...opts.loaded.config, consent: { ...opts.loaded.config.consent, enforce: true, extensions: {} } },
         };
         // After the pipeline's handler: the enforcer reads the call model the event has just updated.
         attachConsent(enforcing, client, model, { append: (e) => Promise.resolve(e as never) }, opts.log, {
@@ -693,6 +694,9 @@ export async function startGateway(
     if (cdrStore !== undefined) void pipeline.drain().then(() => cdrStore.resume());
   });
   const consent = attachConsent(loaded, client, model, audit, log, { metrics, health });
+  // Consent in Asterisk's AstDB for the dialplan gate: holds while the gateway is down.
+  if (loaded.config.consent.astdb.enabled)
+    createAstdbMirror({ ami: client, registry: consent.registry, family: loaded.config.consent.astdb.family, log });
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.
