@@ -50,6 +50,7 @@ import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister, createRecordingLister } from './source/resync.js';
 import { probeStopPermission } from './consent/stop-probe.js';
 import { createAstdbMirror } from './consent/astdb-mirror.js';
+import { watchGateEvents } from './consent/gate-events.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -362,6 +363,8 @@ export function attachConsent(
     if (opts.atLogin !== false) watchLogins(client, enforcer, log, opts.health, opts.resyncTimeoutMs ?? 10_000);
   }
   registry.onChange((c) => enforcer.reevaluate(c.tenant));
+  // The dialplan gate's UserEvent: a recording it did not start makes the records say prevented.
+  watchGateEvents(client, model);
   return { registry, enforcer };
 }
 

@@ -73,6 +73,8 @@ export const GATEWAY_DECODE_PLAN: DecodePlan = decodePlan({
     DialEnd: [...GUARDED, 'destuniqueid', 'dialstatus'],
     // Call model: bridge membership.
     BridgeEnter: ['bridgeuniqueid'],
+    // Consent: the dialplan gate's decision (consent/gate-events.ts).
+    UserEvent: ['userevent', 'verdict'],
     // Call model: queues and transfers (name their channels by role), Asterisk 11's Dial.
     QueueCallerJoin: ['queue'],
     Join: ['queue'],
