@@ -364,7 +364,12 @@ export function attachConsent(
   }
   registry.onChange((c) => enforcer.reevaluate(c.tenant));
   // The dialplan gate's UserEvent: a recording it did not start makes the records say prevented.
-  watchGateEvents(client, model);
+  const gate = watchGateEvents(client, model);
+  opts.metrics?.counterFn(
+    'recordings_prevented_total',
+    'recordings the dialplan gate did not start (UserEvent CallveilGate, Verdict: prevented)',
+    () => gate.stats().prevented,
+  );
   return { registry, enforcer };
 }
 
@@ -698,8 +703,24 @@ export async function startGateway(
   });
   const consent = attachConsent(loaded, client, model, audit, log, { metrics, health });
   // Consent in Asterisk's AstDB for the dialplan gate: holds while the gateway is down.
-  if (loaded.config.consent.astdb.enabled)
-    createAstdbMirror({ ami: client, registry: consent.registry, family: loaded.config.consent.astdb.family, log });
+  if (loaded.config.consent.astdb.enabled) {
+    const astdb = createAstdbMirror({
+      ami: client,
+      registry: consent.registry,
+      family: loaded.config.consent.astdb.family,
+      log,
+    });
+    metrics.counterFn(
+      'consent_astdb_writes_total',
+      'AstDB consent entries written or deleted, confirmed by Asterisk',
+      () => astdb.stats().put + astdb.stats().deleted,
+    );
+    metrics.counterFn(
+      'consent_astdb_failures_total',
+      'AstDB consent writes refused (no write=system) or not confirmed',
+      () => astdb.stats().refused + astdb.stats().failed,
+    );
+  }
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.
