@@ -49,6 +49,8 @@ import { readCapture } from './source/capture.js';
 import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister, createRecordingLister } from './source/resync.js';
 import { probeStopPermission } from './consent/stop-probe.js';
+import { createAstdbMirror } from './consent/astdb-mirror.js';
+import { watchGateEvents } from './consent/gate-events.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -361,6 +363,13 @@ export function attachConsent(
     if (opts.atLogin !== false) watchLogins(client, enforcer, log, opts.health, opts.resyncTimeoutMs ?? 10_000);
   }
   registry.onChange((c) => enforcer.reevaluate(c.tenant));
+  // The dialplan gate's UserEvent: a recording it did not start makes the records say prevented.
+  const gate = watchGateEvents(client, model);
+  opts.metrics?.counterFn(
+    'recordings_prevented_total',
+    'recordings the dialplan gate did not start (UserEvent CallveilGate, Verdict: prevented)',
+    () => gate.stats().prevented,
+  );
   return { registry, enforcer };
 }
 
@@ -464,7 +473,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplaySummary>
       if (opts.consent !== undefined) {
         const enforcing = {
           ...opts.loaded,
-          config: { ...opts.loaded.config, consent: { enforce: true, extensions: {} } },
+          config: { ...opts.loaded.config, consent: { ...opts.loaded.config.consent, enforce: true, extensions: {} } },
         };
         // After the pipeline's handler: the enforcer reads the call model the event has just updated.
         attachConsent(enforcing, client, model, { append: (e) => Promise.resolve(e as never) }, opts.log, {
@@ -693,6 +702,25 @@ export async function startGateway(
     if (cdrStore !== undefined) void pipeline.drain().then(() => cdrStore.resume());
   });
   const consent = attachConsent(loaded, client, model, audit, log, { metrics, health });
+  // Consent in Asterisk's AstDB for the dialplan gate: holds while the gateway is down.
+  if (loaded.config.consent.astdb.enabled) {
+    const astdb = createAstdbMirror({
+      ami: client,
+      registry: consent.registry,
+      family: loaded.config.consent.astdb.family,
+      log,
+    });
+    metrics.counterFn(
+      'consent_astdb_writes_total',
+      'AstDB consent entries written or deleted, confirmed by Asterisk',
+      () => astdb.stats().put + astdb.stats().deleted,
+    );
+    metrics.counterFn(
+      'consent_astdb_failures_total',
+      'AstDB consent writes refused (no write=system) or not confirmed',
+      () => astdb.stats().refused + astdb.stats().failed,
+    );
+  }
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.

@@ -30,8 +30,9 @@ import type { CallOutcome, Direction, LegSource, RawCall, RawCallParty, RawCdr, 
 
 export type RecordingState = 'none' | 'mixmonitor' | 'monitor';
 /** What became of a call's recordings (leg and call records carry it). */
-export type RecordingOutcome = 'none' | 'kept' | 'blocked' | 'stop-failed';
-const OUTCOME_RANK: Record<RecordingOutcome, number> = { none: 0, kept: 1, blocked: 2, 'stop-failed': 3 };
+export type RecordingOutcome = 'none' | 'prevented' | 'kept' | 'blocked' | 'stop-failed';
+// prevented (the dialplan gate started nothing) is just above none: a kept or stopped recording of the same call says more.
+const OUTCOME_RANK: Record<RecordingOutcome, number> = { none: 0, prevented: 1, kept: 2, blocked: 3, 'stop-failed': 4 };
 
 /** What the rules' tenant resolution needs of a call (raw values, memory only). */
 export interface TenantQuery {
@@ -259,9 +260,9 @@ export interface CallModel {
   channelsAround(uniqueId: string): string[];
   /**
    * What consent enforcement did to a call's recording: the worst outcome
-   * sticks (stop-failed over blocked over kept). The call's records carry it.
+   * sticks (stop-failed over blocked over kept over prevented). The call's records carry it.
    */
-  markRecording(callId: string, outcome: 'kept' | 'blocked' | 'stop-failed'): void;
+  markRecording(callId: string, outcome: 'prevented' | 'kept' | 'blocked' | 'stop-failed'): void;
   liveChannelCount(): number;
   liveCallCount(): number;
   stats(): Readonly<CallModelStats>;

@@ -61,7 +61,7 @@ export interface RawCdr {
   readonly answeredAt: string | null;
   readonly endedAt: string;
   /** What consent enforcement did to the call's recording (absent: none). */
-  readonly recording?: 'none' | 'kept' | 'blocked' | 'stop-failed';
+  readonly recording?: 'none' | 'prevented' | 'kept' | 'blocked' | 'stop-failed';
   /**
    * Set when the call's end was missed while the AMI link was down: the Cdr
    * event is lost, so disposition and durations are unknown, not invented.
@@ -126,7 +126,7 @@ export interface RawCall {
     readonly abandoned: boolean;
   } | null;
   readonly transfers: readonly RawTransfer[];
-  readonly recording: 'none' | 'kept' | 'blocked' | 'stop-failed';
+  readonly recording: 'none' | 'prevented' | 'kept' | 'blocked' | 'stop-failed';
   /** The id tuples of the call's leg records (privacy turns them into the records' ids). */
   readonly legs: readonly CdrIdTuple[];
   /** Gap placeholders among the legs (their ids come from the Uniqueid). */

@@ -13,6 +13,7 @@ import { gatewayTopicsOf } from '../sink/topics.js';
 import { openSpool } from '../sink/spool.js';
 import { createAmiClient, type AmiClient } from '../source/ami-client.js';
 import { probeStopPermission } from '../consent/stop-probe.js';
+import { probeAstdbPermission } from '../consent/astdb-mirror.js';
 import { checkStoreFile } from '../reconcile/store-check.js';
 import type { Env } from './cli-command.js';
 
@@ -61,6 +62,8 @@ async function checkAmi(loaded: LoadedConfig, report: Report, timeoutMs: number)
       );
     }
     if (loaded.config.consent.enforce) await checkStopPermission(client, ami.username, report);
+    if (loaded.config.consent.astdb.enabled)
+      await checkAstdbPermission(client, ami.username, loaded.config.consent.astdb.family, report);
   } else if (outcome === 'GW_AMI_AUTH') {
     report(
       false,
@@ -105,6 +108,30 @@ async function checkStopPermission(client: Pick<AmiClient, 'action'>, username: 
       false,
       'consent',
       'StopMixMonitor got an answer Asterisk does not give (probed on a channel that cannot exist) — fix: is this Asterisk 12 or later with app_mixmonitor?',
+    );
+}
+
+/** May the user mirror consent into AstDB? DBDel of a key no extension has changes nothing. Optional: never a FAIL. */
+async function checkAstdbPermission(
+  client: Pick<AmiClient, 'action'>,
+  username: string,
+  family: string,
+  report: Report,
+): Promise<void> {
+  const p = await probeAstdbPermission(client, family);
+  if (p === 'permitted')
+    report(
+      true,
+      'consent astdb',
+      `DBPut/DBDel allowed (probed on a key no extension has): consent is mirrored into AstDB family ${family}/<tenant> for the dialplan gate`,
+    );
+  else
+    report(
+      true,
+      'consent astdb',
+      p === 'not-permitted'
+        ? `optional, off: DBPut/DBDel refused (Permission denied), the dialplan recording gate cannot see consent; live enforcement still runs — to use the gate: manager.conf [${username}] write = call,reporting,system, or set consent.astdb.enabled: false`
+        : 'optional, off: Asterisk gave no AstDB answer callveil knows (probed DBDel on a key no extension has); live enforcement still runs',
     );
 }
 

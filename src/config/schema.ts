@@ -321,9 +321,24 @@ export const Config = z
       .object({
         enforce: z.boolean().default(true),
         extensions: z.record(id, z.array(z.string().regex(/^[0-9]{1,6}$/, 'an extension of 1-6 digits'))).default({}),
+        /**
+         * Mirror consent into Asterisk's AstDB (`<family>/<tenant>/<extension>` = 1 while
+         * recording is allowed), for the dialplan gate that holds while the gateway is down.
+         * Needs write=system for the AMI user; without it the gateway warns and enforces live only.
+         */
+        astdb: z
+          .object({
+            enabled: z.boolean().default(true),
+            family: z
+              .string()
+              .regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, "-" or "_" (max 40): one AstDB family, no slash')
+              .default('callveil'),
+          })
+          .strict()
+          .default({ enabled: true, family: 'callveil' }),
       })
       .strict()
-      .default({ enforce: true, extensions: {} }),
+      .default({ enforce: true, extensions: {}, astdb: { enabled: true, family: 'callveil' } }),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -86,9 +86,9 @@ export const CallRecord = z
         .strict(),
     ),
     recording: z
-      .enum(['none', 'kept', 'blocked', 'stop-failed'])
+      .enum(['none', 'prevented', 'kept', 'blocked', 'stop-failed'])
       .describe(
-        "The worst outcome of the call's recordings: stop-failed (one without consent could not be stopped) over blocked (stopped, confirmed by Asterisk) over kept (every internal party consents); none: nothing recorded",
+        "The worst outcome of the call's recordings: stop-failed (one without consent could not be stopped) over blocked (stopped, confirmed by Asterisk) over kept (every internal party consents) over prevented (the dialplan recording gate started none: a party had no consent); none: nothing recorded",
       ),
     legIds: z.array(keyedId).describe("The ids of the call's leg records (records of <prefix>.<tenant>.cdr)"),
     complete: z.boolean().describe('false: part of the call happened while the AMI link was down'),

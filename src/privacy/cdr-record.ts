@@ -94,9 +94,9 @@ export const CdrRecord = z
         'Keyed pseudonym of the caller name (method token); null when no name was presented; absent unless the tenant asks for it',
       ),
     recording: z
-      .enum(['none', 'kept', 'blocked', 'stop-failed'])
+      .enum(['none', 'prevented', 'kept', 'blocked', 'stop-failed'])
       .describe(
-        'none: no recording started (cdr-store records: the store cannot tell, the gateway saw and enforced nothing); kept: recorded with consent of every internal party; blocked: a recording started without consent and Asterisk confirmed the gateway stopped it; stop-failed: a recording without consent that the gateway could not stop (refused, e.g. an AMI user without write=call, or unconfirmed): audio may have been kept',
+        'none: no recording started (cdr-store records: the store cannot tell, the gateway saw and enforced nothing); prevented: the dialplan recording gate (callveil-record-gate) started none, a party had no consent in AstDB; kept: recorded with consent of every internal party; blocked: a recording started without consent and Asterisk confirmed the gateway stopped it; stop-failed: a recording without consent that the gateway could not stop (refused, e.g. an AMI user without write=call, or unconfirmed): audio may have been kept',
       ),
     complete: z
       .boolean()

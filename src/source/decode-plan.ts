@@ -54,6 +54,9 @@ const FULL_EVENTS = [
   'QueueMember',
   'QueueEntry',
   'QueueStatusComplete',
+  // The AstDB mirror's listing at login (consent/astdb-mirror.ts).
+  'DBGetTreeResponse',
+  'DBGetTreeComplete',
 ];
 
 /** The gateway's plan: the union of what assembler, consent enforcer, live feed, resync and egress guard read. */
@@ -73,6 +76,10 @@ export const GATEWAY_DECODE_PLAN: DecodePlan = decodePlan({
     DialEnd: [...GUARDED, 'destuniqueid', 'dialstatus'],
     // Call model: bridge membership.
     BridgeEnter: ['bridgeuniqueid'],
+    // Consent: the dialplan gate's decision (consent/gate-events.ts).
+    UserEvent: ['userevent', 'verdict'],
+    // The AstDB mirror's listing items (decoded whole anyway: named here for a reader without ActionID).
+    DBGetTreeResponse: ['family', 'key', 'val'],
     // Call model: queues and transfers (name their channels by role), Asterisk 11's Dial.
     QueueCallerJoin: ['queue'],
     Join: ['queue'],

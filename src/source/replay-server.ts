@@ -63,6 +63,12 @@ export interface ReplayServerOptions {
    * at its pace (callveil replay). Default false: "No such channel".
    */
   readonly stopsAfterHangup?: boolean;
+  /**
+   * Asterisk's database (AstDB) at start: full key (`family/key`, e.g.
+   * `callveil/acme/1001`) -> value. Shared by every connection, as the PBX's
+   * one database is; DBPut/DBDel/DBGet/DBGetTree/DBDelTree answer from it.
+   */
+  readonly astdb?: Readonly<Record<string, string>>;
 }
 
 /** The write classes each action needs (any one of them), as Asterisk registers them. */
@@ -72,6 +78,12 @@ const ACTION_CLASSES: Readonly<Record<string, readonly string[]>> = {
   mixmonitor: ['system', 'call'],
   status: ['system', 'call', 'reporting'],
   coreshowchannels: ['system', 'reporting'],
+  // main/db.c: reading needs system or reporting, writing system.
+  dbget: ['system', 'reporting'],
+  dbgettree: ['system', 'reporting'],
+  dbput: ['system'],
+  dbdel: ['system'],
+  dbdeltree: ['system'],
 };
 
 export interface ReplayStats {
@@ -90,6 +102,8 @@ export interface ReplayServer {
   /** Every action received, in order, over all connections; keys lower-cased, secrets '***'. */
   actionsReceived(): Array<Record<string, string>>;
   stats(): ReplayStats;
+  /** The AstDB now: full key (`family/key`) -> value. */
+  astdb(): Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -109,6 +123,8 @@ interface Shared {
   resumeAt: number;
   /** Recordings stopped by an action: uniqueid -> body offset the stop happened at. */
   readonly stops: Map<string, number>;
+  /** AstDB: full key without the leading slash -> value. */
+  readonly db: Map<string, string>;
   markDone(): void;
 }
 
@@ -131,6 +147,7 @@ export async function startReplayServer(opts: ReplayServerOptions): Promise<Repl
     stats: { connections: 0, logins: 0, loginFailures: 0, completed: 0, dropped: 0 },
     resumeAt: 0,
     stops: new Map(),
+    db: new Map(Object.entries(opts.astdb ?? {})),
     markDone,
   };
   const server = createServer((socket) => serveConnection(shared, socket));
@@ -142,6 +159,7 @@ export async function startReplayServer(opts: ReplayServerOptions): Promise<Repl
     done,
     actionsReceived: () => shared.actions.map((a) => ({ ...a })),
     stats: () => ({ ...shared.stats }),
+    astdb: () => Object.fromEntries(shared.db),
     close: () => closeServer(server, shared.sockets),
   };
 }
@@ -307,6 +325,12 @@ function answer(
       return stopRecording(shared, conn, action, id, pos, field(msg, 'channel'));
     case 'status':
       return status(shared, conn, id, pos, field(msg, 'variables'));
+    case 'dbput':
+    case 'dbget':
+    case 'dbdel':
+    case 'dbdeltree':
+    case 'dbgettree':
+      return astdb(shared.db, action, id, msg);
     case 'coreshowchannels': {
       // The channels the capture has up at this point, as Asterisk would list them.
       const live = liveChannelsAt(shared.body, pos);
@@ -532,6 +556,90 @@ function stopRecording(
       ['Linkedid', ch.linkedid],
     ]),
     ok,
+  ]);
+}
+
+/**
+ * The AstDB actions as main/db.c answers them in Asterisk 22: errors "No
+ * family specified." / "No key specified." / "Database entry not found",
+ * acks with their messages, DBGet and DBGetTree as lists (the tree's items
+ * split at the last slash: Family `callveil/acme`, Key `1001`).
+ */
+function astdb(db: Map<string, string>, action: string, id: string | undefined, msg: AmiMessage): Buffer {
+  const family = field(msg, 'family').replace(/^\/+|\/+$/g, '');
+  const key = field(msg, 'key').replace(/^\/+|\/+$/g, '');
+  const reply = (response: 'Success' | 'Error', message: string) =>
+    frame([
+      ['Response', response],
+      ['ActionID', id],
+      ['Message', message],
+    ]);
+  if (family === '') return reply('Error', action === 'dbput' ? 'No family specified' : 'No family specified.');
+  const full = `${family}/${key}`;
+  const tree = (prefix: string) => [...db.keys()].filter((k) => k === prefix || k.startsWith(`${prefix}/`));
+  switch (action) {
+    case 'dbput':
+      if (key === '') return reply('Error', 'No key specified');
+      db.set(full, field(msg, 'val'));
+      return reply('Success', 'Updated database successfully');
+    case 'dbdel':
+      if (key === '') return reply('Error', 'No key specified.');
+      if (!db.delete(full)) return reply('Error', 'Database entry not found');
+      return reply('Success', 'Key deleted successfully');
+    case 'dbdeltree': {
+      const gone = tree(key === '' ? family : full);
+      for (const k of gone) db.delete(k);
+      return gone.length === 0
+        ? reply('Error', 'Database entry not found')
+        : reply('Success', 'Key tree deleted successfully');
+    }
+    case 'dbget': {
+      if (key === '') return reply('Error', 'No key specified.');
+      const val = db.get(full);
+      if (val === undefined) return reply('Error', 'Database entry not found');
+      return listAnswer(id, 'DBGetResponse', 'DBGetComplete', [[family, key, val]]);
+    }
+    default: {
+      const rows = tree(key === '' ? family : full)
+        .sort()
+        .map((k) => {
+          const cut = k.lastIndexOf('/');
+          return [k.slice(0, cut), k.slice(cut + 1), db.get(k)!] as const;
+        });
+      if (rows.length === 0) return reply('Error', 'Database entry not found');
+      return listAnswer(id, 'DBGetTreeResponse', 'DBGetTreeComplete', rows);
+    }
+  }
+}
+
+function listAnswer(
+  id: string | undefined,
+  item: string,
+  complete: string,
+  rows: ReadonlyArray<readonly [string, string, string]>,
+): Buffer {
+  return Buffer.concat([
+    frame([
+      ['Response', 'Success'],
+      ['ActionID', id],
+      ['EventList', 'start'],
+      ['Message', 'Result will follow'],
+    ]),
+    ...rows.map(([family, key, val]) =>
+      frame([
+        ['Event', item],
+        ['Family', family],
+        ['Key', key],
+        ['Val', val],
+        ['ActionID', id],
+      ]),
+    ),
+    frame([
+      ['Event', complete],
+      ['ActionID', id],
+      ['EventList', 'Complete'],
+      ['ListItems', String(rows.length)],
+    ]),
   ]);
 }
 

@@ -39,7 +39,7 @@ interface Listing<T> {
 // awaiting the response runs: they are collected by ActionID as they come.
 const MAX_LISTINGS = 16;
 
-function listCollector<T>(
+export function listCollector<T>(
   client: Pick<AmiClient, 'action' | 'onMessage'>,
   spec: {
     readonly action: Record<string, string>;

@@ -81,6 +81,7 @@ t.test('everything reachable: all pass', async (t) => {
       'PASS storage',
       'PASS ami',
       'PASS consent',
+      'PASS consent astdb',
       'PASS kafka',
       'PASS kafka topics',
       'PASS kafka acls',
@@ -105,6 +106,18 @@ t.test('an AMI user without write=call: stopping recordings is refused, named wi
   t.equal(r.ok, false);
   t.match(r.text, /FAIL consent: StopMixMonitor refused \(Permission denied\).*write = call,reporting/);
   t.match(r.text, /PASS ami: .*CoreShowChannels allowed/, 'the rest of the AMI check still passes');
+});
+
+t.test('an AMI user without write=system: the AstDB gate is reported off, optional, with its fix', async (t) => {
+  const r = await run(t, { write: ['call', 'reporting'] });
+  t.equal(r.ok, true, r.text);
+  t.match(
+    r.text,
+    /PASS consent astdb: optional, off: DBPut\/DBDel refused \(Permission denied\).*write = call,reporting,system/,
+  );
+  t.match(r.text, /PASS consent: StopMixMonitor allowed/);
+  const full = await run(t);
+  t.match(full.text, /PASS consent astdb: DBPut\/DBDel allowed .*family callveil\/<tenant>/);
 });
 
 t.test('kafka topics: missing ones are validated, not created; existing ones have readable configs', async (t) => {

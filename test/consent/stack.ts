@@ -54,7 +54,10 @@ export { memoryLog };
 
 export function configWithStorage(dir: string, extensions: Record<string, string[]> = {}): LoadedConfig {
   const loaded = twoTenantConfig();
-  return { ...loaded, config: { ...loaded.config, storage: { dir }, consent: { enforce: true, extensions } } };
+  return {
+    ...loaded,
+    config: { ...loaded.config, storage: { dir }, consent: { ...loaded.config.consent, enforce: true, extensions } },
+  };
 }
 
 export interface TimedAction {
@@ -142,7 +145,11 @@ export async function consentStack(
       ? configWithStorage(dir)
       : {
           ...opts.config,
-          config: { ...opts.config.config, storage: { dir }, consent: { enforce: true, extensions: {} } },
+          config: {
+            ...opts.config.config,
+            storage: { dir },
+            consent: { ...opts.config.config.consent, enforce: true, extensions: {} },
+          },
         };
   const { log, text } = memoryLog();
   const metrics = createMetrics();
