@@ -80,11 +80,21 @@ const formsCache = new Map<string, readonly string[]>();
 function cachedRuns(raw: string): readonly string[] {
   let forms = formsCache.get(raw);
   if (forms === undefined) {
-    if (formsCache.size >= 50_000) formsCache.clear();
-    forms = runsOf(raw);
-    formsCache.set(raw, forms);
+    if (formsCache.size >= 10_000) formsCache.clear();
+    // match() and replace() can return slices of the value: the forms kept are copies too.
+    forms = runsOf(raw).map(own);
+    formsCache.set(own(raw), forms);
   }
   return forms;
+}
+
+/**
+ * A copy of a value that holds nothing else: values come from the frame
+ * parser as slices of a whole frame's text, and a slice kept as a key keeps
+ * the whole frame alive (kilobytes per call, for as long as the call or the cache lives).
+ */
+function own(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 export class RawValues {
@@ -98,7 +108,7 @@ export class RawValues {
   /** A value that is, or holds, a number (CallerIDNum, Exten, Source, a dial string, a channel name, an id). */
   addNumber(raw: string): void {
     if (raw === '' || this.seen.has(raw) || this.seen.size >= MAX_VALUES_PER_CALL) return;
-    this.seen.add(raw);
+    this.seen.add(own(raw));
     for (const d of cachedRuns(raw)) {
       if (this.digits.has(d)) continue;
       this.digits.add(d);
@@ -109,8 +119,9 @@ export class RawValues {
   /** A caller or connected-line name. A name made of digits is a number. */
   addName(raw: string): void {
     if (raw === '' || this.seen.has(`n:${raw}`)) return;
-    this.seen.add(`n:${raw}`);
-    const name = raw.trim().replace(/\s+/g, ' ').toLowerCase();
+    this.seen.add(own(`n:${raw}`));
+    // trim() and toLowerCase() may hand back the very slice they were given: the name kept is a copy.
+    const name = own(raw.trim().replace(/\s+/g, ' ').toLowerCase());
     if (NOT_A_NAME.has(name) || this.names.size >= MAX_VALUES_PER_CALL) return;
     this.addNumber(raw);
     if (/^[0-9 +()\-.]*$/.test(name) || name.length < MIN_GUARDED_NAME || this.names.has(name)) return;
@@ -131,7 +142,8 @@ export class RawValues {
 
 /**
  * The raw values of recent calls, for outputs that belong to no one call (log
- * lines, API bodies, live-feed frames): bounded, oldest values forgotten first.
+ * lines, API bodies, live-feed frames): bounded (20,000 values: the last
+ * ~2,000 calls), oldest values forgotten first.
  */
 export class RecentRawValues {
   private readonly digitCounts = new Map<string, number>();
@@ -139,7 +151,7 @@ export class RecentRawValues {
   private readonly order: Array<{ kind: 'd' | 'n'; v: string }> = [];
   private head = 0;
 
-  constructor(private readonly max = 100_000) {}
+  constructor(private readonly max = 20_000) {}
 
   addDigits(d: string): void {
     this.push('d', d);
