@@ -18,7 +18,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { readCapture, splitCapture } from '../../src/source/capture.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
-import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { KEY_ACME, KEY_GLOBEX, TWO_TENANTS } from '../helpers/configs.js';
 import { captureFile, masterCsvFile, needlesForCapture, readFixture, readMasterCsv } from '../helpers/ground-truth.js';
 import { startKafkaBroker, type KafkaTestBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers, type ScanOutput } from '../helpers/leak-scanner.js';
@@ -47,25 +47,7 @@ function settings(brokers: string, storageDir: string, amiPort: number, extra: R
       reconnectMinMs: 50,
       reconnectMaxMs: 200,
     },
-    tenants: [
-      {
-        id: 'acme',
-        keyId: 'acme-1',
-        keyEnv: 'K_ACME',
-        defaultRegion: 'GB',
-        fallbackRegions: ['US'],
-        match: { accountCodes: ['acme'] },
-      },
-      {
-        id: 'globex',
-        keyId: 'globex-1',
-        keyEnv: 'K_GLOBEX',
-        defaultRegion: 'US',
-        fallbackRegions: ['GB'],
-        match: { accountCodes: ['globex'] },
-      },
-    ],
-    defaultTenant: 'acme',
+    ...TWO_TENANTS,
     sink: { type: 'kafka', brokers: [brokers], requestTimeoutMs: 1000 },
     storage: { dir: storageDir },
     delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 1000 },

@@ -9,29 +9,37 @@ export const KEY_GLOBEX = 'b2'.repeat(32);
 export const ID_KEY_ACME = 'a7'.repeat(32);
 export const ID_KEY_GLOBEX = 'b7'.repeat(32);
 
-/** The lab PBX's two tenants, matched by accountcode; unmatched calls go to acme, which owns the DIDs. */
+/**
+ * The lab PBX's two tenants as config settings, matched by accountcode;
+ * unmatched calls go to acme, which owns the DIDs. Keys from K_ACME / K_GLOBEX.
+ */
+export const TWO_TENANTS = {
+  tenants: [
+    {
+      id: 'acme',
+      keyId: 'acme-1',
+      keyEnv: 'K_ACME',
+      defaultRegion: 'GB',
+      fallbackRegions: ['US'],
+      match: { accountCodes: ['acme'] },
+    },
+    {
+      id: 'globex',
+      keyId: 'globex-1',
+      keyEnv: 'K_GLOBEX',
+      defaultRegion: 'US',
+      fallbackRegions: ['GB'],
+      match: { accountCodes: ['globex'] },
+    },
+  ],
+  defaultTenant: 'acme',
+};
+
+/** The lab PBX's two tenants (TWO_TENANTS), loaded. */
 export function twoTenantConfig(): LoadedConfig {
   return parseConfig(
     {
-      tenants: [
-        {
-          id: 'acme',
-          keyId: 'acme-1',
-          keyEnv: 'K_ACME',
-          defaultRegion: 'GB',
-          fallbackRegions: ['US'],
-          match: { accountCodes: ['acme'] },
-        },
-        {
-          id: 'globex',
-          keyId: 'globex-1',
-          keyEnv: 'K_GLOBEX',
-          defaultRegion: 'US',
-          fallbackRegions: ['GB'],
-          match: { accountCodes: ['globex'] },
-        },
-      ],
-      defaultTenant: 'acme',
+      ...TWO_TENANTS,
     },
     { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
     '(test)',

@@ -11,7 +11,7 @@ import type { CliIo } from '../../src/cli/cli-command.js';
 import { parseConfig } from '../../src/config/load.js';
 import { gapRecordIdOf } from '../../src/privacy/ids.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
-import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { KEY_ACME, KEY_GLOBEX, TWO_TENANTS } from '../helpers/configs.js';
 import { masterCsvFile, needlesForCapture, readFixture, readMasterCsv } from '../helpers/ground-truth.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { idsOfRow } from '../helpers/record-ids.js';
@@ -23,25 +23,7 @@ function setup(t: Test) {
   const dir = tempDir(t, 'reconcile');
   const out = join(dir, 'cdrs.jsonl');
   const raw = {
-    tenants: [
-      {
-        id: 'acme',
-        keyId: 'acme-1',
-        keyEnv: 'K_ACME',
-        defaultRegion: 'GB',
-        fallbackRegions: ['US'],
-        match: { accountCodes: ['acme'] },
-      },
-      {
-        id: 'globex',
-        keyId: 'globex-1',
-        keyEnv: 'K_GLOBEX',
-        defaultRegion: 'US',
-        fallbackRegions: ['GB'],
-        match: { accountCodes: ['globex'] },
-      },
-    ],
-    defaultTenant: 'acme',
+    ...TWO_TENANTS,
     sink: { type: 'jsonl', path: out },
     storage: { dir: join(dir, 'state') },
     log: { level: 'warn' },
