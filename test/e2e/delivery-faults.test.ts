@@ -20,7 +20,7 @@ import type { DeliverySink } from '../../src/sink/delivery.js';
 import { readCapture } from '../../src/source/capture.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
 import { captureFile, masterCsvFile, needlesForCapture, readMasterCsv } from '../helpers/ground-truth.js';
-import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { KEY_ACME, KEY_GLOBEX, TWO_TENANTS } from '../helpers/configs.js';
 import { startKafkaBroker, type KafkaTestBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -71,25 +71,7 @@ function settings(brokers: string, storageDir: string, amiPort = 5038) {
       pingTimeoutMs: 1000,
       reconnectMaxMs: 500,
     },
-    tenants: [
-      {
-        id: 'acme',
-        keyId: 'acme-1',
-        keyEnv: 'K_ACME',
-        defaultRegion: 'GB',
-        fallbackRegions: ['US'],
-        match: { accountCodes: ['acme'] },
-      },
-      {
-        id: 'globex',
-        keyId: 'globex-1',
-        keyEnv: 'K_GLOBEX',
-        defaultRegion: 'US',
-        fallbackRegions: ['GB'],
-        match: { accountCodes: ['globex'] },
-      },
-    ],
-    defaultTenant: 'acme',
+    ...TWO_TENANTS,
     sink: { type: 'kafka', brokers: [brokers], requestTimeoutMs: 1000 },
     storage: { dir: storageDir },
     delivery: { sendTimeoutMs: 500, retryIntervalMs: 100, shutdownDeadlineMs: 1000 },

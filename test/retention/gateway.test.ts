@@ -18,7 +18,7 @@ import { openSpool } from '../../src/sink/spool.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
 import { DAY_MS } from '../../src/retention/sweep.js';
 import { captureFile, needlesForCapture } from '../helpers/ground-truth.js';
-import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { KEY_ACME, KEY_GLOBEX, TWO_TENANTS } from '../helpers/configs.js';
 import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -45,25 +45,7 @@ t.test(
       {
         ami: { host: '127.0.0.1', port: ami.port, username: 'gw', secret: 'pw' },
         metrics: { port: 0 },
-        tenants: [
-          {
-            id: 'acme',
-            keyId: 'acme-1',
-            keyEnv: 'K_ACME',
-            defaultRegion: 'GB',
-            fallbackRegions: ['US'],
-            match: { accountCodes: ['acme'] },
-          },
-          {
-            id: 'globex',
-            keyId: 'globex-1',
-            keyEnv: 'K_GLOBEX',
-            defaultRegion: 'US',
-            fallbackRegions: ['GB'],
-            match: { accountCodes: ['globex'] },
-          },
-        ],
-        defaultTenant: 'acme',
+        ...TWO_TENANTS,
         sink: { type: 'kafka', brokers: [broker.address], requestTimeoutMs: 2000 },
         storage: { dir },
         delivery: { spoolSegmentMaxBytes: 4096, retryIntervalMs: 50 },

@@ -10,7 +10,7 @@ import { createFrameParser } from '../../src/source/frame-parser.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import type { SubjectTokens } from '../../src/subject/tokens.js';
 import { readCapture } from '../helpers/ground-truth.js';
-import { KEY_ACME, KEY_GLOBEX } from '../helpers/configs.js';
+import { KEY_ACME, KEY_GLOBEX, TWO_TENANTS } from '../helpers/configs.js';
 
 export const CAPTURE = 'inbound-pstn';
 /**
@@ -24,25 +24,7 @@ export const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY:
 
 export function settings(storage: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    tenants: [
-      {
-        id: 'acme',
-        keyId: 'acme-1',
-        keyEnv: 'K_ACME',
-        defaultRegion: 'GB',
-        fallbackRegions: ['US'],
-        match: { accountCodes: ['acme'] },
-      },
-      {
-        id: 'globex',
-        keyId: 'globex-1',
-        keyEnv: 'K_GLOBEX',
-        defaultRegion: 'US',
-        fallbackRegions: ['GB'],
-        match: { accountCodes: ['globex'] },
-      },
-    ],
-    defaultTenant: 'acme',
+    ...TWO_TENANTS,
     storage: { dir: storage },
     ...extra,
   };
