@@ -111,7 +111,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   // This spooling episode: what failed first, and the drain attempts that failed since (logged once, counted).
   let drainFailures = 0;
   // Writers held back by a full spool, in arrival order.
-  const waiting: Array<{ record: OutRecord; resolve: () => void }> = [];
+  const waiting: Array<{ record: OutRecord; resolve: () => void; reject: (err: unknown) => void }> = [];
   // Direct sends in the order they began (every one has the same timeout, so the oldest expires
   // first): one timer watches the oldest instead of one timer per record, and settled ones are
   // only marked, then dropped from the front, which keeps the hot path free of per-record bookkeeping.
@@ -155,6 +155,11 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
         appendChecked([waiting[0]!.record]);
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'GW_SPOOL_FULL') return setFull(true);
+        // Its tenant has no key now (GW_SPOOL_KEY): that write fails, the ones behind it go on.
+        if (err instanceof GatewayError && err.code === 'GW_SPOOL_KEY') {
+          waiting.shift()!.reject(err);
+          continue;
+        }
         throw err;
       }
       waiting.shift()!.resolve();
@@ -180,6 +185,17 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     return sealed.length === records.length;
   };
 
+  /** At shutdown, however full; a record that cannot be sealed (no key) fails its own write only. */
+  const forceToSpool = (record: OutRecord): Promise<void> => {
+    try {
+      appendChecked([record], true);
+      return Promise.resolve();
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'GW_SPOOL_KEY') return Promise.reject(err);
+      throw err;
+    }
+  };
+
   const toSpool = (record: OutRecord): Promise<void> => {
     if (waiting.length === 0) {
       try {
@@ -196,7 +212,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       }
     }
     scheduleDrain(0);
-    return new Promise((resolve) => waiting.push({ record, resolve }));
+    return new Promise((resolve, reject) => waiting.push({ record, resolve, reject }));
   };
 
   const drainOnce = async (): Promise<void> => {
@@ -387,16 +403,12 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       // Not acknowledged in time: spooled, and re-sent on the next start (Kafka may have it too: same id).
       for (const f of flights.slice(oldest)) {
         if (!settle(f)) continue;
-        appendChecked([f.record], true);
-        f.resolve();
+        forceToSpool(f.record).then(f.resolve, f.reject);
       }
       if (draining !== undefined)
         await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
       // Anything still held back goes to disk, however full: shutdown never drops a record.
-      for (const w of waiting.splice(0)) {
-        appendChecked([w.record], true);
-        w.resolve();
-      }
+      for (const w of waiting.splice(0)) forceToSpool(w.record).then(w.resolve, w.reject);
       spool.close();
       // A stalled Kafka must not hold shutdown past the deadline: what it has not acknowledged is on disk.
       await Promise.race([

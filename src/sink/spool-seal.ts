@@ -199,7 +199,7 @@ export async function prepareSpool(dir: string, keys: SpoolKeys): Promise<SpoolP
   if (wrong.length > 0)
     throw spoolKeyError(
       dir,
-      `no spooled record of tenant ${wrong.sort().join(', ')} opens under ${wrong.length === 1 ? 'its' : 'their'} id key: it is not the key they were sealed under. Restore that id key and start again; nothing was changed`,
+      `no spooled record of tenant ${wrong.sort().join(', ')} opens under ${wrong.length === 1 ? 'its' : 'their'} id key: it is not the key they were sealed under, or they were altered. Nothing was changed: restore that id key and start again (or, if the key is right, move the segments holding them out of the spool)`,
     );
   const shredded: Record<string, number> = {};
   let unreadable = 0;

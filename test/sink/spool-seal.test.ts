@@ -271,6 +271,38 @@ t.test('a record of a tenant without a key is refused, never spooled in the clea
   t.same(segmentLines(dir).map(tenantOfSealedLine), [ACME]);
 });
 
+t.test('held back by a full spool, a record whose tenant lost its key fails alone; the rest are spooled', async (t) => {
+  const dir = tempDir(t, 'spool-seal');
+  const keys = testSpoolKeys([ACME, GLOBEX]);
+  const p = primary();
+  const sink = createDeliverySink({
+    primary: p,
+    spool: openSpool(spoolOpts(dir, { maxBytes: 1200 })),
+    keys,
+    sendTimeoutMs: 50,
+    retryIntervalMs: 20,
+    closeDeadlineMs: 50,
+    log: recorder().log,
+  });
+  const writes = both.slice(0, 12).map((r) => sink.write(r));
+  await new Promise((r) => setTimeout(r, 150));
+  t.ok(sink.spoolFull(), 'writers are held back');
+  keys.idKeys.set(GLOBEX, null);
+  p.state.up = true;
+  const settled = await Promise.allSettled(writes);
+  t.same(
+    settled.map((s) => s.status),
+    both.slice(0, 12).map((r, i) => (r.tenant === ACME || i < 3 ? 'fulfilled' : 'rejected')),
+    'the ones that had to be sealed after the key went fail; none blocks the others',
+  );
+  t.match(
+    settled.filter((s) => s.status === 'rejected').map((s) => (s as PromiseRejectedResult).reason),
+    Array.from({ length: 5 }, () => ({ code: 'GW_SPOOL_KEY' })),
+  );
+  await sink.drained(5000);
+  await sink.close();
+});
+
 t.test('retention counts expired sealed records per tenant by their key id', async (t) => {
   const dir = tempDir(t, 'spool-seal');
   const keys = testSpoolKeys([ACME, GLOBEX]);
