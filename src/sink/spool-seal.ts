@@ -139,8 +139,14 @@ function spoolKeyError(dir: string, message: string): GatewayError {
  * Migration is per segment and atomic (temp file, fsync, rename: a crash
  * leaves the segment whole, plaintext or sealed, and the next start finishes
  * it) and keeps the segment's mtime, so retention ages it as before.
+ * `dryRun` (for `callveil check`, beside a running gateway): the same checks
+ * and counts, nothing written (`migrated` says what the next start would seal).
  */
-export async function prepareSpool(dir: string, keys: SpoolKeys): Promise<SpoolPreparation> {
+export async function prepareSpool(
+  dir: string,
+  keys: SpoolKeys,
+  opts: { readonly dryRun?: boolean } = {},
+): Promise<SpoolPreparation> {
   let names: string[];
   try {
     names = readdirSync(dir)
@@ -229,6 +235,8 @@ export async function prepareSpool(dir: string, keys: SpoolKeys): Promise<SpoolP
       out.push(sealSpoolRecord(keys, r, line));
       migratedRecords++;
     }
+    migratedSegments++;
+    if (opts.dryRun === true) continue;
     try {
       const { atime, mtime } = statSync(path);
       // The torn tail (never acknowledged) is not carried over: it may hold part of a record in the clear.
@@ -241,7 +249,6 @@ export async function prepareSpool(dir: string, keys: SpoolKeys): Promise<SpoolP
         { cause: err },
       );
     }
-    migratedSegments++;
   }
   return {
     segments: names.length,

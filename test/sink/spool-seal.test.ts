@@ -339,6 +339,10 @@ t.test('a plaintext spool of an earlier release is sealed once at start, atomica
   appendFileSync(b, '{"stream":"cdr","tenant":"acme-corporation-ltd","id":"torn'); // a crash mid-write
   const past = new Date(Date.now() - 3 * 86_400_000);
   utimesSync(a, past, past);
+  const bytesBefore = Buffer.concat([readFileSync(a), readFileSync(b)]);
+  const dry = await prepareSpool(dir, keys, { dryRun: true });
+  t.same(dry.migrated, { segments: 2, records: 8 }, 'a dry run says what the start will seal');
+  t.same(Buffer.concat([readFileSync(a), readFileSync(b)]), bytesBefore, 'and writes nothing');
   const first = await prepareSpool(dir, keys);
   t.same(first, {
     segments: 2,
