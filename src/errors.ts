@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   GW_SINK_CLOSED: false,
   GW_SPOOL_FULL: true,
   GW_SPOOL_IO: false,
+  /** The spool cannot be keyed: a tenant's spooled records have no id key loaded, or do not open under it. */
+  GW_SPOOL_KEY: false,
   GW_USAGE: false,
   GW_OUTPUT_IO: false,
   GW_CONSENT_STORE: false,

@@ -17,7 +17,13 @@ import type { PbxLinkStatus } from './api/live-feed.js';
 import { kafkaSasl, type LoadedConfig } from './config/load.js';
 import { GatewayError } from './errors.js';
 import type { Logger } from './observability/logger.js';
-import { createPipeline, type Pipeline, type PipelineCounts } from './pipeline.js';
+import {
+  createPipeline,
+  RECORD_FAILURE_STAGES,
+  WITHHELD_REASONS,
+  type Pipeline,
+  type PipelineCounts,
+} from './pipeline.js';
 import { createSanitiser, type SubjectGuard } from './privacy/sanitise.js';
 import { createCallSanitiser } from './privacy/sanitise-call.js';
 import { callIdOf } from './privacy/ids.js';
@@ -37,6 +43,8 @@ import { connectTopicAdmin, createKafkaSink, createTopicWriter } from './sink/ka
 import { gatewayTopicsOf } from './sink/topics.js';
 import { createDeliverySink, type DeliverySink } from './sink/delivery.js';
 import { openSpool } from './sink/spool.js';
+import { prepareSpool, spoolKeysOf, type SpoolKeys } from './sink/spool-seal.js';
+import { readShredTombstone } from './subject/shred-tombstone.js';
 import { createRetention, retentionPolicy, type Retention } from './retention/sweep.js';
 import { createTopicRetentionCheck } from './retention/topics.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -110,6 +118,18 @@ function startAuditHeads(
 
 export function spoolDir(config: Pick<Config, 'storage'>): string {
   return join(config.storage.dir, 'spool');
+}
+
+/**
+ * The tenants' spool keys, from their id keys in force (loaded.privacy may be
+ * a hot-reload view); a tenant without one is shredded when it has a tombstone.
+ */
+export function spoolKeysFor(loaded: Pick<LoadedConfig, 'config' | 'privacy'>): SpoolKeys {
+  const stateDir = loaded.config.storage.dir;
+  return spoolKeysOf({
+    tenants: () => loaded.privacy.tenants,
+    shredded: (t) => readShredTombstone(stateDir, t) !== undefined,
+  });
 }
 
 /** Rules from a folder: reload on SIGHUP or file change, failures counted (callveil_rules_reload_failures_total). */
@@ -254,6 +274,41 @@ export async function openSink(
       });
       await topicsChecked;
       const d = loaded.config.delivery;
+      const keys = spoolKeysFor(loaded);
+      // Records lost from the spool are counted in the families the pipeline uses (same names and labels).
+      const withheld = metrics.counter(
+        'records_withheld_total',
+        'Records withheld on purpose by privacy policy (intentional drop), by reason',
+        { reason: WITHHELD_REASONS, tenant: [] },
+      );
+      const failed = metrics.counter('records_failed_total', 'Records lost to a failure, by stage (should stay 0)', {
+        stage: RECORD_FAILURE_STAGES,
+      });
+      const dropped = (reason: 'shredded' | 'unreadable', tenant: string | undefined, n: number): void => {
+        if (reason === 'shredded') withheld.inc({ reason: 'shredded', tenant: tenant ?? 'none' }, n);
+        else failed.inc({ stage: 'spool-unreadable' }, n);
+      };
+      // No plaintext fallback: a spool the keys do not open stops the start (GW_SPOOL_KEY); an earlier release's is sealed.
+      const prepared = await prepareSpool(spoolDir(loaded.config), keys);
+      if (prepared.migrated.segments > 0)
+        log.warn(
+          { component: 'delivery', segments: prepared.migrated.segments, records: prepared.migrated.records },
+          "plaintext spool from an earlier release sealed under the tenants' spool keys",
+        );
+      for (const [tenant, n] of Object.entries(prepared.dropped.shredded)) {
+        log.warn(
+          { component: 'delivery', reason: 'shredded', tenant, records: n },
+          'plaintext spooled records of a crypto-shredded tenant dropped: they cannot be sealed under a destroyed key',
+        );
+        dropped('shredded', tenant, n);
+      }
+      if (prepared.dropped.unreadable > 0) {
+        log.error(
+          { component: 'delivery', stage: 'spool-unreadable', records: prepared.dropped.unreadable },
+          'plaintext spool lines that are not records dropped while sealing the spool',
+        );
+        dropped('unreadable', undefined, prepared.dropped.unreadable);
+      }
       const spool = openSpool({
         dir: spoolDir(loaded.config),
         maxBytes: d.spoolMaxBytes,
@@ -274,6 +329,7 @@ export async function openSink(
       return createDeliverySink({
         primary: kafka,
         spool,
+        keys,
         sendTimeoutMs: d.sendTimeoutMs,
         retryIntervalMs: d.retryIntervalMs,
         closeDeadlineMs: d.shutdownDeadlineMs,
@@ -282,6 +338,7 @@ export async function openSink(
           spooled: (n) => spooled.inc({}, n),
           drained: (n) => drained.inc({}, n),
           spoolFull: (f) => void (full = f ? 1 : 0),
+          dropped,
         },
       });
     }

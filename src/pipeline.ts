@@ -93,8 +93,12 @@ export const WITHHELD_REASONS: readonly WithheldReason[] = [
   'privacy-guard',
 ];
 
-/** Where a record can be lost (records_failed_total{stage}): the sink here, an expired spool segment in retention. */
-export const RECORD_FAILURE_STAGES = ['sink', 'spool-expired'];
+/**
+ * Where a record can be lost (records_failed_total{stage}): the sink here, an
+ * expired spool segment in retention, a spooled record that does not open
+ * under its tenant's key (altered) at drain.
+ */
+export const RECORD_FAILURE_STAGES = ['sink', 'spool-expired', 'spool-unreadable'];
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const counts: PipelineCounts = {

@@ -10,10 +10,11 @@ import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-l
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { ensureStorageDir } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
-import { auditLogPath, spoolDir } from '../main.js';
+import { auditLogPath, spoolDir, spoolKeysFor } from '../main.js';
 import { publishOnce } from '../sink/kafka.js';
 import { gatewayTopicsOf } from '../sink/topics.js';
 import { purgeSpoolDir } from '../sink/spool.js';
+import { sealedLineMatcher } from '../sink/spool-seal.js';
 import { eraseSubject } from '../subject/erase.js';
 import { executeShred, planShred } from '../subject/shred.js';
 import { readShredTombstone } from '../subject/shred-tombstone.js';
@@ -195,7 +196,8 @@ export async function erase(o: EraseOptions, number: string, env: Env, rawOut: O
     eraseSubject(
       {
         suppressions: listOf(loaded, audit),
-        purgeSpool: (drop) => purgeSpoolDir(spoolDir(loaded.config), drop),
+        // Spooled records are sealed under the tenant's key: each is opened to be matched (and stays sealed if kept).
+        purgeSpool: (drop) => purgeSpoolDir(spoolDir(loaded.config), sealedLineMatcher(spoolKeysFor(loaded), drop)),
         publish: (request) =>
           publishOnce(
             { brokers: sink.brokers, clientId: sink.clientId, ssl: sink.ssl, sasl, timeoutMs: sink.requestTimeoutMs },
@@ -256,7 +258,7 @@ export async function shred(o: ShredOptions, env: Env, out: Out): Promise<number
       `  suppression list: ${done.suppressionListDeleted ? 'deleted' : 'none'}`,
       ...(done.spooledRecords > 0
         ? [
-            `  spool: ${done.spooledRecords} record${done.spooledRecords === 1 ? '' : 's'} of the tenant still wait for Kafka (tokens only, no longer linkable)`,
+            `  spool: ${done.spooledRecords} record${done.spooledRecords === 1 ? '' : 's'} of the tenant can no longer be read (sealed under its destroyed id key): never sent, the gateway drops them when it drains the spool (records_withheld_total{reason="shredded"})`,
           ]
         : []),
       `  next: remove rules/${tenant}.yaml (or its inline tenant) when offboarding is complete`,

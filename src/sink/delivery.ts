@@ -6,10 +6,17 @@
 // spool holds writers back (backpressure) and says so. An outage logs a
 // line when spooling starts and one when it ends (with its counts), never a
 // line per record or per retry.
+//
+// Every spooled record is sealed under its tenant's spool key (spool-seal.ts):
+// the spool on disk holds no record in the clear. At drain a line that cannot
+// be opened is not sent: a crypto-shredded tenant's (withheld, reason
+// shredded) or one that does not open (lost, stage spool-unreadable), counted
+// through events.dropped and logged with counts, never with data.
 import { GatewayError } from '../errors.js';
 import { defaultEgress, type Egress } from '../egress/egress.js';
-import { decodeSpoolLine, encodeSpoolLine, type OutRecord, type RecordSink } from './sink.js';
+import { encodeSpoolLine, type OutRecord, type RecordSink } from './sink.js';
 import type { Spool } from './spool.js';
+import { openSpoolLine, sealSpoolRecord, type SpoolDropReason, type SpoolKeys } from './spool-seal.js';
 
 export type DeliveryMode = 'direct' | 'spooling';
 
@@ -19,6 +26,11 @@ export interface DeliveryEvents {
   spoolFull?(full: boolean): void;
   drained?(n: number): void;
   modeChanged?(mode: DeliveryMode): void;
+  /**
+   * Spooled records not sent because they cannot be read: `shredded` (the
+   * tenant's key was destroyed) or `unreadable` (altered, or not a record).
+   */
+  dropped?(reason: SpoolDropReason, tenant: string | undefined, n: number): void;
 }
 
 /** How a primary tells the fate of one submitted record, without a promise per record. */
@@ -40,6 +52,8 @@ export interface PrimarySink extends Pick<RecordSink, 'write' | 'close'> {
 export interface DeliveryOptions {
   readonly primary: PrimarySink;
   readonly spool: Spool;
+  /** The tenants' spool keys: every spooled record is sealed under its tenant's (no plaintext fallback). */
+  readonly keys: SpoolKeys;
   /** The door spool lines pass (default: the process's egress). */
   readonly egress?: Egress;
   /** A direct write not acknowledged in this time goes to the spool (Kafka may still take it: a duplicate, same id). */
@@ -97,7 +111,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   // This spooling episode: what failed first, and the drain attempts that failed since (logged once, counted).
   let drainFailures = 0;
   // Writers held back by a full spool, in arrival order.
-  const waiting: Array<{ line: string; resolve: () => void }> = [];
+  const waiting: Array<{ record: OutRecord; resolve: () => void; reject: (err: unknown) => void }> = [];
   // Direct sends in the order they began (every one has the same timeout, so the oldest expires
   // first): one timer watches the oldest instead of one timer per record, and settled ones are
   // only marked, then dropped from the front, which keeps the hot path free of per-record bookkeeping.
@@ -138,9 +152,14 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
   const admitWaiting = () => {
     while (waiting.length > 0) {
       try {
-        appendChecked([waiting[0]!.line]);
+        appendChecked([waiting[0]!.record]);
       } catch (err) {
         if (err instanceof GatewayError && err.code === 'GW_SPOOL_FULL') return setFull(true);
+        // Its tenant has no key now (GW_SPOOL_KEY): that write fails, the ones behind it go on.
+        if (err instanceof GatewayError && err.code === 'GW_SPOOL_KEY') {
+          waiting.shift()!.reject(err);
+          continue;
+        }
         throw err;
       }
       waiting.shift()!.resolve();
@@ -151,17 +170,36 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
 
   // The spool is an output too: a line holding a raw value of a call never reaches the disk.
   const egress = opts.egress ?? defaultEgress();
-  /** false: the guard withheld the line (counted and reported by the egress, not written). */
-  const appendChecked = (lines: string[], force?: boolean): boolean => {
-    const cleared = lines.filter((l) => egress.pass('spool', l));
-    if (cleared.length > 0) spool.append(cleared, force);
-    return cleared.length === lines.length;
+  /**
+   * The guard reads the record in the clear, then it is sealed under its tenant's key (throws
+   * GW_SPOOL_KEY when it has none: never written in the clear). false: the guard withheld it
+   * (counted and reported by the egress, not written).
+   */
+  const appendChecked = (records: readonly OutRecord[], force?: boolean): boolean => {
+    const sealed: string[] = [];
+    for (const r of records) {
+      const line = encodeSpoolLine(r);
+      if (egress.pass('spool', line)) sealed.push(sealSpoolRecord(opts.keys, r, line));
+    }
+    if (sealed.length > 0) spool.append(sealed, force);
+    return sealed.length === records.length;
   };
 
-  const toSpool = (line: string): Promise<void> => {
+  /** At shutdown, however full; a record that cannot be sealed (no key) fails its own write only. */
+  const forceToSpool = (record: OutRecord): Promise<void> => {
+    try {
+      appendChecked([record], true);
+      return Promise.resolve();
+    } catch (err) {
+      if (err instanceof GatewayError && err.code === 'GW_SPOOL_KEY') return Promise.reject(err);
+      throw err;
+    }
+  };
+
+  const toSpool = (record: OutRecord): Promise<void> => {
     if (waiting.length === 0) {
       try {
-        if (!appendChecked([line]))
+        if (!appendChecked([record]))
           return Promise.reject(
             new GatewayError('GW_PRIVACY_GUARD', 'spool: a record was withheld by the privacy guard'),
           );
@@ -174,17 +212,54 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       }
     }
     scheduleDrain(0);
-    return new Promise((resolve) => waiting.push({ line, resolve }));
+    return new Promise((resolve, reject) => waiting.push({ record, resolve, reject }));
   };
 
   const drainOnce = async (): Promise<void> => {
     while (!closed) {
       const seg = spool.oldest();
       if (seg === undefined) break;
-      const records = seg.lines.map(decodeSpoolLine);
+      const records: OutRecord[] = [];
+      // Lines that do not open, by reason and tenant: counted and logged once the segment is done.
+      const dropped = new Map<
+        string,
+        { reason: SpoolDropReason; tenant: string | undefined; problem: string; n: number }
+      >();
+      for (const line of seg.lines) {
+        const o = openSpoolLine(opts.keys, line);
+        if (o.ok) {
+          records.push(o.record);
+          continue;
+        }
+        const k = `${o.reason}\u0000${o.tenant ?? ''}\u0000${o.problem}`;
+        const d = dropped.get(k);
+        if (d === undefined) dropped.set(k, { reason: o.reason, tenant: o.tenant, problem: o.problem, n: 1 });
+        else d.n++;
+      }
       // Each write is batched by the primary; all must be acknowledged before the segment goes.
       await withTimeout(Promise.all(records.map((r) => primary.write(r))), opts.sendTimeoutMs * 4);
       spool.remove(seg.name);
+      // Counted once the segment is gone: a crash before that reads (and counts) it again.
+      for (const d of dropped.values()) {
+        if (d.reason === 'shredded')
+          log.warn(
+            { component: 'delivery', reason: 'shredded', tenant: d.tenant, records: d.n, segment: seg.name },
+            'spooled records of a crypto-shredded tenant dropped: its key is destroyed, they cannot be read',
+          );
+        else
+          log.error(
+            {
+              component: 'delivery',
+              stage: 'spool-unreadable',
+              tenant: d.tenant,
+              problem: d.problem,
+              records: d.n,
+              segment: seg.name,
+            },
+            'spooled records dropped: they do not open under their tenant key (altered, or not a record)',
+          );
+        opts.events?.dropped?.(d.reason, d.tenant, d.n);
+      }
       opts.events?.drained?.(records.length);
       admitWaiting();
     }
@@ -227,7 +302,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     if (!settle(f)) return;
     // One line for the switch, none per record (records_spooled_total counts them).
     setMode('spooling', code);
-    toSpool(encodeSpoolLine(f.record)).then(f.resolve, f.reject);
+    toSpool(f.record).then(f.resolve, f.reject);
   };
 
   /** Drops settled flights from the front; true while an unsettled one remains. */
@@ -303,7 +378,7 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
     name: 'delivery',
     write(record) {
       if (closed) return Promise.reject(new GatewayError('GW_SINK_CLOSED', 'delivery: closed'));
-      return mode === 'spooling' ? toSpool(encodeSpoolLine(record)) : sendDirect(record);
+      return mode === 'spooling' ? toSpool(record) : sendDirect(record);
     },
     mode: () => mode,
     spoolFull: () => full,
@@ -328,16 +403,12 @@ export function createDeliverySink(opts: DeliveryOptions): DeliverySink {
       // Not acknowledged in time: spooled, and re-sent on the next start (Kafka may have it too: same id).
       for (const f of flights.slice(oldest)) {
         if (!settle(f)) continue;
-        appendChecked([encodeSpoolLine(f.record)], true);
-        f.resolve();
+        forceToSpool(f.record).then(f.resolve, f.reject);
       }
       if (draining !== undefined)
         await Promise.race([draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
       // Anything still held back goes to disk, however full: shutdown never drops a record.
-      for (const w of waiting.splice(0)) {
-        appendChecked([w.line], true);
-        w.resolve();
-      }
+      for (const w of waiting.splice(0)) forceToSpool(w.record).then(w.resolve, w.reject);
       spool.close();
       // A stalled Kafka must not hold shutdown past the deadline: what it has not acknowledged is on disk.
       await Promise.race([

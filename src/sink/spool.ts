@@ -1,5 +1,6 @@
-// Bounded, fsync'd disk spool of sanitized records (JSON lines; nothing raw
-// ever reaches it) for while Kafka is away. Segment files are appended to and
+// Bounded, fsync'd disk spool of sanitized records (one line each, sealed
+// under the tenant's spool key by the delivery layer, see spool-seal.ts;
+// nothing raw ever reaches it) for while Kafka is away. Segment files are appended to and
 // drained whole, oldest first; a segment is deleted only after every record in
 // it was acknowledged, so a crash mid-drain re-sends (at-least-once, same ids).
 import {
@@ -19,6 +20,7 @@ import {
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
+import { sealedKid } from '../storage-seal.js';
 
 export interface SpoolOptions {
   readonly dir: string;
@@ -57,23 +59,29 @@ export interface Spool {
 export interface ExpiredSegment {
   readonly name: string;
   readonly records: number;
-  /** Records per tenant id (from the sanitized records; `unknown` for a line that does not parse). */
+  /** Records per tenant id (from a sealed line's key id, `t-<tenant>`, never decrypted; `unknown` when it names none). */
   readonly tenants: Readonly<Record<string, number>>;
 }
 
-const SEGMENT = /^seg-(\d{12})\.jsonl$/;
+export const SEGMENT = /^seg-(\d{12})\.jsonl$/;
+const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
 
 function countTenants(lines: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of lines) {
     let tenant = 'unknown';
-    try {
-      const t = (JSON.parse(line) as { tenant?: unknown }).tenant;
-      if (typeof t === 'string' && /^[a-z0-9][a-z0-9_-]{0,62}$/.test(t)) tenant = t;
-    } catch {
-      // a line that does not parse is still a lost record
-    }
+    const kid = sealedKid(line);
+    if (kid !== undefined) {
+      if (kid.startsWith('t-') && TENANT.test(kid.slice(2))) tenant = kid.slice(2);
+    } else
+      try {
+        // A plaintext line of an earlier release (sealed at start, see prepareSpool).
+        const t = (JSON.parse(line) as { tenant?: unknown }).tenant;
+        if (typeof t === 'string' && TENANT.test(t)) tenant = t;
+      } catch {
+        // a line that does not parse is still a lost record
+      }
     out[tenant] = (out[tenant] ?? 0) + 1;
   }
   return out;

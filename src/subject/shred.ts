@@ -16,6 +16,9 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
 import { KeysFile, type SecretRef } from '../rules/schema.js';
+import { SEGMENT } from '../sink/spool.js';
+import { tenantOfSealedLine } from '../sink/spool-seal.js';
+import { isSealed } from '../storage-seal.js';
 import {
   listShredTombstones,
   readShredTombstone,
@@ -153,7 +156,7 @@ export interface ShredOutcome {
   /** The key set removed from the keys file (null: not a rules-folder tenant, or no keys file). */
   readonly keysFile: { readonly removed: boolean; readonly note: string } | null;
   readonly suppressionListDeleted: boolean;
-  /** The tenant's records still in the spool: delivered later, their tokens no longer linkable. */
+  /** The tenant's records in the spool: unreadable from now on (sealed under its destroyed key), dropped at drain. */
   readonly spooledRecords: number;
 }
 
@@ -233,20 +236,32 @@ async function removeKeySet(keysFile: string, keySet: string): Promise<{ removed
   }
 }
 
+/**
+ * The tenant's records in the spool: sealed under its spool key (named by the
+ * line's key id, nothing is decrypted), which this shred makes unreadable;
+ * or plaintext lines of an earlier release not started since (the gateway
+ * drops those at its next start: they cannot be sealed under a destroyed key).
+ */
 function countSpooled(spoolDir: string, tenant: string): number {
   let n = 0;
   let names: string[];
   try {
-    names = readdirSync(spoolDir).filter((f) => f.endsWith('.jsonl'));
+    names = readdirSync(spoolDir).filter((f) => SEGMENT.test(f));
   } catch {
     return 0;
   }
   for (const name of names) {
-    for (const line of readFileSync(join(spoolDir, name), 'utf8').split('\n')) {
+    const lines = readFileSync(join(spoolDir, name), 'utf8').split('\n');
+    lines.pop(); // empty, or a torn write (never acknowledged)
+    for (const line of lines) {
+      if (isSealed(line)) {
+        if (tenantOfSealedLine(line) === tenant) n++;
+        continue;
+      }
       try {
         if ((JSON.parse(line) as { tenant?: unknown }).tenant === tenant) n++;
       } catch {
-        // empty or torn line
+        // not a record
       }
     }
   }

@@ -32,6 +32,8 @@ const BENCHES: readonly Bench[] = [
   { id: 'latency', file: 'latency.bench.js', timeoutS: 60, broker: true },
   { id: 'reconcile', file: 'reconcile.bench.js', timeoutS: 400 },
   { id: 'consent', file: 'consent.bench.js', timeoutS: 60 },
+  // Issue 17: the spool with its records encrypted at rest against the same spool in the clear.
+  { id: 'spool', file: 'spool.bench.js', timeoutS: 180 },
   // Its feed stops at --memory-seconds; then comes the per-channel measurement.
   {
     id: 'memory',

@@ -8,13 +8,15 @@
 import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 import t, { type Test } from 'tap';
 import { decodeSpoolLine } from '../../src/sink/sink.js';
+import type { SpoolKeys } from '../../src/sink/spool-seal.js';
+import { openedSpoolLines } from '../helpers/spool-keys.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/load.js';
-import { openSink, replayCapture, spoolDir, startGateway as startInProcess } from '../../src/main.js';
+import { openSink, replayCapture, spoolDir, spoolKeysFor, startGateway as startInProcess } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { DeliverySink } from '../../src/sink/delivery.js';
 import { readCapture } from '../../src/source/capture.js';
@@ -106,12 +108,11 @@ function duplicatesAreIdentical(broker: KafkaTestBroker): boolean {
   return true;
 }
 
-function spooledIds(dir: string): string[] {
+/** Ids of the spooled leg records (sealed on disk under the tenant's spool key: opened here). */
+function spooledIds(keys: SpoolKeys, dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((n) =>
-    readFileSync(join(dir, n), 'utf8')
-      .split('\n')
-      .filter(Boolean)
+    openedSpoolLines(keys, readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean))
       .map((l) => decodeSpoolLine(l))
       .filter((r) => r.stream === 'cdr')
       .map((r) => r.id),
@@ -147,7 +148,7 @@ t.test('broker down for a stretch mid-replay, then back: every record delivered,
   const summary = await replayCapture({ capturePath: captureFile(CAPTURE), loaded, sink, log });
   t.equal(summary.cdrs, EXPECTED, 'every record settled (acked or spooled)');
   t.equal(inner.mode(), 'spooling', 'the outage sent records to the spool');
-  const spooledDuringOutage = spooledIds(spoolDir(loaded.config)).length;
+  const spooledDuringOutage = spooledIds(spoolKeysFor(loaded), spoolDir(loaded.config)).length;
   t.ok(spooledDuringOutage > 0, `records waited on disk (${spooledDuringOutage})`);
   const spoolBytes = Buffer.concat(
     readdirSync(spoolDir(loaded.config)).map((n) => readFileSync(join(spoolDir(loaded.config), n))),
@@ -162,7 +163,7 @@ t.test('broker down for a stretch mid-replay, then back: every record delivered,
     duplicatesAreIdentical(broker),
     `duplicates (${legRecords(broker).length - ids.size}) carry the same id and bytes`,
   );
-  t.same(spooledIds(spoolDir(loaded.config)), [], 'spool empty after the drain');
+  t.same(spooledIds(spoolKeysFor(loaded), spoolDir(loaded.config)), [], 'spool empty after the drain');
   t.same(
     scanBuffers(needlesForCapture(CAPTURE), [
       { label: 'spool', data: spoolBytes },
@@ -203,21 +204,22 @@ async function gatewayScenario(t: Test, fault: 'stall' | 'refuse') {
   t.teardown(() => void gw.child.kill('SIGKILL'));
   await server.done;
   const spool = join(storage, 'spool');
-  return { broker, storage, cfg, spool, gw };
+  const keys = spoolKeysFor(parseConfig(settings(broker.address, storage, server.port), ENV, cfg));
+  return { broker, storage, cfg, spool, keys, gw };
 }
 
 t.test(
   'SIGTERM while Kafka stalls: the gateway exits 0 within its deadline, every record at the broker or in the spool',
   async (t) => {
-    const { broker, spool, gw } = await gatewayScenario(t, 'stall');
+    const { broker, spool, keys, gw } = await gatewayScenario(t, 'stall');
     await new Promise((r) => setTimeout(r, 1500)); // the last Cdr events reach the pipeline and stall at Kafka
     const t0 = Date.now();
     gw.child.kill('SIGTERM');
     const code = await gw.exited;
     t.equal(code, 0, 'exit 0');
     t.ok(Date.now() - t0 < 8000, `stopped in ${Date.now() - t0} ms (deadline 1000 ms plus AMI logoff)`);
-    t.ok(spooledIds(spool).length > 0, 'the stalled records were spooled at the deadline');
-    const all = new Set([...uniqueIds(broker), ...spooledIds(spool)]);
+    t.ok(spooledIds(keys, spool).length > 0, 'the stalled records were spooled at the deadline');
+    const all = new Set([...uniqueIds(broker), ...spooledIds(keys, spool)]);
     t.equal(all.size, EXPECTED, 'acknowledged or spooled: nothing lost');
     t.same(
       scanBuffers(needlesForCapture(CAPTURE), [
@@ -230,11 +232,11 @@ t.test(
 );
 
 t.test('SIGKILL mid-stream while Kafka refuses, then restart: the spool drains first, nothing lost', async (t) => {
-  const { broker, cfg, spool, gw } = await gatewayScenario(t, 'refuse');
-  await until('all records spooled', () => spooledIds(spool).length >= EXPECTED);
+  const { broker, cfg, spool, keys, gw } = await gatewayScenario(t, 'refuse');
+  await until('all records spooled', () => spooledIds(keys, spool).length >= EXPECTED);
   gw.child.kill('SIGKILL');
   await gw.exited;
-  t.equal(new Set(spooledIds(spool)).size, EXPECTED, 'the spool survived kill -9 with every record');
+  t.equal(new Set(spooledIds(keys, spool)).size, EXPECTED, 'the spool survived kill -9 with every record');
 
   // The restarted gateway's AMI has nothing new to say: anything at the broker now came from the spool.
   const idle = await startReplayServer({
@@ -253,7 +255,7 @@ t.test('SIGKILL mid-stream while Kafka refuses, then restart: the spool drains f
   const again = startGateway(cfg);
   t.teardown(() => void again.child.kill('SIGKILL'));
   await until('the spool drained to the broker', () => uniqueIds(broker).size >= EXPECTED);
-  await until('spool files removed', () => spooledIds(spool).length === 0);
+  await until('spool files removed', () => spooledIds(keys, spool).length === 0);
   again.child.kill('SIGTERM');
   t.equal(await again.exited, 0);
   t.equal(uniqueIds(broker).size, EXPECTED, 'unique ids at the broker = Master.csv rows');
@@ -286,7 +288,7 @@ t.test(
     await server.done;
     await until('every record settled in the spool', () => gw.pipeline.counts().published >= EXPECTED);
     const sweepsAtStart = gw.metrics.value('retention_sweeps_total');
-    t.ok(spooledIds(spoolDir(loaded.config)).length >= EXPECTED, 'everything waits on disk');
+    t.ok(spooledIds(spoolKeysFor(loaded), spoolDir(loaded.config)).length >= EXPECTED, 'everything waits on disk');
 
     // Kafka comes up, empty and without auto-create: the sink creates its topics itself.
     const broker = await startKafkaBroker({ port });
@@ -302,7 +304,7 @@ t.test(
       { 'cleanup.policy': 'delete', 'retention.ms': String(7 * 86_400_000) },
       'created as the registry says, before the first send',
     );
-    await until('spool files removed', () => spooledIds(spoolDir(loaded.config)).length === 0);
+    await until('spool files removed', () => spooledIds(spoolKeysFor(loaded), spoolDir(loaded.config)).length === 0);
     await gw.stop();
     t.equal(uniqueIds(broker).size, EXPECTED, 'unique ids at the broker = Master.csv rows');
     const kafkaLines = lines().filter((l) => l.component === 'kafka');
@@ -351,7 +353,11 @@ t.test(
     const duringOutage = gw.pipeline.counts().published - published;
     broker.setFault({ kind: 'none' });
     const back = Date.now();
-    await until('spool drained after the outage', () => spooledIds(spoolDir(loaded.config)).length === 0, 60_000);
+    await until(
+      'spool drained after the outage',
+      () => spooledIds(spoolKeysFor(loaded), spoolDir(loaded.config)).length === 0,
+      60_000,
+    );
     const drainMs = Date.now() - back;
     // Every line from the outage's start until the spool drained after it, whatever logged it.
     const episode = lines().slice(before);

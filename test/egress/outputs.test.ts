@@ -31,6 +31,7 @@ import { createDeliverySink } from '../../src/sink/delivery.js';
 import { createJsonlFileSink, defaultCallsPath } from '../../src/sink/jsonl.js';
 import type { OutRecord, RecordSink } from '../../src/sink/sink.js';
 import { openSpool } from '../../src/sink/spool.js';
+import { testSpoolKeys } from '../helpers/spool-keys.js';
 import { API_TOKENS, TOKENS } from '../consent/stack.js';
 import { twoTenantConfig } from '../helpers/configs.js';
 import { messagesOf } from '../helpers/model-run.js';
@@ -182,6 +183,7 @@ t.test('spool: a line holding a raw value of a recent call never reaches the dis
       close: async () => undefined,
     },
     spool,
+    keys: testSpoolKeys(),
     sendTimeoutMs: 50,
     retryIntervalMs: 60_000,
     closeDeadlineMs: 50,

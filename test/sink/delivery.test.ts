@@ -3,9 +3,11 @@ import t from 'tap';
 import type { OutRecord } from '../../src/sink/sink.js';
 import { createDeliverySink } from '../../src/sink/delivery.js';
 import { openSpool } from '../../src/sink/spool.js';
+import { testSpoolKeys } from '../helpers/spool-keys.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const quiet = { warn() {}, error() {}, info() {} };
+const keys = testSpoolKeys();
 const rec = (i: number): OutRecord => ({
   stream: 'cdr',
   tenant: 'acme',
@@ -42,6 +44,7 @@ function setup(maxBytes = 1 << 20) {
   const sink = createDeliverySink({
     primary,
     spool,
+    keys,
     sendTimeoutMs: 50,
     retryIntervalMs: 20,
     closeDeadlineMs: 100,
@@ -103,6 +106,7 @@ t.test('close within its deadline spools what is not acknowledged; the next star
     createDeliverySink({
       primary,
       spool: openSpool({ dir, maxBytes: 1 << 20, segmentMaxBytes: 4096, fsync: 'always', fsyncIntervalMs: 10 }),
+      keys,
       sendTimeoutMs: 10_000,
       retryIntervalMs: 20,
       closeDeadlineMs: 100,

@@ -4,6 +4,8 @@
 // from the spool, publishes exactly one erasure request, and audits it.
 // Nothing it writes holds a raw number.
 import { decodeSpoolLine } from '../../src/sink/sink.js';
+import type { SpoolKeys } from '../../src/sink/spool-seal.js';
+import { openedSpoolLines } from '../helpers/spool-keys.js';
 import { partiesOf } from '../../src/subject/erase.js';
 import type { SubjectTokens } from '../../src/subject/tokens.js';
 import t from 'tap';
@@ -12,7 +14,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { parseConfig } from '../../src/config/load.js';
-import { openSink, replayCapture, spoolDir } from '../../src/main.js';
+import { openSink, replayCapture, spoolDir, spoolKeysFor } from '../../src/main.js';
 import { CdrRecord } from '../../src/privacy/cdr-record.js';
 import type { DeliverySink } from '../../src/sink/delivery.js';
 import { erasureJsonSchema, ErasureRequest } from '../../src/subject/erase-request.js';
@@ -59,12 +61,13 @@ function callveil(args: string[]): Promise<{ code: number | null; stdout: string
   });
 }
 
-function spoolLines(dir: string, stream: 'cdr' | 'calls' = 'cdr'): string[] {
-  return readdirSync(dir)
+/** The spooled records' lines, opened (they are sealed under the tenant's spool key on disk). */
+function spoolLines(keys: SpoolKeys, dir: string, stream: 'cdr' | 'calls' = 'cdr'): string[] {
+  const sealed = readdirSync(dir)
     .filter((n) => n.endsWith('.jsonl'))
     .sort()
-    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean))
-    .filter((l) => decodeSpoolLine(l).stream === stream);
+    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean));
+  return openedSpoolLines(keys, sealed).filter((l) => decodeSpoolLine(l).stream === stream);
 }
 
 /** Call records (spool lines) that name the subject anywhere: caller, called, answered, transfers. */
@@ -111,11 +114,12 @@ t.test(
     const jane = subjectTokens(acme, JANE)!;
     const shared = subjectTokens(acme, SHARED_CALLER)!;
     const spool = spoolDir(loaded.config);
-    const before = spoolLines(spool);
+    const keys = spoolKeysFor(loaded);
+    const before = spoolLines(keys, spool);
     t.equal(before.length, summary.cdrs, `the spool holds every record (${before.length})`);
     const janeLines = before.filter((l) => involves(CdrRecord.parse(JSON.parse(decodeSpoolLine(l).value)), jane));
     t.equal(janeLines.length, 3, "three of them are the subscriber's");
-    const callsBefore = spoolLines(spool, 'calls');
+    const callsBefore = spoolLines(keys, spool, 'calls');
     const janeCalls = callsOf(callsBefore, jane);
     t.ok(janeCalls.length > 0, `and call records of their calls (${janeCalls.length})`);
 
@@ -125,7 +129,7 @@ t.test(
     const locked = await inProcess(['erase', '--config', cfg, '--tenant', 'acme', JANE]);
     t.equal(locked.code, 1);
     t.match(locked.stderr, /in use by a running gateway \(pid \d+.*stop the gateway first/);
-    t.same(spoolLines(spool), before, 'spool untouched');
+    t.same(spoolLines(keys, spool), before, 'spool untouched');
     t.same(broker.topics(), [], 'nothing published');
     t.same(readdirSync(dir).includes('suppressions'), false, 'nothing suppressed');
     gateway.release();
@@ -148,10 +152,10 @@ t.test(
       new RegExp(`spool: removed ${3 + janeCalls.length} records \\(\\d+ of \\d+ segments? rewritten\\)`),
       'their leg records and call records',
     );
-    t.same(callsOf(spoolLines(spool, 'calls'), jane), [], 'no call record of theirs is left');
-    t.equal(spoolLines(spool, 'calls').length, callsBefore.length - janeCalls.length, 'other call records stay');
+    t.same(callsOf(spoolLines(keys, spool, 'calls'), jane), [], 'no call record of theirs is left');
+    t.equal(spoolLines(keys, spool, 'calls').length, callsBefore.length - janeCalls.length, 'other call records stay');
     t.match(r.stdout, /erasure request er_[a-z]{20} published to callveil\.acme\.erasure/);
-    const after = spoolLines(spool);
+    const after = spoolLines(keys, spool);
     t.same(
       after.filter((l) => involves(CdrRecord.parse(JSON.parse(decodeSpoolLine(l).value)), jane)),
       [],
