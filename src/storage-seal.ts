@@ -9,7 +9,7 @@
 // Keys are never used directly: each store gets its own key derived from the
 // storage key (HKDF-SHA256), each tenant's spool key from the tenant's id key,
 // so one leaked derived key opens one store only.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from 'node:crypto';
 
 export const SEALED_PREFIX = 'cv1.';
 const IV_BYTES = 12;
@@ -45,9 +45,24 @@ function aad(store: string, kid: string): Buffer {
   return Buffer.from(`callveil|${store}|${kid}`);
 }
 
+// IVs are drawn from the CSPRNG 1,024 at a time and each used once: one
+// randomBytes call per seal was half of a seal's cost (4 of 8-18 us).
+const ivPool = Buffer.alloc(IV_BYTES * 1024);
+let ivNext = ivPool.length;
+
+function freshIv(): Buffer {
+  if (ivNext >= ivPool.length) {
+    randomFillSync(ivPool);
+    ivNext = 0;
+  }
+  const iv = ivPool.subarray(ivNext, ivNext + IV_BYTES);
+  ivNext += IV_BYTES;
+  return iv;
+}
+
 /** Seals one line of text (no newline inside the result). */
 export function seal(k: SealKey, plaintext: string): string {
-  const iv = randomBytes(IV_BYTES);
+  const iv = freshIv();
   const c = createCipheriv('aes-256-gcm', k.key, iv);
   c.setAAD(aad(k.store, k.kid));
   const body = Buffer.concat([iv, c.update(plaintext, 'utf8'), c.final(), c.getAuthTag()]);

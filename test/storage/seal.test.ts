@@ -28,3 +28,19 @@ t.test('the wrong key, another store, another tenant or an edit does not open', 
   t.same(open(tenantSpoolKey(Buffer.from(idKey), 'acme'), flipped), { ok: false, reason: 'auth-failed' });
   t.same(open(storeKey(storage, 'consent'), '{"plain":1}'), { ok: false, reason: 'not-sealed' });
 });
+
+t.test('every seal draws its own IV, across pool refills', async (t) => {
+  const k = storeKey(storage, 'audit');
+  const ivs = new Set<string>();
+  const n = 3000; // more than one pool of 1,024
+  for (let i = 0; i < n; i++) {
+    const line = seal(k, 'same text');
+    ivs.add(
+      Buffer.from(line.slice(line.lastIndexOf('.') + 1), 'base64url')
+        .subarray(0, 12)
+        .toString('hex'),
+    );
+    if (i % 1000 === 0) t.same(open(k, line), { ok: true, text: 'same text' });
+  }
+  t.equal(ivs.size, n, 'no IV used twice');
+});
