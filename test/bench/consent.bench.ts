@@ -12,6 +12,7 @@ import { splitCapture } from '../../src/source/capture.js';
 import { hostileSession, JUNK_VARSETS } from '../consent/calls.js';
 import { labRules } from '../helpers/lab-rules.js';
 import { runIfMain, type BenchResult, type Row } from './common.js';
+import { consentLatencyBench } from './consent-latency.js';
 
 function messagesOf(buf: Buffer): AmiMessage[] {
   const out: AmiMessage[] = [];
@@ -74,10 +75,47 @@ export async function consentBench(): Promise<BenchResult> {
     },
     { label: `consent: baseline: the stream without a recording (CPU)`, value: base, unit: 'ms' },
   ];
+  const lat = await consentLatencyBench();
+  rows.push(
+    {
+      label: `consent: recording start -> StopMixMonitor on the wire, p99 @ ${lat.rate}/s`,
+      value: lat.loaded.p99,
+      unit: 'ms',
+      baseline: 'idle link p99',
+      ratio: lat.loaded.p99 / lat.idle.p99,
+      note: `p50 ${lat.loaded.p50.toFixed(2)} ms, max ${lat.loaded.max.toFixed(2)} ms over ${lat.loaded.n} recordings; ${Math.round(lat.achievedEventsPerSec)} events/s achieved; ${lat.stopsReceived} stops for ${lat.recordings} recordings, ${lat.stopsConfirmed} confirmed`,
+    },
+    {
+      label: 'consent: part: client delivered MixMonitorStart -> action(), p99',
+      value: lat.inGateway.p99,
+      unit: 'ms',
+      note: `p50 ${lat.inGateway.p50.toFixed(3)} ms, max ${lat.inGateway.max.toFixed(2)} ms`,
+    },
+    {
+      label: 'consent: baseline: the same recordings on an idle link, p99',
+      value: lat.idle.p99,
+      unit: 'ms',
+      note: `p50 ${lat.idle.p50.toFixed(2)} ms over ${lat.idle.n}`,
+    },
+  );
   return {
     bench: 'consent',
     rows,
-    json: { consentHostileCpuMs: junk, consentHostileShapedCpuMs: shaped, consentHostileBaselineCpuMs: base },
+    json: {
+      consentHostileCpuMs: junk,
+      consentHostileShapedCpuMs: shaped,
+      consentHostileBaselineCpuMs: base,
+      consentStopP50Ms: lat.loaded.p50,
+      consentStopP99Ms: lat.loaded.p99,
+      consentStopMaxMs: lat.loaded.max,
+      consentStopSamples: lat.loaded.n,
+      consentStopInGatewayP99Ms: lat.inGateway.p99,
+      consentStopIdleP99Ms: lat.idle.p99,
+      consentStopOfferedEventsPerSec: lat.rate,
+      consentStopAchievedEventsPerSec: lat.achievedEventsPerSec,
+      consentStopsReceived: lat.stopsReceived,
+      consentRecordings: lat.recordings,
+    },
   };
 }
 
