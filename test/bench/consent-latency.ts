@@ -14,8 +14,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { openAuditLog } from '../../src/audit/audit-log.js';
+import { createCallModel } from '../../src/assemble/call-model.js';
 import { attachConsent, auditLogPath, buildPipeline, connectSource, createModel } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
@@ -45,6 +47,11 @@ export interface ConsentLatencyResult {
   readonly recordings: number;
   readonly stopsReceived: number;
   readonly stopsConfirmed: number;
+  /** Under load: garbage-collection pauses (count over 5 ms, longest) and the event loop's delay p99 / max. */
+  readonly gcOver5Ms: number;
+  readonly gcMaxMs: number;
+  readonly loopDelayP99Ms: number;
+  readonly loopDelayMaxMs: number;
 }
 
 function stats(samples: readonly number[]): StopLatency {
@@ -157,6 +164,59 @@ async function pacedServer(): Promise<PacedServer> {
         for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
+  };
+}
+
+export interface LongestStep {
+  readonly events: number;
+  readonly maxMs: number;
+  readonly over2Ms: number;
+  readonly over5Ms: number;
+  readonly over10Ms: number;
+}
+
+/**
+ * What a stop can wait behind: the longest synchronous steps of the
+ * pipeline (one event handed in, with whatever it triggers: leg records,
+ * call records whose grace passed, the sweeps; and the 1 s tick), the load
+ * capture's copies at 20,000 events/s of PBX time (an injected clock, so the
+ * figure does not depend on how fast this machine is). Copy 1 warms up.
+ */
+export async function longestStep(copies = 3, perSec = 20_000): Promise<LongestStep> {
+  const capture = await loadCapture();
+  const synth = syntheticTraffic(capture.body);
+  const loaded = benchConfig();
+  let pbxMs = 0;
+  const model = createCallModel({
+    timeZone: loaded.config.pbx.timeZone,
+    ...loaded.config.assemble,
+    rules: () => loaded.privacy.callModel,
+    now: () => pbxMs,
+  });
+  const pipeline = buildPipeline(loaded, nullSink(), quietLogger(), undefined, model);
+  const durations: number[] = [];
+  let n = 0;
+  for (let k = 1; k <= copies; k++) {
+    const copy = synth.copy(k);
+    for (let f = 0; f < synth.framesPerCopy; f++) {
+      if (!synth.isEvent(f)) continue;
+      const msg = copy.message(f);
+      pbxMs += 1000 / perSec;
+      const t0 = now();
+      pipeline.handle(msg);
+      // The gateway ticks every second.
+      if (++n % perSec === 0) pipeline.tick();
+      if (k > 1) durations.push(now() - t0);
+    }
+  }
+  await pipeline.drain();
+  const over = (ms: number) => durations.filter((d) => d > ms).length;
+  return {
+    events: durations.length,
+    maxMs: Math.max(...durations),
+    over2Ms: over(2),
+    over5Ms: over(5),
+    over10Ms: over(10),
   };
 }
 
@@ -287,7 +347,16 @@ export async function consentLatencyBench(): Promise<ConsentLatencyResult> {
   const idleNames = await phase(idleMs, 0, true);
   const b0 = background;
   const tLoad = now();
+  const gcPauses: number[] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcPauses.push(e.duration);
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const loadNames = await phase(runMs, rate, true);
+  loop.disable();
+  gcObserver.disconnect();
   const achieved = ((background - b0) * 1000) / (now() - tLoad);
   // The last stops and the teardowns.
   await new Promise((r) => setTimeout(r, 700));
@@ -330,6 +399,10 @@ export async function consentLatencyBench(): Promise<ConsentLatencyResult> {
     recordings,
     stopsReceived: server.stopAt.size,
     stopsConfirmed,
+    gcOver5Ms: gcPauses.filter((d) => d > 5).length,
+    gcMaxMs: gcPauses.length ? Math.max(...gcPauses) : 0,
+    loopDelayP99Ms: loop.percentile(99) / 1e6,
+    loopDelayMaxMs: loop.max / 1e6,
   };
   await client.stop();
   await pipeline.drain();
@@ -338,7 +411,7 @@ export async function consentLatencyBench(): Promise<ConsentLatencyResult> {
   rmSync(dir, { recursive: true, force: true });
   progress(
     'consent',
-    `stop latency at ${rate} events/s offered (${Math.round(achieved)} achieved): p50 ${result.loaded.p50.toFixed(2)} ms, p99 ${result.loaded.p99.toFixed(2)} ms over ${result.loaded.n}; idle p99 ${result.idle.p99.toFixed(2)} ms; ${result.stopsReceived} stops of ${recordings} recordings, ${stopsConfirmed} confirmed`,
+    `stop latency at ${rate} events/s offered (${Math.round(achieved)} achieved): p50 ${result.loaded.p50.toFixed(2)} ms, p99 ${result.loaded.p99.toFixed(2)} ms over ${result.loaded.n}; idle p99 ${result.idle.p99.toFixed(2)} ms; ${result.stopsReceived} stops of ${recordings} recordings, ${stopsConfirmed} confirmed; under load ${result.gcOver5Ms} GC pauses over 5 ms (longest ${result.gcMaxMs.toFixed(1)} ms), event-loop delay p99 ${result.loopDelayP99Ms.toFixed(1)} ms, max ${result.loopDelayMaxMs.toFixed(1)} ms`,
   );
   return result;
 }

@@ -12,7 +12,7 @@ import { splitCapture } from '../../src/source/capture.js';
 import { hostileSession, JUNK_VARSETS } from '../consent/calls.js';
 import { labRules } from '../helpers/lab-rules.js';
 import { runIfMain, type BenchResult, type Row } from './common.js';
-import { consentLatencyBench } from './consent-latency.js';
+import { consentLatencyBench, longestStep } from './consent-latency.js';
 
 function messagesOf(buf: Buffer): AmiMessage[] {
   const out: AmiMessage[] = [];
@@ -76,6 +76,7 @@ export async function consentBench(): Promise<BenchResult> {
     { label: `consent: baseline: the stream without a recording (CPU)`, value: base, unit: 'ms' },
   ];
   const lat = await consentLatencyBench();
+  const step = await longestStep();
   rows.push(
     {
       label: `consent: recording start -> StopMixMonitor on the wire, p99 @ ${lat.rate}/s`,
@@ -89,7 +90,13 @@ export async function consentBench(): Promise<BenchResult> {
       label: 'consent: part: client delivered MixMonitorStart -> action(), p99',
       value: lat.inGateway.p99,
       unit: 'ms',
-      note: `p50 ${lat.inGateway.p50.toFixed(3)} ms, max ${lat.inGateway.max.toFixed(2)} ms`,
+      note: `p50 ${lat.inGateway.p50.toFixed(3)} ms, max ${lat.inGateway.max.toFixed(2)} ms; under load ${lat.gcOver5Ms} GC pauses > 5 ms (longest ${lat.gcMaxMs.toFixed(1)} ms), event-loop delay p99 ${lat.loopDelayP99Ms.toFixed(1)} ms`,
+    },
+    {
+      label: 'consent: part: longest synchronous pipeline step @ 20000 events/s (PBX clock)',
+      value: step.maxMs,
+      unit: 'ms',
+      note: `over ${step.events} events: ${step.over2Ms} over 2 ms, ${step.over5Ms} over 5 ms, ${step.over10Ms} over 10 ms (a stop waits behind such a step)`,
     },
     {
       label: 'consent: baseline: the same recordings on an idle link, p99',
@@ -115,6 +122,13 @@ export async function consentBench(): Promise<BenchResult> {
       consentStopAchievedEventsPerSec: lat.achievedEventsPerSec,
       consentStopsReceived: lat.stopsReceived,
       consentRecordings: lat.recordings,
+      consentLongestStepMs: step.maxMs,
+      consentStepsOver5Ms: step.over5Ms,
+      consentStepsOver10Ms: step.over10Ms,
+      consentLoadGcPausesOver5Ms: lat.gcOver5Ms,
+      consentLoadGcMaxMs: lat.gcMaxMs,
+      consentLoadLoopDelayP99Ms: lat.loopDelayP99Ms,
+      consentLoadLoopDelayMaxMs: lat.loopDelayMaxMs,
     },
   };
 }
