@@ -213,7 +213,7 @@ export async function longestStep(copies = 3, perSec = 20_000): Promise<LongestS
   const over = (ms: number) => durations.filter((d) => d > ms).length;
   return {
     events: durations.length,
-    maxMs: Math.max(...durations),
+    maxMs: durations.reduce((m, d) => (d > m ? d : m), 0),
     over2Ms: over(2),
     over5Ms: over(5),
     over10Ms: over(10),
@@ -400,7 +400,7 @@ export async function consentLatencyBench(): Promise<ConsentLatencyResult> {
     stopsReceived: server.stopAt.size,
     stopsConfirmed,
     gcOver5Ms: gcPauses.filter((d) => d > 5).length,
-    gcMaxMs: gcPauses.length ? Math.max(...gcPauses) : 0,
+    gcMaxMs: gcPauses.reduce((m, d) => (d > m ? d : m), 0),
     loopDelayP99Ms: loop.percentile(99) / 1e6,
     loopDelayMaxMs: loop.max / 1e6,
   };
