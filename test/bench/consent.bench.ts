@@ -93,7 +93,7 @@ export async function consentBench(): Promise<BenchResult> {
       note: `p50 ${lat.inGateway.p50.toFixed(3)} ms, max ${lat.inGateway.max.toFixed(2)} ms; under load ${lat.gcOver5Ms} GC pauses > 5 ms (longest ${lat.gcMaxMs.toFixed(1)} ms), event-loop delay p99 ${lat.loopDelayP99Ms.toFixed(1)} ms`,
     },
     {
-      label: 'consent: part: longest synchronous pipeline step @ 20000 events/s (PBX clock)',
+      label: 'consent: part: longest synchronous pipeline step (CPU) @ 20000 events/s (PBX clock)',
       value: step.maxMs,
       unit: 'ms',
       note: `over ${step.events} events: ${step.over2Ms} over 2 ms, ${step.over5Ms} over 5 ms, ${step.over10Ms} over 10 ms (a stop waits behind such a step)`,
