@@ -32,6 +32,19 @@ export type RecordingState = 'none' | 'mixmonitor' | 'monitor';
 /** What became of a call's recordings (leg and call records carry it). */
 export type RecordingOutcome = 'none' | 'prevented' | 'kept' | 'blocked' | 'stop-failed';
 // prevented (the dialplan gate started nothing) is just above none: a kept or stopped recording of the same call says more.
+/**
+ * A copy of an event's value that holds nothing else. The frame parser's
+ * values are slices of the whole frame's text, and V8 keeps that text alive
+ * for as long as any slice of 13 or more characters lives (shorter slices
+ * are copies already): a Uniqueid or a channel name kept in a channel's
+ * state would keep its whole frame. Everything the model keeps past the
+ * event goes through here; the concatenation makes a flat copy, the slice
+ * of it holds only that copy.
+ */
+export function own(s: string): string {
+  return s.length < 13 ? s : (' ' + s).slice(1);
+}
+
 const OUTCOME_RANK: Record<RecordingOutcome, number> = { none: 0, prevented: 1, kept: 2, blocked: 3, 'stop-failed': 4 };
 
 /** What the rules' tenant resolution needs of a call (raw values, memory only). */
@@ -131,6 +144,8 @@ interface LegFacts {
 
 interface CallState {
   linkedId: string;
+  /** Creation order: calls due in one sweep are finalized in it (the order of the calls map). */
+  readonly seq: number;
   readonly channels: string[];
   tenant: string | undefined;
   decisive: boolean;
@@ -277,6 +292,13 @@ export const DEFAULT_CALL_MODEL_OPTIONS = {
 } as const;
 
 const SWEEP_EVERY_MS = 1000;
+/**
+ * Between the full sweeps, ended calls whose grace has passed go out within
+ * this (checked every 256 events and at each tick): a second's worth of call
+ * records at once (200 calls at 20,000 events/s) held the event loop for tens
+ * of milliseconds, and with it a consent stop waiting behind them.
+ */
+const QUICK_SWEEP_MS = 10;
 const MAX_CONSENT_TARGETS = 32;
 // Channels looked at around a recorded one: a conference of more is judged incomplete (fail closed).
 const MAX_AROUND = 64;
@@ -325,6 +347,15 @@ const NOT_A_PARTY = { internal: false, extension: undefined } as const;
 // Where the numbers and names of a call travel in AMI (the egress guard's raw values; README "The egress guard").
 // Each header is read by name, so the decode plan's scan (test/source/decode-plan.test.ts) sees them.
 // Status: a call first seen in the listing after a login (consent's search for recordings already running).
+/** The VarSet variables the model reads (recording and who the call is for); every other VarSet changes nothing but recency. */
+export const MODEL_VARIABLES: ReadonlySet<string> = new Set([
+  'MIXMONITOR_FILENAME',
+  'RECFILE',
+  'TARGET_EXT',
+  '__TARGET_EXT',
+  'TARGET',
+]);
+
 const PARTY_EVENTS = new Set([
   'Newchannel',
   'NewCallerid',
@@ -436,6 +467,17 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   let sawLinkedid = false;
   let sawChannelEvents = false;
   let lastSweep = now();
+  let lastQuick = lastSweep;
+  let callSeq = 0;
+  // Calls in the order they ended (at: their endedAtMs then); stale entries (ended again later, finalized) are skipped.
+  const ended: Array<{ readonly call: CallState; readonly at: number }> = [];
+  let endedHead = 0;
+
+  function markEnded(call: CallState): void {
+    const at = now();
+    call.endedAtMs = at;
+    ended.push({ call, at });
+  }
 
   // ---- calls and channels -------------------------------------------------
 
@@ -452,6 +494,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   function callOf(linkedId: string): CallState {
     let c = calls.get(linkedId);
     if (c === undefined) {
+      linkedId = own(linkedId);
       // Bounded like the channels: the oldest call goes out (incomplete) rather than memory growing.
       if (calls.size >= opts.maxChannels) {
         const oldest = calls.values().next().value;
@@ -463,6 +506,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       }
       c = {
         linkedId,
+        seq: callSeq++,
         channels: [],
         tenant: undefined,
         decisive: false,
@@ -490,16 +534,18 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   }
 
   function newChannel(uniqueId: string, linkedId: string, msg: AmiMessage, first: boolean): ChannelState {
+    uniqueId = own(uniqueId);
+    linkedId = own(linkedId);
     const ch: ChannelState = {
       uniqueId,
       linkedId,
-      channel: field(msg, 'channel'),
+      channel: own(field(msg, 'channel')),
       tenantHint: '',
       accountCode: '',
-      context: first ? field(msg, 'context') : '',
+      context: first ? own(field(msg, 'context')) : '',
       // Only the creating event's Exten is what was dialled; a channel first seen mid-call has no known target.
-      dialled: first ? field(msg, 'exten') : '',
-      callerNum: first ? field(msg, 'calleridnum') : '',
+      dialled: first ? own(field(msg, 'exten')) : '',
+      callerNum: first ? own(field(msg, 'calleridnum')) : '',
       state: '',
       answered: false,
       hungUp: false,
@@ -560,13 +606,13 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       moveToCall(ch, linked);
     }
     const tenant = field(msg, 'tenantid');
-    if (tenant !== '') ch.tenantHint = tenant;
+    if (tenant !== '' && tenant !== ch.tenantHint) ch.tenantHint = own(tenant);
     const account = field(msg, 'accountcode');
-    if (account !== '') ch.accountCode = account;
+    if (account !== '' && account !== ch.accountCode) ch.accountCode = own(account);
     // Asterisk 11's Agent* events name the queue member in Channel but carry the caller's Uniqueid.
     const name = AGENT_EVENTS.has(event) ? '' : field(msg, 'channel');
     if (name !== '' && name !== ch.channel) {
-      ch.channel = name;
+      ch.channel = own(name);
       ch.role = undefined;
       rememberName(ch);
     }
@@ -576,8 +622,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   /** Linkedid changed (Asterisk propagates the oldest across a bridge, or an Asterisk 11 union). */
   function moveToCall(ch: ChannelState, linkedId: string): void {
     const from = calls.get(ch.linkedId);
-    ch.linkedId = linkedId;
-    const to = callOf(linkedId);
+    ch.linkedId = own(linkedId);
+    const to = callOf(ch.linkedId);
     if (!to.channels.includes(ch.uniqueId)) to.channels.push(ch.uniqueId);
     to.endedAtMs = undefined;
     if (from === undefined || from === to) return;
@@ -609,7 +655,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     const cb = channels.get(rb);
     const [keep, drop] =
       cb !== undefined && (ca === undefined || cb.createdAtMs < ca.createdAtMs) ? [rb, ra] : [ra, rb];
-    parent.set(drop, keep);
+    parent.set(own(drop), own(keep));
     for (const c of [...channels.values()]) if (c.linkedId === drop) moveToCall(c, keep);
   }
 
@@ -753,7 +799,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   function onChannelEvent(event: string, msg: AmiMessage, ch: ChannelState): void {
     switch (event) {
       case 'Newstate': {
-        ch.state = field(msg, 'channelstatedesc');
+        ch.state = own(field(msg, 'channelstatedesc'));
         if (ch.state === 'Up' && !ch.answered) {
           ch.answered = true;
           const call = calls.get(ch.linkedId);
@@ -769,8 +815,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         return;
       case 'DialEnd': {
         const status = field(msg, 'dialstatus');
-        ch.dialStatus = status;
-        if (status === 'ANSWER') ch.answeredDest = field(msg, 'destuniqueid') || ch.answeredDest;
+        ch.dialStatus = own(status);
+        if (status === 'ANSWER') ch.answeredDest = own(field(msg, 'destuniqueid')) || ch.answeredDest;
         return;
       }
       case 'Dial': {
@@ -781,7 +827,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
           union(ch.uniqueId, dest);
           dialBegin(ch, dest, field(msg, 'destination'), field(msg, 'dialstring'));
         } else if (sub === 'End') {
-          ch.dialStatus = field(msg, 'dialstatus');
+          ch.dialStatus = own(field(msg, 'dialstatus'));
         }
         return;
       }
@@ -791,7 +837,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         enterBridge(ch, '');
         channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
         const call = calls.get(ch.linkedId);
-        if (call !== undefined && liveChannels(call) === 0) call.endedAtMs = now();
+        if (call !== undefined && liveChannels(call) === 0) markEnded(call);
         return;
       }
       case 'BridgeEnter':
@@ -822,7 +868,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         return;
       case 'QueueCallerJoin':
       case 'Join':
-        ch.queue = field(msg, 'queue');
+        ch.queue = own(field(msg, 'queue'));
         callOf(ch.linkedId).queue ??= { name: ch.queue, waitSec: null, answeredBy: null, abandoned: false };
         return;
       case 'AgentCalled': {
@@ -832,7 +878,12 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       }
       case 'AgentConnect': {
         const call = callOf(ch.linkedId);
-        const q = (call.queue ??= { name: field(msg, 'queue'), waitSec: null, answeredBy: null, abandoned: false });
+        const q = (call.queue ??= {
+          name: own(field(msg, 'queue')),
+          waitSec: null,
+          answeredBy: null,
+          abandoned: false,
+        });
         q.waitSec = toSeconds(field(msg, 'holdtime'));
         // The member: DestUniqueid (Asterisk 12+) or BridgedChannel (11).
         const member = channels.get(field(msg, 'destuniqueid') || field(msg, 'bridgedchannel'));
@@ -842,7 +893,12 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       }
       case 'QueueCallerAbandon': {
         const call = callOf(ch.linkedId);
-        const q = (call.queue ??= { name: field(msg, 'queue'), waitSec: null, answeredBy: null, abandoned: false });
+        const q = (call.queue ??= {
+          name: own(field(msg, 'queue')),
+          waitSec: null,
+          answeredBy: null,
+          abandoned: false,
+        });
         q.abandoned = true;
         q.waitSec = toSeconds(field(msg, 'holdtime'));
         return;
@@ -858,7 +914,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   function addTarget(ch: ChannelState, value: string): void {
     if (value === '' || ch.consentTargets.has(value)) return;
     if (!value.includes('/') && !EXTENSION.test(value) && !opts.rules().isConfiguredExtension(value)) return;
-    if (ch.consentTargets.size < MAX_CONSENT_TARGETS) ch.consentTargets.add(value);
+    if (ch.consentTargets.size < MAX_CONSENT_TARGETS) ch.consentTargets.add(own(value));
     else ch.consentTargetsOverflow = true;
   }
 
@@ -873,6 +929,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       ch.bridge = undefined;
       return;
     }
+    bridgeId = own(bridgeId);
     ch.bridge = bridgeId;
     let members = bridges.get(bridgeId);
     if (members === undefined) bridges.set(bridgeId, (members = new Set()));
@@ -977,7 +1034,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     }
     addTarget(ch, destName);
     if (destUnique === '') return;
-    ch.dialledLegs.add(destUnique);
+    ch.dialledLegs.add(own(destUnique));
     const dest = channels.get(destUnique);
     if (dest !== undefined) {
       dest.outgoing = true;
@@ -1035,8 +1092,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
           const c1 = channels.get(u1);
           const c2 = channels.get(u2);
           if (c1 !== undefined && c2 !== undefined) {
-            c1.bridgePeer = u2;
-            c2.bridgePeer = u1;
+            c1.bridgePeer = c2.uniqueId;
+            c2.bridgePeer = c1.uniqueId;
           }
         }
         return true;
@@ -1051,7 +1108,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         const ch = channels.get(field(msg, 'uniqueid'));
         const name = field(msg, 'newname');
         if (ch !== undefined && name !== '') {
-          ch.channel = name;
+          ch.channel = own(name);
           ch.role = undefined;
           rememberName(ch);
         }
@@ -1095,10 +1152,10 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     }
     // The Cdr can come before the channel events that tag it (a Dial that failed at once): its own accountcode counts.
     const cdrAccount = field(msg, 'accountcode');
-    if (a.accountCode === '' && cdrAccount !== '') a.accountCode = cdrAccount;
+    if (a.accountCode === '' && cdrAccount !== '') a.accountCode = own(cdrAccount);
     const aName = field(msg, 'channel') || a.channel;
     if (a.channel === '' && aName !== '') {
-      a.channel = aName;
+      a.channel = own(aName);
       rememberName(a);
     }
     const dstName = field(msg, 'destinationchannel');
@@ -1120,22 +1177,23 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     const origin = aReal !== undefined && aRole === 'phone' ? extensionOf(aReal) : undefined;
     const answeredBy =
       disposition === 'ANSWERED' && bReal !== undefined && bRole === 'phone' ? extensionOf(bReal) : undefined;
-    const queue = lastApp === 'Queue' ? (a.queue ?? field(msg, 'lastdata').split(',')[0]) : undefined;
+    const queue = lastApp === 'Queue' ? (a.queue ?? own(field(msg, 'lastdata').split(',')[0] ?? '')) : undefined;
     const callerWhere: PartyWhere = classifier.whereOn(aRole);
     // No B side: the destination is the PBX's own dialplan extension (a queue, a feature code); an inbound
     // call's `s` is replaced by its DID in privacy/, which classifies that DID as external.
     const calleeWhere: PartyWhere = bRole !== undefined ? classifier.whereOn(bRole) : 'internal';
 
+    // Kept with the call until its call record: copies, not slices of the Cdr frame.
     const tuple: CdrIdTuple = {
-      uniqueId: legId,
-      start,
-      answer,
-      end,
-      duration: field(msg, 'duration'),
-      billsec: field(msg, 'billableseconds'),
-      disposition,
-      dstChannel: dstName,
-      lastApp,
+      uniqueId: own(legId),
+      start: own(start),
+      answer: own(answer),
+      end: own(end),
+      duration: own(field(msg, 'duration')),
+      billsec: own(field(msg, 'billableseconds')),
+      disposition: own(disposition),
+      dstChannel: own(dstName),
+      lastApp: own(lastApp),
     };
     const calledParty: RawCallParty | null =
       queue !== undefined
@@ -1172,7 +1230,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
             : null
           : answeredParty,
       dialStatus: a.dialStatus,
-      source: field(msg, 'source'),
+      source: own(field(msg, 'source')),
     });
     const tenant = resolveCall(call);
     return {
@@ -1235,8 +1293,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     const at = body.indexOf('@');
     const slash = body.lastIndexOf('/');
     const n = at > 0 ? body.slice(0, at) : slash >= 0 ? body.slice(slash + 1) : '';
-    if (/^\+?[0-9][0-9 ()-]*$/.test(n)) return n;
-    return destination !== 's' ? destination : '';
+    if (/^\+?[0-9][0-9 ()-]*$/.test(n)) return own(n);
+    return destination !== 's' ? own(destination) : '';
   }
 
   /**
@@ -1256,8 +1314,8 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       const value = destination !== '' && destination !== 's' ? destination : peer;
       if (value === '') return null;
       return opts.rules().isConfiguredExtension(value) || opts.rules().isConfiguredExtension(peer)
-        ? { kind: 'extension', number: opts.rules().isConfiguredExtension(value) ? value : peer }
-        : { kind: 'unknown', number: value };
+        ? { kind: 'extension', number: own(opts.rules().isConfiguredExtension(value) ? value : peer) }
+        : { kind: 'unknown', number: own(value) };
     }
     if (lastApp === 'Hangup' && disposition !== 'ANSWERED') return null;
     // AppDial/AppDial2/AppQueue: the outgoing side of a Dial, Originate or queue call, not a destination.
@@ -1300,7 +1358,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         const t = [...call.transfers].reverse().find((x) => x.kind === kind);
         if (t !== undefined && at !== null) call.transfers[call.transfers.indexOf(t)] = { ...t, at };
       }
-      if (name === 'LINKEDID_END' && liveChannels(call) === 0) call.endedAtMs ??= now();
+      if (name === 'LINKEDID_END' && liveChannels(call) === 0 && call.endedAtMs === undefined) markEnded(call);
       return;
     }
     const call = callOf(linkedId);
@@ -1312,12 +1370,12 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     if (ch === undefined) {
       ch = newChannel(uniqueId, linkedId, msg, name === 'CHAN_START');
       if (name === 'CHAN_START') {
-        celStarted.add(uniqueId);
+        celStarted.add(ch.uniqueId);
         if (celStarted.size > opts.maxChannels) celStarted.delete(celStarted.values().next().value!);
       }
       if (at !== null && (call.celStart === undefined || isoLess(at, call.celStart))) {
         call.celStart = at;
-        call.celStartRaw = field(msg, 'eventtime');
+        call.celStartRaw = own(field(msg, 'eventtime'));
       }
     }
     if (appData === '(Outgoing Line)' && !ch.outgoing) {
@@ -1333,18 +1391,18 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
       if (app === 'AppQueue') call.queue ??= { name: '', waitSec: null, answeredBy: null, abandoned: false };
     }
     const account = field(msg, 'accountcode');
-    if (account !== '') ch.accountCode = account;
+    if (account !== '' && account !== ch.accountCode) ch.accountCode = own(account);
     const tenant = field(msg, 'tenantid');
-    if (tenant !== '') ch.tenantHint = tenant;
+    if (tenant !== '' && tenant !== ch.tenantHint) ch.tenantHint = own(tenant);
     const callerNum = field(msg, 'calleridnum');
-    if (callerNum !== '') ch.lastCallerNum = callerNum;
+    if (callerNum !== '' && callerNum !== ch.lastCallerNum) ch.lastCallerNum = own(callerNum);
     if (appData !== '(Outgoing Line)' && app !== '') {
-      ch.lastApp = app;
+      ch.lastApp = own(app);
       if (app === 'Dial' && appData !== '') {
-        ch.dialTarget = appData;
+        ch.dialTarget = own(appData);
         classifier.learnDialString((appData.split(',')[0] ?? '').replace(/^[A-Za-z0-9]+\//, ''));
       } else if (app === 'Queue' && appData !== '') {
-        ch.queue = appData.split(',')[0] ?? '';
+        ch.queue = own(appData.split(',')[0] ?? '');
         call.queue ??= { name: ch.queue, waitSec: null, answeredBy: null, abandoned: false };
         if (call.queue.name === '') call.queue.name = ch.queue;
       }
@@ -1354,7 +1412,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         ch.answered = true;
         if (ch.outgoing && at !== null && call.celAnswer === undefined) {
           call.celAnswer = at;
-          call.celAnswerRaw = field(msg, 'eventtime');
+          call.celAnswerRaw = own(field(msg, 'eventtime'));
         }
         const by = ch.dialledBy === undefined ? undefined : channels.get(ch.dialledBy);
         if (ch.outgoing && by !== undefined) {
@@ -1402,7 +1460,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
         return;
       case 'LINKEDID_END':
         if (at !== null) call.celEnd = at;
-        call.endedAtMs = now();
+        markEnded(call);
         return;
     }
   }
@@ -1695,8 +1753,28 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     }
   }
 
+  /** The ended calls whose grace has passed, in creation order; O(calls due), not O(calls). */
+  function sweepEnded(t: number): void {
+    lastQuick = t;
+    let due: CallState[] | undefined;
+    while (endedHead < ended.length) {
+      const e = ended[endedHead]!;
+      if (t - e.at < opts.callGraceMs) break;
+      endedHead++;
+      if (calls.get(e.call.linkedId) === e.call && e.call.endedAtMs === e.at) (due ??= []).push(e.call);
+    }
+    if (endedHead > 4096 && endedHead * 2 > ended.length) {
+      ended.splice(0, endedHead);
+      endedHead = 0;
+    }
+    if (due === undefined) return;
+    if (due.length > 1) due.sort((a, b) => a.seq - b.seq);
+    for (const call of due) if (calls.get(call.linkedId) === call) finalize(call);
+  }
+
   function sweep(): void {
     lastSweep = now();
+    lastQuick = lastSweep;
     channels.purgeStale();
     const t = now();
     for (const call of [...calls.values()]) {
@@ -1710,7 +1788,11 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
   return {
     handle(msg) {
       stats.events++;
-      if ((stats.events & 1023) === 0 && now() - lastSweep >= SWEEP_EVERY_MS) sweep();
+      if ((stats.events & 255) === 0) {
+        const t = now();
+        if (t - lastSweep >= SWEEP_EVERY_MS) sweep();
+        else if (t - lastQuick >= QUICK_SWEEP_MS && endedHead < ended.length) sweepEnded(t);
+      }
       const event = field(msg, 'event');
       if (event === 'Cdr') {
         const leg = legOf(msg, 'ami');
@@ -1747,11 +1829,16 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
     onLive: (fn) => void liveListeners.push(fn),
     onCdrProblem: (fn) => void problemListeners.push(fn),
     tick() {
-      if (now() - lastSweep >= SWEEP_EVERY_MS) sweep();
+      const t = now();
+      if (t - lastSweep >= SWEEP_EVERY_MS) sweep();
+      else sweepEnded(t);
     },
     flush() {
       for (const call of [...calls.values()])
         if (call.endedAtMs !== undefined || liveChannels(call) === 0) finalize(call);
+      // Every ended call is out: what the queue holds is stale.
+      ended.length = 0;
+      endedHead = 0;
     },
     reconcile(live) {
       let gaps = 0;
@@ -1767,7 +1854,7 @@ export function createCallModel(options: Partial<CallModelOptions> & Pick<CallMo
           channels.set(ch.uniqueId, ch, { ttl: opts.hangupGraceMs });
           if (call !== undefined) {
             call.incomplete = true;
-            if (liveChannels(call) === 0) call.endedAtMs = now();
+            if (liveChannels(call) === 0) markEnded(call);
           }
         }
         // The CDR belongs to the channel that started the call; one gap record per call.

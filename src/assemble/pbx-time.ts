@@ -37,8 +37,28 @@ function offsetMs(timeZone: string, utcMs: number): number {
   return asUtc - Math.floor(utcMs / 1000) * 1000;
 }
 
+// The same wall-clock second comes many times (a leg's start is another's
+// answer, every CEL event of a second carries it): converted once. Bounded;
+// the keys are copies (a parser's value is a slice of its whole frame).
+const CACHE_MAX = 4096;
+let cacheZone = '';
+const cache = new Map<string, string | null>();
+
 /** `2026-11-18 10:12:20` in `timeZone` -> `2026-11-18T10:12:20.000Z`; null for empty or malformed input. */
 export function pbxTimeToIso(wall: string, timeZone: string): string | null {
+  if (timeZone !== cacheZone) {
+    cache.clear();
+    cacheZone = timeZone;
+  }
+  const hit = cache.get(wall);
+  if (hit !== undefined) return hit;
+  const iso = convert(wall, timeZone);
+  if (cache.size >= CACHE_MAX) cache.clear();
+  cache.set(wall.length < 13 ? wall : (' ' + wall).slice(1), iso);
+  return iso;
+}
+
+function convert(wall: string, timeZone: string): string | null {
   const m = WALL_CLOCK.exec(wall);
   if (m === null) return null;
   const [y, mo, d, h, mi, se] = [+m[1]!, +m[2]!, +m[3]!, +m[4]!, +m[5]!, +m[6]!];

@@ -12,6 +12,7 @@ import { splitCapture } from '../../src/source/capture.js';
 import { hostileSession, JUNK_VARSETS } from '../consent/calls.js';
 import { labRules } from '../helpers/lab-rules.js';
 import { runIfMain, type BenchResult, type Row } from './common.js';
+import { consentLatencyBench, longestStep } from './consent-latency.js';
 
 function messagesOf(buf: Buffer): AmiMessage[] {
   const out: AmiMessage[] = [];
@@ -74,10 +75,61 @@ export async function consentBench(): Promise<BenchResult> {
     },
     { label: `consent: baseline: the stream without a recording (CPU)`, value: base, unit: 'ms' },
   ];
+  const lat = await consentLatencyBench();
+  const step = await longestStep();
+  rows.push(
+    {
+      label: `consent: recording start -> StopMixMonitor on the wire, p99 @ ${lat.rate}/s`,
+      value: lat.loaded.p99,
+      unit: 'ms',
+      baseline: 'idle link p99',
+      ratio: lat.loaded.p99 / lat.idle.p99,
+      note: `p50 ${lat.loaded.p50.toFixed(2)} ms, max ${lat.loaded.max.toFixed(2)} ms over ${lat.loaded.n} recordings; ${Math.round(lat.achievedEventsPerSec)} events/s achieved; ${lat.stopsReceived} stops for ${lat.recordings} recordings, ${lat.stopsConfirmed} confirmed`,
+    },
+    {
+      label: 'consent: part: client delivered MixMonitorStart -> action(), p99',
+      value: lat.inGateway.p99,
+      unit: 'ms',
+      note: `p50 ${lat.inGateway.p50.toFixed(3)} ms, max ${lat.inGateway.max.toFixed(2)} ms; under load ${lat.gcOver5Ms} GC pauses > 5 ms (longest ${lat.gcMaxMs.toFixed(1)} ms), event-loop delay p99 ${lat.loopDelayP99Ms.toFixed(1)} ms`,
+    },
+    {
+      label: 'consent: part: longest synchronous pipeline step (CPU) @ 20000 events/s (PBX clock)',
+      value: step.maxMs,
+      unit: 'ms',
+      note: `over ${step.events} events: ${step.over2Ms} over 2 ms, ${step.over5Ms} over 5 ms, ${step.over10Ms} over 10 ms (a stop waits behind such a step)`,
+    },
+    {
+      label: 'consent: baseline: the same recordings on an idle link, p99',
+      value: lat.idle.p99,
+      unit: 'ms',
+      note: `p50 ${lat.idle.p50.toFixed(2)} ms over ${lat.idle.n}`,
+    },
+  );
   return {
     bench: 'consent',
     rows,
-    json: { consentHostileCpuMs: junk, consentHostileShapedCpuMs: shaped, consentHostileBaselineCpuMs: base },
+    json: {
+      consentHostileCpuMs: junk,
+      consentHostileShapedCpuMs: shaped,
+      consentHostileBaselineCpuMs: base,
+      consentStopP50Ms: lat.loaded.p50,
+      consentStopP99Ms: lat.loaded.p99,
+      consentStopMaxMs: lat.loaded.max,
+      consentStopSamples: lat.loaded.n,
+      consentStopInGatewayP99Ms: lat.inGateway.p99,
+      consentStopIdleP99Ms: lat.idle.p99,
+      consentStopOfferedEventsPerSec: lat.rate,
+      consentStopAchievedEventsPerSec: lat.achievedEventsPerSec,
+      consentStopsReceived: lat.stopsReceived,
+      consentRecordings: lat.recordings,
+      consentLongestStepMs: step.maxMs,
+      consentStepsOver5Ms: step.over5Ms,
+      consentStepsOver10Ms: step.over10Ms,
+      consentLoadGcPausesOver5Ms: lat.gcOver5Ms,
+      consentLoadGcMaxMs: lat.gcMaxMs,
+      consentLoadLoopDelayP99Ms: lat.loopDelayP99Ms,
+      consentLoadLoopDelayMaxMs: lat.loopDelayMaxMs,
+    },
   };
 }
 

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPipeline, replayCapture } from '../../src/main.js';
+import { buildPipeline, createModel, replayCapture } from '../../src/main.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { AmiMessage } from '../../src/source/ami-message.js';
 import type { Pipeline } from '../../src/pipeline.js';
@@ -72,6 +72,32 @@ function parserRate(buf: Buffer, minMs: number, decodePlan: DecodePlan | undefin
     const parser = createFrameParser({ decodePlan, onMessage: (m) => void (isEvent(m) && events++) });
     for (const c of chunked(buf)) parser.push(c);
     parser.end();
+    return events;
+  });
+}
+
+/**
+ * The floor under the whole chain: the gateway's parser (decode plan) and the
+ * call model as the gateway builds it (its raw-value collection for the
+ * egress included), with nothing after it: legs and calls go nowhere, no
+ * sanitiser, no egress check, no sink. A fresh model per pass (the copy's ids
+ * are new to it each time).
+ */
+function parserModelRate(buf: Buffer, minMs: number): number {
+  return medianRate(minMs, () => {
+    let events = 0;
+    const model = createModel(benchConfig());
+    const parser = createFrameParser({
+      decodePlan: GATEWAY_DECODE_PLAN,
+      onMessage: (m) => {
+        if (!isEvent(m)) return;
+        events++;
+        model.handle(m);
+      },
+    });
+    for (const c of chunked(buf)) parser.push(c);
+    parser.end();
+    model.flush();
     return events;
   });
 }
@@ -160,6 +186,7 @@ export async function endToEndBench(): Promise<BenchResult> {
   const realFloor = splitterRate(capture.body, 1500);
   const parserOnly = parserRate(measured[0]!, 1500, GATEWAY_DECODE_PLAN);
   const wholeParserOnly = parserRate(measured[0]!, 1500, undefined);
+  const parserModel = parserModelRate(measured[0]!, 3000);
 
   // The real path: uncompressed capture on disk, so gunzip is not in the figure.
   const dir = mkdtempSync(join(tmpdir(), 'callveil-bench-'));
@@ -236,6 +263,14 @@ export async function endToEndBench(): Promise<BenchResult> {
       note: `${(parserOnly / wholeParserOnly).toFixed(2)}x the whole decode`,
     },
     {
+      label: 'e2e: part: parser + call model, no privacy, no egress, no sink',
+      value: parserModel,
+      unit: 'events/s',
+      baseline: 'indexOf floor',
+      ratio: parserModel / floor,
+      note: `the floor of the whole chain; the full chain is ${(e2eEvents / parserModel).toFixed(2)}x of it`,
+    },
+    {
       label: 'e2e: part: frame parser alone, every header, copy 1',
       value: wholeParserOnly,
       unit: 'events/s',
@@ -256,6 +291,8 @@ export async function endToEndBench(): Promise<BenchResult> {
       endToEndRatioToParserOnly: e2eEvents / parserOnly,
       endToEndParserOnlyRatioToFloor: parserOnly / floor,
       endToEndWholeParserOnlyEventsPerSec: wholeParserOnly,
+      endToEndParserModelEventsPerSec: parserModel,
+      endToEndRatioToParserModel: e2eEvents / parserModel,
       endToEndRealEventsPerSec: realRate,
       endToEndRealRatioToFloor: realRate / realFloor,
       replayEventsPerSec: replay,

@@ -80,7 +80,11 @@ export function syntheticTraffic(body: Buffer): SyntheticTraffic {
  * benchmark: the 57 MB capture is never in memory at once, so the harness
  * does not inflate the RSS it measures. Greeting and login response are left out.
  */
-export async function streamSyntheticTraffic(gzPath: string): Promise<SyntheticTraffic> {
+export async function streamSyntheticTraffic(
+  gzPath: string,
+  /** Frames left out of the traffic (their text, without the closing blank line). */
+  skip?: (frame: string) => boolean,
+): Promise<SyntheticTraffic> {
   const builder = createBuilder();
   const decoder = new StringDecoder('utf8');
   let carry = '';
@@ -97,6 +101,7 @@ export async function streamSyntheticTraffic(gzPath: string): Promise<SyntheticT
         first = false;
         if (frame.startsWith('Asterisk Call Manager/') && frame.includes('Authentication accepted')) continue;
       }
+      if (skip?.(frame) === true) continue;
       builder.add(frame);
     }
     carry = carry.slice(pos);
