@@ -168,7 +168,7 @@ export function startConsentTopic(
       sasl,
       timeoutMs,
       topic: spec.name,
-      groupId: followGroupOf(s.clientId, instance),
+      groupPrefix: followGroupOf(s.clientId, instance),
       ensure: () => writer.ensure(spec),
       ...(opts.retryMs === undefined ? {} : { retryMs: opts.retryMs }),
       ...(opts.maxWaitMs === undefined ? {} : { maxWaitMs: opts.maxWaitMs }),
@@ -222,8 +222,7 @@ function consentTopicMetrics(metrics: Metrics, parts: ConsentTopicParts | undefi
   metrics.counterFn(
     'consent_topic_ignored_total',
     'Consent topic records not applied: invalid, an unknown or shredded tenant, or older than the entry in force',
-    () =>
-      st() === undefined ? 0 : st()!.ignored.invalid + st()!.ignored['unknown-tenant'] + st()!.ignored.older,
+    () => (st() === undefined ? 0 : st()!.ignored.invalid + st()!.ignored['unknown-tenant'] + st()!.ignored.older),
   );
   metrics.gaugeFn(
     'consent_topic_outbox',

@@ -217,7 +217,12 @@ function auditOf(rec: JournalRecord, removed: Record<string, number>, maxAgeMs?:
       action: 'consent.set',
       tenant: rec.tenant,
       subject: c.extension,
-      detail: { recording: c.recording, previous: c.previous, txn: rec.txn, ...(origin === undefined ? {} : { origin }) },
+      detail: {
+        recording: c.recording,
+        previous: c.previous,
+        txn: rec.txn,
+        ...(origin === undefined ? {} : { origin }),
+      },
     };
   });
 }

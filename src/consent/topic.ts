@@ -29,12 +29,7 @@ import { defaultEgress } from '../egress/egress.js';
 import type { Logger } from '../observability/logger.js';
 import { consentKeyOf } from '../privacy/ids.js';
 import { compileNumberSet } from '../privacy/number-sets.js';
-import {
-  splitChangedBy,
-  type ConsentEntryView,
-  type ConsentRegistry,
-  type RemoteChange,
-} from './registry.js';
+import { splitChangedBy, type ConsentEntryView, type ConsentRegistry, type RemoteChange } from './registry.js';
 
 /** One message for the topic; a null value is a tombstone. */
 export interface ConsentTopicMessage {
@@ -209,7 +204,10 @@ export function createConsentReplicator(deps: ConsentTopicDeps): ConsentReplicat
   const enqueue = (fn: () => Promise<void>): Promise<void> => {
     const p = work.then(fn);
     work = p.catch((err: unknown) => {
-      log.warn({ component: 'consent-topic', code: (err as { code?: string }).code ?? 'error' }, 'consent topic step failed');
+      log.warn(
+        { component: 'consent-topic', code: (err as { code?: string }).code ?? 'error' },
+        'consent topic step failed',
+      );
     });
     return work;
   };
@@ -237,6 +235,8 @@ export function createConsentReplicator(deps: ConsentTopicDeps): ConsentReplicat
     let m = forms.get(tenant);
     if (m !== undefined) return m;
     forms.set(tenant, (m = new Map()));
+    // Keys computed before the map existed are added here; keyOf adds every later one.
+    for (const [ext, k] of keys.get(tenant) ?? []) m.set(parseConsentTopicKey(k)!.form, ext);
     for (const e of registry.list(tenant)) keyOf(tenant, e.extension);
     const matchers = cfg.extensionSets.map(compileNumberSet);
     if (matchers.length > 0) {
@@ -339,9 +339,7 @@ export function createConsentReplicator(deps: ConsentTopicDeps): ConsentReplicat
     }
     return enqueue(async () => {
       for (const [tenant, list] of byTenant) {
-        const changes = list.map((c) =>
-          c.origin === TOMBSTONE ? { ...c, changedAt: new Date().toISOString() } : c,
-        );
+        const changes = list.map((c) => (c.origin === TOMBSTONE ? { ...c, changedAt: new Date().toISOString() } : c));
         const done = await registry.applyRemote(tenant, changes, (c, current) => {
           if (c.origin === TOMBSTONE) return current?.recording === true;
           const cur = current === undefined ? undefined : versionOf(current);
@@ -403,7 +401,8 @@ export function createConsentReplicator(deps: ConsentTopicDeps): ConsentReplicat
       if (!defaultEgress().pass('kafka', m.key) || !defaultEgress().pass('kafka', m.value ?? '', { object: m })) {
         withheld.egress++;
         const v = parseConsentTopicValue(m.value ?? '');
-        if (v !== undefined) refused.set(m.key, versionKey({ ms: v.version, origin: v.origin, recording: v.recording }));
+        if (v !== undefined)
+          refused.set(m.key, versionKey({ ms: v.version, origin: v.origin, recording: v.recording }));
         continue;
       }
       messages.push(m);
@@ -476,7 +475,7 @@ export function createConsentReplicator(deps: ConsentTopicDeps): ConsentReplicat
       caught = true;
       log.info(
         { component: 'consent-topic', applied, unmapped: unmapped.size },
-        'consent topic read to the end: this gateway has every other gateway\'s consent; its own changes are published from here on',
+        "consent topic read to the end: this gateway has every other gateway's consent; its own changes are published from here on",
       );
       void enqueue(flush);
     },

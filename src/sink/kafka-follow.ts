@@ -3,18 +3,21 @@
 // compacted consent topic, where the log is the state. No kafkajs type leaves
 // this file.
 //
-// kafkajs consumes only through a group (it has no assign()). The group is
-// this instance's own (`<clientId>-follow-<instance>`), and it never commits:
-// a fresh start always begins at the earliest offset, so whatever the local
-// store lost is read again, and two gateways never share (or split) the log.
-import { logLevel, type Consumer, type EachBatchPayload } from 'kafkajs';
+// kafkajs consumes only through a group (it has no assign()). Each (re)start
+// joins a group of its own, `<clientId>-follow-<instance>-<uuid>`, that never
+// commits: it begins at the earliest offset, so whatever the local store lost
+// is read again, two gateways never share (or split) the log, and a member
+// that could not leave when Kafka went away never holds the partitions of the
+// next start. The group of the previous start is deleted once Kafka answers.
+import { randomUUID } from 'node:crypto';
+import { logLevel, type Admin, type Consumer, type EachBatchPayload } from 'kafkajs';
 import { kafkaClient, type KafkaClientOptions } from './kafka.js';
 import { kafkaCodeOf } from './kafka-errors.js';
 
 export interface TopicFollowOptions extends KafkaClientOptions {
   readonly topic: string;
-  /** This reader's own group id (see followGroupOf). */
-  readonly groupId: string;
+  /** The prefix of this reader's groups (see followGroupOf): one group per (re)start. */
+  readonly groupPrefix: string;
   /** Connection and request timeout. */
   readonly timeoutMs: number;
   /** Before each (re)start: the topic is created when it is missing (the gateway creates every topic it uses). */
@@ -40,9 +43,9 @@ export interface TopicFollower {
   stop(): Promise<void>;
 }
 
-/** `<clientId>-follow-<instance>`: one group per gateway instance (ACL: Read on it). */
+/** `<clientId>-follow-<instance>-`: the prefix of a gateway's follow groups (ACL: Read and Delete on it). */
 export function followGroupOf(clientId: string, instance: string): string {
-  return `${clientId}-follow-${instance}`;
+  return `${clientId}-follow-${instance}-`;
 }
 
 export function followTopic(opts: TopicFollowOptions, handler: FollowHandler): TopicFollower {
@@ -51,6 +54,14 @@ export function followTopic(opts: TopicFollowOptions, handler: FollowHandler): T
   let consumer: Consumer | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  let group: string | undefined;
+  /** Groups of earlier starts, deleted when Kafka answers (they hold no offsets, only a name). */
+  const leftBehind: string[] = [];
+  const deleteLeftBehind = async (admin: Admin) => {
+    if (leftBehind.length === 0) return;
+    const ids = leftBehind.splice(0);
+    await admin.deleteGroups(ids).catch(() => undefined);
+  };
 
   const kafka = kafkaClient(opts, {
     connectionTimeout: opts.timeoutMs,
@@ -73,7 +84,9 @@ export function followTopic(opts: TopicFollowOptions, handler: FollowHandler): T
     if (stopped) return;
     const old = consumer;
     consumer = undefined;
-    await old?.disconnect().catch(() => undefined);
+    if (old !== undefined) await bounded(old.disconnect());
+    if (group !== undefined) leftBehind.push(group);
+    group = `${opts.groupPrefix}${randomUUID()}`;
     handler.restarted();
     const ends = new Map<number, number>();
     try {
@@ -83,6 +96,7 @@ export function followTopic(opts: TopicFollowOptions, handler: FollowHandler): T
       try {
         for (const h of await admin.fetchTopicOffsets(opts.topic))
           if (Number(h.high) > Number(h.low)) ends.set(h.partition, Number(h.high));
+        await deleteLeftBehind(admin);
       } finally {
         await admin.disconnect().catch(() => undefined);
       }
@@ -91,14 +105,14 @@ export function followTopic(opts: TopicFollowOptions, handler: FollowHandler): T
     }
     if (ends.size === 0) handler.caughtUp();
     const c = kafka.consumer({
-      groupId: opts.groupId,
+      groupId: group,
       maxWaitTimeInMs: opts.maxWaitMs ?? 100,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+      // Every failure starts over here, from the beginning, with fresh high-water marks (never kafkajs's own restart).
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000, restartOnFailure: () => Promise.resolve(false) },
     });
     consumer = c;
     c.on(c.events.CRASH, ({ payload }) => {
-      // kafkajs starts over by itself after a retriable crash; otherwise this does.
-      if (c === consumer && !payload.restart) again(payload.error);
+      if (c === consumer) again(payload.error);
     });
     const eachBatch = async ({ batch }: EachBatchPayload): Promise<void> => {
       for (const m of batch.messages) handler.record(m.key, m.value);
@@ -125,7 +139,22 @@ export function followTopic(opts: TopicFollowOptions, handler: FollowHandler): T
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
       await running;
-      await consumer?.disconnect().catch(() => undefined);
+      if (consumer !== undefined) await bounded(consumer.disconnect());
+      if (group !== undefined) leftBehind.push(group);
+      const admin = kafka.admin();
+      await bounded(
+        admin
+          .connect()
+          .then(() => deleteLeftBehind(admin))
+          .finally(() => admin.disconnect()),
+      );
     },
   };
+}
+
+/** A disconnect from a consumer in a bad state can hang: it gets 2 s. */
+async function bounded(p: Promise<void>): Promise<void> {
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise<void>((r) => (t = setTimeout(r, 2000)))]);
+  clearTimeout(t);
 }
