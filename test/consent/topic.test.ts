@@ -6,6 +6,14 @@
 // (none for echoes, none again after a restart), changes made while Kafka is
 // away published when it is back. Also measures propagation (diagnostic only).
 import t from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openAuditLog } from '../../src/audit/audit-log.js';
+import { attachConsent, createModel } from '../../src/main.js';
+import { createAmiClient } from '../../src/source/ami-client.js';
+import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
+import { memoryLog } from '../helpers/memory-log.js';
+import { configWithStorage } from './stack.js';
 import type { AuditEntry } from '../../src/audit/audit-log.js';
 import { consentKeyOf, derivedIdKey } from '../../src/privacy/ids.js';
 import { compareVersions, parseConsentTopicValue } from '../../src/consent/topic.js';
@@ -341,4 +349,29 @@ t.test('propagation: change on A -> applied on B (diagnostic, not asserted on ti
   t.equal(ms.length, N, 'every change reached B');
   await gb.topic!.replicator.idle();
   t.equal(consentAudits(gb).length, N, 'one audit entry per applied change');
+});
+
+t.test("a shredded tenant's consent is no longer in force: not judged on, so not mirrored or shared", async (t) => {
+  const dir = tempDir(t, 'shredded');
+  mkdirSync(join(dir, 'shredded'), { recursive: true });
+  writeFileSync(
+    join(dir, 'shredded', 'acme.json'),
+    JSON.stringify({
+      version: 1,
+      tenant: 'acme',
+      shreddedAt: '2026-12-01T00:00:00.000Z',
+      shreddedBy: 'cli:ops',
+      keySet: null,
+      keyIds: ['acme-1'],
+    }) + '\n',
+  );
+  const loaded = configWithStorage(dir);
+  const audit = openAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY });
+  t.teardown(() => audit.close());
+  const client = createAmiClient({ host: '127.0.0.1', port: 1, username: 'gw', secret: 'pw', reconnect: false });
+  const { log } = memoryLog();
+  const parts = attachConsent(loaded, client, createModel(loaded), audit, log);
+  t.notOk(parts.registry.hasTenant('acme'), 'acme is not a consent tenant any more: every recording of it is off');
+  t.ok(parts.registry.hasTenant('globex'));
+  t.same(parts.registry.tenants(), ['globex'], 'the AstDB mirror and the consent topic see only globex');
 });
