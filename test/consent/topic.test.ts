@@ -83,6 +83,18 @@ t.test('a change on one gateway is enforced by the other: registry, AstDB entry,
   );
   t.equal(a.topic!.replicator.stats().applied, 0, 'A applied nothing of its own echoes');
   t.ok(a.topic!.replicator.stats().published >= 2);
+  t.equal(
+    b.groups().filter((g) => g.startsWith('cv-gw-a-follow-gw-a-')).length,
+    1,
+    'one follow group per gateway start',
+  );
+  await a.stop();
+  await gb.stop();
+  t.same(
+    b.groups().filter((g) => g.includes('-follow-')),
+    [],
+    'a stopped gateway deletes its follow group (it holds no offsets)',
+  );
 });
 
 t.test('the topic holds no raw extension for a token tenant; keep tenants carry theirs', async (t) => {
