@@ -145,7 +145,9 @@ export function startConsentTopic(
   const instance = auditInstanceId(loaded.config);
   const sasl = kafkaSasl(loaded, env);
   const timeoutMs = Math.min(s.requestTimeoutMs, 5000);
-  const writer = createTopicWriter({ brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs, log });
+  // No log of its own: the record sink already says when Kafka goes and comes back (once), and the replicator and
+  // follower below say what it means for consent.
+  const writer = createTopicWriter({ brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs });
   const shredded = shreddedTenants(loaded);
   const replicator = createConsentReplicator({
     registry,
