@@ -58,6 +58,9 @@ import { startReplayServer } from './source/replay-server.js';
 import { createChannelLister, createRecordingLister } from './source/resync.js';
 import { probeStopPermission } from './consent/stop-probe.js';
 import { createAstdbMirror } from './consent/astdb-mirror.js';
+import { createConsentReplicator, type ConsentReplicator } from './consent/topic.js';
+import { followGroupOf, followTopic } from './sink/kafka-follow.js';
+import { listShredTombstones } from './subject/shred-tombstone.js';
 import { watchGateEvents } from './consent/gate-events.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -114,6 +117,133 @@ function startAuditHeads(
       await writer.close();
     },
   };
+}
+
+export interface ConsentTopicParts {
+  readonly replicator: ConsentReplicator;
+  close(): Promise<void>;
+}
+
+/** Tenants with a shred tombstone: their consent is no longer in force, mirrored or shared. */
+function shreddedTenants(loaded: LoadedConfig): ReadonlySet<string> {
+  try {
+    return new Set(listShredTombstones(loaded.config.storage.dir).keys());
+  } catch {
+    // The loader refuses keys when the tombstones cannot be read; nothing to add here.
+    return new Set();
+  }
+}
+
+/**
+ * With a Kafka sink (and consent.topic.enabled): consent shared with every
+ * gateway on `<prefix>.consent` (see consent/topic.ts). Read from the
+ * beginning at start, then followed; local changes published through the
+ * egress like the audit heads.
+ */
+export function startConsentTopic(
+  loaded: LoadedConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+  registry: ConsentRegistry,
+  opts: { readonly retryMs?: number; readonly maxWaitMs?: number } = {},
+): ConsentTopicParts | undefined {
+  const s = loaded.config.sink;
+  if (s.type !== 'kafka' || !loaded.config.consent.topic.enabled) return undefined;
+  const spec = gatewayTopicsOf(loaded)!.shared('consent');
+  const instance = auditInstanceId(loaded.config);
+  const sasl = kafkaSasl(loaded, env);
+  const timeoutMs = Math.min(s.requestTimeoutMs, 5000);
+  // No log of its own: the record sink already says when Kafka goes and comes back (once), and the replicator and
+  // follower below say what it means for consent.
+  const writer = createTopicWriter({ brokers: s.brokers, clientId: s.clientId, ssl: s.ssl, sasl, timeoutMs });
+  const shredded = shreddedTenants(loaded);
+  const replicator = createConsentReplicator({
+    registry,
+    instance,
+    tenant: (id) => {
+      const p = loaded.privacy.tenants.get(id);
+      if (p === undefined || shredded.has(id)) return undefined;
+      return { extensionMethod: p.fields.extension.method, idKey: p.idKey, extensionSets: p.match.extensions ?? [] };
+    },
+    send: (messages) => writer.write(spec, messages),
+    log,
+    ...(opts.retryMs === undefined ? {} : { retryMs: opts.retryMs }),
+  });
+  let lastCode: string | undefined;
+  const follower = followTopic(
+    {
+      brokers: s.brokers,
+      clientId: s.clientId,
+      ssl: s.ssl,
+      sasl,
+      timeoutMs,
+      topic: spec.name,
+      groupPrefix: followGroupOf(s.clientId, instance),
+      ensure: () => writer.ensure(spec),
+      ...(opts.retryMs === undefined ? {} : { retryMs: opts.retryMs }),
+      ...(opts.maxWaitMs === undefined ? {} : { maxWaitMs: opts.maxWaitMs }),
+      onError: (code) => {
+        if (code === lastCode) return;
+        lastCode = code;
+        log.warn(
+          { component: 'consent-topic', code, topic: spec.name },
+          'consent topic not readable: this gateway runs on its local consent store and catches up when Kafka is back',
+        );
+      },
+    },
+    {
+      record: (k, v) => replicator.receive(k, v),
+      batchDone: () => {
+        lastCode = undefined;
+        replicator.batchDone();
+      },
+      caughtUp: () => replicator.caughtUp(),
+      restarted: () => replicator.restarted(),
+    },
+  );
+  return {
+    replicator,
+    async close() {
+      await follower.stop();
+      await replicator.stop();
+      await writer.close();
+    },
+  };
+}
+
+/** The consent topic's series, exported at 0 without it (no Kafka sink), so dashboards need no special case. */
+function consentTopicMetrics(metrics: Metrics, parts: ConsentTopicParts | undefined): void {
+  const st = () => parts?.replicator.stats();
+  metrics.counterFn(
+    'consent_topic_published_total',
+    'Consent changes this gateway published to <prefix>.consent (acknowledged by Kafka)',
+    () => st()?.published ?? 0,
+  );
+  metrics.counterFn(
+    'consent_topic_applied_total',
+    'Consent changes of other gateways applied here (each audited once)',
+    () => st()?.applied ?? 0,
+  );
+  metrics.counterFn(
+    'consent_topic_withheld_total',
+    'Consent changes not shared: the tenant has no id key, or the egress refused the message',
+    () => (st() === undefined ? 0 : st()!.withheld['no-id-key'] + st()!.withheld.egress),
+  );
+  metrics.counterFn(
+    'consent_topic_ignored_total',
+    'Consent topic records not applied: invalid, an unknown or shredded tenant, or older than the entry in force',
+    () => (st() === undefined ? 0 : st()!.ignored.invalid + st()!.ignored['unknown-tenant'] + st()!.ignored.older),
+  );
+  metrics.gaugeFn(
+    'consent_topic_outbox',
+    'Local consent changes not on the consent topic yet (Kafka away, or not read to the end yet)',
+    () => st()?.outbox ?? 0,
+  );
+  metrics.gaugeFn(
+    'consent_topic_unmapped',
+    'Keyed extensions read from the consent topic that no known extension maps to yet (applied once seen)',
+    () => st()?.unmapped ?? 0,
+  );
 }
 
 export function spoolDir(config: Pick<Config, 'storage'>): string {
@@ -387,12 +517,14 @@ export function attachConsent(
   const opts: AttachConsentOptions =
     metricsOrOptions === undefined || 'counter' in metricsOrOptions ? { metrics: metricsOrOptions } : metricsOrOptions;
   const { config } = loaded;
+  const shredded = opts.registry === undefined ? shreddedTenants(loaded) : new Set<string>();
   const registry =
     opts.registry ??
     createConsentRegistry({
       store: openConsentStore(config.storage.dir),
       audit,
-      tenants: loaded.tenants.map((t) => t.id),
+      // A shredded tenant's consent is no longer in force: not judged on, mirrored into AstDB or shared.
+      tenants: loaded.tenants.map((t) => t.id).filter((id) => !shredded.has(id)),
       known: config.consent.extensions,
     });
   if (registry.problem !== undefined)
@@ -655,6 +787,8 @@ export interface Gateway {
   readonly health: Health;
   /** The CDR-store follower, when sources.cdrStore.enabled. */
   readonly cdrStore: StoreFollower | undefined;
+  /** Consent shared over <prefix>.consent, with a Kafka sink and consent.topic.enabled. */
+  readonly consentTopic: ConsentTopicParts | undefined;
   /** Stops taking AMI events, drains in-flight records, closes the sink. */
   stop(): Promise<void>;
 }
@@ -778,6 +912,9 @@ export async function startGateway(
       () => astdb.stats().refused + astdb.stats().failed,
     );
   }
+  // Consent shared with the other gateways on <prefix>.consent: the local store serves until the topic is read.
+  const consentTopic = startConsentTopic(loaded, env, log, consent.registry);
+  consentTopicMetrics(metrics, consentTopic);
   await retention.attach({ consent: consent.registry });
   const stopRetention = retention.schedule(loaded.config.retention.sweepIntervalMs);
   // The client logs each attempt once (attempt, code, next delay); here only the health part follows it.
@@ -825,6 +962,7 @@ export async function startGateway(
     await pipeline.drain();
     published.close();
     await metricsServer?.close();
+    await consentTopic?.close();
     // The last head goes out after the last entry: a verify after shutdown compares against all of it.
     await auditHeads?.close();
     if (!auditClosed) audit.close();
@@ -888,7 +1026,7 @@ export async function startGateway(
   }
   client.start();
   cdrStore?.start();
-  return { client, pipeline, metrics, sink, consent, api, metricsServer, health, cdrStore, stop };
+  return { client, pipeline, metrics, sink, consent, consentTopic, api, metricsServer, health, cdrStore, stop };
 }
 
 /** Ids of acknowledged leg records the gateway keeps in memory (the follower needs the last minutes' after a restart). */

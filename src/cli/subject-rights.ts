@@ -10,13 +10,14 @@ import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-l
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { ensureStorageDir } from '../config/storage-dir.js';
 import { GatewayError } from '../errors.js';
-import { auditLogPath, spoolDir, spoolKeysFor } from '../main.js';
+import { amiTls, auditLogPath, spoolDir, spoolKeysFor } from '../main.js';
 import { publishOnce } from '../sink/kafka.js';
 import { gatewayTopicsOf } from '../sink/topics.js';
 import { purgeSpoolDir } from '../sink/spool.js';
 import { sealedLineMatcher } from '../sink/spool-seal.js';
 import { eraseSubject } from '../subject/erase.js';
 import { executeShred, planShred } from '../subject/shred.js';
+import { consentShredLines, shredAstdb, shredConsentTopic } from '../subject/shred-consent.js';
 import { readShredTombstone } from '../subject/shred-tombstone.js';
 import { acquireStateLock } from '../subject/state-lock.js';
 import { openSuppressionList, suppressionTokensOf, viewOf, type SuppressionList } from '../subject/suppression.js';
@@ -248,6 +249,11 @@ export async function shred(o: ShredOptions, env: Env, out: Out): Promise<number
       reason,
     }),
   );
+  // The consent part (no key needed): AstDB entries over AMI, the tenant's keys on the consent topic tombstoned.
+  const consent = {
+    astdb: await shredAstdb(loaded, tenant, amiTls(loaded)),
+    topic: await shredConsentTopic(loaded, env, tenant),
+  };
   const left = done.keys.filter((k) => !k.destroyed);
   out(
     [
@@ -261,6 +267,7 @@ export async function shred(o: ShredOptions, env: Env, out: Out): Promise<number
             `  spool: ${done.spooledRecords} record${done.spooledRecords === 1 ? '' : 's'} of the tenant can no longer be read (sealed under its destroyed id key): never sent, the gateway drops them when it drains the spool (records_withheld_total{reason="shredded"})`,
           ]
         : []),
+      ...consentShredLines(tenant, loaded.config.consent.astdb.family, consent),
       `  next: remove rules/${tenant}.yaml (or its inline tenant) when offboarding is complete`,
       '',
     ].join('\n'),
@@ -271,7 +278,7 @@ export async function shred(o: ShredOptions, env: Env, out: Out): Promise<number
     );
     return 1;
   }
-  return 0;
+  return consent.topic.result === 'failed' ? 1 : 0;
 }
 
 // In process, argv in (test/subject/* call these): the same definitions and parsing as the command line; errors are thrown.

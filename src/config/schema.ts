@@ -336,9 +336,22 @@ export const Config = z
           })
           .strict()
           .default({ enabled: true, family: 'callveil' }),
+        /**
+         * With a Kafka sink: consent shared with every gateway using the same
+         * `<prefix>.consent` topic (README "Consent shared between gateways").
+         */
+        topic: z
+          .object({ enabled: z.boolean().default(true) })
+          .strict()
+          .default({ enabled: true }),
       })
       .strict()
-      .default({ enforce: true, extensions: {}, astdb: { enabled: true, family: 'callveil' } }),
+      .default({
+        enforce: true,
+        extensions: {},
+        astdb: { enabled: true, family: 'callveil' },
+        topic: { enabled: true },
+      }),
   })
   .strict()
   .superRefine((c, ctx) => {

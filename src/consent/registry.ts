@@ -32,6 +32,42 @@ export interface ConsentChange {
   readonly previous: boolean;
   readonly changedBy: string;
   readonly changedAt: string;
+  /** Set when the change came from another gateway over the consent topic: its instance id. */
+  readonly origin?: string;
+}
+
+/** A change another gateway made, as the consent topic carries it (see topic.ts). */
+export interface RemoteChange {
+  readonly extension: string;
+  readonly recording: boolean;
+  /** The actor on the other gateway. */
+  readonly actor: string;
+  /** The other gateway's instance id. */
+  readonly origin: string;
+  /** When it was made there (the version it is ordered by). */
+  readonly changedAt: string;
+}
+
+/**
+ * A stored change made on another gateway says so in its `changedBy`:
+ * `<actor>@<origin instance>`. Actors (`operator:<id>`, `tenant:<t>:<id>`,
+ * `gateway`) and instance ids never hold `@`, so the split is unambiguous,
+ * and the origin survives restarts inside the store's own format.
+ */
+export const REMOTE_ACTOR_SEPARATOR = '@';
+const MAX_CHANGED_BY = 100;
+
+export function remoteChangedBy(actor: string, origin: string): string {
+  const o = origin.slice(0, 60);
+  return `${actor.slice(0, MAX_CHANGED_BY - o.length - 1)}${REMOTE_ACTOR_SEPARATOR}${o}`;
+}
+
+/** The actor and, for a change made on another gateway, its instance id. */
+export function splitChangedBy(changedBy: string): { actor: string; origin: string | undefined } {
+  const cut = changedBy.lastIndexOf(REMOTE_ACTOR_SEPARATOR);
+  return cut < 0
+    ? { actor: changedBy, origin: undefined }
+    : { actor: changedBy.slice(0, cut), origin: changedBy.slice(cut + 1) };
 }
 
 export interface ConsentRegistry extends ConsentView {
@@ -48,6 +84,23 @@ export interface ConsentRegistry extends ConsentView {
   /** An extension seen in live traffic, so the console can list it. */
   noteSeen(tenant: string, extension: string): void;
   onChange(fn: (change: ConsentChange) => void): void;
+  /** The stored entry of one extension (who/when included), or undefined (never set: off). */
+  entry(tenant: string, extension: string): ConsentEntryView | undefined;
+  /** Every stored entry of a tenant (no configured or seen-only extensions). */
+  entries(tenant: string): ConsentEntryView[];
+  /**
+   * Changes from another gateway (the consent topic): in one durable step
+   * like set(), audited once each (actor and origin named), then seen by
+   * every onChange listener. `accept` is asked, in the same serialised step,
+   * for each change against the entry in force then: only accepted ones apply.
+   */
+  applyRemote(
+    tenant: string,
+    changes: readonly RemoteChange[],
+    accept: (change: RemoteChange, current: ConsentEntryView | undefined) => boolean,
+  ): Promise<ConsentChange[]>;
+  /** Told when noteSeen learns an extension it did not know (the consent topic maps keyed extensions with it). */
+  onSeen(fn: (tenant: string, extension: string) => void): void;
   /**
    * Retention: forgets entries (who changed what, when) older than maxAgeMs
    * that are not in force. Resolves with the count per tenant, once durable and audited.
@@ -156,13 +209,22 @@ function auditOf(rec: JournalRecord, removed: Record<string, number>, maxAgeMs?:
           txn: rec.txn,
         },
       }));
-  return rec.changes.map((c) => ({
-    actor: c.changedBy,
-    action: 'consent.set',
-    tenant: rec.tenant,
-    subject: c.extension,
-    detail: { recording: c.recording, previous: c.previous, txn: rec.txn },
-  }));
+  return rec.changes.map((c) => {
+    // A change made on another gateway: its actor, and the gateway it came from.
+    const { actor, origin } = splitChangedBy(c.changedBy);
+    return {
+      actor,
+      action: 'consent.set',
+      tenant: rec.tenant,
+      subject: c.extension,
+      detail: {
+        recording: c.recording,
+        previous: c.previous,
+        txn: rec.txn,
+        ...(origin === undefined ? {} : { origin }),
+      },
+    };
+  });
 }
 
 const keyOf = (txn: number, tenant: string, subject: string | undefined) => `${txn}|${tenant}|${subject ?? ''}`;
@@ -177,6 +239,7 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
   let problem = loaded.readable ? undefined : loaded.problem;
   const seen = new Map<string, Set<string>>();
   const listeners: Array<(c: ConsentChange) => void> = [];
+  const seenListeners: Array<(tenant: string, extension: string) => void> = [];
   let writing: Promise<unknown> = Promise.resolve();
   let nextTxn = state.appliedTxn + 1;
 
@@ -250,7 +313,14 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
   ): Promise<ConsentChange[]> {
     refuseIfBroken('changes refused');
     if (!tenantIds.has(tenant)) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', 'unknown tenant');
-    const changedAt = now().toISOString();
+    // Never at or before the change it replaces: gateways sharing consent order changes by this time
+    // (last writer wins), so a later change on a gateway whose clock runs behind still wins.
+    let at = now().getTime();
+    for (const c of changes) {
+      const prev = state.data[tenant]?.[c.extension]?.changedAt;
+      if (prev !== undefined) at = Math.max(at, Date.parse(prev) + 1);
+    }
+    const changedAt = new Date(at).toISOString();
     const current: Record<string, boolean> = {};
     const done: ConsentChange[] = [];
     for (const c of changes) {
@@ -262,6 +332,46 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
     for (const c of done) for (const fn of listeners) fn(c);
     return done;
   }
+
+  async function applyRemote(
+    tenant: string,
+    changes: readonly RemoteChange[],
+    accept: (change: RemoteChange, current: ConsentEntryView | undefined) => boolean,
+  ): Promise<ConsentChange[]> {
+    refuseIfBroken('remote changes refused');
+    if (!tenantIds.has(tenant)) throw new GatewayError('GW_PRIVACY_UNKNOWN_TENANT', 'unknown tenant');
+    const done: ConsentChange[] = [];
+    const current = new Map<string, ConsentEntryView>();
+    for (const c of changes) {
+      const s = current.get(c.extension) ?? entryOf(tenant, c.extension);
+      if (!accept(c, s)) continue;
+      const change: ConsentChange = {
+        tenant,
+        extension: c.extension,
+        recording: c.recording,
+        previous: s?.recording ?? false,
+        changedBy: remoteChangedBy(c.actor, c.origin),
+        changedAt: c.changedAt,
+        origin: c.origin,
+      };
+      current.set(c.extension, { ...change });
+      done.push(change);
+    }
+    if (done.length === 0) return [];
+    await run({
+      txn: nextTxn,
+      tenant,
+      kind: 'set',
+      changes: done.map(({ origin: _origin, ...c }) => c),
+    });
+    for (const c of done) for (const fn of listeners) fn(c);
+    return done;
+  }
+
+  const entryOf = (tenant: string, extension: string): ConsentEntryView | undefined => {
+    const s = stored(tenant, extension);
+    return s === undefined ? undefined : { extension, ...s };
+  };
 
   async function expire(maxAgeMs: number): Promise<Record<string, number>> {
     refuseIfBroken('retention skipped');
@@ -326,10 +436,26 @@ export function createConsentRegistry(deps: ConsentRegistryDeps): ConsentRegistr
       if (!tenantIds.has(tenant)) return;
       let s = seen.get(tenant);
       if (s === undefined) seen.set(tenant, (s = new Set()));
-      if (s.size < MAX_SEEN_PER_TENANT) s.add(extension);
+      if (s.size < MAX_SEEN_PER_TENANT && !s.has(extension)) {
+        s.add(extension);
+        for (const fn of seenListeners) fn(tenant, extension);
+      }
     },
     onChange(fn) {
       listeners.push(fn);
+    },
+    onSeen(fn) {
+      seenListeners.push(fn);
+    },
+    entry: entryOf,
+    entries(tenant) {
+      if (!tenantIds.has(tenant)) return [];
+      return Object.entries(state.data[tenant] ?? {}).map(([extension, s]) => ({ extension, ...s }));
+    },
+    applyRemote(tenant, changes, accept) {
+      const p = writing.then(() => applyRemote(tenant, changes, accept));
+      writing = p.catch(() => undefined);
+      return p;
     },
     expire(maxAgeMs) {
       const p = writing.then(() => expire(maxAgeMs));

@@ -64,7 +64,7 @@ function encode(bytes: Buffer): string {
   return out;
 }
 
-type Domain = 'record' | 'gap' | 'call' | 'leg';
+type Domain = 'record' | 'gap' | 'call' | 'leg' | 'consent';
 
 /**
  * HMAC-SHA256 over `callveil/id/v1 NUL domain NUL tenant (NUL part)*`, as one
@@ -100,6 +100,16 @@ export function callIdOf(idKey: Buffer, tenant: string, linkedId: string): strin
 /** The leg id (from the Uniqueid of the channel the CDR belongs to). */
 export function legIdOf(idKey: Buffer, tenant: string, uniqueId: string): string {
   return keyed(idKey, 'leg', tenant, [uniqueId]);
+}
+
+/**
+ * An extension's key on the shared consent topic (`<prefix>.consent`): every
+ * gateway holding the tenant's id key computes the same one, nobody else can
+ * tell which extension it is (an extension has at most 6 digits, so an
+ * unkeyed hash would be enumerated in a second).
+ */
+export function consentKeyOf(idKey: Buffer, tenant: string, extension: string): string {
+  return keyed(idKey, 'consent', tenant, [extension]);
 }
 
 /** For legacy inline tenants (one key each): an id key derived from it, so their ids are keyed too. */

@@ -29,6 +29,12 @@ export function kafkaAcls(prefix: string, clientId: string): CommandAcls[] {
         { resource: all, operations: ['Create'], when: 'unless every topic is created ahead of time' },
         { resource: all, operations: ['DescribeConfigs'], when: 'topic retention checks at start and every sweep' },
         { resource: all, operations: ['AlterConfigs'], when: 'sink.fixRetention: true' },
+        { resource: `Topic "${prefix}.consent"`, operations: ['Read'], when: 'consent.topic.enabled (the default)' },
+        {
+          resource: `Group prefixed "${clientId}-follow-"`,
+          operations: ['Read', 'Delete'],
+          when: 'consent.topic.enabled (the default)',
+        },
         IDEMPOTENT,
       ],
     },
@@ -60,6 +66,21 @@ export function kafkaAcls(prefix: string, clientId: string): CommandAcls[] {
       needs: [
         { resource: `Topic "${prefix}.<tenant>.cdr"`, operations: ['Describe', 'Read'] },
         { resource: `Group prefixed "${clientId}-read-"`, operations: ['Read', 'Delete'] },
+      ],
+    },
+    {
+      command: 'tenant shred',
+      needs: [
+        {
+          resource: `Topic "${prefix}.consent"`,
+          operations: ['Describe', 'Read', 'Write'],
+          when: "tombstones for the tenant's consent keys",
+        },
+        {
+          resource: `Group prefixed "${clientId}-read-"`,
+          operations: ['Read', 'Delete'],
+          when: "tombstones for the tenant's consent keys",
+        },
       ],
     },
   ];

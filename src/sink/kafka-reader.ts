@@ -55,10 +55,10 @@ interface PartitionRange {
   readonly end: number;
 }
 
-/** Calls `onRecord` with every record value in range, per partition in offset order. */
+/** Calls `onRecord` with every record value (and key) in range, per partition in offset order. */
 export async function readTopicOnce(
   opts: TopicReadOptions,
-  onRecord: (value: Buffer | null) => void,
+  onRecord: (value: Buffer | null, key: Buffer | null) => void,
 ): Promise<TopicReadResult> {
   const kafka = kafkaClient(opts, {
     connectionTimeout: opts.timeoutMs,
@@ -140,7 +140,7 @@ export async function readTopicOnce(
           const offset = Number(m.offset);
           // Below the start (a fetch that raced the seek) or past the end taken at start: not ours.
           if (offset < range.next || offset >= range.end) continue;
-          onRecord(m.value);
+          onRecord(m.value, m.key);
           read++;
           range.next = offset + 1;
         }

@@ -141,7 +141,8 @@ t.test(
     const atBroker = new Set(
       broker
         .records()
-        .filter((r) => !r.topic.endsWith('.audit'))
+        // Records only: not the audit heads, nor the consent in force shared on <prefix>.consent.
+        .filter((r) => !r.topic.endsWith('.audit') && !r.topic.endsWith('.consent'))
         .map((r) => (JSON.parse(r.value!.toString()) as { id: string }).id),
     );
     t.same([...atBroker].sort(), [...new Set(freshIds)].sort(), 'the fresh spooled records drained to Kafka');

@@ -22,7 +22,7 @@ t.test('every ACL need is a row of the README table, with its operations and whe
 
 t.test('the summary check prints: one line per command', async (t) => {
   const lines = aclSummary(kafkaAcls('callveil', 'callveil'));
-  t.equal(lines.length, 4);
+  t.equal(lines.length, 5);
   t.match(
     lines[3],
     /^subject export: Topic "callveil\.<tenant>\.cdr" Describe\+Read; Group prefixed "callveil-read-" Read\+Delete$/,
