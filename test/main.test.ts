@@ -6,7 +6,7 @@ import { existsSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../src/config/load.js';
-import { TEST_AUDIT_KEY_HEX } from './helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from './helpers/audit-key.js';
 import { GatewayError } from '../src/errors.js';
 import { startGateway } from '../src/main.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -38,7 +38,7 @@ async function occupied(t: Test): Promise<number> {
 
 async function startFailure(loaded: ReturnType<typeof parseConfig>): Promise<GatewayError> {
   try {
-    const gw = await startGateway(loaded, { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }, quiet());
+    const gw = await startGateway(loaded, { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }, quiet());
     await gw.stop();
   } catch (err) {
     if (err instanceof GatewayError) return err;
@@ -52,7 +52,7 @@ t.test('api.port in use: the setting and the address; the state dir is given bac
   const port = await occupied(t);
   const loaded = parseConfig(
     settings(dir, { api: { enabled: true, port } }),
-    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
     '(test)',
   );
   const e = await startFailure(loaded);
@@ -62,10 +62,10 @@ t.test('api.port in use: the setting and the address; the state dir is given bac
   const gw = await startGateway(
     parseConfig(
       settings(dir, { api: { enabled: true, port: 0 } }),
-      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
       '(test)',
     ),
-    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
     quiet(),
   );
   await gw.stop();
@@ -77,7 +77,7 @@ t.test('metrics.port in use: the setting and the address', async (t) => {
   const e = await startFailure(
     parseConfig(
       settings(dir, { metrics: { port } }),
-      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
       '(test)',
     ),
   );
@@ -92,7 +92,7 @@ t.test('storage.dir under a regular file: a storage problem naming the file', as
   mkdirSync(parent);
   const loaded = parseConfig(
     settings(join(parent, 'data')),
-    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
     '(test)',
   );
   // The config was fine when read; by start-up a file is in the way.
@@ -105,7 +105,7 @@ t.test('storage.dir under a regular file: a storage problem naming the file', as
 
 t.test('storage.dir: /proc/x fails at once (it used to spin forever in a recursive mkdir)', async (t) => {
   const e = await startFailure(
-    parseConfig(settings('/proc/callveil-x'), { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }, '(test)'),
+    parseConfig(settings('/proc/callveil-x'), { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }, '(test)'),
   );
   t.equal(e.code, 'GW_STORAGE');
   t.match(e.message, 'storage.dir: /proc/callveil-x: /proc does not take new directories');

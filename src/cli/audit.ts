@@ -2,6 +2,7 @@
 // under the audit key, and against the last chain head published off the box
 // (`<prefix>.audit`, or a head given with --head).
 import { auditKeyOf } from '../audit/audit-key.js';
+import { storeCipherOf } from '../store-cipher.js';
 import { verifyAuditLog, type AuditHead } from '../audit/audit-log.js';
 import { parseHead } from '../audit/head-publisher.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -71,7 +72,8 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
       : o.kafka === false
         ? undefined
         : await publishedHead(loaded, env, instance);
-  const verdict = verifyAuditLog(path, { key, ...(head === undefined ? {} : { head }) });
+  const cipher = storeCipherOf(loaded, 'audit', path);
+  const verdict = verifyAuditLog(path, { key, cipher, ...(head === undefined ? {} : { head }) });
   if (verdict.ok) {
     // Retention deletes old segments and anchors the cut (README "Retention"): say so, so a short log is not a surprise.
     const notes = [
@@ -89,7 +91,7 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
           ? `; holds the head published to ${head!.from} (seq ${verdict.head.seq})`
           : `; the published head (seq ${verdict.head.seq}) is older than the retained entries`,
     ];
-    io.stdout(`audit log ${path}: ${verdict.entries} entries, chain intact under the audit key${notes.join('')}\n`);
+    io.stdout(`audit log ${path}: ${verdict.entries} entries, chain intact under the audit key, every entry encrypted under the storage key${notes.join('')}\n`);
     return 0;
   }
   const where =

@@ -279,6 +279,7 @@ function gatewayKeysOf(fromFile: GatewayKeys, env: Env, file: string): GatewayKe
   return {
     auditKey: fromFile.auditKey ?? fromEnv('CALLVEIL_AUDIT_KEY'),
     storageKey: fromFile.storageKey ?? fromEnv('CALLVEIL_STORAGE_KEY'),
+    storageKeyNext: fromFile.storageKeyNext ?? null,
   };
 }
 

@@ -46,6 +46,8 @@ export interface RuleProblem {
 export interface GatewayKeys {
   readonly auditKey: Buffer | null;
   readonly storageKey: Buffer | null;
+  /** During a storage key rotation (`callveil keys rotate storage`): the new key, whose lines open too. */
+  readonly storageKeyNext?: Buffer | null;
 }
 
 export interface LoadedRules {
@@ -220,6 +222,7 @@ function loadKeys(
     ...Object.values(d.idKeys),
     ...(d.auditKey ? [d.auditKey] : []),
     ...(d.storageKey ? [d.storageKey] : []),
+    ...(d.storageKeyNext ? [d.storageKeyNext] : []),
   ].some((k) => k.secret !== undefined);
   // Key material in a file others can read is no secret: refused. A file of references (secretFile, secretEnv) holds none.
   if (exposed !== undefined && inline)
@@ -282,7 +285,7 @@ function loadKeys(
       );
     else idKeys.set(set, secret);
   }
-  const gatewayKey = (name: 'auditKey' | 'storageKey'): Buffer | null => {
+  const gatewayKey = (name: 'auditKey' | 'storageKey' | 'storageKeyNext'): Buffer | null => {
     const ref = parsed.data[name];
     if (ref === undefined) return null;
     const { text, from } = readSecret(ref, env);
@@ -307,7 +310,11 @@ function loadKeys(
     rings,
     missing,
     idKeys,
-    gateway: { auditKey: gatewayKey('auditKey'), storageKey: gatewayKey('storageKey') },
+    gateway: {
+      auditKey: gatewayKey('auditKey'),
+      storageKey: gatewayKey('storageKey'),
+      storageKeyNext: gatewayKey('storageKeyNext'),
+    },
     file,
     y,
   };

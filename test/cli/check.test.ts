@@ -1,6 +1,6 @@
 // `callveil check` against the test AMI server and test Kafka broker: one
 // line per check, and each failure names its cause and its fix.
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 import t, { type Test } from 'tap';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -61,7 +61,7 @@ storage: { dir: ${join(dir, 'data')} }
     {
       CALLVEIL_AMI_SECRET: opts.secret ?? 'right',
       ...(opts.key === false ? {} : { K_ACME: KEY }),
-      ...(opts.auditKey === false ? {} : { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }),
+      ...(opts.auditKey === false ? {} : { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }),
     },
     (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`),
     1000,

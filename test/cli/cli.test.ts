@@ -9,7 +9,7 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { callJsonSchema } from '../../src/privacy/call-record.js';
 import { cdrJsonSchema } from '../../src/privacy/cdr-record.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = tempDir(t, 'cli');
@@ -202,7 +202,7 @@ t.test('audit verify: intact chain exits 0, a tampered one exits 1 naming the li
     detail: { recording: true },
   });
   log.close();
-  const key = { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX };
+  const key = { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX };
   const ok = callveil(['audit', 'verify', '--file', path], key);
   t.equal(ok.code, 0);
   t.match(ok.stdout.toString(), '2 entries, chain intact under the audit key; no published head to compare with');

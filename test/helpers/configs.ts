@@ -1,5 +1,5 @@
 // Configurations shared by end-to-end tests.
-import { TEST_AUDIT_KEY_HEX } from './audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from './audit-key.js';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
@@ -41,7 +41,7 @@ export function twoTenantConfig(): LoadedConfig {
     {
       ...TWO_TENANTS,
     },
-    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
     '(test)',
   );
 }
@@ -68,6 +68,7 @@ export function writeKeysFile(dir: string): string {
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
       `  northwind: { secret: "${'c4'.repeat(32)}" }`,
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
+      `storageKey: { secret: "${TEST_STORAGE_KEY_HEX}" }`,
       '',
     ].join('\n'),
     { mode: 0o600 },

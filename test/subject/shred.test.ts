@@ -19,7 +19,7 @@ import { ID_KEY_ACME, ID_KEY_GLOBEX, KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, JANE, memoryLogger } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const OLD_ACME = 'a0'.repeat(32);
@@ -53,6 +53,7 @@ function deployment(rulesDir: string = RULES_DIR) {
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
       `  northwind: { secret: "${'c4'.repeat(32)}" }`,
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
+      `storageKey: { secret: "${TEST_STORAGE_KEY_HEX}" }`,
       '',
     ].join('\n'),
     { mode: 0o600 },
