@@ -135,7 +135,10 @@ function plan(f: StoreFileRef, text: string, cipher: StoreCipher): Plan {
 }
 
 /** Reads every store file under its cipher: throws (GW_STORAGE_KEY, naming the store and file) on one that does not open. */
-export function scanStores(files: readonly StoreFileRef[], ciphers: Readonly<Record<SealedStore, StoreCipher>>): StoreScan {
+export function scanStores(
+  files: readonly StoreFileRef[],
+  ciphers: Readonly<Record<SealedStore, StoreCipher>>,
+): StoreScan {
   const plaintext: StoreFileRef[] = [];
   const stale: StoreFileRef[] = [];
   const present: StoreFileRef[] = [];

@@ -38,7 +38,11 @@ async function occupied(t: Test): Promise<number> {
 
 async function startFailure(loaded: ReturnType<typeof parseConfig>): Promise<GatewayError> {
   try {
-    const gw = await startGateway(loaded, { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }, quiet());
+    const gw = await startGateway(
+      loaded,
+      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
+      quiet(),
+    );
     await gw.stop();
   } catch (err) {
     if (err instanceof GatewayError) return err;
@@ -105,7 +109,11 @@ t.test('storage.dir under a regular file: a storage problem naming the file', as
 
 t.test('storage.dir: /proc/x fails at once (it used to spin forever in a recursive mkdir)', async (t) => {
   const e = await startFailure(
-    parseConfig(settings('/proc/callveil-x'), { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }, '(test)'),
+    parseConfig(
+      settings('/proc/callveil-x'),
+      { K_ACME: KEY_ACME, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
+      '(test)',
+    ),
   );
   t.equal(e.code, 'GW_STORAGE');
   t.match(e.message, 'storage.dir: /proc/callveil-x: /proc does not take new directories');

@@ -618,9 +618,7 @@ export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
   };
   const bytesOf = (entries: readonly AuditEntry[]) =>
     Buffer.from(
-      entries
-        .map((e) => (cipher === undefined ? JSON.stringify(e) : cipher.seal(JSON.stringify(e))) + '\n')
-        .join(''),
+      entries.map((e) => (cipher === undefined ? JSON.stringify(e) : cipher.seal(JSON.stringify(e))) + '\n').join(''),
     );
 
   /** Synchronous: at open and in recovery, before anything else runs. One write, one fdatasync. */

@@ -91,7 +91,9 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
           ? `; holds the head published to ${head!.from} (seq ${verdict.head.seq})`
           : `; the published head (seq ${verdict.head.seq}) is older than the retained entries`,
     ];
-    io.stdout(`audit log ${path}: ${verdict.entries} entries, chain intact under the audit key, every entry encrypted under the storage key${notes.join('')}\n`);
+    io.stdout(
+      `audit log ${path}: ${verdict.entries} entries, chain intact under the audit key, every entry encrypted under the storage key${notes.join('')}\n`,
+    );
     return 0;
   }
   const where =

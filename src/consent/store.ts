@@ -162,7 +162,10 @@ export function decodeConsentText(
   return r.ok ? { ok: true, text: r.text } : { ok: false, problem: r.problem };
 }
 
-function readJournal(path: string, cipher: StoreCipher | undefined): { records: JournalRecord[] } | { problem: string } {
+function readJournal(
+  path: string,
+  cipher: StoreCipher | undefined,
+): { records: JournalRecord[] } | { problem: string } {
   let text: string;
   try {
     const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);

@@ -45,7 +45,12 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
       metrics: { port: 0 },
       consent: { extensions: { acme: ['1001'] } },
     },
-    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
+    {
+      K_ACME: KEY_ACME,
+      K_GLOBEX: KEY_GLOBEX,
+      CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+    },
     '(test)',
   );
   const logs: Buffer[] = [];

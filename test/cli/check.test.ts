@@ -61,7 +61,9 @@ storage: { dir: ${join(dir, 'data')} }
     {
       CALLVEIL_AMI_SECRET: opts.secret ?? 'right',
       ...(opts.key === false ? {} : { K_ACME: KEY }),
-      ...(opts.auditKey === false ? {} : { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }),
+      ...(opts.auditKey === false
+        ? {}
+        : { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX }),
     },
     (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`),
     1000,

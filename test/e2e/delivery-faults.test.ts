@@ -31,7 +31,8 @@ const EXPECTED = readMasterCsv(masterCsvFile(CAPTURE)).length;
 const ENV = {
   K_ACME: KEY_ACME,
   K_GLOBEX: KEY_GLOBEX,
-  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
   CALLVEIL_AMI_SECRET: 'replay-secret',
 };
 // How long the mid-replay outage lasts. The case is 60 s; the suite uses a short one, and

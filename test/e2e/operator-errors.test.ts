@@ -25,7 +25,12 @@ function callveil(args: string[], opts: SpawnSyncOptions & { asNobody?: boolean 
     // A bound, not a measurement: a start-up that spins (as /proc/x once did) fails here instead of hanging the suite.
     timeout: 30_000,
     cwd: '/',
-    env: { PATH: process.env.PATH ?? '', K: KEY, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
+    env: {
+      PATH: process.env.PATH ?? '',
+      K: KEY,
+      CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+    },
     ...(nobody ? { uid: 65534, gid: 65534 } : {}),
     ...rest,
   });

@@ -31,7 +31,8 @@ const ENV = {
   K_ACME: KEY_ACME,
   K_GLOBEX: KEY_GLOBEX,
   CALLVEIL_AMI_SECRET: 'replay-secret',
-  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
 };
 const ROWS = readMasterCsv(masterCsvFile(CAPTURE));
 const tenantOf = (row: { accountcode: string }) => (row.accountcode === '' ? 'acme' : row.accountcode);

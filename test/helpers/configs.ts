@@ -41,7 +41,12 @@ export function twoTenantConfig(): LoadedConfig {
     {
       ...TWO_TENANTS,
     },
-    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX },
+    {
+      K_ACME: KEY_ACME,
+      K_GLOBEX: KEY_GLOBEX,
+      CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+    },
     '(test)',
   );
 }

@@ -126,7 +126,8 @@ t.test(
     let code: number;
     try {
       code = await main(['audit', 'verify', '--file', join(dir, 'audit.jsonl')], {
-        CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+        CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+        CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
       });
     } finally {
       process.stdout.write = write;

@@ -26,7 +26,12 @@ import { parseHead } from '../../src/audit/head-publisher.js';
 import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 
 const CAPTURE = 'inbound-pstn';
-const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX };
+const ENV = {
+  K_ACME: KEY_ACME,
+  K_GLOBEX: KEY_GLOBEX,
+  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+};
 
 t.test(
   'start-up sweep: expired spool, audit and consent data gone before anything drains; fresh data kept',

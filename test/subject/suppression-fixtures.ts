@@ -20,7 +20,12 @@ export const CAPTURE = 'inbound-pstn';
 export const JANE = '07700 900123';
 /** Calls acme once and globex twice: suppressing them in acme must leave globex alone. */
 export const SHARED_CALLER = '07700900124';
-export const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX };
+export const ENV = {
+  K_ACME: KEY_ACME,
+  K_GLOBEX: KEY_GLOBEX,
+  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+};
 
 export function settings(storage: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
