@@ -73,7 +73,10 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
         ? undefined
         : await publishedHead(loaded, env, instance);
   const cipher = storeCipherOf(loaded, 'audit', path);
-  const verdict = verifyAuditLog(path, { key, cipher, ...(head === undefined ? {} : { head }) });
+  let verdict = verifyAuditLog(path, { key, cipher, ...(head === undefined ? {} : { head }) });
+  // A log (or a backup of one) from before encryption at rest: wholly plaintext, verified as such, and said.
+  const plaintext = !verdict.ok && verdict.reason === 'plaintext' && verdict.entries === 0;
+  if (plaintext) verdict = verifyAuditLog(path, { key, ...(head === undefined ? {} : { head }) });
   if (verdict.ok) {
     // Retention deletes old segments and anchors the cut (README "Retention"): say so, so a short log is not a surprise.
     const notes = [
@@ -92,7 +95,7 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
           : `; the published head (seq ${verdict.head.seq}) is older than the retained entries`,
     ];
     io.stdout(
-      `audit log ${path}: ${verdict.entries} entries, chain intact under the audit key, every entry encrypted under the storage key${notes.join('')}\n`,
+      `audit log ${path}: ${verdict.entries} entries, chain intact under the audit key${plaintext ? '; stored in plaintext (written before encryption at rest: the gateway encrypts it at its next start, or `callveil keys migrate`)' : ', every entry encrypted under the storage key'}${notes.join('')}\n`,
     );
     return 0;
   }
