@@ -259,7 +259,7 @@ function checkGatewayKeys(loaded: LoadedConfig, report: Report): void {
 
 /** Pseudonym keys (keySets) and id keys (idKeys) of every tenant: present, weak (every byte the same) or missing. */
 function checkTenantKeys(loaded: LoadedConfig, report: Report): void {
-  const where = loaded.rulesSource?.keysFile ?? 'the tenant key settings';
+  const keysFile = loaded.rulesSource?.keysFile;
   const pseudonym = { present: 0, weak: [] as string[], missing: [] as string[] };
   const id = { present: 0, weak: [] as string[], missing: [] as string[] };
   for (const p of loaded.privacy.tenants.values()) {
@@ -287,13 +287,17 @@ function checkTenantKeys(loaded: LoadedConfig, report: Report): void {
     'pseudonym keys',
     pseudonym,
     'its records are withheld',
-    `\`callveil keys rotate pseudonym --keys-file ${where} --key-set <set>\` adds a new random key`,
+    keysFile === undefined
+      ? 'give the tenant a random key (`callveil keys generate pseudonym`)'
+      : `\`callveil keys rotate pseudonym --keys-file ${keysFile} --key-set <set>\` adds a new random key`,
   );
   line(
     'id keys',
     id,
     'its records are withheld',
-    `add a random idKeys entry to ${where} (\`callveil keys generate id\`); changing one changes every record id of its tenant`,
+    keysFile === undefined
+      ? "inline tenants derive their id key from the tenant's key: give the tenant a random key"
+      : `add a random idKeys entry to ${keysFile} (\`callveil keys generate id\`); changing one changes every record id of its tenant`,
   );
 }
 
