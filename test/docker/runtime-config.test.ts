@@ -30,6 +30,7 @@ t.test('the image config runs the gateway end to end', async (t) => {
     ['globex_id_key', 'c9'.repeat(32)],
     ['northwind_id_key', 'e9'.repeat(32)],
     ['audit_key', '5a17'.repeat(16)],
+    ['storage_key', '0123456789abcdef'.repeat(4)],
   ] as const)
     writeFileSync(join(dir, name), value);
   const keys = readFileSync(join(ROOT, 'docker', 'callveil', 'keys.yaml'), 'utf8').replaceAll(
