@@ -95,7 +95,7 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
           : `; the published head (seq ${verdict.head.seq}) is older than the retained entries`,
     ];
     io.stdout(
-      `audit log ${path}: ${verdict.entries} entries, chain intact under the audit key${plaintext ? '; stored in plaintext (written before encryption at rest: the gateway encrypts it at its next start, or `callveil keys migrate`)' : ', every entry encrypted under the storage key'}${notes.join('')}\n`,
+      `audit log ${path}: ${verdict.entries} entries, chain intact under the audit key${notes.slice(0, 2).join('')}${plaintext ? '; stored in plaintext (written before encryption at rest: the gateway encrypts it at its next start, or `callveil keys migrate`)' : ', every entry encrypted under the storage key'}${notes.slice(2).join('')}\n`,
     );
     return 0;
   }

@@ -157,7 +157,7 @@ t.test(
       gateway.release();
     }
     t.same(
-      verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
+      verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit }),
       { ok: true, entries: 1 },
       'the chain is intact',
     );

@@ -26,3 +26,12 @@ export function auditEntries(path: string): AuditEntry[] {
     .filter(Boolean)
     .map((l) => JSON.parse(openLine('audit', l)) as AuditEntry);
 }
+
+/** A sealed store file's plaintext: each line (or the one document) opened, joined by newlines. */
+export function storeText(store: SealedStore, path: string): string {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => openLine(store, l))
+    .join('\n');
+}
