@@ -249,13 +249,16 @@ function loadKeys(
         return;
       }
       const secret = decodeKeyMaterial(text);
-      if (secret === null) {
+      const weak = secret === null ? undefined : weakKeyProblem(secret);
+      if (secret === null || weak !== undefined) {
         problems.push(
           problem(
             file,
             y,
             ['keySets', set, i],
-            `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
+            weak === undefined
+              ? `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`
+              : `expected ${from} to hold a random key, not ${weak} — fix: \`callveil keys rotate pseudonym --keys-file ${file} --key-set ${set}\` (then retire this one)`,
             'keys',
           ),
         );
@@ -274,13 +277,16 @@ function loadKeys(
       continue;
     }
     const secret = decodeKeyMaterial(text);
-    if (secret === null)
+    const weak = secret === null ? undefined : weakKeyProblem(secret);
+    if (secret === null || weak !== undefined)
       problems.push(
         problem(
           file,
           y,
           ['idKeys', set],
-          `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
+          weak === undefined
+            ? `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`
+            : `expected ${from} to hold a random key, not ${weak} — fix: \`callveil keys generate id\` (a new id key changes every record id of the tenant)`,
         ),
       );
     else idKeys.set(set, secret);

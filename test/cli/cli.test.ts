@@ -152,7 +152,7 @@ t.test('a bad config file refuses to start, naming file, path and expectation', 
 t.test('run without AMI credentials refuses to start and says which are missing', async (t) => {
   const cfg = join(dir, 'nocreds.yaml');
   writeFileSync(cfg, 'tenants:\n  - id: acme\n    keyId: k1\n    keyEnv: K\n');
-  const r = callveil(['run', '--config', cfg], { K: 'ab'.repeat(32) });
+  const r = callveil(['run', '--config', cfg], { K: 'ab0f'.repeat(16) });
   t.equal(r.code, 1);
   t.match(r.stderr.toString(), 'ami.username: expected a value');
   t.match(r.stderr.toString(), 'ami.secret: expected a value');

@@ -13,7 +13,7 @@ import { auditEntries, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = tempDir(t, 'rules-cli');
-const ENV = { K_NORTHWIND: 'c3'.repeat(32) };
+const ENV = { K_NORTHWIND: 'c30f'.repeat(16) };
 
 function callveil(args: string[], env: Record<string, string> = ENV) {
   const r = spawnSync(process.execPath, [BIN, ...args], {

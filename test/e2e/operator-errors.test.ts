@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const KEY = 'ab'.repeat(32);
+const KEY = 'ab0f'.repeat(16);
 // Root may write anywhere: permission failures are shown as nobody when the suite runs as root.
 const AS_ROOT = process.getuid?.() === 0;
 

@@ -23,8 +23,8 @@ import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../hel
 import { auditEntries, storeText, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const OLD_ACME = 'a0'.repeat(32);
-const NORTHWIND = 'c3'.repeat(32);
+const OLD_ACME = 'a00f'.repeat(16);
+const NORTHWIND = 'c30f'.repeat(16);
 const RUN_ENV = { ...ENV, K_NORTHWIND: NORTHWIND };
 
 /** acme: two secret files (the older key retired); globex: inline; northwind: environment. */
@@ -52,7 +52,7 @@ function deployment(rulesDir: string = RULES_DIR) {
       'idKeys:',
       `  acme: { secretFile: ${acmeId} }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
-      `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `  northwind: { secret: "${'c40f'.repeat(16)}" }`,
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
       `storageKey: { secret: "${TEST_STORAGE_KEY_HEX}" }`,
       '',
