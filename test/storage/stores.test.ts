@@ -346,3 +346,21 @@ t.test('the gateway start path: plaintext stores migrated, and the migration is 
   t.equal(await keysMigrate({ config: cfg }, env, io), 0);
   t.match(out, /already encrypted/);
 });
+
+t.test('replay --consent reads a copy of an encrypted consent.json with the storage key', async (t) => {
+  const { replayConsentRegistry } = await import('../../src/consent/replay-consent.js');
+  const dir = tempDir(t, 'replay-consent');
+  const s = openConsentStore(dir, C.consent);
+  s.load();
+  const entry = { recording: true, changedBy: 'operator', changedAt: '2026-11-02T10:00:00.000Z' };
+  await s.commit({ data: { acme: { '2001': entry } }, history: {}, appliedTxn: 0 });
+  const file = join(dir, 'consent.json');
+  t.match(replayConsentRegistry(file, ['acme'], C.consent).list('acme'), [{ extension: '2001', recording: true }]);
+  t.throws(() => replayConsentRegistry(file, ['acme']), {
+    code: 'GW_USAGE',
+    message: /--consent .*consent\.json: is encrypted, and no storage key was given/,
+  });
+  t.throws(() => replayConsentRegistry(file, ['acme'], ciphersFor(OTHER_KEY).consent), {
+    message: /is sealed under another storage key/,
+  });
+});
