@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   GW_STATE_LOCKED: false,
   /** No usable audit key (keys file auditKey, or CALLVEIL_AUDIT_KEY). */
   GW_AUDIT_KEY: false,
+  /** No usable storage key, or a store sealed under another one (keys file storageKey, or CALLVEIL_STORAGE_KEY). */
+  GW_STORAGE_KEY: false,
   /** An output file another live process writes (a second gateway pointed at the same JSONL file). */
   GW_FILE_IN_USE: false,
   /** The egress guard refused an output: it held a raw value of a call. */

@@ -7,6 +7,8 @@ import { openAuditLog, type AuditLog } from './audit/audit-log.js';
 import { createConsentEnforcer, type ConsentEnforcer } from './consent/enforcer.js';
 import { createConsentRegistry, type ConsentRegistry } from './consent/registry.js';
 import { openConsentStore } from './consent/store.js';
+import { storeCiphersOf } from './store-cipher.js';
+import { sealStores, storeFiles, storeMigrateEntries, type SealedFile } from './store-migrate.js';
 import { startApiServer, type ApiServer } from './api/server.js';
 import { createAuthenticator, loadApiTokens } from './api/auth.js';
 import { loadConsoleAssets } from './api/console-assets.js';
@@ -310,7 +312,10 @@ export function buildPipeline(
   metrics?: Metrics,
   model: CallModel = createModel(loaded),
   /** Suppressions and shredded tenants; default: what the state dir holds, read-only (replays). */
-  subjects: SubjectGuard = readOnlySuppressionList(loaded.config.storage.dir),
+  subjects: SubjectGuard = readOnlySuppressionList(
+    loaded.config.storage.dir,
+    loaded.gatewayKeys?.storageKey ? storeCiphersOf(loaded, loaded.config.storage.dir).suppression : undefined,
+  ),
 ): Pipeline {
   if (metrics !== undefined) {
     metrics.gaugeFn('live_channels', 'Channels in the call model', () => model.liveChannelCount());
@@ -521,7 +526,7 @@ export function attachConsent(
   const registry =
     opts.registry ??
     createConsentRegistry({
-      store: openConsentStore(config.storage.dir),
+      store: openConsentStore(config.storage.dir, storeCiphersOf(loaded, config.storage.dir).consent),
       audit,
       // A shredded tenant's consent is no longer in force: not judged on, mirrored into AstDB or shared.
       tenants: loaded.tenants.map((t) => t.id).filter((id) => !shredded.has(id)),
@@ -815,6 +820,8 @@ export async function startGateway(
     : [];
   // Before anything is written: a gateway without its audit key would keep an audit log anyone could rewrite.
   const auditKey = auditKeyOf(loaded);
+  // Encryption at rest is a promise: no storage key, no gateway (never a plaintext fallback).
+  const ciphers = storeCiphersOf(loaded, loaded.config.storage.dir);
   // Fails at once, naming storage.dir and the path (never Node's endless recursive mkdir on /proc).
   ensureStorageDir(loaded.config.storage.dir);
   // The gateway owns the state dir while it runs: subject commands that write it (erase, shred) refuse meanwhile.
@@ -823,11 +830,27 @@ export async function startGateway(
   const health = gatewayHealth(metrics);
   const rulesReload = startRulesReload(loaded, env, log, metrics, health);
   if (rulesReload !== undefined) loaded = { ...loaded, privacy: rulesReload.view };
-  const audit = openAuditLog(auditLogPath(loaded.config), { key: auditKey });
+  let audit: AuditLog;
+  let migrated: SealedFile[];
+  try {
+    // Stores an older version wrote in plaintext are sealed in place (once); one under another key stops the start here.
+    migrated = await sealStores(storeFiles(loaded.config.storage.dir, auditLogPath(loaded.config)), ciphers);
+    audit = openAuditLog(auditLogPath(loaded.config), { key: auditKey, cipher: ciphers.audit });
+  } catch (err) {
+    stateLock.release();
+    throw err;
+  }
+  if (migrated.length > 0) {
+    audit.appendBatchSync(storeMigrateEntries(migrated, 'gateway'));
+    log.info(
+      { component: 'storage', files: migrated.length, stores: [...new Set(migrated.map((m) => m.store))] },
+      'stores written before encryption at rest are now encrypted under the storage key',
+    );
+  }
   const auditHeads = startAuditHeads(loaded, env, log, audit);
   // A breach prevented is counted, audited and logged (once per call), wherever the guard stopped it.
   const stopEgressReports = reportEgressBlocks(defaultEgress(), { log, audit, metrics });
-  const suppressions = openSuppressionList(loaded.config.storage.dir, audit);
+  const suppressions = openSuppressionList(loaded.config.storage.dir, audit, ciphers.suppression);
   reportSuppressions(suppressions, loaded.privacy.tenants, log);
   metrics.gaugeFn(
     'suppression_lists_unreadable',

@@ -5,6 +5,10 @@
 // breaks the chain; a cut tail is caught against the chain head the gateway
 // publishes off the box (head-publisher.ts). Entries say who did what to which
 // tenant, when; every entry passes the egress first, never a raw number.
+// Encrypted at rest: each line is one entry sealed under the audit store's key
+// (store-cipher.ts). The MAC chain is over the plaintext entry, so a verify
+// names the same problems whether or not the log is sealed; a sealed line that
+// was altered does not even open (reported as edited).
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
   closeSync,
@@ -24,6 +28,8 @@ import { basename, dirname, join } from 'node:path';
 import { defaultEgress, type Egress } from '../egress/egress.js';
 import { createGuard } from '../egress/guard.js';
 import { GatewayError } from '../errors.js';
+import { isSealed } from '../storage-seal.js';
+import { unreadableStoreError, type StoreCipher } from '../store-cipher.js';
 
 export type AuditValue = string | number | boolean | null;
 
@@ -110,6 +116,43 @@ function parseLines(text: string): string[] {
   return text.split('\n').filter((l) => l.length > 0);
 }
 
+type Decoded = { ok: true; text: string } | { ok: false; reason: AuditProblem; problem: string };
+
+/** One line's entry text: opened under the cipher, or plaintext when there is none. */
+function decodeLine(line: string, cipher: StoreCipher | undefined): Decoded {
+  if (cipher === undefined)
+    return isSealed(line)
+      ? { ok: false, reason: 'storage-key', problem: 'is encrypted, and no storage key was given to open it' }
+      : { ok: true, text: line };
+  const r = cipher.open(line);
+  if (r.ok) return { ok: true, text: r.text };
+  const reason: AuditProblem =
+    r.reason === 'auth-failed'
+      ? 'edited'
+      : r.reason === 'malformed'
+        ? 'invalid'
+        : r.reason === 'other-key'
+          ? 'storage-key'
+          : 'plaintext';
+  return {
+    ok: false,
+    reason,
+    problem:
+      reason === 'edited'
+        ? 'does not open under the storage key (entry edited)'
+        : reason === 'invalid'
+          ? 'not a sealed entry (entry edited or torn)'
+          : r.problem,
+  };
+}
+
+/** The entries of one line list; throws on a line that does not decode (callers read only what a walk verified). */
+function entryOf(line: string, cipher: StoreCipher | undefined): AuditEntry {
+  const d = decodeLine(line, cipher);
+  if (!d.ok) throw new Error(`audit line ${d.reason}`);
+  return JSON.parse(d.text) as AuditEntry;
+}
+
 // Retention: the log is the active file (`path`) plus sealed segments beside
 // it, `<path>.<YYYYMMDD>-<first seq>`. Whole expired segments are deleted;
 // before that, an `audit.expire` entry is chained (and MAC'd) recording the
@@ -164,7 +207,11 @@ export type AuditProblem =
   | 'removed'
   | 'unkeyed'
   | 'truncated'
-  | 'head-mismatch';
+  | 'head-mismatch'
+  /** Sealed under another storage key, or sealed and no storage key given. */
+  | 'storage-key'
+  /** A plaintext line in a log read with a storage key: written before encryption at rest (migrate it). */
+  | 'plaintext';
 
 /**
  * `expired`: entries before the first retained one, deleted under retention
@@ -184,6 +231,8 @@ export type AuditVerdict =
 
 export interface AuditVerifyOptions {
   readonly key: Buffer;
+  /** The audit store's cipher (storage key): every line must be sealed under it. Without it, lines must be plaintext. */
+  readonly cipher?: StoreCipher | undefined;
   /** The last head published off the box: the log must reach it, and hold that MAC at that seq. */
   readonly head?: Pick<AuditHead, 'seq' | 'mac'> | undefined;
 }
@@ -191,6 +240,12 @@ export interface AuditVerifyOptions {
 export interface AuditLogOptions {
   /** The audit key (keys file `auditKey`): at least 32 bytes. */
   readonly key: Buffer;
+  /**
+   * Seals every entry (encryption at rest, storeCipherOf(loaded, 'audit', path)).
+   * The gateway and the CLI always give one; without it the log is plaintext
+   * (tools reading an older log, and tests of the chain itself).
+   */
+  readonly cipher?: StoreCipher | undefined;
   readonly now?: () => Date;
   /** Where entries are checked before they are written; default the process's egress. */
   readonly egress?: Egress;
@@ -220,6 +275,11 @@ function segmentsOf(path: string): SegmentFile[] {
       return m === null ? [] : [{ path: join(dirname(path), n), firstSeq: Number(m[1]) }];
     })
     .sort((a, b) => a.firstSeq - b.firstSeq);
+}
+
+/** Every file of the log at `path` that exists or may: its sealed segments (oldest first), then the active file. */
+export function auditLogFiles(path: string): string[] {
+  return [...segmentsOf(path).map((s) => s.path), path];
 }
 
 function segmentName(path: string, first: AuditEntry): string {
@@ -289,9 +349,11 @@ function walkChain(path: string, opts: AuditVerifyOptions): ChainState {
     const lines = parseLines(read.text);
     for (let i = 0; i < lines.length; i++) {
       const broken = (reason: AuditProblem, problem: string) => fail(reason, problem, file, i + 1);
+      const d = decodeLine(lines[i]!, opts.cipher);
+      if (!d.ok) return broken(d.reason, d.problem);
       let e: AuditEntry;
       try {
-        e = JSON.parse(lines[i]!) as AuditEntry;
+        e = JSON.parse(d.text) as AuditEntry;
       } catch {
         return broken('invalid', 'not valid JSON (entry edited or torn)');
       }
@@ -431,11 +493,14 @@ function syncDir(dir: string): void {
   }
 }
 
-function firstAndLast(file: string): { first: AuditEntry; last: AuditEntry } | undefined {
+function firstAndLast(
+  file: string,
+  cipher: StoreCipher | undefined,
+): { first: AuditEntry; last: AuditEntry } | undefined {
   const read = readLogFile(file);
   const lines = parseLines('text' in read ? read.text : '');
   if (lines.length === 0) return undefined;
-  return { first: JSON.parse(lines[0]!) as AuditEntry, last: JSON.parse(lines[lines.length - 1]!) as AuditEntry };
+  return { first: entryOf(lines[0]!, cipher), last: entryOf(lines[lines.length - 1]!, cipher) };
 }
 
 const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
@@ -495,8 +560,20 @@ export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
     throw new GatewayError('GW_AUDIT_KEY', `audit log ${path}: no audit key (auditKey in the keys file)`);
   const now = opts.now ?? (() => new Date());
   const egress = opts.egress ?? defaultEgress();
-  const state = walkChain(path, { key });
+  const cipher = opts.cipher;
+  const state = walkChain(path, { key, cipher });
   const verdict = state.verdict;
+  if (!verdict.ok && (verdict.reason === 'storage-key' || verdict.reason === 'plaintext'))
+    throw cipher === undefined
+      ? new GatewayError(
+          'GW_STORAGE_KEY',
+          `audit log ${verdict.file ?? path} line ${verdict.line}: ${verdict.problem} — fix: give the storage key (keys file storageKey, or CALLVEIL_STORAGE_KEY)`,
+        )
+      : unreadableStoreError('audit', verdict.file ?? path, ` line ${verdict.line}`, {
+          ok: false,
+          reason: verdict.reason === 'plaintext' ? 'plaintext' : 'other-key',
+          problem: verdict.problem,
+        });
   // Nothing on disk, or an empty file (a crash right after creating it): a new chain.
   const fresh = !verdict.ok && (verdict.reason === 'missing' || verdict.reason === 'empty');
   const unsealed = !verdict.ok && verdict.reason === 'unkeyed' && state.last !== undefined && !state.last.keyed;
@@ -509,7 +586,7 @@ export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
   let prev = state.last?.mac ?? GENESIS;
   let fd: number | undefined;
   // Entries in the active file, and the time of its first one (for sealing).
-  let activeFirst: AuditEntry | undefined = firstAndLast(path)?.first;
+  let activeFirst: AuditEntry | undefined = firstAndLast(path, cipher)?.first;
   let chain: Promise<unknown> = Promise.resolve();
   const listeners: Array<(e: AuditEntry) => void> = [];
 
@@ -540,7 +617,9 @@ export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
     for (const e of entries) for (const fn of listeners) fn(e);
   };
   const bytesOf = (entries: readonly AuditEntry[]) =>
-    Buffer.from(entries.map((e) => JSON.stringify(e) + '\n').join(''));
+    Buffer.from(
+      entries.map((e) => (cipher === undefined ? JSON.stringify(e) : cipher.seal(JSON.stringify(e))) + '\n').join(''),
+    );
 
   /** Synchronous: at open and in recovery, before anything else runs. One write, one fdatasync. */
   const writeSyncBatch = (inputs: readonly AuditEntryInput[]): AuditEntry[] => {
@@ -630,7 +709,7 @@ export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
     let firstSeq: number | undefined;
     let anchor: AuditEntry | undefined;
     for (const s of segmentsOf(path)) {
-      const fl = firstAndLast(s.path);
+      const fl = firstAndLast(s.path, cipher);
       if (fl !== undefined) {
         if (Date.parse(fl.last.at) > nowMs - policy.maxAgeMs) break;
         firstSeq ??= fl.first.seq;
@@ -691,7 +770,7 @@ export function openAuditLog(path: string, opts: AuditLogOptions): AuditLog {
         if (!('text' in r)) continue;
         for (const line of parseLines(r.text)) {
           try {
-            fn(JSON.parse(line) as AuditEntry);
+            fn(entryOf(line, cipher));
           } catch {
             // verified at open: not reached
           }

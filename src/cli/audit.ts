@@ -2,6 +2,7 @@
 // under the audit key, and against the last chain head published off the box
 // (`<prefix>.audit`, or a head given with --head).
 import { auditKeyOf } from '../audit/audit-key.js';
+import { storeCipherOf } from '../store-cipher.js';
 import { verifyAuditLog, type AuditHead } from '../audit/audit-log.js';
 import { parseHead } from '../audit/head-publisher.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -71,7 +72,11 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
       : o.kafka === false
         ? undefined
         : await publishedHead(loaded, env, instance);
-  const verdict = verifyAuditLog(path, { key, ...(head === undefined ? {} : { head }) });
+  const cipher = storeCipherOf(loaded, 'audit', path);
+  let verdict = verifyAuditLog(path, { key, cipher, ...(head === undefined ? {} : { head }) });
+  // A log (or a backup of one) from before encryption at rest: wholly plaintext, verified as such, and said.
+  const plaintext = !verdict.ok && verdict.reason === 'plaintext' && verdict.entries === 0;
+  if (plaintext) verdict = verifyAuditLog(path, { key, ...(head === undefined ? {} : { head }) });
   if (verdict.ok) {
     // Retention deletes old segments and anchors the cut (README "Retention"): say so, so a short log is not a surprise.
     const notes = [
@@ -89,7 +94,9 @@ export async function auditVerify(o: AuditVerifyOptions, env: Env, io: CliIo): P
           ? `; holds the head published to ${head!.from} (seq ${verdict.head.seq})`
           : `; the published head (seq ${verdict.head.seq}) is older than the retained entries`,
     ];
-    io.stdout(`audit log ${path}: ${verdict.entries} entries, chain intact under the audit key${notes.join('')}\n`);
+    io.stdout(
+      `audit log ${path}: ${verdict.entries} entries, chain intact under the audit key${notes.slice(0, 2).join('')}${plaintext ? '; stored in plaintext (written before encryption at rest: the gateway encrypts it at its next start, or `callveil keys migrate`)' : ', every entry encrypted under the storage key'}${notes.slice(2).join('')}\n`,
+    );
     return 0;
   }
   const where =

@@ -6,7 +6,10 @@ import { storageDirExposure } from '../config/storage-dir.js';
 import { makeDirs } from '../fs-dirs.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { GatewayError } from '../errors.js';
-import { amiTls, spoolDir } from '../main.js';
+import { amiTls, auditLogPath, spoolDir } from '../main.js';
+import { weakKeyProblem } from '../privacy/keys.js';
+import { SEALED_STORES, storageKeyFix, storageKid, storeCiphersOf } from '../store-cipher.js';
+import { scanStores, storeFiles } from '../store-migrate.js';
 import { connectTopicAdmin, probeKafka } from '../sink/kafka.js';
 import { checkKafkaTopics } from '../sink/kafka-check.js';
 import { gatewayTopicsOf } from '../sink/topics.js';
@@ -227,7 +230,7 @@ function checkCdrStore(loaded: LoadedConfig, report: Report): void {
   }
 }
 
-/** The gateway's own keys: the audit key is required (the gateway refuses to start without it). */
+/** The gateway's own keys: the audit key and the storage key are required (the gateway refuses to start without them). */
 function checkGatewayKeys(loaded: LoadedConfig, report: Report): void {
   try {
     const key = auditKeyOf(loaded);
@@ -235,6 +238,105 @@ function checkGatewayKeys(loaded: LoadedConfig, report: Report): void {
   } catch (err) {
     report(false, 'audit key', err instanceof GatewayError ? err.message : 'unusable');
   }
+  const keysFile = loaded.rulesSource?.keysFile;
+  const storage = loaded.gatewayKeys?.storageKey;
+  if (storage === null || storage === undefined)
+    report(
+      false,
+      'storage key',
+      `missing: the audit log, consent store and suppression lists are encrypted at rest under it, and the gateway does not start without it — fix: ${storageKeyFix(keysFile)}`,
+    );
+  else {
+    const next = loaded.gatewayKeys?.storageKeyNext;
+    report(
+      true,
+      'storage key',
+      `loaded (${storage.length * 8} bits, key id ${storageKid(storage)}): the stores are sealed with AES-256-GCM under keys derived from it${next ? `; storageKeyNext (key id ${storageKid(next)}) is set: a rotation is under way — fix: finish it with \`callveil keys rotate storage --config <file>\`` : ''}`,
+    );
+  }
+  checkTenantKeys(loaded, report);
+}
+
+/** Pseudonym keys (keySets) and id keys (idKeys) of every tenant: present, weak (every byte the same) or missing. */
+function checkTenantKeys(loaded: LoadedConfig, report: Report): void {
+  const keysFile = loaded.rulesSource?.keysFile;
+  const pseudonym = { present: 0, weak: [] as string[], missing: [] as string[] };
+  const id = { present: 0, weak: [] as string[], missing: [] as string[] };
+  for (const p of loaded.privacy.tenants.values()) {
+    if (p.keys.keys.length === 0) pseudonym.missing.push(p.id);
+    for (const k of p.keys.keys) {
+      if (weakKeyProblem(k.secret) !== undefined) pseudonym.weak.push(`${p.id} ${k.keyId}`);
+      else pseudonym.present++;
+    }
+    if (p.idKey === null) id.missing.push(p.id);
+    else if (weakKeyProblem(p.idKey) !== undefined) id.weak.push(p.id);
+    else id.present++;
+  }
+  const line = (what: string, c: typeof id, missingMeans: string, fix: string) => {
+    const bad = [
+      c.weak.length > 0 ? `weak (every byte the same): ${c.weak.join(', ')}` : '',
+      c.missing.length > 0 ? `missing for ${c.missing.join(', ')} (${missingMeans})` : '',
+    ].filter(Boolean);
+    report(
+      bad.length === 0,
+      what,
+      bad.length === 0 ? `${c.present} present` : `${c.present} present; ${bad.join('; ')} — fix: ${fix}`,
+    );
+  };
+  line(
+    'pseudonym keys',
+    pseudonym,
+    'its records are withheld',
+    keysFile === undefined
+      ? 'give the tenant a random key (`callveil keys generate pseudonym`)'
+      : `\`callveil keys rotate pseudonym --keys-file ${keysFile} --key-set <set>\` adds a new random key`,
+  );
+  line(
+    'id keys',
+    id,
+    'its records are withheld',
+    keysFile === undefined
+      ? "inline tenants derive their id key from the tenant's key: give the tenant a random key"
+      : `add a random idKeys entry to ${keysFile} (\`callveil keys generate id\`); changing one changes every record id of its tenant`,
+  );
+}
+
+/** One line per store: whether what it holds on disk is encrypted, and under which key. */
+function checkStores(loaded: LoadedConfig, report: Report): void {
+  const dir = loaded.config.storage.dir;
+  const storage = loaded.gatewayKeys?.storageKey;
+  const files = storeFiles(dir, auditLogPath(loaded.config));
+  for (const store of SEALED_STORES) {
+    const mine = files.filter((f) => f.store === store);
+    if (storage === null || storage === undefined) {
+      report(false, `store ${store}`, 'cannot be encrypted: no storage key (see the storage key line)');
+      continue;
+    }
+    try {
+      const scan = scanStores(mine, storeCiphersOf(loaded, dir));
+      const n = scan.files.length;
+      const at = `${n} file${n === 1 ? '' : 's'}`;
+      if (scan.plaintext.length > 0)
+        report(
+          true,
+          `store ${store}`,
+          `${at}, ${scan.plaintext.length} in plaintext (written before encryption at rest): the gateway encrypts them in place at its next start, or run \`callveil keys migrate --config <file>\` now`,
+        );
+      else
+        report(
+          true,
+          `store ${store}`,
+          `encrypted (AES-256-GCM, storage key ${storageKid(storage)})${n === 0 ? ': nothing written yet' : `: ${at}`}${scan.stale.length > 0 ? `; ${scan.stale.length} still under the previous storage key (finish \`callveil keys rotate storage\`)` : ''}`,
+        );
+    } catch (err) {
+      report(false, `store ${store}`, err instanceof GatewayError ? err.message : 'unreadable');
+    }
+  }
+  report(
+    true,
+    'store spool',
+    "per-tenant keys: spooled records are sealed under keys derived from each tenant's id key",
+  );
 }
 
 /** Runs every check; true when all passed. */
@@ -268,6 +370,7 @@ export async function runChecks(file: string, env: Env, report: Report, timeoutM
   }
   checkGatewayKeys(loaded, r);
   checkStorage(loaded, r);
+  checkStores(loaded, r);
   checkCdrStore(loaded, r);
   await checkAmi(loaded, r, timeoutMs);
   await checkSink(loaded, env, r, timeoutMs);

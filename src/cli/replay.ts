@@ -13,6 +13,7 @@ import type { CliIo, Env } from './cli-command.js';
 import { loadConfig, logWarnings } from './run.js';
 import { GatewayError } from '../errors.js';
 import { replayConsentRegistry } from '../consent/replay-consent.js';
+import { storeCiphersOf } from '../store-cipher.js';
 
 const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_CAPTURE = join(PACKAGE_ROOT, 'test', 'fixtures', 'ami', 'inbound-pstn.ami.gz');
@@ -51,6 +52,7 @@ export async function replay(o: ReplayOptions, capturePath: string, env: Env, io
   const consent = replayConsentRegistry(
     o.consent,
     loaded.tenants.map((t) => t.id),
+    loaded.gatewayKeys?.storageKey ? storeCiphersOf(loaded, loaded.config.storage.dir).consent : undefined,
   );
   if (o.consent === undefined) log.warn(NOTHING_CONSENTS);
   // --out always wins: a replay never publishes to the configured Kafka by accident.

@@ -3,6 +3,7 @@
 // needs. The lookups take a raw number or an FPE value on purpose: it is used
 // in memory and never logged, echoed in an error, or written to the audit log.
 import { auditKeyOf } from '../audit/audit-key.js';
+import { storeCipherOf } from '../store-cipher.js';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { assertNoRawNumber, openAuditLog } from '../audit/audit-log.js';
@@ -99,7 +100,8 @@ export async function reveal(o: RevealOptions, value: string, env: Env, out: Out
   warn(
     `callveil: WARNING: revealing a subscriber's phone number of tenant "${policy.id}". This is personal data; the reveal is recorded in the audit log.\n`,
   );
-  const audit = openAuditLog(auditLogPath(loaded.config), { key: auditKey });
+  const auditPath = auditLogPath(loaded.config);
+  const audit = openAuditLog(auditPath, { key: auditKey, cipher: storeCipherOf(loaded, 'audit', auditPath) });
   try {
     // The subject is the number's keyed token: auditors can find the subscriber's records, the log holds no number.
     const n = policy.classify(number);

@@ -6,6 +6,7 @@
 // they run while the gateway is stopped; while it runs, suppressions go
 // through its tenant API instead.
 import { auditKeyOf } from '../audit/audit-key.js';
+import { storeCipherOf, storeCiphersOf } from '../store-cipher.js';
 import { assertNoRawNumber, openAuditLog, type AuditLog } from '../audit/audit-log.js';
 import { kafkaSasl, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { ensureStorageDir } from '../config/storage-dir.js';
@@ -77,7 +78,8 @@ async function owningState<T>(loaded: LoadedConfig, command: string, fn: (audit:
   ensureStorageDir(dir);
   const lock = acquireStateLock(dir, { kind: 'cli', command });
   try {
-    const audit = openAuditLog(auditLogPath(loaded.config), { key });
+    const path = auditLogPath(loaded.config);
+    const audit = openAuditLog(path, { key, cipher: storeCipherOf(loaded, 'audit', path) });
     try {
       return await fn(audit);
     } finally {
@@ -93,7 +95,8 @@ const modeWord = (mode: 'withhold' | 'redact' | undefined) =>
   mode === 'redact' ? 'published with them redacted' : 'withheld';
 
 function listOf(loaded: LoadedConfig, audit: AuditLog): SuppressionList {
-  return openSuppressionList(loaded.config.storage.dir, audit);
+  const dir = loaded.config.storage.dir;
+  return openSuppressionList(dir, audit, storeCiphersOf(loaded, dir).suppression);
 }
 
 export async function suppress(o: SuppressOptions, number: string | undefined, env: Env, rawOut: Out): Promise<number> {
@@ -157,7 +160,8 @@ export function suppressions(o: TenantOptions, env: Env, rawOut: Out): number {
   const out = guardedOut(rawOut, []);
   const loaded = loadConfigFile(o.config, env);
   const policy = subjectPolicy(loaded, o.tenant);
-  const r = openSuppressionStore(loaded.config.storage.dir).load(policy.id);
+  const dir = loaded.config.storage.dir;
+  const r = openSuppressionStore(dir, storeCiphersOf(loaded, dir).suppression).load(policy.id);
   if (!r.readable)
     throw new GatewayError(
       'GW_SUPPRESSION_STORE',
@@ -243,7 +247,10 @@ export async function shred(o: ShredOptions, env: Env, out: Out): Promise<number
     executeShred(plan, {
       stateDir: loaded.config.storage.dir,
       spoolDir: spoolDir(loaded.config),
-      suppressions: openSuppressionStore(loaded.config.storage.dir),
+      suppressions: openSuppressionStore(
+        loaded.config.storage.dir,
+        storeCiphersOf(loaded, loaded.config.storage.dir).suppression,
+      ),
       audit,
       actor: actor(),
       reason,

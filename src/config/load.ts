@@ -7,7 +7,7 @@ import { GatewayError } from '../errors.js';
 import { errnoText } from '../fs-dirs.js';
 import { dirname, resolve } from 'node:path';
 import { createTenantResolver, type PrivacyRules, type TenantResolver, type TenantSpec } from '../privacy/tenants.js';
-import { decodeKeyMaterial } from '../privacy/keys.js';
+import { decodeKeyMaterial, weakKeyProblem } from '../privacy/keys.js';
 import { describeRuleProblems, loadRules, type GatewayKeys, type RulesSource } from '../rules/load.js';
 import { listShredTombstones, shredDir } from '../subject/shred-tombstone.js';
 import { validate, type SettingProblem } from './issues.js';
@@ -167,10 +167,11 @@ function resolveKeys(
       warnings.push(`tenant "${t.id}": no key material in ${from}; its records will be withheld`);
     } else {
       const secret = decodeKey(material);
-      if (secret === null) {
+      const weak = secret === null ? undefined : weakKeyProblem(secret);
+      if (secret === null || weak !== undefined) {
         const line = lineOf(['tenants', i]);
         problems.push(
-          `  ${file}${line === undefined ? '' : `:${line}`}: tenants.${i}: expected ${from} to hold a key of at least 32 bytes (hex or base64)`,
+          `  ${file}${line === undefined ? '' : `:${line}`}: tenants.${i}: expected ${from} to hold ${weak === undefined ? 'a key of at least 32 bytes (hex or base64)' : `a random key, not one whose ${weak} — fix: \`callveil keys generate pseudonym\``}`,
         );
       } else key = { keyId: t.keyId, secret };
     }
@@ -279,6 +280,7 @@ function gatewayKeysOf(fromFile: GatewayKeys, env: Env, file: string): GatewayKe
   return {
     auditKey: fromFile.auditKey ?? fromEnv('CALLVEIL_AUDIT_KEY'),
     storageKey: fromFile.storageKey ?? fromEnv('CALLVEIL_STORAGE_KEY'),
+    storageKeyNext: fromFile.storageKeyNext ?? null,
   };
 }
 

@@ -5,15 +5,25 @@
 import { readFileSync } from 'node:fs';
 import { GatewayError } from '../errors.js';
 import { createConsentRegistry, type ConsentRegistry } from './registry.js';
-import { parseConsentFile, readOnlyConsentStore, type ConsentData } from './store.js';
+import type { StoreCipher } from '../store-cipher.js';
+import { decodeConsentText, parseConsentFile, readOnlyConsentStore, type ConsentData } from './store.js';
 
-export function replayConsentRegistry(file: string | undefined, tenants: readonly string[]): ConsentRegistry {
+/** `cipher`: opens a copy of a gateway's encrypted consent.json (the configuration's storage key); plaintext files read as they are. */
+export function replayConsentRegistry(
+  file: string | undefined,
+  tenants: readonly string[],
+  cipher?: StoreCipher,
+): ConsentRegistry {
   let data: ConsentData = {};
   if (file !== undefined) {
     let json: unknown;
     try {
-      json = JSON.parse(readFileSync(file, 'utf8'));
+      const text = readFileSync(file, 'utf8');
+      const opened = decodeConsentText(text, text.startsWith('cv1.') ? cipher : undefined);
+      if (!opened.ok) throw new GatewayError('GW_USAGE', `--consent ${file}: ${opened.problem}`);
+      json = JSON.parse(opened.text);
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       throw new GatewayError(
         'GW_USAGE',

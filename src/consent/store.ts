@@ -6,7 +6,9 @@
 // takes it; at start every journalled change set the snapshot does not hold
 // yet is completed: its missing audit entries written, then applied. So after
 // a crash at any instant, store and audit log agree. Holds tenant ids,
-// extensions, flags, actors and times: no numbers.
+// extensions, flags, actors and times: no numbers. Encrypted at rest: the
+// snapshot is one sealed document, each journal record one sealed line, under
+// the consent store's key (store-cipher.ts); the journal stays append-only.
 import {
   closeSync,
   constants,
@@ -25,6 +27,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
+import { isSealed } from '../storage-seal.js';
+import type { StoreCipher } from '../store-cipher.js';
 
 export const ConsentEntry = z
   .object({
@@ -146,7 +150,22 @@ function codeOf(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? 'error';
 }
 
-function readJournal(path: string): { records: JournalRecord[] } | { problem: string } {
+/** One line or document of the store: opened under the cipher; plaintext only without one (tools, older tests). */
+export function decodeConsentText(
+  text: string,
+  cipher: StoreCipher | undefined,
+): { ok: true; text: string } | { ok: false; problem: string } {
+  const line = text.trimEnd();
+  if (cipher === undefined)
+    return isSealed(line) ? { ok: false, problem: 'is encrypted, and no storage key was given' } : { ok: true, text };
+  const r = cipher.open(line);
+  return r.ok ? { ok: true, text: r.text } : { ok: false, problem: r.problem };
+}
+
+function readJournal(
+  path: string,
+  cipher: StoreCipher | undefined,
+): { records: JournalRecord[] } | { problem: string } {
   let text: string;
   try {
     const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -164,9 +183,11 @@ function readJournal(path: string): { records: JournalRecord[] } | { problem: st
   lines.pop();
   const records: JournalRecord[] = [];
   for (const line of lines) {
+    const opened = decodeConsentText(line, cipher);
+    if (!opened.ok) return { problem: `journal ${path} holds a line that ${opened.problem}` };
     let json: unknown;
     try {
-      json = JSON.parse(line);
+      json = JSON.parse(opened.text);
     } catch {
       return { problem: `journal ${path} holds a line that is not JSON` };
     }
@@ -177,7 +198,9 @@ function readJournal(path: string): { records: JournalRecord[] } | { problem: st
   return { records };
 }
 
-export function openConsentStore(dir: string): ConsentStore {
+/** `cipher`: encryption at rest (storeCipherOf(loaded, 'consent', dir)); the gateway always gives one. */
+export function openConsentStore(dir: string, cipher?: StoreCipher): ConsentStore {
+  const sealed = (text: string) => (cipher === undefined ? text : cipher.seal(text));
   const path = join(dir, CONSENT_FILE);
   const journalPath = join(dir, CONSENT_JOURNAL);
   let chain: Promise<unknown> = Promise.resolve();
@@ -195,7 +218,7 @@ export function openConsentStore(dir: string): ConsentStore {
     try {
       await writeFileAtomic(
         path,
-        JSON.stringify({ version: 2, appliedTxn: s.appliedTxn, tenants: s.data, history: s.history }) + '\n',
+        sealed(JSON.stringify({ version: 2, appliedTxn: s.appliedTxn, tenants: s.data, history: s.history })) + '\n',
         dir,
       );
     } catch (err) {
@@ -228,9 +251,11 @@ export function openConsentStore(dir: string): ConsentStore {
       let loaded: StoreState = { data: {}, history: {}, appliedTxn: 0 };
       let migrated = false;
       if (text !== undefined) {
+        const opened = decodeConsentText(text, cipher);
+        if (!opened.ok) return { readable: false, problem: `the file ${opened.problem}` };
         let json: unknown;
         try {
-          json = JSON.parse(text);
+          json = JSON.parse(opened.text);
         } catch {
           return { readable: false, problem: 'not valid JSON' };
         }
@@ -243,7 +268,7 @@ export function openConsentStore(dir: string): ConsentStore {
           migrated = true;
         } else return { readable: false, problem: 'does not match the consent store schema' };
       }
-      const j = readJournal(journalPath);
+      const j = readJournal(journalPath, cipher);
       if ('problem' in j) return { readable: false, problem: j.problem };
       state = loaded;
       return {
@@ -254,7 +279,7 @@ export function openConsentStore(dir: string): ConsentStore {
       };
     },
     journal(rec) {
-      const line = Buffer.from(JSON.stringify(rec) + '\n');
+      const line = Buffer.from(sealed(JSON.stringify(rec)) + '\n');
       return new Promise<void>((resolve, reject) => {
         let f: number;
         try {
@@ -271,7 +296,7 @@ export function openConsentStore(dir: string): ConsentStore {
     journalSync(rec) {
       try {
         const f = journalFd();
-        const line = JSON.stringify(rec) + '\n';
+        const line = sealed(JSON.stringify(rec)) + '\n';
         // One write: a crash leaves the line whole or torn, and a torn one is dropped at load.
         const buf = Buffer.from(line);
         for (let off = 0; off < buf.length;) off += writeSync(f, buf, off, buf.length - off);

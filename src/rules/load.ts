@@ -46,6 +46,8 @@ export interface RuleProblem {
 export interface GatewayKeys {
   readonly auditKey: Buffer | null;
   readonly storageKey: Buffer | null;
+  /** During a storage key rotation (`callveil keys rotate storage`): the new key, whose lines open too. */
+  readonly storageKeyNext?: Buffer | null;
 }
 
 export interface LoadedRules {
@@ -220,6 +222,7 @@ function loadKeys(
     ...Object.values(d.idKeys),
     ...(d.auditKey ? [d.auditKey] : []),
     ...(d.storageKey ? [d.storageKey] : []),
+    ...(d.storageKeyNext ? [d.storageKeyNext] : []),
   ].some((k) => k.secret !== undefined);
   // Key material in a file others can read is no secret: refused. A file of references (secretFile, secretEnv) holds none.
   if (exposed !== undefined && inline)
@@ -246,13 +249,16 @@ function loadKeys(
         return;
       }
       const secret = decodeKeyMaterial(text);
-      if (secret === null) {
+      const weak = secret === null ? undefined : weakKeyProblem(secret);
+      if (secret === null || weak !== undefined) {
         problems.push(
           problem(
             file,
             y,
             ['keySets', set, i],
-            `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
+            weak === undefined
+              ? `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`
+              : `expected ${from} to hold a random key, not ${weak} — fix: \`callveil keys rotate pseudonym --keys-file ${file} --key-set ${set}\` (then retire this one)`,
             'keys',
           ),
         );
@@ -271,18 +277,21 @@ function loadKeys(
       continue;
     }
     const secret = decodeKeyMaterial(text);
-    if (secret === null)
+    const weak = secret === null ? undefined : weakKeyProblem(secret);
+    if (secret === null || weak !== undefined)
       problems.push(
         problem(
           file,
           y,
           ['idKeys', set],
-          `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`,
+          weak === undefined
+            ? `expected ${from} to hold a key of at least 32 bytes (hex or base64), not ${keyMaterialProblem(text)}`
+            : `expected ${from} to hold a random key, not ${weak} — fix: \`callveil keys generate id\` (a new id key changes every record id of the tenant)`,
         ),
       );
     else idKeys.set(set, secret);
   }
-  const gatewayKey = (name: 'auditKey' | 'storageKey'): Buffer | null => {
+  const gatewayKey = (name: 'auditKey' | 'storageKey' | 'storageKeyNext'): Buffer | null => {
     const ref = parsed.data[name];
     if (ref === undefined) return null;
     const { text, from } = readSecret(ref, env);
@@ -307,7 +316,11 @@ function loadKeys(
     rings,
     missing,
     idKeys,
-    gateway: { auditKey: gatewayKey('auditKey'), storageKey: gatewayKey('storageKey') },
+    gateway: {
+      auditKey: gatewayKey('auditKey'),
+      storageKey: gatewayKey('storageKey'),
+      storageKeyNext: gatewayKey('storageKeyNext'),
+    },
     file,
     y,
   };

@@ -218,6 +218,12 @@ export const KeysFile = z
     auditKey: SecretRef.optional(),
     /** Encrypts the gateway's stores at rest (AES-256-GCM): audit log, consent store, suppression lists. */
     storageKey: SecretRef.optional(),
+    /**
+     * Only while `callveil keys rotate storage` runs (or after it was cut short):
+     * the new storage key. Stores open under either; rotate re-seals every store
+     * under this one, then makes it storageKey.
+     */
+    storageKeyNext: SecretRef.optional(),
   })
   .strict()
   .superRefine((f, ctx) => {

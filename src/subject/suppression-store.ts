@@ -2,12 +2,15 @@
 // <storage>/suppressions/, replaced atomically like the consent store, so a
 // crash leaves the old or the new list, never a torn one, and one tenant's
 // unreadable file withholds only that tenant's records. Holds tokens, key
-// ids, actors and times: never a number.
+// ids, actors and times: never a number. Encrypted at rest: each file is one
+// sealed document under the suppression store's key (store-cipher.ts).
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
+import { isSealed } from '../storage-seal.js';
+import type { StoreCipher } from '../store-cipher.js';
 
 export const SUPPRESSION_DIR = 'suppressions';
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -64,7 +67,20 @@ export function suppressionDir(stateDir: string): string {
   return join(stateDir, SUPPRESSION_DIR);
 }
 
-export function openSuppressionStore(stateDir: string): SuppressionStore {
+/** The list file's text: opened under the cipher; plaintext only when there is no cipher (tools, older tests). */
+export function decodeSuppressionText(
+  text: string,
+  cipher: StoreCipher | undefined,
+): { ok: true; text: string } | { ok: false; problem: string } {
+  const line = text.trimEnd();
+  if (cipher === undefined)
+    return isSealed(line) ? { ok: false, problem: 'encrypted, and no storage key was given' } : { ok: true, text };
+  const r = cipher.open(line);
+  return r.ok ? { ok: true, text: r.text } : { ok: false, problem: `the file ${r.problem}` };
+}
+
+/** `cipher`: encryption at rest (storeCipherOf(loaded, 'suppression', dir)); the gateway and the CLI always give one. */
+export function openSuppressionStore(stateDir: string, cipher?: StoreCipher): SuppressionStore {
   const dir = suppressionDir(stateDir);
   const pathOf = (tenant: string) => {
     if (!TENANT_ID.test(tenant)) throw new GatewayError('GW_SUPPRESSION_STORE', 'not a tenant id');
@@ -82,9 +98,11 @@ export function openSuppressionStore(stateDir: string): SuppressionStore {
         if (code === 'ENOENT') return { readable: true, entries: [] };
         return { readable: false, problem: `cannot read (${code ?? 'error'})` };
       }
+      const opened = decodeSuppressionText(text, cipher);
+      if (!opened.ok) return { readable: false, problem: opened.problem };
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = JSON.parse(opened.text);
       } catch {
         return { readable: false, problem: 'not valid JSON' };
       }
@@ -98,7 +116,8 @@ export function openSuppressionStore(stateDir: string): SuppressionStore {
       const run = chain.then(async () => {
         try {
           mkdirSync(dir, { recursive: true, mode: 0o700 });
-          await writeFileAtomic(path, JSON.stringify({ version: 1, tenant, entries }) + '\n', dir);
+          const doc = JSON.stringify({ version: 1, tenant, entries });
+          await writeFileAtomic(path, (cipher === undefined ? doc : cipher.seal(doc)) + '\n', dir);
         } catch (err) {
           throw new GatewayError(
             'GW_SUPPRESSION_STORE',

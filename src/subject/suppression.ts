@@ -8,6 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { assertNoRawNumber, type AuditLog } from '../audit/audit-log.js';
 import { GatewayError } from '../errors.js';
+import type { StoreCipher } from '../store-cipher.js';
 import { signingKey } from '../privacy/keys.js';
 import { foldNumberText } from '../privacy/numbers.js';
 import type { SubjectGuard, TenantGuard } from '../privacy/sanitise.js';
@@ -359,9 +360,13 @@ export function createSuppressionApi(
 }
 
 /** The gateway's list over the state dir; tenants with a shred tombstone are closed. */
-export function openSuppressionList(stateDir: string, audit: Pick<AuditLog, 'append'>): SuppressionList {
+export function openSuppressionList(
+  stateDir: string,
+  audit: Pick<AuditLog, 'append'>,
+  cipher?: StoreCipher,
+): SuppressionList {
   return createSuppressionList({
-    store: openSuppressionStore(stateDir),
+    store: openSuppressionStore(stateDir, cipher),
     audit,
     shredded: listShredTombstones(stateDir),
   });
@@ -372,8 +377,8 @@ const READ_ONLY: Pick<AuditLog, 'append'> = {
 };
 
 /** For replays and tools: the same guard, without changes. */
-export function readOnlySuppressionList(stateDir: string): SuppressionList {
-  return openSuppressionList(stateDir, READ_ONLY);
+export function readOnlySuppressionList(stateDir: string, cipher?: StoreCipher): SuppressionList {
+  return openSuppressionList(stateDir, READ_ONLY, cipher);
 }
 
 /** At start: unreadable lists (their tenants are withheld) and entries that miss the signing key, per tenant. No token is logged. */

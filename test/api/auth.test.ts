@@ -25,7 +25,7 @@ t.test('authenticates by hash; roles and scope', async (t) => {
 
 t.test('config: token hashes inline and in a tokens file, validated', async (t) => {
   const base = { tenants: [{ id: 'acme', keyId: 'k1', keyEnv: 'K' }] };
-  const env = { K: 'a1'.repeat(32) };
+  const env = { K: 'a10f'.repeat(16) };
   const ok = parseConfig(
     {
       ...base,

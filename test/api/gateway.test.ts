@@ -1,6 +1,6 @@
 // startGateway wires the consent enforcer and, with api.enabled, the API:
 // the real composition root against the test AMI server.
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,7 +45,12 @@ t.test('the live gateway enforces consent and serves the API', async (t) => {
       metrics: { port: 0 },
       consent: { extensions: { acme: ['1001'] } },
     },
-    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    {
+      K_ACME: KEY_ACME,
+      K_GLOBEX: KEY_GLOBEX,
+      CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+    },
     '(test)',
   );
   const logs: Buffer[] = [];

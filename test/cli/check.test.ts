@@ -1,8 +1,11 @@
 // `callveil check` against the test AMI server and test Kafka broker: one
 // line per check, and each failure names its cause and its fix.
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 import t, { type Test } from 'tap';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { openConsentStore } from '../../src/consent/store.js';
+import { storeCipher } from '../../src/store-cipher.js';
+import { openSuppressionStore } from '../../src/subject/suppression-store.js';
 import { join } from 'node:path';
 import { runChecks } from '../../src/cli/check.js';
 import { startReplayServer } from '../../src/source/replay-server.js';
@@ -12,7 +15,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 const IDLE = Buffer.from(
   'Asterisk Call Manager/9.0.0\r\nResponse: Success\r\nMessage: Authentication accepted\r\n\r\n',
 );
-const KEY = 'cd'.repeat(32);
+const KEY = 'cd12'.repeat(16);
 const dir = tempDir(t, 'check');
 
 async function run(
@@ -23,6 +26,10 @@ async function run(
     kafkaUp?: boolean;
     key?: boolean;
     auditKey?: boolean;
+    /** false: none; a hex string: that storage key instead of the suite's. */
+    storageKey?: false | string;
+    /** The tenant key (K_ACME) instead of KEY. */
+    tenantKey?: string;
     config?: string;
     broker?: KafkaTestBrokerOptions;
     setup?: (b: KafkaTestBroker) => void;
@@ -60,8 +67,9 @@ storage: { dir: ${join(dir, 'data')} }
     file,
     {
       CALLVEIL_AMI_SECRET: opts.secret ?? 'right',
-      ...(opts.key === false ? {} : { K_ACME: KEY }),
+      ...(opts.key === false ? {} : { K_ACME: opts.tenantKey ?? KEY }),
       ...(opts.auditKey === false ? {} : { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX }),
+      ...(opts.storageKey === false ? {} : { CALLVEIL_STORAGE_KEY: opts.storageKey ?? TEST_STORAGE_KEY_HEX }),
     },
     (pass, what, detail) => lines.push(`${pass ? 'PASS' : 'FAIL'} ${what}: ${detail}`),
     1000,
@@ -78,7 +86,14 @@ t.test('everything reachable: all pass', async (t) => {
       'PASS config',
       'PASS key acme',
       'PASS audit key',
+      'PASS storage key',
+      'PASS pseudonym keys',
+      'PASS id keys',
       'PASS storage',
+      'PASS store audit',
+      'PASS store consent',
+      'PASS store suppression',
+      'PASS store spool',
       'PASS ami',
       'PASS consent',
       'PASS consent astdb',
@@ -99,6 +114,50 @@ t.test('no audit key, a storage dir others may write: each fails with its fix', 
   const open = await run(t);
   t.match(open.text, `FAIL storage: ${join(dir, 'data')} is writable by group and others (mode 0777)`);
   t.match(open.text, `fix: chmod 700 ${join(dir, 'data')}`);
+});
+
+t.test('keys and stores: a line for each, with what is wrong and the fix', async (t) => {
+  const data = join(dir, 'data');
+  rmSync(data, { recursive: true, force: true });
+  const fresh = await run(t);
+  t.match(fresh.text, /PASS storage key: loaded \(256 bits, key id k[0-9a-f]{12}\)/);
+  t.match(fresh.text, /PASS pseudonym keys: 1 present/);
+  t.match(fresh.text, /PASS id keys: 1 present/);
+  t.match(fresh.text, /PASS store audit: encrypted \(AES-256-GCM, storage key k[0-9a-f]{12}\): nothing written yet/);
+  t.match(fresh.text, /PASS store spool: per-tenant keys/);
+
+  const none = await run(t, { storageKey: false });
+  t.equal(none.ok, false);
+  t.match(
+    none.text,
+    /FAIL storage key: missing: .*the gateway does not start without it — fix: set CALLVEIL_STORAGE_KEY \(64 hex characters; `callveil keys generate storage` makes one\)/,
+  );
+  t.match(none.text, /FAIL store consent: cannot be encrypted: no storage key/);
+
+  // A plaintext suppression list (an older version's), and a consent store sealed under another key.
+  mkdirSync(join(data, 'suppressions'), { recursive: true, mode: 0o700 });
+  await openSuppressionStore(data).save('acme', []);
+  const other = storeCipher('consent', Buffer.from('fedcba9876543210'.repeat(4), 'hex'));
+  await openConsentStore(data, other).commit({ data: {}, history: {}, appliedTxn: 0 });
+  const mixed = await run(t);
+  t.equal(mixed.ok, false);
+  t.match(
+    mixed.text,
+    /PASS store suppression: 1 file, 1 in plaintext \(written before encryption at rest\): the gateway encrypts them in place at its next start, or run `callveil keys migrate/,
+  );
+  t.match(
+    mixed.text,
+    /FAIL store consent: consent store .*consent\.json: is sealed under another storage key .* fix: give the gateway the storage key/,
+  );
+  rmSync(data, { recursive: true, force: true });
+
+  // A tenant key of one repeated byte is refused when the configuration loads, like the gateway's own keys.
+  const weak = await run(t, { tenantKey: '07'.repeat(32) });
+  t.equal(weak.ok, false);
+  t.match(
+    weak.text,
+    /FAIL config: invalid configuration:\n.*tenants\.0: expected environment K_ACME to hold a random key, not one whose every byte is 0x07 — fix: `callveil keys generate pseudonym`/,
+  );
 });
 
 t.test('an AMI user without write=call: stopping recordings is refused, named with its fix', async (t) => {

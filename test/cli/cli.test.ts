@@ -9,7 +9,8 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { callJsonSchema } from '../../src/privacy/call-record.js';
 import { cdrJsonSchema } from '../../src/privacy/cdr-record.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
+import { auditEntries, openLine, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = tempDir(t, 'cli');
@@ -151,7 +152,7 @@ t.test('a bad config file refuses to start, naming file, path and expectation', 
 t.test('run without AMI credentials refuses to start and says which are missing', async (t) => {
   const cfg = join(dir, 'nocreds.yaml');
   writeFileSync(cfg, 'tenants:\n  - id: acme\n    keyId: k1\n    keyEnv: K\n');
-  const r = callveil(['run', '--config', cfg], { K: 'ab'.repeat(32) });
+  const r = callveil(['run', '--config', cfg], { K: 'ab0f'.repeat(16) });
   t.equal(r.code, 1);
   t.match(r.stderr.toString(), 'ami.username: expected a value');
   t.match(r.stderr.toString(), 'ami.secret: expected a value');
@@ -186,7 +187,7 @@ t.test('usage errors exit 2; schema prints the published JSON Schema', async (t)
 t.test('audit verify: intact chain exits 0, a tampered one exits 1 naming the line', async (t) => {
   const { openAuditLog } = await import('../../src/audit/audit-log.js');
   const path = join(dir, 'audit.jsonl');
-  const log = openAuditLog(path, { key: TEST_AUDIT_KEY });
+  const log = openAuditLog(path, { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit });
   await log.append({
     actor: 'operator',
     action: 'consent.set',
@@ -202,21 +203,25 @@ t.test('audit verify: intact chain exits 0, a tampered one exits 1 naming the li
     detail: { recording: true },
   });
   log.close();
-  const key = { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX };
+  const key = { CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX, CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX };
   const ok = callveil(['audit', 'verify', '--file', path], key);
   t.equal(ok.code, 0);
-  t.match(ok.stdout.toString(), '2 entries, chain intact under the audit key; no published head to compare with');
+  t.match(
+    ok.stdout.toString(),
+    '2 entries, chain intact under the audit key, every entry encrypted under the storage key; no published head to compare with',
+  );
   const nokey = callveil(['audit', 'verify', '--file', path]);
   t.equal(nokey.code, 1);
   t.match(nokey.stderr.toString(), 'no audit key');
   const lines = readFileSync(path, 'utf8').trim().split('\n');
-  const head = `2:${JSON.parse(lines[1]!).mac}`;
+  const head = `2:${auditEntries(path)[1]!.mac}`;
   t.equal(callveil(['audit', 'verify', '--file', path, '--head', head], key).code, 0, 'the log holds the head');
   writeFileSync(path, lines[0] + '\n');
   const cut = callveil(['audit', 'verify', '--file', path, '--head', head], key);
   t.equal(cut.code, 1);
   t.match(cut.stdout.toString(), 'BROKEN (truncated): ends at sequence 1, and the published head is at 2');
-  writeFileSync(path, lines.join('\n').replace('"recording":true', '"recording":false') + '\n');
+  const edited = TEST_CIPHERS.audit.seal(openLine('audit', lines[0]!).replace('"recording":true', '"recording":false'));
+  writeFileSync(path, [edited, lines[1]].join('\n') + '\n');
   const bad = callveil(['audit', 'verify', '--file', path], key);
   t.equal(bad.code, 1);
   t.match(bad.stdout.toString(), 'BROKEN (edited) at line 1');

@@ -77,6 +77,8 @@ t.test('the tree holds the commands the README and the issue name', async (t) =>
       'check',
       'audit verify',
       'keys generate',
+      'keys rotate',
+      'keys migrate',
       'rules check',
       'token',
       'reveal',

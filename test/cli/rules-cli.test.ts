@@ -9,10 +9,11 @@ import { verifyAuditLog } from '../../src/audit/audit-log.js';
 import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
+import { auditEntries, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 const dir = tempDir(t, 'rules-cli');
-const ENV = { K_NORTHWIND: 'c3'.repeat(32) };
+const ENV = { K_NORTHWIND: 'c30f'.repeat(16) };
 
 function callveil(args: string[], env: Record<string, string> = ENV) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
@@ -110,11 +111,14 @@ t.test(
     t.equal(r.stdout, '+12025550144\n');
     t.match(r.stderr, 'WARNING: revealing');
     const audit = readFileSync(join(dir, 'data', 'audit.jsonl'), 'utf8');
-    const entry = JSON.parse(audit.trim().split('\n').pop()!);
+    const entry = auditEntries(join(dir, 'data', 'audit.jsonl')).pop()!;
     t.match(entry, { action: 'reveal', tenant: 'globex', detail: { kid: 'globex-2026-11', reason: 'ticket-42' } });
     t.match(entry.subject, /^token:[A-Za-z0-9_-]{16}$/);
     t.notMatch(audit, /5550144/, 'no number in the audit log');
-    t.same(verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY }), { ok: true, entries: 1 });
+    t.same(verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit }), {
+      ok: true,
+      entries: 1,
+    });
 
     const wrongKid = callveil(['reveal', '--config', config, '--tenant', 'globex', '--kid', 'nope', fpe]);
     t.equal(wrongKid.code, 1);
@@ -153,7 +157,7 @@ t.test(
       gateway.release();
     }
     t.same(
-      verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY }),
+      verifyAuditLog(join(dir, 'data', 'audit.jsonl'), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit }),
       { ok: true, entries: 1 },
       'the chain is intact',
     );

@@ -7,7 +7,7 @@ import { RULES_DIR } from '../helpers/configs.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const dir = tempDir(t, 'config');
-const KEY = 'ab'.repeat(32);
+const KEY = 'ab0f'.repeat(16);
 
 function write(name: string, text: string): string {
   const p = join(dir, name);

@@ -112,6 +112,53 @@ t.test('an all-zero audit key, or an odd-length hex one, is refused naming the k
   );
 });
 
+t.test('tenant keys of one repeated byte are refused too: pseudonym keys, id keys, inline tenant keys', async (t) => {
+  const dir = tempDir(t, 'secrets');
+  const weakSet = (pseudonym: string, id: string) => {
+    const path = join(dir, 'weak.yaml');
+    writeFileSync(
+      path,
+      [
+        'keySets:',
+        `  acme: [{ kid: a1, secret: "${pseudonym}", activeFrom: "2021-01-01T00:00:00Z" }]`,
+        `  globex: [{ kid: g1, secret: "${'b2c3'.repeat(16)}", activeFrom: "2021-01-01T00:00:00Z" }]`,
+        `  northwind: [{ kid: n1, secret: "${'c3d4'.repeat(16)}", activeFrom: "2021-01-01T00:00:00Z" }]`,
+        'idKeys:',
+        `  acme: { secret: "${id}" }`,
+        `  globex: { secret: "${'b7c8'.repeat(16)}" }`,
+        `  northwind: { secret: "${'c7d8'.repeat(16)}" }`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    return path;
+  };
+  t.throws(() => load(dir, weakSet('07'.repeat(32), 'a7b8'.repeat(16))), {
+    message:
+      /keySets\.acme\.0: expected secret to hold a random key, not every byte is 0x07 — fix: `callveil keys rotate pseudonym --keys-file .*weak\.yaml --key-set acme`/,
+  });
+  t.throws(() => load(dir, weakSet('a1b2'.repeat(16), '00'.repeat(32))), {
+    message:
+      /idKeys\.acme: expected secret to hold a random key, not every byte is 0x00 — fix: `callveil keys generate id`/,
+  });
+  t.doesNotThrow(
+    () => load(dir, weakSet('a1b2'.repeat(16), 'a7b8'.repeat(16))),
+    'the same file with random-looking keys loads',
+  );
+  t.throws(
+    () =>
+      parseConfig(
+        { tenants: [{ id: 'acme', keyId: 'a1', keyEnv: 'K' }], storage: { dir: join(dir, 'data') } },
+        { K: 'ab'.repeat(32) },
+        join(dir, 'c.yaml'),
+      ),
+    {
+      message:
+        /tenants\.0: expected environment K to hold a random key, not one whose every byte is 0xab — fix: `callveil keys generate pseudonym`/,
+    },
+  );
+});
+
 t.test('a storage dir others may write is refused at start-up, naming the fix', async (t) => {
   const dir = tempDir(t, 'secrets');
   const data = join(dir, 'data');

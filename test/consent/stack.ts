@@ -34,7 +34,7 @@ import { readCapture } from '../helpers/ground-truth.js';
 import { twoTenantConfig } from '../helpers/configs.js';
 import { memoryLog } from '../helpers/memory-log.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_STORAGE_KEY } from '../helpers/audit-key.js';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -145,6 +145,11 @@ export async function consentStack(
       ? configWithStorage(dir)
       : {
           ...opts.config,
+          // The consent store is encrypted at rest: a configuration built without a storage key gets the suite's.
+          gatewayKeys: {
+            auditKey: opts.config.gatewayKeys?.auditKey ?? null,
+            storageKey: opts.config.gatewayKeys?.storageKey ?? TEST_STORAGE_KEY,
+          },
           config: {
             ...opts.config.config,
             storage: { dir },

@@ -23,13 +23,14 @@ t.test('the image config runs the gateway end to end', async (t) => {
   // What compose mounts: secrets as files, storage on a volume. Only those paths change here.
   for (const [name, value] of [
     ['ami_secret', 'compose-secret\n'],
-    ['acme_key', 'ab'.repeat(32)],
-    ['globex_key', 'cd'.repeat(32)],
-    ['northwind_key', 'ef'.repeat(32)],
-    ['acme_id_key', 'a9'.repeat(32)],
-    ['globex_id_key', 'c9'.repeat(32)],
-    ['northwind_id_key', 'e9'.repeat(32)],
+    ['acme_key', 'ab0f'.repeat(16)],
+    ['globex_key', 'cd0f'.repeat(16)],
+    ['northwind_key', 'ef0f'.repeat(16)],
+    ['acme_id_key', 'a90f'.repeat(16)],
+    ['globex_id_key', 'c90f'.repeat(16)],
+    ['northwind_id_key', 'e90f'.repeat(16)],
     ['audit_key', '5a17'.repeat(16)],
+    ['storage_key', '0123456789abcdef'.repeat(4)],
   ] as const)
     writeFileSync(join(dir, name), value);
   const keys = readFileSync(join(ROOT, 'docker', 'callveil', 'keys.yaml'), 'utf8').replaceAll(

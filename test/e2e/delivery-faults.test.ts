@@ -5,7 +5,7 @@
 // spool, where a test stops the gateway on purpose) against Asterisk's
 // Master.csv. An outage must cost the log a handful of lines, not one per
 // retry or per record.
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 import t, { type Test } from 'tap';
 import { decodeSpoolLine } from '../../src/sink/sink.js';
 import type { SpoolKeys } from '../../src/sink/spool-seal.js';
@@ -34,6 +34,7 @@ const ENV = {
   K_ACME: KEY_ACME,
   K_GLOBEX: KEY_GLOBEX,
   CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
   CALLVEIL_AMI_SECRET: 'replay-secret',
 };
 // How long the mid-replay outage lasts. The case is 60 s; the suite uses a short one, and

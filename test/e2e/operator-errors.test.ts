@@ -6,10 +6,10 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { tempDir } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const KEY = 'ab'.repeat(32);
+const KEY = 'ab0f'.repeat(16);
 // Root may write anywhere: permission failures are shown as nobody when the suite runs as root.
 const AS_ROOT = process.getuid?.() === 0;
 
@@ -25,7 +25,12 @@ function callveil(args: string[], opts: SpawnSyncOptions & { asNobody?: boolean 
     // A bound, not a measurement: a start-up that spins (as /proc/x once did) fails here instead of hanging the suite.
     timeout: 30_000,
     cwd: '/',
-    env: { PATH: process.env.PATH ?? '', K: KEY, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    env: {
+      PATH: process.env.PATH ?? '',
+      K: KEY,
+      CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+    },
     ...(nobody ? { uid: 65534, gid: 65534 } : {}),
     ...rest,
   });

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway } from '../../src/main.js';
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
 import { readCapture, splitCapture } from '../../src/source/capture.js';
@@ -32,6 +32,7 @@ const ENV = {
   K_GLOBEX: KEY_GLOBEX,
   CALLVEIL_AMI_SECRET: 'replay-secret',
   CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
 };
 const ROWS = readMasterCsv(masterCsvFile(CAPTURE));
 const tenantOf = (row: { accountcode: string }) => (row.accountcode === '' ? 'acme' : row.accountcode);

@@ -42,6 +42,8 @@ const WRITERS: Record<string, string> = {
   'src/atomic-file.ts': 'the primitive; its callers are listed',
   'src/consent/store.ts': 'consent entries: extensions (at most 6 digits), actors, times',
   'src/subject/suppression-store.ts': 'suppression entries: tokens and ids',
+  'src/store-migrate.ts':
+    'the same stores re-written in place, sealed (audit log, consent store and journal, suppression lists): their own content, encrypted',
   'src/lock-file.ts': 'lock files: pid, host, command, time',
   'src/cli/keys.ts': 'key material the operator asked for, into the keys file (mode 0600): a secret, never call data',
   'src/subject/shred.ts': 'shred tombstones: tenant ids and times',

@@ -1,13 +1,13 @@
 // Configurations shared by end-to-end tests.
-import { TEST_AUDIT_KEY_HEX } from './audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from './audit-key.js';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 
-export const KEY_ACME = 'a1'.repeat(32);
-export const KEY_GLOBEX = 'b2'.repeat(32);
-export const ID_KEY_ACME = 'a7'.repeat(32);
-export const ID_KEY_GLOBEX = 'b7'.repeat(32);
+export const KEY_ACME = 'a10f'.repeat(16);
+export const KEY_GLOBEX = 'b20f'.repeat(16);
+export const ID_KEY_ACME = 'a70f'.repeat(16);
+export const ID_KEY_GLOBEX = 'b70f'.repeat(16);
 
 /**
  * The lab PBX's two tenants as config settings, matched by accountcode;
@@ -41,7 +41,12 @@ export function twoTenantConfig(): LoadedConfig {
     {
       ...TWO_TENANTS,
     },
-    { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX },
+    {
+      K_ACME: KEY_ACME,
+      K_GLOBEX: KEY_GLOBEX,
+      CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+      CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+    },
     '(test)',
   );
 }
@@ -57,7 +62,7 @@ export function writeKeysFile(dir: string): string {
     [
       'keySets:',
       '  acme:',
-      `    - { kid: acme-2025-11, secret: "${'a0'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z" }`,
+      `    - { kid: acme-2025-11, secret: "${'a00f'.repeat(16)}", activeFrom: "2020-01-01T00:00:00Z" }`,
       `    - { kid: acme-2026-11, secret: "${KEY_ACME}", activeFrom: "2021-01-01T00:00:00Z" }`,
       '  globex:',
       `    - { kid: globex-2026-11, secret: "${KEY_GLOBEX}", activeFrom: "2021-01-01T00:00:00Z" }`,
@@ -66,8 +71,9 @@ export function writeKeysFile(dir: string): string {
       'idKeys:',
       `  acme: { secret: "${ID_KEY_ACME}" }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
-      `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `  northwind: { secret: "${'c40f'.repeat(16)}" }`,
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
+      `storageKey: { secret: "${TEST_STORAGE_KEY_HEX}" }`,
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -83,7 +89,7 @@ export function rulesConfig(
 ): LoadedConfig {
   return parseConfig(
     { rules: { dir: rulesDir, keysFile: writeKeysFile(dir) }, ...extra },
-    { K_NORTHWIND: 'c3'.repeat(32) },
+    { K_NORTHWIND: 'c30f'.repeat(16) },
     join(dir, 'config.yaml'),
   );
 }

@@ -95,12 +95,12 @@ t.test('the gateway with the PBX away', async (t) => {
       api: { enabled: true, port: 0 },
       metrics: { port: 0 },
     },
-    { K_NORTHWIND: 'c3'.repeat(32) },
+    { K_NORTHWIND: 'c30f'.repeat(16) },
     '(test)',
   );
   const logs: string[] = [];
   const log = createLogger('info', new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) }));
-  const gw = await startGateway(loaded, { K_NORTHWIND: 'c3'.repeat(32) }, log);
+  const gw = await startGateway(loaded, { K_NORTHWIND: 'c30f'.repeat(16) }, log);
   t.teardown(() => gw.stop());
   const api = `http://127.0.0.1:${gw.api!.port}`;
   const ops = `http://127.0.0.1:${gw.metricsServer!.port}`;

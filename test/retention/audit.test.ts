@@ -9,7 +9,7 @@ import { openAuditLog, verifyAuditLog, type AuditEntry, type AuditRetentionPolic
 import { main } from '../../src/cli/main.js';
 import { DAY_MS } from '../../src/retention/sweep.js';
 import { tempDir, type Teardown } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 
 const T0 = Date.parse('2026-01-01T09:00:00Z');
 const POLICY: AuditRetentionPolicy = { maxAgeMs: 10 * DAY_MS, segmentMs: DAY_MS };
@@ -127,6 +127,7 @@ t.test(
     try {
       code = await main(['audit', 'verify', '--file', join(dir, 'audit.jsonl')], {
         CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+        CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
       });
     } finally {
       process.stdout.write = write;

@@ -13,7 +13,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 const inline = (extra: Record<string, unknown>) =>
   parseConfig(
     { tenants: [{ id: 'acme', keyId: 'a-1', keyEnv: 'K' }], ...extra },
-    { K: 'a1'.repeat(32) },
+    { K: 'a10f'.repeat(16) },
     'callveil.yaml',
   );
 

@@ -23,10 +23,16 @@ import { startKafkaBroker } from '../helpers/kafka-broker.js';
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { parseHead } from '../../src/audit/head-publisher.js';
-import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
+import { storeText, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const CAPTURE = 'inbound-pstn';
-const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX };
+const ENV = {
+  K_ACME: KEY_ACME,
+  K_GLOBEX: KEY_GLOBEX,
+  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+};
 
 t.test(
   'start-up sweep: expired spool, audit and consent data gone before anything drains; fresh data kept',
@@ -164,7 +170,7 @@ t.test(
     t.equal(gw.metrics.value('retention_deleted_total', { store: 'consent' }), 1);
     t.equal(gw.metrics.value('retention_sweep_failures_total', { store: 'topics' }), 0);
 
-    const v = verifyAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY });
+    const v = verifyAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit });
     t.match(v, { ok: true, expired: 3 }, 'the audit chain verifies from its anchor');
     // The chain head went off the box at shutdown, and the log reaches it (a retention expiry is not a cut).
     const heads = broker
@@ -174,18 +180,21 @@ t.test(
     t.ok(heads.length >= 1, 'the head was published to <prefix>.audit');
     const last = heads[heads.length - 1]!;
     t.match(last, { instance: hostname() });
-    t.match(verifyAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY, head: last }), {
-      ok: true,
-      head: { seq: last.seq, matched: 'entry' },
-    });
+    t.match(
+      verifyAuditLog(auditLogPath(loaded.config), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit, head: last }),
+      {
+        ok: true,
+        head: { seq: last.seq, matched: 'entry' },
+      },
+    );
     const auditText = readdirSync(dir)
       .filter((n) => n.startsWith('audit.jsonl'))
-      .map((n) => readFileSync(join(dir, n), 'utf8'))
-      .join('');
+      .map((n) => storeText('audit', join(dir, n)))
+      .join('\n');
     t.match(auditText, '"action":"spool.expire"');
     t.match(auditText, '"action":"consent.expire"');
     t.match(auditText, '"action":"audit.expire"');
-    const consent = JSON.parse(readFileSync(join(dir, 'consent.json'), 'utf8')) as {
+    const consent = JSON.parse(storeText('consent', join(dir, 'consent.json'))) as {
       tenants: { acme: Record<string, unknown> };
     };
     t.same(
@@ -199,7 +208,7 @@ t.test(
     const written = [
       { label: 'log', data: logText },
       { label: 'audit', data: auditText },
-      { label: 'consent', data: readFileSync(join(dir, 'consent.json')) },
+      { label: 'consent', data: storeText('consent', join(dir, 'consent.json')) },
       {
         label: 'kafka',
         data: broker

@@ -8,7 +8,7 @@ import { RULES_DIR, writeKeysFile } from '../helpers/configs.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const tmp = tempDir(t, 'rules');
-const env = { K_NORTHWIND: 'c3'.repeat(32) };
+const env = { K_NORTHWIND: 'c30f'.repeat(16) };
 
 function folder(name: string, files: Record<string, string>): string {
   const dir = join(tmp, name);
@@ -116,7 +116,7 @@ t.test('a key set whose key is missing withholds that tenant (warning), retired 
   const keys = join(tmp, 'keys-missing.yaml');
   writeFileSync(
     keys,
-    `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab'.repeat(32)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\nidKeys:\n  acme: { secretEnv: NOPE_ID }\n`,
+    `keySets:\n  acme:\n    - { kid: a1, secretEnv: NOPE, activeFrom: "2021-01-01T00:00:00Z" }\n    - { kid: a0, secret: "${'ab0f'.repeat(16)}", activeFrom: "2020-01-01T00:00:00Z", retired: true }\nidKeys:\n  acme: { secretEnv: NOPE_ID }\n`,
     { mode: 0o600 },
   );
   const r = loadRules({ dir, keysFile: keys }, {});
@@ -130,7 +130,7 @@ t.test('a key set whose key is missing withholds that tenant (warning), retired 
 t.test('every key set in use needs an id key; its material is checked like any key', async (t) => {
   const dir = folder('idkeys', { 'acme.yaml': GOOD });
   const keys = join(tmp, 'keys-idkeys.yaml');
-  const set = `keySets:\n  acme:\n    - { kid: a1, secret: "${'ab'.repeat(32)}", activeFrom: "2021-01-01T00:00:00Z" }\n`;
+  const set = `keySets:\n  acme:\n    - { kid: a1, secret: "${'ab0f'.repeat(16)}", activeFrom: "2021-01-01T00:00:00Z" }\n`;
   writeFileSync(keys, set, { mode: 0o600 });
   const r = loadRules({ dir, keysFile: keys }, {});
   if (r.ok) throw new Error('expected a problem');
@@ -143,10 +143,10 @@ t.test('every key set in use needs an id key; its material is checked like any k
     `${keys}:5: idKeys.acme: expected secret to hold a key of at least 32 bytes`,
   );
   t.notMatch(formatRuleProblems(r2.problems), 'abcdef', 'key material is never echoed');
-  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "${'cd'.repeat(32)}" }\n`, { mode: 0o600 });
+  writeFileSync(keys, `${set}idKeys:\n  acme: { secret: "${'cd0f'.repeat(16)}" }\n`, { mode: 0o600 });
   const r3 = loadRules({ dir, keysFile: keys }, {});
   if (!r3.ok) throw new Error(formatRuleProblems(r3.problems));
-  t.same(r3.loaded.rules.tenants.get('acme')?.idKey, Buffer.from('cd'.repeat(32), 'hex'));
+  t.same(r3.loaded.rules.tenants.get('acme')?.idKey, Buffer.from('cd0f'.repeat(16), 'hex'));
 });
 
 t.test('extension keep publishes at most 6 digits: a longer extensionMaxDigits with keep is refused', async (t) => {

@@ -12,7 +12,7 @@ const tmp = tempDir(t, 'reload');
 const dir = join(tmp, 'rules');
 cpSync(RULES_DIR, dir, { recursive: true });
 const keysFile = writeKeysFile(tmp);
-const env = { K_NORTHWIND: 'c3'.repeat(32) };
+const env = { K_NORTHWIND: 'c30f'.repeat(16) };
 const load = () => loadRules({ dir, keysFile }, env);
 
 const raw: RawCdr = {

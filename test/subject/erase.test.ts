@@ -28,6 +28,7 @@ import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, involves, JANE, memoryLogger, settings, SHARED_CALLER } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { TEST_AUDIT_KEY } from '../helpers/audit-key.js';
+import { auditEntries, storeText, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 
@@ -189,10 +190,7 @@ t.test(
     );
     t.match(r.stdout, req.id);
 
-    const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const audit = auditEntries(join(dir, 'audit.jsonl'));
     t.match(audit, [
       { action: 'suppression.add', tenant: 'acme', actor: /^cli:/, detail: { via: 'number' } },
       {
@@ -201,8 +199,11 @@ t.test(
         detail: { request: req.id, published: true, spoolRemoved: 3 + janeCalls.length, reason: 'DSR ticket ABC-12' },
       },
     ]);
-    t.ok(verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok, 'audit chain intact');
-    const list = JSON.parse(readFileSync(join(dir, 'suppressions', 'acme.json'), 'utf8'));
+    t.ok(
+      verifyAuditLog(join(dir, 'audit.jsonl'), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit }).ok,
+      'audit chain intact',
+    );
+    const list = JSON.parse(storeText('suppression', join(dir, 'suppressions', 'acme.json')));
     t.same(
       list.entries[0].tokens,
       jane.keys.map((k) => ({ kid: k.keyId, token: k.token })),
@@ -234,8 +235,9 @@ t.test(
         { label: 'stdout', data: r.stdout + again.stdout + locked.stdout },
         { label: 'stderr', data: r.stderr + again.stderr + locked.stderr },
         { label: 'spool', data: spoolBytes(spool) },
-        { label: 'audit', data: readFileSync(join(dir, 'audit.jsonl')) },
-        { label: 'suppressions', data: readFileSync(join(dir, 'suppressions', 'acme.json')) },
+        // What is inside the sealed files, not only their bytes.
+        { label: 'audit', data: storeText('audit', join(dir, 'audit.jsonl')) },
+        { label: 'suppressions', data: storeText('suppression', join(dir, 'suppressions', 'acme.json')) },
         ...broker
           .records('callveil.acme.erasure')
           .map((m, i) => ({ label: `erasure ${i}`, data: Buffer.concat([m.key!, m.value!]) })),
@@ -261,10 +263,7 @@ t.test('erase with Kafka away: suppression and spool done, the request is not, e
     r.stdout,
     /erasure request NOT published to callveil\.acme\.erasure \(GW_SINK_UNAVAILABLE\): run the same command again/,
   );
-  const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const audit = auditEntries(join(dir, 'audit.jsonl'));
   t.match(audit[1], { action: 'subject.erase', detail: { published: false } }, 'the failed publication is audited too');
   t.notMatch(r.stdout + r.stderr, /7700|900123/);
 });

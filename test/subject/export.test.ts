@@ -24,7 +24,7 @@ import { idsOfRow } from '../helpers/record-ids.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const CAPTURES = ['inbound-pstn', 'outbound-pstn'] as const;
-const ENV = { K_NORTHWIND: 'c3'.repeat(32) };
+const ENV = { K_NORTHWIND: 'c30f'.repeat(16) };
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
 
 // ---- the pure core: matching, dedupe, since, counts --------------------------

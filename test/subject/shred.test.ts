@@ -19,11 +19,12 @@ import { ID_KEY_ACME, ID_KEY_GLOBEX, KEY_ACME, KEY_GLOBEX, RULES_DIR } from '../
 import { scanBuffers } from '../helpers/leak-scanner.js';
 import { CAPTURE, ENV, JANE, memoryLogger } from './suppression-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY, TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
+import { auditEntries, storeText, TEST_CIPHERS } from '../helpers/sealed-stores.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'callveil.js');
-const OLD_ACME = 'a0'.repeat(32);
-const NORTHWIND = 'c3'.repeat(32);
+const OLD_ACME = 'a00f'.repeat(16);
+const NORTHWIND = 'c30f'.repeat(16);
 const RUN_ENV = { ...ENV, K_NORTHWIND: NORTHWIND };
 
 /** acme: two secret files (the older key retired); globex: inline; northwind: environment. */
@@ -51,8 +52,9 @@ function deployment(rulesDir: string = RULES_DIR) {
       'idKeys:',
       `  acme: { secretFile: ${acmeId} }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
-      `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `  northwind: { secret: "${'c40f'.repeat(16)}" }`,
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
+      `storageKey: { secret: "${TEST_STORAGE_KEY_HEX}" }`,
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -140,10 +142,7 @@ t.test(
       keyIds: ['acme-2025-11', 'acme-2026-11'],
       shreddedBy: /^cli:/,
     });
-    const audit = readFileSync(join(d.data, 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    const audit = auditEntries(join(d.data, 'audit.jsonl'));
     t.match(audit, [
       {
         action: 'tenant.shred',
@@ -151,7 +150,7 @@ t.test(
         detail: { keySet: 'acme', keys: 3, destroyed: 3, notDestroyed: null, reason: 'offboarding ACME-7' },
       },
     ]);
-    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl'), { key: TEST_AUDIT_KEY }).ok);
+    t.ok(verifyAuditLog(join(d.data, 'audit.jsonl'), { key: TEST_AUDIT_KEY, cipher: TEST_CIPHERS.audit }).ok);
 
     // The loader honours the tombstone: the configuration still loads, acme without keys.
     const loaded = loadConfigFile(d.config, RUN_ENV);
@@ -228,7 +227,7 @@ t.test(
       again.out,
       token.stderr,
       text().toString(),
-      readFileSync(join(d.data, 'audit.jsonl'), 'utf8'),
+      storeText('audit', join(d.data, 'audit.jsonl')),
       readFileSync(join(d.data, 'shredded', 'acme.json'), 'utf8'),
     ].join('\n');
     t.same(

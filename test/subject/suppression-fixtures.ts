@@ -1,7 +1,7 @@
 // Shared by the suppression, erase and shred tests: a real capture as AMI
 // messages, the subscribers picked from its Master.csv, and a two-tenant
 // configuration with a state dir.
-import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
+import { TEST_AUDIT_KEY_HEX, TEST_STORAGE_KEY_HEX } from '../helpers/audit-key.js';
 import { join } from 'node:path';
 import { parseConfig, type LoadedConfig } from '../../src/config/load.js';
 import type { CdrRecord } from '../../src/privacy/cdr-record.js';
@@ -20,7 +20,12 @@ export const CAPTURE = 'inbound-pstn';
 export const JANE = '07700 900123';
 /** Calls acme once and globex twice: suppressing them in acme must leave globex alone. */
 export const SHARED_CALLER = '07700900124';
-export const ENV = { K_ACME: KEY_ACME, K_GLOBEX: KEY_GLOBEX, CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX };
+export const ENV = {
+  K_ACME: KEY_ACME,
+  K_GLOBEX: KEY_GLOBEX,
+  CALLVEIL_AUDIT_KEY: TEST_AUDIT_KEY_HEX,
+  CALLVEIL_STORAGE_KEY: TEST_STORAGE_KEY_HEX,
+};
 
 export function settings(storage: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
