@@ -124,7 +124,17 @@ t.test('keys and stores: a line for each, with what is wrong and the fix', async
   t.match(fresh.text, /PASS pseudonym keys: 1 present/);
   t.match(fresh.text, /PASS id keys: 1 present/);
   t.match(fresh.text, /PASS store audit: encrypted \(AES-256-GCM, storage key k[0-9a-f]{12}\): nothing written yet/);
-  t.match(fresh.text, /PASS store spool: per-tenant keys/);
+  t.match(
+    fresh.text,
+    /PASS store spool: encrypted \(AES-256-GCM, each record under its tenant's spool key, from its id key\): 0 records in 0 segments/,
+  );
+  // A spooled record of a tenant whose id key is not loaded: the start would refuse it, so check does.
+  mkdirSync(join(data, 'spool'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(data, 'spool', 'seg-000000000001.jsonl'), `cv1.t-globex.${'A'.repeat(60)}\n`, { mode: 0o600 });
+  const orphan = await run(t);
+  t.equal(orphan.ok, false);
+  t.match(orphan.text, /FAIL store spool: .*tenant globex, which has no id key loaded/);
+  rmSync(join(data, 'spool'), { recursive: true, force: true });
 
   const none = await run(t, { storageKey: false });
   t.equal(none.ok, false);
