@@ -20,7 +20,7 @@ import { tempDir } from '../helpers/temp-dir.js';
 import { TEST_AUDIT_KEY_HEX } from '../helpers/audit-key.js';
 import { ENV, memoryLogger } from './suppression-fixtures.js';
 
-const RUN_ENV = { ...ENV, K_NORTHWIND: 'c3'.repeat(32) };
+const RUN_ENV = { ...ENV, K_NORTHWIND: 'c3d2'.repeat(16) };
 
 /** acme's id key in a secret file (shred destroys it), globex's inline; Kafka at `broker`. */
 function deployment(broker: string) {
@@ -43,7 +43,7 @@ function deployment(broker: string) {
       'idKeys:',
       `  acme: { secretFile: ${acmeId} }`,
       `  globex: { secret: "${ID_KEY_GLOBEX}" }`,
-      `  northwind: { secret: "${'c4'.repeat(32)}" }`,
+      `  northwind: { secret: "${'c4e5'.repeat(16)}" }`,
       `auditKey: { secret: "${TEST_AUDIT_KEY_HEX}" }`,
       '',
     ].join('\n'),
