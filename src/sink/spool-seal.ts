@@ -6,13 +6,12 @@
 // fallback: a record whose tenant has no key is never written, a spool whose
 // lines do not open under the keys loaded is a start-up error naming it, and
 // a plaintext spool left by an earlier release is sealed once at start.
-import { readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../atomic-file.js';
 import { GatewayError } from '../errors.js';
 import { isSealed, open, seal, sealedKid, tenantSpoolKey, type SealKey } from '../storage-seal.js';
 import { decodeSpoolLine, encodeSpoolLine, type OutRecord } from './sink.js';
-import { SEGMENT } from './spool.js';
+import { rewriteSegmentFile, SEGMENT } from './spool.js';
 
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const KID_PREFIX = 't-';
@@ -238,10 +237,8 @@ export async function prepareSpool(
     migratedSegments++;
     if (opts.dryRun === true) continue;
     try {
-      const { atime, mtime } = statSync(path);
       // The torn tail (never acknowledged) is not carried over: it may hold part of a record in the clear.
-      await writeFileAtomic(path, out.map((l) => l + '\n').join(''), dir);
-      utimesSync(path, atime, mtime);
+      await rewriteSegmentFile(dir, path, out);
     } catch (err) {
       throw new GatewayError(
         'GW_SPOOL_IO',

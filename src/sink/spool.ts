@@ -239,6 +239,16 @@ export interface SpoolPurge {
  * purged) and keeps its mtime, so retention ages it as before. A torn last
  * line (never acknowledged) is dropped with it: it may hold part of a record.
  */
+/**
+ * Replaces a segment's lines atomically, keeping its times: retention ages a
+ * segment by its last write, which a rewrite (purge, sealing) is not.
+ */
+export async function rewriteSegmentFile(dir: string, path: string, lines: readonly string[]): Promise<void> {
+  const { atime, mtime } = statSync(path);
+  await writeFileAtomic(path, lines.map((l) => l + '\n').join(''), dir);
+  utimesSync(path, atime, mtime);
+}
+
 export async function purgeSpoolDir(dir: string, drop: (line: string) => boolean): Promise<SpoolPurge> {
   let names: string[];
   try {
@@ -270,9 +280,7 @@ export async function purgeSpoolDir(dir: string, drop: (line: string) => boolean
         unlinkSync(path);
         continue;
       }
-      const { atime, mtime } = statSync(path);
-      await writeFileAtomic(path, keep.map((l) => l + '\n').join(''), dir);
-      utimesSync(path, atime, mtime);
+      await rewriteSegmentFile(dir, path, keep);
     } catch (err) {
       throw new GatewayError(
         'GW_SPOOL_IO',

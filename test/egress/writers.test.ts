@@ -29,14 +29,13 @@ const WRITERS: Record<string, string> = {
   'src/audit/audit-log.ts': 'audit entries: checks them itself (audit); a refused field is written as [withheld]',
   'src/sink/jsonl.ts': 'records the pipeline checked (jsonl, stdout)',
   'src/sink/kafka.ts': 'records the pipeline checked (kafka); erasure requests of tokens',
-  'src/sink/spool.ts': 'lines the delivery layer checked (spool)',
+  'src/sink/spool.ts':
+    'lines the delivery layer checked (spool), and those re-sealed when a plaintext spool is migrated',
   'src/sink/kafka-log.ts': "nothing of its own: kafkajs's log lines go to the logger (log)",
   'src/sink/kafka-partitioner.ts': 'nothing: partitions by keyed call id',
   'src/sink/kafka-reader.ts': 'nothing out: reads topics (subject export)',
   'src/sink/kafka-follow.ts':
     'nothing out: follows the consent topic; deletes its own consumer groups (instance id and start time)',
-  'src/sink/spool-seal.ts':
-    'spool lines the delivery layer checked (spool) when it spooled them, re-sealed when a plaintext spool is migrated',
   'src/source/ami-client.ts': "AMI actions to the PBX: the PBX's own values back to it, inside the boundary",
   'src/source/replay-server.ts': "a capture's bytes to the replay's own AMI client on 127.0.0.1",
   'src/atomic-file.ts': 'the primitive; its callers are listed',
