@@ -27,7 +27,7 @@ import { gatewayHealth, type Health } from '../../src/observability/health.js';
 import type { Pipeline } from '../../src/pipeline.js';
 import { createJsonlFileSink } from '../../src/sink/jsonl.js';
 import { createAmiClient, type AmiClient } from '../../src/source/ami-client.js';
-import type { AmiMessage } from '../../src/source/ami-message.js';
+import { field, type AmiMessage } from '../../src/source/ami-message.js';
 import { createFrameParser } from '../../src/source/frame-parser.js';
 import { startReplayServer, type ReplayServer, type ReplayServerOptions } from '../../src/source/replay-server.js';
 import { readCapture } from '../helpers/ground-truth.js';
@@ -245,8 +245,25 @@ export async function consentStack(
         ),
       ]);
       clearTimeout(timer);
-      // The last events are in flight to the client; give them and their actions time.
-      await new Promise((r) => setTimeout(r, settleMs));
+      // The last events are in flight to the client, and the actions they
+      // cause to the server. Wait until neither has moved for settleMs, over
+      // several separate turns of the event loop (a loaded machine can hold a
+      // chunk back longer than any fixed pause), bounded at 30 s.
+      // (Keepalive Pings are not progress: they go on while the link idles.)
+      const moved = () =>
+        delivered.length + proxy.actions.filter((a) => !/^ping$/i.test(field(a.msg, 'action'))).length;
+      const bound = Date.now() + 30_000;
+      let last = moved();
+      let quietSince = Date.now();
+      let quietTurns = 0;
+      while (Date.now() < bound) {
+        await new Promise((r) => setTimeout(r, Math.max(10, settleMs / 6)));
+        if (moved() !== last) {
+          last = moved();
+          quietSince = Date.now();
+          quietTurns = 0;
+        } else if (++quietTurns >= 6 && Date.now() - quietSince >= settleMs) break;
+      }
       await client.stop();
       // The capture is over: every call in it has ended, so its call record is due (as a replay does).
       pipeline.flush();
